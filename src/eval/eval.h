@@ -1,0 +1,38 @@
+/*
+ * The eval-mode reference evaluator: runs an ONNX graph on given inputs.
+ * BatchNormalization always uses its running statistics, whatever its
+ * training_mode says; Dropout is the identity.
+ */
+#ifndef BNF_EVAL_H
+#define BNF_EVAL_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "eval/tensor.h"
+#include "onnx.pb-c.h"
+
+struct bnf_eval_options {
+	int threads;          /* >= 1 */
+	int promote_double;   /* compute every float tensor (inputs, initializers,
+	                         constants) in float64: the reference run */
+	size_t max_bytes;     /* refuse graphs whose live tensors would exceed
+	                         this many bytes (0: no limit) */
+};
+
+/* Name the first operator of the model's main graph (or of a subgraph) the
+ * evaluator cannot run. Returns 1 and fills op_type (and node_name, the
+ * node's name or first output) when one is found, 0 when all are supported. */
+int bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_type, size_t op_len,
+			      char *node_name, size_t node_len);
+
+/* Run the model's main graph. inputs[i] is the value for the graph input
+ * names[i] (borrowed); graph inputs that are also initializers take the
+ * initializer unless given. On success *outputs is a new array of
+ * model->graph->n_output tensors, in graph output order, owned by the caller
+ * (free each with bnf_tensor_free, then free the array). */
+int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *opt,
+		 size_t n_inputs, const char *const *names, struct bnf_tensor *const *inputs,
+		 struct bnf_tensor ***outputs, struct bnf_error *err);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * The operator interface of the evaluator. Each operator is a row in a
+ * table (struct bnf_op) with a shape step, which validates the inputs and
+ * allocates the outputs, and a compute step, which fills them. Families of
+ * operators live in their own files, each exporting one table.
+ */
+#ifndef BNF_EVAL_OP_H
+#define BNF_EVAL_OP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "eval/tensor.h"
+#include "onnx.pb-c.h"
+
+struct bnf_op_ctx {
+	const Onnx__NodeProto *node;
+	int opset;                 /* version of the default ("" / ai.onnx) domain */
+	size_t n_in;
+	struct bnf_tensor **in;    /* borrowed; NULL for an omitted optional input */
+	size_t n_out;
+	struct bnf_tensor **out;   /* the shape step stores new tensors here; the
+	                              executor owns them afterwards. NULL entries
+	                              are outputs the node leaves out. */
+	int threads;               /* worker threads the op may use (>= 1) */
+	struct bnf_error *err;
+};
+
+struct bnf_op {
+	const char *op_type;
+	int min_opset;             /* first opset version whose semantics this row covers */
+	int (*shape)(struct bnf_op_ctx *ctx);
+	int (*compute)(struct bnf_op_ctx *ctx);
+};
+
+/* One table per family; each ends with a row whose op_type is NULL. */
+extern const struct bnf_op bnf_ops_nn[];      /* conv, pooling, normalisation, gemm */
+extern const struct bnf_op bnf_ops_basic[];   /* elementwise, activations, softmax, cast */
+extern const struct bnf_op bnf_ops_shape[];   /* shapes, indexing, reductions, pad, resize */
+
+/* The row for op_type at the given opset (the row with the largest
+ * min_opset <= opset), or NULL if the evaluator does not implement it. */
+const struct bnf_op *bnf_op_find(const char *op_type, int opset);
+
+/* The name a node is reported by: its name, or its first output when it
+ * has none. Borrowed from the node. */
+const char *bnf_node_label(const Onnx__NodeProto *node);
+
+/* Whether the node asks for output i: it exists and its name is not empty.
+ * The shape step may skip allocating outputs that are not wanted. */
+int bnf_op_wants_output(const struct bnf_op_ctx *ctx, size_t i);
+
+/* Attribute readers; each returns the spec's default when the attribute is
+ * absent and fails (err set, naming the node and attribute) when it has
+ * the wrong type. */
+const Onnx__AttributeProto *bnf_attr_find(const Onnx__NodeProto *node, const char *name);
+int bnf_attr_int(const Onnx__NodeProto *node, const char *name, int64_t def,
+		 int64_t *out, struct bnf_error *err);
+int bnf_attr_float(const Onnx__NodeProto *node, const char *name, float def,
+		   float *out, struct bnf_error *err);
+/* Copies at most max values into out and sets *n to the attribute's count
+ * (0 when absent); more than max values is an error. */
+int bnf_attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out,
+		  size_t max, size_t *n, struct bnf_error *err);
+int bnf_attr_floats(const Onnx__NodeProto *node, const char *name, float *out,
+		    size_t max, size_t *n, struct bnf_error *err);
+/* Borrowed, NUL-terminated copy kept in a caller buffer of size len. */
+int bnf_attr_string(const Onnx__NodeProto *node, const char *name, const char *def,
+		    char *out, size_t len, struct bnf_error *err);
+
+/* The shared single-precision matrix multiply: C[m x n] = A[m x k] * B[k x n]
+ * (+ C when accumulate), row-major with leading dimensions lda, ldb, ldc.
+ * Cache-blocked and split across `threads` threads by blocks of C, so that
+ * every element is summed in the same order whatever the thread count. */
+void bnf_sgemm(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
+	       const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
+/* The same in double precision, for the float64 reference runs. */
+void bnf_dgemm(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
+	       const double *b, size_t ldb, double *c, size_t ldc, int accumulate);
+
+#endif

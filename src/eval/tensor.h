@@ -1,0 +1,72 @@
+/*
+ * Tensors of the eval-mode evaluator: a dtype, a shape and one owned
+ * buffer. Floating types the evaluator computes in float32 (float16 and
+ * bfloat16) are held as float32 values already rounded to their storage
+ * type, so the arithmetic is float32 but the values are what the model
+ * would hold.
+ */
+#ifndef BNF_EVAL_TENSOR_H
+#define BNF_EVAL_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "onnx.pb-c.h"
+
+#define BNF_MAX_RANK 8
+
+/* Largest tensor the evaluator will allocate, in elements. A model that
+ * asks for more is refused rather than allowed to exhaust memory. */
+#define BNF_MAX_ELEMENTS ((size_t)1 << 31)
+
+/* dtype values are ONNX TensorProto.DataType numbers. The buffer's C type:
+ *   FLOAT, FLOAT16, BFLOAT16: float      DOUBLE: double
+ *   INT64: int64_t    INT32: int32_t    BOOL, UINT8: uint8_t   INT8: int8_t */
+struct bnf_tensor {
+	int dtype;
+	int rank;
+	int64_t dims[BNF_MAX_RANK];
+	size_t count;
+	void *data;
+};
+
+/* Bytes per element of the in-memory buffer for dtype, or 0 if the
+ * evaluator does not support that dtype. */
+size_t bnf_tensor_elem_size(int dtype);
+
+/* Short lower-case name of an ONNX dtype ("float", "float16", ...). */
+const char *bnf_dtype_name(int dtype);
+
+/* Allocate a tensor of the given dtype and shape with zeroed data.
+ * Returns NULL on overflow, an unsupported dtype or no memory (err set).
+ * The caller owns the result: bnf_tensor_free. */
+struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims,
+				  struct bnf_error *err);
+
+/* Deep copy; NULL with err set on failure. */
+struct bnf_tensor *bnf_tensor_clone(const struct bnf_tensor *t, struct bnf_error *err);
+
+/* Free a tensor and its buffer; NULL is allowed. */
+void bnf_tensor_free(struct bnf_tensor *t);
+
+/* Decode an ONNX TensorProto (raw_data little-endian or typed fields) into a
+ * new tensor. Refuses external data, element-count overflow, negative dims
+ * and data whose length does not match the dims. Caller owns the result. */
+int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
+			  struct bnf_error *err);
+
+/* Encode a tensor as a new TensorProto with raw_data (float16/bfloat16 are
+ * rounded to nearest even). The caller owns the result and frees it with
+ * onnx__tensor_proto__free_unpacked(p, NULL). */
+int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name,
+			Onnx__TensorProto **out, struct bnf_error *err);
+
+/* Scalar conversions between float32 and the 16-bit float formats, rounding
+ * to nearest even; NaN stays NaN. */
+uint16_t bnf_f32_to_f16(float f);
+float bnf_f16_to_f32(uint16_t h);
+uint16_t bnf_f32_to_bf16(float f);
+float bnf_bf16_to_f32(uint16_t h);
+
+#endif

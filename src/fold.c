@@ -1,0 +1,826 @@
+/*
+ * The fold driver: finds every BatchNormalization, decides whether it runs
+ * in eval mode with constant parameters, hands it to the fold for its
+ * producer, repeats until nothing more folds (a fold can expose another),
+ * then removes the tensors and nodes that no longer have readers.
+ */
+#include "fold.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fold_internal.h"
+#include "tensor_data.h"
+
+static const char *const fold_kind_names[BNF_FOLD_KIND_COUNT] = {
+	[BNF_FOLD_KIND_NONE] = "none",
+	[BNF_FOLD_KIND_CONV] = "conv",
+	[BNF_FOLD_KIND_GEMM] = "gemm",
+	[BNF_FOLD_KIND_MATMUL] = "matmul",
+};
+
+static const char *const keep_reason_codes[BNF_KEEP_REASON_COUNT] = {
+	[BNF_KEEP_REASON_NONE] = "none",
+	[BNF_KEEP_REASON_OTHER_CONSUMER] = "other-consumer",
+	[BNF_KEEP_REASON_GRAPH_OUTPUT] = "graph-output",
+	[BNF_KEEP_REASON_NON_CONSTANT] = "non-constant",
+	[BNF_KEEP_REASON_TRAINING_MODE] = "training-mode",
+	[BNF_KEEP_REASON_SPATIAL] = "spatial",
+	[BNF_KEEP_REASON_SHAPE_MISMATCH] = "shape-mismatch",
+	[BNF_KEEP_REASON_UNKNOWN_SHAPE] = "unknown-shape",
+	[BNF_KEEP_REASON_UNSUPPORTED_PRODUCER] = "unsupported-producer",
+	[BNF_KEEP_REASON_NO_PRODUCER] = "no-producer",
+	[BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = "unsupported-dtype",
+	[BNF_KEEP_REASON_OVERFLOW] = "overflow",
+};
+
+const char *bnf_fold_kind_name(enum bnf_fold_kind kind)
+{
+	return (unsigned)kind < BNF_FOLD_KIND_COUNT ? fold_kind_names[kind] : "?";
+}
+
+const char *bnf_keep_reason_code(enum bnf_keep_reason reason)
+{
+	return (unsigned)reason < BNF_KEEP_REASON_COUNT ? keep_reason_codes[reason] : "?";
+}
+
+int bnf_model_opset(const Onnx__ModelProto *model)
+{
+	size_t i;
+	for (i = 0; i < model->n_opset_import; i++) {
+		const Onnx__OperatorSetIdProto *o = model->opset_import[i];
+		if ((!o->domain || !o->domain[0] || strcmp(o->domain, "ai.onnx") == 0) && o->has_version)
+			return o->version > 1000 ? 1000 : (int)o->version;
+	}
+	return 1;
+}
+
+static int is_default_domain(const Onnx__NodeProto *node)
+{
+	return !node->domain || !node->domain[0] || strcmp(node->domain, "ai.onnx") == 0;
+}
+
+static int node_is(const Onnx__NodeProto *node, const char *op_type)
+{
+	return node->op_type && strcmp(node->op_type, op_type) == 0 && is_default_domain(node);
+}
+
+/* ---- small helpers shared with fold_layers.c ---- */
+
+int fold_keep(struct fold_outcome *out, enum bnf_keep_reason reason, const char *fmt, ...)
+{
+	va_list ap;
+	out->reason = reason;
+	va_start(ap, fmt);
+	vsnprintf(out->detail, sizeof(out->detail), fmt, ap);
+	va_end(ap);
+	return BNF_OK;
+}
+
+static char *owned_copy(struct fold_ctx *ctx, const char *s)
+{
+	char **p;
+	char *copy = strdup(s);
+
+	if (!copy)
+		return NULL;
+	p = realloc(ctx->owned, (ctx->n_owned + 1) * sizeof(*p));
+	if (!p) {
+		free(copy);
+		return NULL;
+	}
+	ctx->owned = p;
+	ctx->owned[ctx->n_owned++] = copy;
+	return copy;
+}
+
+int fold_release(struct fold_ctx *ctx, Onnx__GraphProto *g, const char *name)
+{
+	struct fold_released *p;
+	char *copy;
+
+	if (!name || !name[0])
+		return BNF_OK;
+	copy = strdup(name);
+	p = realloc(ctx->released, (ctx->n_released + 1) * sizeof(*p));
+	if (!copy || !p) {
+		free(copy);
+		if (p)
+			ctx->released = p;
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
+	ctx->released = p;
+	p[ctx->n_released].g = g;
+	p[ctx->n_released].name = copy;
+	ctx->n_released++;
+	return BNF_OK;
+}
+
+const char *fold_unique_name(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *base)
+{
+	size_t len = strlen(base) + 32;
+	char *buf = malloc(len);
+	const char *result = NULL;
+	unsigned n;
+
+	if (!buf) {
+		bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	for (n = 0; n < 1000000; n++) {
+		if (n == 0)
+			snprintf(buf, len, "%s", base);
+		else
+			snprintf(buf, len, "%s_%u", base, n);
+		if (!bnf_graph_name_taken(gi, buf) && !bnf_strmap_get(&ctx->new_names, buf, NULL))
+			break;
+	}
+	result = owned_copy(ctx, buf);
+	if (!result || bnf_strmap_put(&ctx->new_names, result, 1) != 0) {
+		bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		result = NULL;
+	}
+	free(buf);
+	return result;
+}
+
+long long fold_attr_int(const Onnx__NodeProto *node, const char *name, long long def)
+{
+	size_t i;
+	for (i = 0; i < node->n_attribute; i++) {
+		const Onnx__AttributeProto *a = node->attribute[i];
+		if (a->name && strcmp(a->name, name) == 0 && a->has_i)
+			return (long long)a->i;
+	}
+	return def;
+}
+
+double fold_attr_float(const Onnx__NodeProto *node, const char *name, double def)
+{
+	size_t i;
+	for (i = 0; i < node->n_attribute; i++) {
+		const Onnx__AttributeProto *a = node->attribute[i];
+		if (a->name && strcmp(a->name, name) == 0 && a->has_f)
+			return (double)a->f; /* float32 attribute, widened */
+	}
+	return def;
+}
+
+int fold_overflows(const double *vals, size_t count, int dtype, size_t *where)
+{
+	double max = bnf_dtype_max(dtype);
+	size_t i;
+	for (i = 0; i < count; i++) {
+		if (isfinite(vals[i]) && isinf(bnf_round_to_dtype(vals[i], dtype)))
+			goto found;
+		if (!isfinite(vals[i]) || fabs(vals[i]) > max)
+			goto found;
+	}
+	return 0;
+found:
+	*where = i;
+	return 1;
+}
+
+int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx__NodeProto *node,
+		       size_t slot, const char *role, double **vals, size_t *count,
+		       const Onnx__TensorProto **tensor, struct fold_outcome *out)
+{
+	struct bnf_const_ref ref;
+	const char *name = node->input[slot];
+	int dtype, rc;
+
+	if (!bnf_graph_constant(gi, name, &ref)) {
+		fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
+			  "%s '%s' of %s '%s' is not a constant", role, name, node->op_type,
+			  bnf_node_label(node));
+		return 0;
+	}
+	dtype = ref.tensor->has_data_type ? ref.tensor->data_type : 0;
+	if (!bnf_dtype_is_foldable(dtype)) {
+		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+			  "%s '%s' of %s '%s' has dtype %s; bnfold folds float, double, float16 "
+			  "and bfloat16",
+			  role, name, node->op_type, bnf_node_label(node), bnf_dtype_label(dtype));
+		return 0;
+	}
+	rc = bnf_proto_read_doubles(ref.tensor, vals, count, ctx->err);
+	if (rc != BNF_OK) {
+		bnf_error_prefix(ctx->err, "node '%s'", bnf_node_label(node));
+		return rc;
+	}
+	if (tensor)
+		*tensor = ref.tensor;
+	return 1;
+}
+
+static Onnx__TensorProto *new_tensor(const char *name, const int64_t *dims, size_t rank)
+{
+	Onnx__TensorProto *t = malloc(sizeof(*t));
+
+	if (!t)
+		return NULL;
+	onnx__tensor_proto__init(t);
+	t->name = strdup(name);
+	t->dims = malloc((rank ? rank : 1) * sizeof(*t->dims));
+	if (!t->name || !t->dims) {
+		onnx__tensor_proto__free_unpacked(t, NULL);
+		return NULL;
+	}
+	if (rank)
+		memcpy(t->dims, dims, rank * sizeof(*dims));
+	t->n_dims = rank;
+	return t;
+}
+
+static int set_dims(Onnx__TensorProto *t, const int64_t *dims, size_t rank)
+{
+	int64_t *p = malloc((rank ? rank : 1) * sizeof(*p));
+	if (!p)
+		return -1;
+	if (rank)
+		memcpy(p, dims, rank * sizeof(*dims));
+	free(t->dims);
+	t->dims = p;
+	t->n_dims = rank;
+	return 0;
+}
+
+int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+			size_t slot, int dtype, const int64_t *dims, size_t rank, const double *vals,
+			size_t count, const char *base)
+{
+	struct bnf_const_ref ref;
+	Onnx__TensorProto *t;
+	const char *name;
+	char *input_copy;
+
+	if (slot < node->n_input && node->input[slot][0] &&
+	    bnf_graph_constant(gi, node->input[slot], &ref) && ref.owner == gi &&
+	    !ref.through_identity && bnf_graph_uses(gi, node->input[slot]) == 1 &&
+	    !bnf_graph_is_output(gi, node->input[slot])) {
+		/* Only this node can see the constant: rewrite it where it is. */
+		t = (Onnx__TensorProto *)ref.tensor;
+		if (set_dims(t, dims, rank) != 0)
+			return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		return bnf_proto_write_doubles(t, dtype, vals, count, ctx->err);
+	}
+	if (slot < node->n_input && node->input[slot][0])
+		base = node->input[slot];
+	name = fold_unique_name(ctx, gi, base);
+	if (!name)
+		return BNF_ERR_NOMEM;
+	t = new_tensor(name, dims, rank);
+	if (!t)
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	if (bnf_proto_write_doubles(t, dtype, vals, count, ctx->err) != BNF_OK ||
+	    bnf_graph_append_initializer(gi->g, t) != 0) {
+		onnx__tensor_proto__free_unpacked(t, NULL);
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
+	if (slot >= node->n_input) {
+		/* Pad skipped optional inputs with empty names, then append. */
+		while (node->n_input < slot)
+			if (bnf_node_append_input(node, "") != 0)
+				return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		if (bnf_node_append_input(node, name) != 0)
+			return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		return BNF_OK;
+	}
+	input_copy = strdup(name);
+	if (!input_copy)
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	if (fold_release(ctx, gi->g, node->input[slot]) != BNF_OK) {
+		free(input_copy);
+		return BNF_ERR_NOMEM;
+	}
+	free(node->input[slot]);
+	node->input[slot] = input_copy;
+	return BNF_OK;
+}
+
+int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+		       const char *name)
+{
+	char *copy = strdup(name);
+
+	if (!copy || fold_release(ctx, gi->g, node->output[0]) != BNF_OK) {
+		free(copy);
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
+	free(node->output[0]);
+	node->output[0] = copy;
+	return BNF_OK;
+}
+
+/* ---- BatchNormalization analysis ---- */
+
+/* Is the BN used for training? Each opset family says so differently:
+ * is_test=0 before opset 7, training_mode=1 from opset 14, and in every
+ * version the optional running-statistics outputs exist only for training. */
+static int bn_training_mode(const Onnx__NodeProto *bn, int opset, struct fold_outcome *out)
+{
+	size_t i;
+
+	if (opset < 7 && fold_attr_int(bn, "is_test", 0) == 0)
+		return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
+				 "is_test=0 (opset %d): the node normalises with batch statistics", opset),
+		       1;
+	if (opset >= 14 && fold_attr_int(bn, "training_mode", 0) != 0)
+		return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
+				 "training_mode=1: the node normalises with batch statistics"),
+		       1;
+	for (i = 1; i < bn->n_output; i++)
+		if (bn->output[i][0])
+			return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
+					 "optional output '%s' is present: the node is exported "
+					 "for training",
+					 bn->output[i]),
+			       1;
+	return 0;
+}
+
+/* Read scale, B, mean and var and turn them into s and t. Returns 1 when
+ * the BN is usable, 0 when kept (out set), negative on a malformed model. */
+static int bn_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, struct fold_bn *bn,
+		     struct fold_outcome *out)
+{
+	static const char *const roles[4] = { "scale", "B", "mean", "var" };
+	const Onnx__NodeProto *node = bn->node;
+	const Onnx__TensorProto *tensors[4] = { NULL, NULL, NULL, NULL };
+	double *v[4] = { NULL, NULL, NULL, NULL };
+	size_t n[4] = { 0, 0, 0, 0 };
+	double eps = fold_attr_float(node, "epsilon", (double)1e-5f);
+	int rc = 1, k;
+	size_t c;
+
+	for (k = 0; k < 4 && rc == 1; k++)
+		rc = fold_read_constant(ctx, gi, node, (size_t)k + 1, roles[k], &v[k], &n[k],
+					&tensors[k], out);
+	if (rc != 1)
+		goto out;
+	for (k = 1; k < 4; k++)
+		if (n[k] != n[0]) {
+			rc = bnf_fail(ctx->err, BNF_ERR_INPUT,
+				      "node '%s': BatchNormalization %s '%s' has %zu values but "
+				      "scale '%s' has %zu",
+				      bnf_node_label(node), roles[k], node->input[k + 1], n[k],
+				      node->input[1], n[0]);
+			goto out;
+		}
+	/* spatial=0 (opsets before 9) means one parameter per element of
+	 * C x D1 x ...; that is only per-channel when the extra dims are 1. */
+	if (gi->opset < 9 && fold_attr_int(node, "spatial", 1) == 0) {
+		size_t d;
+		for (d = 1; d < tensors[0]->n_dims; d++)
+			if (tensors[0]->dims[d] != 1) {
+				rc = fold_keep(out, BNF_KEEP_REASON_SPATIAL,
+					       "spatial=0 with per-element parameters of rank %zu",
+					       tensors[0]->n_dims);
+				rc = 0;
+				goto out;
+			}
+	}
+	bn->channels = n[0];
+	bn->s = malloc((n[0] ? n[0] : 1) * sizeof(double));
+	bn->t = malloc((n[0] ? n[0] : 1) * sizeof(double));
+	if (!bn->s || !bn->t) {
+		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (c = 0; c < n[0]; c++) {
+		bn->s[c] = v[0][c] / sqrt(v[3][c] + eps);
+		bn->t[c] = v[1][c] - v[2][c] * bn->s[c];
+	}
+out:
+	for (k = 0; k < 4; k++)
+		free(v[k]);
+	return rc;
+}
+
+/* Try to fold the BN at index i of gi. On return out says what happened. */
+static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *bn_node,
+		    struct fold_outcome *out, struct fold_bn *bn)
+{
+	Onnx__NodeProto *producer;
+	const char *x;
+	int rc;
+
+	memset(bn, 0, sizeof(*bn));
+	bn->node = bn_node;
+	if (bn_node->n_input < 5 || bn_node->n_output < 1 || !bn_node->output[0][0])
+		return bnf_fail(ctx->err, BNF_ERR_INPUT,
+				"node '%s': BatchNormalization needs 5 inputs and an output, has %zu "
+				"inputs",
+				bnf_node_label(bn_node), bn_node->n_input);
+	if (bn_training_mode(bn_node, gi->opset, out))
+		return BNF_OK;
+	rc = bn_affine(ctx, gi, bn, out);
+	if (rc <= 0)
+		return rc;
+	x = bn_node->input[0];
+	producer = bnf_graph_producer(gi, x, NULL);
+	if (!producer)
+		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
+				 "its input '%s' is a graph input or constant, not a layer output", x);
+	if (bnf_graph_is_output(gi, x))
+		return fold_keep(out, BNF_KEEP_REASON_GRAPH_OUTPUT,
+				 "the output '%s' of %s '%s' is also a graph output", x,
+				 producer->op_type, bnf_node_label(producer));
+	if (bnf_graph_uses(gi, x) > 1)
+		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
+				 "the output '%s' of %s '%s' is also read by another node", x,
+				 producer->op_type, bnf_node_label(producer));
+	if (node_is(producer, "Conv"))
+		return fold_into_conv(ctx, gi, bn, producer, out);
+	if (node_is(producer, "Gemm"))
+		return fold_into_gemm(ctx, gi, bn, producer, out);
+	if (node_is(producer, "MatMul") || node_is(producer, "Add"))
+		return fold_into_matmul(ctx, gi, bn, producer, out);
+	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+			 "its input comes from %s '%s'; bnfold folds into Conv, Gemm and MatMul",
+			 producer->op_type ? producer->op_type : "?", bnf_node_label(producer));
+}
+
+static double max_abs(const double *v, size_t n, size_t *where)
+{
+	double best = 0.0;
+	size_t i;
+	*where = 0;
+	for (i = 0; i < n; i++)
+		if (fabs(v[i]) > best || isnan(v[i])) {
+			best = fabs(v[i]);
+			*where = i;
+		}
+	return best;
+}
+
+static int add_record(struct fold_ctx *ctx, const char *path, const Onnx__NodeProto *bn_node,
+		      const struct fold_outcome *out, const struct fold_bn *bn)
+{
+	struct bnf_fold_report *rep = ctx->rep;
+	struct bnf_bn_record *p = realloc(rep->records, (rep->n_records + 1) * sizeof(*p));
+	struct bnf_bn_record *r;
+
+	if (!p)
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	rep->records = p;
+	r = &p[rep->n_records];
+	memset(r, 0, sizeof(*r));
+	r->bn_name = strdup(bnf_node_label(bn_node));
+	r->graph = strdup(path);
+	r->reason = out->reason;
+	r->detail = strdup(out->reason ? out->detail : "");
+	if (out->reason == BNF_KEEP_REASON_NONE) {
+		r->kind = out->kind;
+		r->target_op = strdup(out->target->op_type);
+		r->target_name = strdup(bnf_node_label(out->target));
+	} else {
+		r->target_op = strdup("");
+		r->target_name = strdup("");
+	}
+	if (bn->s)
+		r->max_scale = max_abs(bn->s, bn->channels, &r->max_scale_channel);
+	if (!r->bn_name || !r->graph || !r->detail || !r->target_op || !r->target_name) {
+		free(r->bn_name);
+		free(r->graph);
+		free(r->detail);
+		free(r->target_op);
+		free(r->target_name);
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
+	rep->n_records++;
+	if (out->reason == BNF_KEEP_REASON_NONE) {
+		rep->n_folded++;
+		rep->by_kind[out->kind]++;
+	}
+	return BNF_OK;
+}
+
+/* Free the nodes marked dead and close the gaps, keeping node order. */
+static void compact_nodes(Onnx__GraphProto *g, const unsigned char *dead, size_t *removed)
+{
+	size_t i, j = 0;
+	for (i = 0; i < g->n_node; i++) {
+		if (dead[i]) {
+			onnx__node_proto__free_unpacked(g->node[i], NULL);
+			(*removed)++;
+		} else {
+			g->node[j++] = g->node[i];
+		}
+	}
+	g->n_node = j;
+}
+
+static int mark_dead(const struct bnf_graph *gi, const Onnx__NodeProto *node, unsigned char *dead)
+{
+	size_t i;
+	for (i = 0; i < gi->g->n_node; i++)
+		if (gi->g->node[i] == node) {
+			dead[i] = 1;
+			return 1;
+		}
+	return 0;
+}
+
+/* Check that every node input names something that exists: a node output,
+ * an initializer or a graph input here or in an enclosing graph. */
+static int check_inputs(struct fold_ctx *ctx, const struct bnf_graph *gi)
+{
+	size_t i, j;
+	for (i = 0; i < gi->g->n_node; i++) {
+		const Onnx__NodeProto *node = gi->g->node[i];
+		for (j = 0; j < node->n_input; j++) {
+			const struct bnf_graph *scope;
+			const char *name = node->input[j];
+			if (!name[0])
+				continue;
+			for (scope = gi; scope; scope = scope->parent)
+				if (bnf_strmap_get(&scope->producer, name, NULL) ||
+				    bnf_strmap_get(&scope->initializer, name, NULL) ||
+				    bnf_strmap_get(&scope->inputs, name, NULL))
+					break;
+			if (!scope)
+				return bnf_fail(ctx->err, BNF_ERR_INPUT,
+						"node '%s': input '%s' names a tensor that does not exist",
+						bnf_node_label(node), name);
+		}
+	}
+	return BNF_OK;
+}
+
+struct kept_entry {
+	Onnx__NodeProto *node;
+	struct fold_outcome out;
+	struct fold_bn bn;
+};
+
+static void free_kept(struct kept_entry *kept, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++) {
+		free(kept[i].bn.s);
+		free(kept[i].bn.t);
+	}
+	free(kept);
+}
+
+static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
+		      int opset, const char *path, int depth);
+
+struct sub_ctx {
+	struct fold_ctx *ctx;
+	const struct bnf_graph *parent;
+	int opset;
+	const char *path;
+	const Onnx__NodeProto *node;
+	int depth;
+};
+
+static int fold_subgraph_cb(Onnx__GraphProto *sub, void *arg)
+{
+	struct sub_ctx *s = arg;
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s%s%s/%s", s->path, s->path[0] ? "/" : "",
+		 bnf_node_label(s->node), sub->name ? sub->name : "body");
+	return fold_graph(s->ctx, sub, s->parent, s->opset, path, s->depth + 1);
+}
+
+static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
+		      int opset, const char *path, int depth)
+{
+	struct bnf_graph gi;
+	struct kept_entry *kept = NULL;
+	size_t n_kept = 0, i;
+	unsigned char *dead = NULL;
+	int rc = BNF_OK, changed = 1;
+
+	if (depth > 64)
+		return bnf_fail(ctx->err, BNF_ERR_INPUT, "subgraphs nested more than 64 deep at '%s'",
+				path);
+	memset(&gi, 0, sizeof(gi));
+	while (changed) {
+		changed = 0;
+		free_kept(kept, n_kept);
+		kept = NULL;
+		n_kept = 0;
+		bnf_graph_release(&gi);
+		if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+			goto out;
+		if ((rc = check_inputs(ctx, &gi)) != BNF_OK)
+			goto out;
+		free(dead);
+		dead = calloc(g->n_node + 1, 1);
+		kept = calloc(g->n_node + 1, sizeof(*kept));
+		if (!dead || !kept) {
+			rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		for (i = 0; i < g->n_node; i++) {
+			Onnx__NodeProto *node = g->node[i];
+			struct fold_outcome out;
+			struct fold_bn bn;
+
+			if (dead[i] || !node_is(node, "BatchNormalization"))
+				continue;
+			memset(&out, 0, sizeof(out));
+			rc = fold_one(ctx, &gi, node, &out, &bn);
+			if (rc != BNF_OK) {
+				free(bn.s);
+				free(bn.t);
+				goto out;
+			}
+			if (out.reason != BNF_KEEP_REASON_NONE) {
+				kept[n_kept].node = node;
+				kept[n_kept].out = out;
+				kept[n_kept].bn = bn;
+				n_kept++;
+				continue;
+			}
+			rc = add_record(ctx, path, node, &out, &bn);
+			free(bn.s);
+			free(bn.t);
+			if (rc != BNF_OK)
+				goto out;
+			for (size_t k = 1; k <= 4; k++)
+				if ((rc = fold_release(ctx, g, node->input[k])) != BNF_OK)
+					goto out;
+			dead[i] = 1;
+			if (out.also_removed)
+				mark_dead(&gi, out.also_removed, dead);
+			changed = 1;
+		}
+		compact_nodes(g, dead, &ctx->rep->nodes_removed);
+	}
+	for (i = 0; i < n_kept; i++)
+		if ((rc = add_record(ctx, path, kept[i].node, &kept[i].out, &kept[i].bn)) != BNF_OK)
+			goto out;
+	/* Subgraphs see this graph's values: index it as it is now. */
+	bnf_graph_release(&gi);
+	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+		goto out;
+	for (i = 0; i < g->n_node; i++) {
+		struct sub_ctx s = { ctx, &gi, opset, path, g->node[i], depth };
+		rc = bnf_node_for_each_subgraph(g->node[i], fold_subgraph_cb, &s);
+		if (rc != BNF_OK)
+			goto out;
+	}
+out:
+	free_kept(kept, n_kept);
+	free(dead);
+	bnf_graph_release(&gi);
+	return rc;
+}
+
+/* ---- removing what lost its last reader ---- */
+
+static void remove_value_info(Onnx__GraphProto *g, const char *name)
+{
+	size_t i, j = 0;
+	for (i = 0; i < g->n_value_info; i++) {
+		if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0)
+			onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
+		else
+			g->value_info[j++] = g->value_info[i];
+	}
+	g->n_value_info = j;
+}
+
+static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
+			 int opset, int depth);
+
+struct cleanup_sub {
+	struct fold_ctx *ctx;
+	const struct bnf_graph *parent;
+	int opset;
+	int depth;
+};
+
+static int cleanup_subgraph_cb(Onnx__GraphProto *sub, void *arg)
+{
+	struct cleanup_sub *s = arg;
+	return cleanup_graph(s->ctx, sub, s->parent, s->opset, s->depth + 1);
+}
+
+/* Remove released values of g that nothing reads any more: initializers,
+ * Constant nodes and the Identity nodes exporters put in front of shared
+ * constants (whose own input is then released in turn). Subgraphs are
+ * cleaned first because their reads keep outer values alive. */
+static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
+			 int opset, int depth)
+{
+	struct bnf_graph gi;
+	size_t i;
+	int rc, again = 1;
+
+	if (depth > 64)
+		return BNF_OK;
+	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+		goto out;
+	for (i = 0; i < g->n_node; i++) {
+		struct cleanup_sub s = { ctx, &gi, opset, depth };
+		if ((rc = bnf_node_for_each_subgraph(g->node[i], cleanup_subgraph_cb, &s)) != BNF_OK)
+			goto out;
+	}
+	while (again) {
+		again = 0;
+		bnf_graph_release(&gi);
+		if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+			goto out;
+		for (i = 0; i < ctx->n_released; i++) {
+			const char *name = ctx->released[i].name;
+			size_t idx;
+			Onnx__NodeProto *node;
+
+			if (ctx->released[i].g != g || !name)
+				continue;
+			if (bnf_graph_uses(&gi, name) > 0 || bnf_graph_is_output(&gi, name) ||
+			    bnf_strmap_get(&gi.inputs, name, NULL))
+				continue;
+			if (bnf_strmap_get(&gi.initializer, name, &idx)) {
+				onnx__tensor_proto__free_unpacked(g->initializer[idx], NULL);
+				memmove(&g->initializer[idx], &g->initializer[idx + 1],
+					(g->n_initializer - idx - 1) * sizeof(*g->initializer));
+				g->n_initializer--;
+				ctx->rep->initializers_removed++;
+				again = 1;
+			} else if ((node = bnf_graph_producer(&gi, name, &idx)) != NULL &&
+				   node->n_output == 1 &&
+				   (node_is(node, "Constant") || node_is(node, "Identity"))) {
+				if (node_is(node, "Identity") && node->n_input == 1 &&
+				    (rc = fold_release(ctx, g, node->input[0])) != BNF_OK)
+					goto out;
+				onnx__node_proto__free_unpacked(node, NULL);
+				memmove(&g->node[idx], &g->node[idx + 1],
+					(g->n_node - idx - 1) * sizeof(*g->node));
+				g->n_node--;
+				ctx->rep->nodes_removed++;
+				again = 1;
+			} else if (bnf_graph_producer(&gi, name, NULL) == NULL) {
+				remove_value_info(g, name);
+			} else {
+				continue;
+			}
+			/* Handled: forget it so it is not considered again. */
+			free(ctx->released[i].name);
+			ctx->released[i].name = NULL;
+			if (again)
+				break; /* the index is stale: rebuild it */
+		}
+	}
+	/* Value infos of removed values describe nothing any more. */
+	for (i = 0; i < ctx->n_released; i++)
+		if (ctx->released[i].g == g && ctx->released[i].name &&
+		    !bnf_graph_name_taken(&gi, ctx->released[i].name))
+			remove_value_info(g, ctx->released[i].name);
+out:
+	bnf_graph_release(&gi);
+	return rc;
+}
+
+int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
+		   struct bnf_fold_report *rep, struct bnf_error *err)
+{
+	struct fold_ctx ctx;
+	int opset = bnf_model_opset(model);
+	size_t i;
+	int rc;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.opt = opt;
+	ctx.rep = rep;
+	ctx.err = err;
+	bnf_strmap_init(&ctx.new_names);
+	rc = fold_graph(&ctx, model->graph, NULL, opset, "", 0);
+	if (rc == BNF_OK && rep->n_folded > 0)
+		rc = cleanup_graph(&ctx, model->graph, NULL, opset, 0);
+	for (i = 0; i < ctx.n_released; i++)
+		free(ctx.released[i].name);
+	free(ctx.released);
+	for (i = 0; i < ctx.n_owned; i++)
+		free(ctx.owned[i]);
+	free(ctx.owned);
+	bnf_strmap_free(&ctx.new_names);
+	return rc;
+}
+
+void bnf_fold_report_free(struct bnf_fold_report *rep)
+{
+	size_t i;
+	if (!rep)
+		return;
+	for (i = 0; i < rep->n_records; i++) {
+		free(rep->records[i].bn_name);
+		free(rep->records[i].graph);
+		free(rep->records[i].detail);
+		free(rep->records[i].target_op);
+		free(rep->records[i].target_name);
+	}
+	free(rep->records);
+	memset(rep, 0, sizeof(*rep));
+}

@@ -1,0 +1,288 @@
+/*
+ * Building and querying the graph index (see graph.h). Reader counts cover
+ * nested subgraphs, because an If or Loop body may read an outer value by
+ * name: such a read must stop a fold as surely as a direct one.
+ */
+#include "graph.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *bnf_node_label(const Onnx__NodeProto *node)
+{
+	if (node->name && node->name[0])
+		return node->name;
+	if (node->n_output > 0 && node->output[0][0])
+		return node->output[0];
+	return node->op_type ? node->op_type : "?";
+}
+
+int bnf_node_for_each_subgraph(Onnx__NodeProto *node,
+			       int (*fn)(Onnx__GraphProto *sub, void *arg), void *arg)
+{
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < node->n_attribute; i++) {
+		Onnx__AttributeProto *a = node->attribute[i];
+		if (a->g && (rc = fn(a->g, arg)) != 0)
+			return rc;
+		for (j = 0; j < a->n_graphs; j++)
+			if ((rc = fn(a->graphs[j], arg)) != 0)
+				return rc;
+	}
+	return 0;
+}
+
+/* Count every node input of a subgraph (and its subgraphs) as a reader in
+ * the outer index. Names the subgraph defines itself are counted too: an
+ * over-count can only make a fold more cautious. Depth is bounded so a
+ * hostile model cannot exhaust the stack. */
+struct count_ctx {
+	struct bnf_strmap *uses;
+	int depth;
+};
+
+static int count_subgraph_uses(Onnx__GraphProto *sub, void *arg)
+{
+	struct count_ctx *ctx = arg;
+	size_t i, j;
+	int rc = 0;
+
+	if (ctx->depth >= 64)
+		return -2;
+	ctx->depth++;
+	for (i = 0; i < sub->n_node && rc == 0; i++) {
+		for (j = 0; j < sub->node[i]->n_input; j++)
+			if (sub->node[i]->input[j][0] &&
+			    bnf_strmap_add(ctx->uses, sub->node[i]->input[j], 1) != 0)
+				rc = -1;
+		if (rc == 0)
+			rc = bnf_node_for_each_subgraph(sub->node[i], count_subgraph_uses, ctx);
+	}
+	for (i = 0; i < sub->n_output && rc == 0; i++)
+		if (sub->output[i]->name && bnf_strmap_add(ctx->uses, sub->output[i]->name, 1) != 0)
+			rc = -1;
+	ctx->depth--;
+	return rc;
+}
+
+int bnf_graph_build(struct bnf_graph *gi, Onnx__GraphProto *g, const struct bnf_graph *parent,
+		    int opset, struct bnf_error *err)
+{
+	struct count_ctx ctx;
+	size_t i, j;
+	int rc;
+
+	memset(gi, 0, sizeof(*gi));
+	gi->g = g;
+	gi->parent = parent;
+	gi->opset = opset;
+	bnf_strmap_init(&gi->producer);
+	bnf_strmap_init(&gi->initializer);
+	bnf_strmap_init(&gi->uses);
+	bnf_strmap_init(&gi->inputs);
+	bnf_strmap_init(&gi->outputs);
+	ctx.uses = &gi->uses;
+	ctx.depth = 0;
+
+	for (i = 0; i < g->n_initializer; i++)
+		if (g->initializer[i]->name && bnf_strmap_put(&gi->initializer, g->initializer[i]->name, i))
+			goto nomem;
+	for (i = 0; i < g->n_input; i++)
+		if (g->input[i]->name && bnf_strmap_put(&gi->inputs, g->input[i]->name, i))
+			goto nomem;
+	for (i = 0; i < g->n_output; i++)
+		if (g->output[i]->name && bnf_strmap_put(&gi->outputs, g->output[i]->name, i))
+			goto nomem;
+	for (i = 0; i < g->n_node; i++) {
+		Onnx__NodeProto *node = g->node[i];
+		for (j = 0; j < node->n_output; j++) {
+			if (!node->output[j][0])
+				continue;
+			if (bnf_strmap_get(&gi->producer, node->output[j], NULL))
+				return bnf_fail(err, BNF_ERR_INPUT,
+						"value '%s' is produced by more than one node (node '%s')",
+						node->output[j], bnf_node_label(node));
+			if (bnf_strmap_put(&gi->producer, node->output[j], i))
+				goto nomem;
+		}
+		for (j = 0; j < node->n_input; j++)
+			if (node->input[j][0] && bnf_strmap_add(&gi->uses, node->input[j], 1))
+				goto nomem;
+		rc = bnf_node_for_each_subgraph(node, count_subgraph_uses, &ctx);
+		if (rc == -2)
+			return bnf_fail(err, BNF_ERR_INPUT,
+					"node '%s': subgraphs nested more than 64 deep",
+					bnf_node_label(node));
+		if (rc)
+			goto nomem;
+	}
+	return BNF_OK;
+nomem:
+	return bnf_fail(err, BNF_ERR_NOMEM, "out of memory indexing graph '%s'",
+			g->name ? g->name : "");
+}
+
+void bnf_graph_release(struct bnf_graph *gi)
+{
+	bnf_strmap_free(&gi->producer);
+	bnf_strmap_free(&gi->initializer);
+	bnf_strmap_free(&gi->uses);
+	bnf_strmap_free(&gi->inputs);
+	bnf_strmap_free(&gi->outputs);
+}
+
+Onnx__NodeProto *bnf_graph_producer(const struct bnf_graph *gi, const char *name, size_t *index)
+{
+	size_t i;
+
+	if (!bnf_strmap_get(&gi->producer, name, &i))
+		return NULL;
+	if (index)
+		*index = i;
+	return gi->g->node[i];
+}
+
+size_t bnf_graph_uses(const struct bnf_graph *gi, const char *name)
+{
+	return bnf_strmap_value(&gi->uses, name);
+}
+
+int bnf_graph_is_output(const struct bnf_graph *gi, const char *name)
+{
+	return bnf_strmap_get(&gi->outputs, name, NULL);
+}
+
+int bnf_graph_name_taken(const struct bnf_graph *gi, const char *name)
+{
+	for (; gi; gi = gi->parent)
+		if (bnf_strmap_get(&gi->producer, name, NULL) ||
+		    bnf_strmap_get(&gi->initializer, name, NULL) ||
+		    bnf_strmap_get(&gi->inputs, name, NULL) || bnf_strmap_get(&gi->uses, name, NULL))
+			return 1;
+	return 0;
+}
+
+static const Onnx__AttributeProto *node_attribute(const Onnx__NodeProto *node, const char *name)
+{
+	size_t i;
+	for (i = 0; i < node->n_attribute; i++)
+		if (node->attribute[i]->name && strcmp(node->attribute[i]->name, name) == 0)
+			return node->attribute[i];
+	return NULL;
+}
+
+int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_const_ref *ref)
+{
+	int hops = 0;
+
+	memset(ref, 0, sizeof(*ref));
+	while (gi && hops < 64) {
+		size_t i;
+		Onnx__NodeProto *node;
+
+		if (bnf_strmap_get(&gi->initializer, name, &i)) {
+			/* An initializer that is also a graph input is only a
+			 * default: the caller may feed another value. */
+			if (bnf_strmap_get(&gi->inputs, name, NULL))
+				return 0;
+			ref->tensor = gi->g->initializer[i];
+			ref->owner = gi;
+			ref->is_initializer = 1;
+			ref->index = i;
+			return 1;
+		}
+		node = bnf_graph_producer(gi, name, &i);
+		if (node) {
+			const Onnx__AttributeProto *value;
+			if (node->op_type && strcmp(node->op_type, "Identity") == 0 &&
+			    (!node->domain || !node->domain[0]) && node->n_input == 1) {
+				name = node->input[0];
+				ref->through_identity = 1;
+				hops++;
+				continue;
+			}
+			if (!node->op_type || strcmp(node->op_type, "Constant") != 0 ||
+			    (node->domain && node->domain[0]))
+				return 0;
+			value = node_attribute(node, "value");
+			if (!value || !value->t || node->n_attribute != 1)
+				return 0;
+			ref->tensor = value->t;
+			ref->owner = gi;
+			ref->index = i;
+			return 1;
+		}
+		/* A graph input (without initializer) is not a constant; any
+		 * other name may come from the enclosing graph. */
+		if (bnf_strmap_get(&gi->inputs, name, NULL))
+			return 0;
+		gi = gi->parent;
+	}
+	return 0;
+}
+
+static int shape_from_value_info(const Onnx__ValueInfoProto *vi, int64_t *dims, int max)
+{
+	const Onnx__TensorShapeProto *shape;
+	size_t i;
+
+	if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+	    !vi->type->tensor_type->shape)
+		return -1;
+	shape = vi->type->tensor_type->shape;
+	for (i = 0; i < shape->n_dim && (int)i < max; i++) {
+		const Onnx__TensorShapeProto__Dimension *d = shape->dim[i];
+		dims[i] = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
+				  ? d->dim_value
+				  : -1;
+	}
+	return (int)shape->n_dim;
+}
+
+int bnf_graph_value_shape(const struct bnf_graph *gi, const char *name, int64_t *dims, int max)
+{
+	size_t i;
+
+	for (; gi; gi = gi->parent) {
+		const Onnx__GraphProto *g = gi->g;
+		for (i = 0; i < g->n_value_info; i++)
+			if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0)
+				return shape_from_value_info(g->value_info[i], dims, max);
+		for (i = 0; i < g->n_input; i++)
+			if (g->input[i]->name && strcmp(g->input[i]->name, name) == 0)
+				return shape_from_value_info(g->input[i], dims, max);
+		for (i = 0; i < g->n_output; i++)
+			if (g->output[i]->name && strcmp(g->output[i]->name, name) == 0)
+				return shape_from_value_info(g->output[i], dims, max);
+	}
+	return -1;
+}
+
+int bnf_graph_append_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t)
+{
+	Onnx__TensorProto **p = realloc(g->initializer, (g->n_initializer + 1) * sizeof(*p));
+	if (!p)
+		return -1;
+	p[g->n_initializer++] = t;
+	g->initializer = p;
+	return 0;
+}
+
+int bnf_node_append_input(Onnx__NodeProto *node, const char *name)
+{
+	char *copy = strdup(name);
+	char **p;
+
+	if (!copy)
+		return -1;
+	p = realloc(node->input, (node->n_input + 1) * sizeof(*p));
+	if (!p) {
+		free(copy);
+		return -1;
+	}
+	p[node->n_input++] = copy;
+	node->input = p;
+	return 0;
+}

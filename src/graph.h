@@ -1,0 +1,82 @@
+/*
+ * The graph index: who produces each value, how many readers it has,
+ * which names are initializers, graph inputs and outputs, and where a
+ * constant really comes from (initializer, Constant node, through Identity
+ * nodes, in this graph or an enclosing one). Folds consult it before they
+ * change anything.
+ */
+#ifndef BNF_GRAPH_H
+#define BNF_GRAPH_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "onnx.pb-c.h"
+#include "strmap.h"
+
+struct bnf_graph {
+	Onnx__GraphProto *g;              /* borrowed */
+	const struct bnf_graph *parent;   /* enclosing graph of a subgraph, or NULL */
+	int opset;                        /* default-domain opset of the model */
+	struct bnf_strmap producer;       /* value name -> index of its node */
+	struct bnf_strmap initializer;    /* initializer name -> index */
+	struct bnf_strmap uses;           /* value name -> number of node inputs
+	                                     reading it, nested subgraphs included */
+	struct bnf_strmap inputs;         /* graph input names */
+	struct bnf_strmap outputs;        /* graph output names */
+};
+
+/* Index g. parent is the index of the enclosing graph (for outer-scope
+ * names) or NULL. The index borrows g's strings: rebuild it after the graph
+ * changes. Release with bnf_graph_release even on failure. */
+int bnf_graph_build(struct bnf_graph *gi, Onnx__GraphProto *g, const struct bnf_graph *parent,
+		    int opset, struct bnf_error *err);
+void bnf_graph_release(struct bnf_graph *gi);
+
+/* The node producing name in this graph (not in enclosing ones), or NULL. */
+Onnx__NodeProto *bnf_graph_producer(const struct bnf_graph *gi, const char *name, size_t *index);
+
+/* Readers of name among node inputs of this graph and its subgraphs. */
+size_t bnf_graph_uses(const struct bnf_graph *gi, const char *name);
+
+/* 1 if name is an output of this graph. */
+int bnf_graph_is_output(const struct bnf_graph *gi, const char *name);
+
+/* Where a constant lives, as found by bnf_graph_constant. */
+struct bnf_const_ref {
+	const Onnx__TensorProto *tensor;  /* the value (borrowed) */
+	const struct bnf_graph *owner;    /* graph holding it */
+	int is_initializer;               /* 1: owner->g->initializer[index] */
+	size_t index;                     /* initializer index or Constant node index */
+	int through_identity;             /* reached through one or more Identity nodes */
+};
+
+/* Resolve name to a constant tensor: an initializer that is not also a
+ * graph input (those can be overridden at run time), or the `value` of a
+ * Constant node, possibly through Identity nodes, looking outward through
+ * enclosing graphs. Returns 1 and fills ref, or 0 if not a constant. */
+int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_const_ref *ref);
+
+/* 1 if name is a value, initializer or graph input of this graph or an
+ * enclosing one. */
+int bnf_graph_name_taken(const struct bnf_graph *gi, const char *name);
+
+/* The shape of value name as declared in value_info, graph inputs or
+ * outputs (this graph or enclosing ones): returns the rank (>= 0) and
+ * copies up to max dims (-1 for a symbolic or unknown dim), or -1 when
+ * no shape is declared. */
+int bnf_graph_value_shape(const struct bnf_graph *gi, const char *name, int64_t *dims, int max);
+
+/* The name shown for a node in messages: its name, or its first output. */
+const char *bnf_node_label(const Onnx__NodeProto *node);
+
+/* Append to repeated protobuf-c fields (the tree's arrays are malloc'd,
+ * so realloc is safe). Return 0 or -1 on allocation failure. */
+int bnf_graph_append_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t);
+int bnf_node_append_input(Onnx__NodeProto *node, const char *name);
+
+/* The subgraphs held by a node's attributes: calls fn for each. */
+int bnf_node_for_each_subgraph(Onnx__NodeProto *node,
+			       int (*fn)(Onnx__GraphProto *sub, void *arg), void *arg);
+
+#endif

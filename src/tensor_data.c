@@ -1,0 +1,299 @@
+/*
+ * TensorProto <-> double conversion for the folds. All arithmetic of a fold
+ * happens in double; this file owns the single rounding back to storage.
+ */
+#include "tensor_data.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bnf_dtype_is_foldable(int dtype)
+{
+	return dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ||
+	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
+	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
+}
+
+const char *bnf_dtype_label(int dtype)
+{
+	static const char *const names[] = {
+		"undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64",
+		"string", "bool", "float16", "double", "uint32", "uint64", "complex64",
+		"complex128", "bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2",
+		"float8e5m2fnuz", "uint4", "int4", "float4e2m1", "float8e8m0", "uint2", "int2",
+	};
+	if (dtype < 0 || (size_t)dtype >= sizeof(names) / sizeof(names[0]))
+		return "unknown";
+	return names[dtype];
+}
+
+static size_t dtype_bytes(int dtype)
+{
+	switch (dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+		return 8;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+		return 4;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+int bnf_proto_numel(const Onnx__TensorProto *t, size_t *count, struct bnf_error *err)
+{
+	size_t n = 1, i;
+	const char *name = t->name ? t->name : "";
+
+	for (i = 0; i < t->n_dims; i++) {
+		int64_t d = t->dims[i];
+		if (d < 0)
+			return bnf_fail(err, BNF_ERR_INPUT, "tensor '%s': negative dimension %lld",
+					name, (long long)d);
+		if (d != 0 && n > SIZE_MAX / (size_t)d)
+			return bnf_fail(err, BNF_ERR_INPUT,
+					"tensor '%s': element count overflows", name);
+		n *= (size_t)d;
+	}
+	*count = n;
+	return BNF_OK;
+}
+
+/* Rounding of a double to a small binary float format with mant explicit
+ * mantissa bits, exponent bias `bias` and exp_bits exponent bits (float16:
+ * 10, 15, 5; bfloat16: 7, 127, 8),
+ * to nearest even, as a bit pattern. Scaling by powers of two is exact in
+ * double, and nearbyint rounds to nearest even in the default mode. */
+static uint16_t round_small_float(double v, int mant, int bias, int exp_bits)
+{
+	unsigned exp_all_ones = (1u << exp_bits) - 1;
+	uint16_t sign = signbit(v) ? (uint16_t)(1u << (mant + exp_bits)) : 0;
+	double a = fabs(v);
+	int e;
+	double q;
+
+	if (isnan(v))
+		return (uint16_t)((exp_all_ones << mant) | (1u << (mant - 1)));
+	if (isinf(v))
+		return (uint16_t)(sign | (exp_all_ones << mant));
+	if (a < ldexp(1.0, 1 - bias)) {
+		/* Subnormal range: multiples of 2^(1 - bias - mant). A result
+		 * of 2^mant is the smallest normal and encodes the same way. */
+		q = nearbyint(ldexp(a, bias - 1 + mant));
+		return (uint16_t)(sign | (unsigned)q);
+	}
+	frexp(a, &e);
+	e -= 1; /* a = 1.f * 2^e */
+	q = nearbyint(ldexp(a, mant - e));
+	if (q >= ldexp(1.0, mant + 1)) {
+		q = ldexp(1.0, mant);
+		e += 1;
+	}
+	if (e + bias >= (int)exp_all_ones)
+		return (uint16_t)(sign | (exp_all_ones << mant));
+	return (uint16_t)(sign | ((unsigned)(e + bias) << mant) | ((unsigned)q - (1u << mant)));
+}
+
+static double small_float_value(uint16_t h, int mant, int bias, int exp_bits)
+{
+	unsigned e = (h >> mant) & ((1u << exp_bits) - 1);
+	unsigned f = h & ((1u << mant) - 1);
+	double sign = (h >> (mant + exp_bits)) ? -1.0 : 1.0;
+
+	if (e == (1u << exp_bits) - 1)
+		return f ? NAN : sign * INFINITY;
+	if (e == 0)
+		return sign * ldexp((double)f, 1 - bias - mant);
+	return sign * ldexp((double)(f | (1u << mant)), (int)e - bias - mant);
+}
+
+uint16_t bnf_double_to_f16(double v)
+{
+	return round_small_float(v, 10, 15, 5);
+}
+
+uint16_t bnf_double_to_bf16(double v)
+{
+	return round_small_float(v, 7, 127, 8);
+}
+
+double bnf_f16_bits_to_double(uint16_t h)
+{
+	return small_float_value(h, 10, 15, 5);
+}
+
+double bnf_bf16_bits_to_double(uint16_t h)
+{
+	return small_float_value(h, 7, 127, 8);
+}
+
+double bnf_round_to_dtype(double v, int dtype)
+{
+	switch (dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+		return (double)(float)v;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+		return bnf_f16_bits_to_double(bnf_double_to_f16(v));
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+		return bnf_bf16_bits_to_double(bnf_double_to_bf16(v));
+	default:
+		return v;
+	}
+}
+
+double bnf_dtype_max(int dtype)
+{
+	switch (dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+		return 3.4028234663852886e38;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+		return 65504.0;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+		return 3.3895313892515355e38;
+	default:
+		return 1.7976931348623157e308;
+	}
+}
+
+/* Little-endian loads, independent of the host's byte order. */
+static uint64_t load_le(const uint8_t *p, size_t bytes)
+{
+	uint64_t v = 0;
+	size_t i;
+	for (i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void store_le(uint8_t *p, uint64_t v, size_t bytes)
+{
+	size_t i;
+	for (i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static double decode_bits(uint64_t bits, int dtype)
+{
+	switch (dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: {
+		uint32_t u = (uint32_t)bits;
+		float f;
+		memcpy(&f, &u, sizeof(f));
+		return f;
+	}
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: {
+		double d;
+		memcpy(&d, &bits, sizeof(d));
+		return d;
+	}
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+		return bnf_f16_bits_to_double((uint16_t)bits);
+	default:
+		return bnf_bf16_bits_to_double((uint16_t)bits);
+	}
+}
+
+static uint64_t encode_bits(double v, int dtype)
+{
+	switch (dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: {
+		float f = (float)v;
+		uint32_t u;
+		memcpy(&u, &f, sizeof(u));
+		return u;
+	}
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: {
+		uint64_t u;
+		memcpy(&u, &v, sizeof(u));
+		return u;
+	}
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+		return bnf_double_to_f16(v);
+	default:
+		return bnf_double_to_bf16(v);
+	}
+}
+
+int bnf_proto_read_doubles(const Onnx__TensorProto *t, double **out, size_t *count,
+			   struct bnf_error *err)
+{
+	const char *name = t->name ? t->name : "";
+	int dtype = t->has_data_type ? t->data_type : 0;
+	size_t bytes = dtype_bytes(dtype);
+	size_t n, i, stored;
+	double *v;
+	int rc;
+
+	if (!bytes)
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': dtype %s is not a float type",
+				name, bnf_dtype_label(dtype));
+	if ((rc = bnf_proto_numel(t, &n, err)) != BNF_OK)
+		return rc;
+	if (t->has_raw_data)
+		stored = t->raw_data.len / bytes;
+	else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+		stored = t->n_float_data;
+	else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
+		stored = t->n_double_data;
+	else
+		stored = t->n_int32_data;
+	if (stored != n || (t->has_raw_data && t->raw_data.len != n * bytes))
+		return bnf_fail(err, BNF_ERR_INPUT,
+				"tensor '%s': holds %zu values but its dims say %zu", name,
+				t->has_raw_data ? t->raw_data.len / bytes : stored, n);
+	v = malloc((n ? n : 1) * sizeof(*v));
+	if (!v)
+		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory", name);
+	for (i = 0; i < n; i++) {
+		if (t->has_raw_data)
+			v[i] = decode_bits(load_le(t->raw_data.data + i * bytes, bytes), dtype);
+		else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+			v[i] = t->float_data[i];
+		else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
+			v[i] = t->double_data[i];
+		else
+			v[i] = decode_bits((uint16_t)t->int32_data[i], dtype);
+	}
+	*out = v;
+	*count = n;
+	return BNF_OK;
+}
+
+int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals, size_t count,
+			    struct bnf_error *err)
+{
+	size_t bytes = dtype_bytes(dtype), i;
+	uint8_t *raw;
+
+	if (!bytes)
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': cannot store dtype %s",
+				t->name ? t->name : "", bnf_dtype_label(dtype));
+	raw = malloc(count * bytes + 1);
+	if (!raw)
+		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory",
+				t->name ? t->name : "");
+	for (i = 0; i < count; i++)
+		store_le(raw + i * bytes, encode_bits(vals[i], dtype), bytes);
+	/* The tree's buffers come from protobuf-c's default allocator, which
+	 * is malloc/free, so replacing them with our own is safe. */
+	free(t->raw_data.data);
+	free(t->float_data);
+	free(t->double_data);
+	free(t->int32_data);
+	t->float_data = NULL;
+	t->n_float_data = 0;
+	t->double_data = NULL;
+	t->n_double_data = 0;
+	t->int32_data = NULL;
+	t->n_int32_data = 0;
+	t->raw_data.data = raw;
+	t->raw_data.len = count * bytes;
+	t->has_raw_data = 1;
+	t->data_type = dtype;
+	t->has_data_type = 1;
+	return BNF_OK;
+}

@@ -472,6 +472,7 @@ static int add_record(struct fold_ctx *ctx, const char *path, const Onnx__NodePr
 	r = &p[rep->n_records];
 	memset(r, 0, sizeof(*r));
 	r->bn_name = strdup(bnf_node_label(bn_node));
+	r->bn_output = strdup(bn_node->n_output ? bn_node->output[0] : "");
 	r->graph = strdup(path);
 	r->reason = out->reason;
 	r->detail = strdup(out->reason ? out->detail : "");
@@ -485,8 +486,10 @@ static int add_record(struct fold_ctx *ctx, const char *path, const Onnx__NodePr
 	}
 	if (bn->s)
 		r->max_scale = max_abs(bn->s, bn->channels, &r->max_scale_channel);
-	if (!r->bn_name || !r->graph || !r->detail || !r->target_op || !r->target_name) {
+	if (!r->bn_name || !r->bn_output || !r->graph || !r->detail || !r->target_op ||
+	    !r->target_name) {
 		free(r->bn_name);
+		free(r->bn_output);
 		free(r->graph);
 		free(r->detail);
 		free(r->target_op);
@@ -816,6 +819,7 @@ void bnf_fold_report_free(struct bnf_fold_report *rep)
 		return;
 	for (i = 0; i < rep->n_records; i++) {
 		free(rep->records[i].bn_name);
+		free(rep->records[i].bn_output);
 		free(rep->records[i].graph);
 		free(rep->records[i].detail);
 		free(rep->records[i].target_op);

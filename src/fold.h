@@ -45,6 +45,7 @@ const char *bnf_keep_reason_code(enum bnf_keep_reason reason);
 /* The fate of one BatchNormalization node. */
 struct bnf_bn_record {
 	char *bn_name;           /* node name, or its first output when unnamed */
+	char *bn_output;         /* the BN's output value (the folded node's now) */
 	char *graph;             /* "" for the main graph, else the path of the
 	                            subgraph ("If_0/then_branch") */
 	enum bnf_fold_kind kind; /* NONE when kept */

@@ -50,7 +50,7 @@ struct basic_map {
 	size_t n_in;
 	const struct bnf_tensor *in[BASIC_MAX_OPERANDS]; /* borrowed */
 	enum basic_lane in_lane[BASIC_MAX_OPERANDS];
-	struct bnf_tensor *out;                          /* borrowed */
+	struct bnf_tensor *out; /* borrowed */
 	enum basic_lane out_lane;
 	/* Computes n output values from the operands' lanes. Returns 0, or -1
 	 * when a value cannot be computed (integer division by zero). */
@@ -66,17 +66,16 @@ void bnf_basic_load(const struct bnf_tensor *t, enum basic_lane lane, size_t off
 /* Store n lane values at t's elements off, off+step, ...: one rounding to
  * the float type, or numpy's truncating conversion and wrap to the integer
  * width. The lane is scratch and may be overwritten. */
-void bnf_basic_store(struct bnf_tensor *t, enum basic_lane lane, size_t off, size_t step,
-		     size_t n, union basic_lane_buf *src);
+void bnf_basic_store(struct bnf_tensor *t, enum basic_lane lane, size_t off, size_t step, size_t n,
+		     union basic_lane_buf *src);
 
 /* Run a map. Returns 0, or -1 when the kernel failed. The operands' shapes
  * must already be known to broadcast to out's shape. */
 int bnf_basic_map_run(const struct basic_map *m);
 
-/* The kernel that passes its first operand's lane through unchanged (the
- * conversion happens when it is stored). */
-int bnf_basic_copy_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
-			  const union basic_lane_buf *in);
+/* Copy in, broadcast to out's shape, into out, converting each value once
+ * to out's dtype (the rules of bnf_basic_store). */
+void bnf_basic_convert(const struct bnf_tensor *in, struct bnf_tensor *out);
 
 /* The numpy-style broadcast of n shapes into rank/dims. Returns 0, or -1
  * when two dimensions differ and neither is 1. */
@@ -98,16 +97,17 @@ int bnf_basic_check_arity(const struct bnf_op_ctx *ctx, size_t min_in, size_t ma
 /* Format a tensor's shape as "[2,3,4]" into buf. */
 const char *bnf_basic_shape_str(const struct bnf_tensor *t, char *buf, size_t len);
 /* Allocate out[i] with the given dtype and the shape of like. */
-int bnf_basic_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype, const struct bnf_tensor *like);
+int bnf_basic_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype,
+			 const struct bnf_tensor *like);
 
 /* Shape and compute steps of the families. */
-int bnf_basic_binary_shape(struct bnf_op_ctx *ctx);  /* Add Sub Mul Div Pow Equal PRelu */
+int bnf_basic_binary_shape(struct bnf_op_ctx *ctx); /* Add Sub Mul Div Pow Equal PRelu */
 int bnf_basic_binary_compute(struct bnf_op_ctx *ctx);
 int bnf_basic_variadic_shape(struct bnf_op_ctx *ctx); /* Sum Max Min */
 int bnf_basic_variadic_compute(struct bnf_op_ctx *ctx);
 int bnf_basic_where_shape(struct bnf_op_ctx *ctx);
 int bnf_basic_where_compute(struct bnf_op_ctx *ctx);
-int bnf_basic_unary_shape(struct bnf_op_ctx *ctx);   /* the activations, Clip */
+int bnf_basic_unary_shape(struct bnf_op_ctx *ctx); /* the activations, Clip */
 int bnf_basic_unary_compute(struct bnf_op_ctx *ctx);
 int bnf_basic_softmax_shape(struct bnf_op_ctx *ctx); /* Softmax LogSoftmax */
 int bnf_basic_softmax_compute(struct bnf_op_ctx *ctx);

@@ -1,0 +1,322 @@
+/*
+ * Elementwise operators of two or more inputs: Add, Sub, Mul, Div, Pow,
+ * Equal and PRelu, the variadic Sum, Max and Min, and Where. Each is a row
+ * of scalar functions run by the shared broadcasting map (basic_map.c);
+ * numpy-style broadcasting from opset 7, the limited "broadcast"/"axis"
+ * form of opset 1-6 before it.
+ */
+#include "eval/basic_ops.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+enum binary_flags {
+	BINARY_BOOL_OUT = 1,     /* Equal: the output is bool */
+	BINARY_ALLOW_BOOL = 2,   /* Equal also compares bool tensors */
+	BINARY_MIXED_TYPES = 4,  /* Pow: base and exponent types may differ;
+				    computed in double, stored as the base type */
+	BINARY_LEGACY_BCAST = 8, /* has opset < 7 "broadcast"/"axis" attributes */
+	BINARY_SLOPE = 16,       /* PRelu: only the second input is broadcast */
+	BINARY_DIVISOR = 32,     /* Div: an integer zero divisor is an error */
+};
+
+struct binary_op {
+	const char *op_type;
+	unsigned flags;
+	double (*f)(double a, double b);
+	int64_t (*i)(int64_t a, int64_t b); /* NULL when integers are not allowed */
+};
+
+/* Integer arithmetic wraps as in two's complement, as numpy's does. */
+static double add_f(double a, double b) { return a + b; }
+static double sub_f(double a, double b) { return a - b; }
+static double mul_f(double a, double b) { return a * b; }
+static double div_f(double a, double b) { return a / b; }
+static double equal_f(double a, double b) { return a == b; }
+static double prelu_f(double x, double slope) { return x < 0 ? slope * x : x; }
+/* Max and Min propagate NaN, as numpy's maximum and minimum do. */
+static double max_f(double a, double b) { return isnan(a) || a > b ? a : b; }
+static double min_f(double a, double b) { return isnan(a) || a < b ? a : b; }
+
+static int64_t add_i(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static int64_t sub_i(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
+static int64_t mul_i(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+static int64_t equal_i(int64_t a, int64_t b) { return a == b; }
+static int64_t max_i(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t min_i(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t prelu_i(int64_t x, int64_t slope) { return x < 0 ? mul_i(slope, x) : x; }
+
+/* Integer Div truncates toward zero, as C and onnxruntime do; the kernel
+ * has refused a zero divisor already. */
+static int64_t div_i(int64_t a, int64_t b) { return b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b; }
+
+static const struct binary_op binary_ops[] = {
+	{"Add", BINARY_LEGACY_BCAST, add_f, add_i},
+	{"Sub", BINARY_LEGACY_BCAST, sub_f, sub_i},
+	{"Mul", BINARY_LEGACY_BCAST, mul_f, mul_i},
+	{"Div", BINARY_LEGACY_BCAST | BINARY_DIVISOR, div_f, div_i},
+	{"Pow", BINARY_LEGACY_BCAST | BINARY_MIXED_TYPES, pow, NULL},
+	{"Equal", BINARY_LEGACY_BCAST | BINARY_BOOL_OUT | BINARY_ALLOW_BOOL, equal_f, equal_i},
+	{"PRelu", BINARY_SLOPE, prelu_f, prelu_i},
+	{"Sum", 0, add_f, NULL},
+	{"Max", 0, max_f, max_i},
+	{"Min", 0, min_f, min_i},
+};
+
+static const struct binary_op *binary_find(const char *op_type)
+{
+	size_t k;
+
+	for (k = 0; k < sizeof(binary_ops) / sizeof(binary_ops[0]); k++)
+		if (strcmp(binary_ops[k].op_type, op_type) == 0)
+			return &binary_ops[k];
+	return NULL;
+}
+
+static int binary_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
+			 const union basic_lane_buf *in)
+{
+	const struct binary_op *op = m->params;
+	size_t k;
+
+	if (m->in_lane[0] == BASIC_LANE_F64) {
+		for (k = 0; k < n; k++)
+			out->f[k] = op->f(in[0].f[k], in[1].f[k]);
+		return 0;
+	}
+	for (k = 0; k < n; k++) {
+		if ((op->flags & BINARY_DIVISOR) && in[1].i[k] == 0)
+			return -1;
+		out->i[k] = op->i(in[0].i[k], in[1].i[k]);
+	}
+	return 0;
+}
+
+/* Whether op accepts values of dtype (for Pow, the base's). */
+static int binary_dtype_ok(const struct binary_op *op, int dtype)
+{
+	if (bnf_basic_is_float(dtype))
+		return 1;
+	if (bnf_basic_is_integer(dtype))
+		return op->i || (op->flags & BINARY_MIXED_TYPES);
+	return dtype == BASIC_BOOL && (op->flags & BINARY_ALLOW_BOOL);
+}
+
+static int check_dtypes(const struct bnf_op_ctx *ctx, const struct binary_op *op)
+{
+	size_t k;
+
+	for (k = 0; k < ctx->n_in; k++) {
+		int dt = ctx->in[k]->dtype;
+		if (!binary_dtype_ok(op, dt))
+			return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
+					"input %zu has unsupported dtype %s", k,
+					bnf_dtype_name(dt));
+		if (dt != ctx->in[0]->dtype && !(op->flags & BINARY_MIXED_TYPES))
+			return bnf_fail(ctx->err, BNF_ERR_INPUT,
+					"input %zu has dtype %s, input 0 has %s", k,
+					bnf_dtype_name(dt), bnf_dtype_name(ctx->in[0]->dtype));
+	}
+	return BNF_OK;
+}
+
+/* Opset 1-6: with broadcast=1, B's shape lines up with A's from `axis`
+ * (default: the trailing dimensions). Without it the shapes should be
+ * equal; the caller also accepts B broadcast on the right, which is what
+ * broadcast=1 without an axis would mean. */
+static int legacy_view(const struct bnf_op_ctx *ctx, struct bnf_tensor *b)
+{
+	const struct bnf_tensor *a = ctx->in[0];
+	int64_t broadcast, axis;
+	int i;
+	int rc = bnf_attr_int(ctx->node, "broadcast", 0, &broadcast, ctx->err);
+
+	if (rc == BNF_OK)
+		rc = bnf_attr_int(ctx->node, "axis", a->rank - b->rank, &axis, ctx->err);
+	if (rc != BNF_OK)
+		return rc;
+	if (!broadcast)
+		return BNF_OK; /* checked for equal shapes by the caller */
+	if (axis < 0 || b->rank > a->rank || axis > a->rank - b->rank)
+		return bnf_fail(ctx->err, BNF_ERR_INPUT, "axis %lld does not fit B in A",
+				(long long)axis);
+	for (i = b->rank - 1; i >= 0; i--)
+		b->dims[i + axis] = b->dims[i];
+	for (i = 0; i < a->rank; i++)
+		if (i < axis || i >= axis + b->rank)
+			b->dims[i] = 1;
+	b->rank = a->rank;
+	return BNF_OK;
+}
+
+/* The two operands as the map sees them (shallow views of the inputs) and
+ * the output's shape in out_shape. */
+static int binary_operands(const struct bnf_op_ctx *ctx, const struct binary_op *op,
+			   struct bnf_tensor *views, struct bnf_tensor *out_shape)
+{
+	const struct bnf_tensor *pair[2] = {&views[0], &views[1]};
+	char sa[96], sb[96];
+	int legacy = (op->flags & BINARY_LEGACY_BCAST) && ctx->opset < 7;
+	int rc;
+
+	views[0] = *ctx->in[0];
+	views[1] = *ctx->in[1];
+	if (legacy && (rc = legacy_view(ctx, &views[1])) != BNF_OK)
+		return rc;
+	*out_shape = views[0];
+	if (bnf_basic_broadcast_shape(2, pair, &out_shape->rank, out_shape->dims) != 0)
+		goto mismatch;
+	/* The legacy form and PRelu broadcast only the second input. */
+	if ((legacy || (op->flags & BINARY_SLOPE)) &&
+	    (out_shape->rank != views[0].rank ||
+	     memcmp(out_shape->dims, views[0].dims, sizeof(int64_t) * (size_t)views[0].rank)))
+		goto mismatch;
+	return BNF_OK;
+mismatch:
+	return bnf_fail(ctx->err, BNF_ERR_INPUT, "input shapes %s and %s do not broadcast",
+			bnf_basic_shape_str(ctx->in[0], sa, sizeof(sa)),
+			bnf_basic_shape_str(ctx->in[1], sb, sizeof(sb)));
+}
+
+static int binary_find_checked(const struct bnf_op_ctx *ctx, const struct binary_op **op)
+{
+	*op = binary_find(ctx->node->op_type);
+	if (!*op)
+		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "not an elementwise operator");
+	return BNF_OK;
+}
+
+int bnf_basic_binary_shape(struct bnf_op_ctx *ctx)
+{
+	const struct binary_op *op;
+	struct bnf_tensor views[2], shape;
+	int rc;
+
+	if ((rc = binary_find_checked(ctx, &op)) != BNF_OK ||
+	    (rc = bnf_basic_check_arity(ctx, 2, 2, 1)) != BNF_OK ||
+	    (rc = check_dtypes(ctx, op)) != BNF_OK ||
+	    (rc = binary_operands(ctx, op, views, &shape)) != BNF_OK)
+		return rc;
+	return bnf_basic_new_output(
+		ctx, 0, op->flags & BINARY_BOOL_OUT ? BASIC_BOOL : ctx->in[0]->dtype, &shape);
+}
+
+static int run_binary(const struct bnf_op_ctx *ctx, const struct binary_op *op,
+		      const struct bnf_tensor *a, const struct bnf_tensor *b,
+		      struct bnf_tensor *out)
+{
+	struct basic_map m = {0};
+	/* Pow, and any op on floats, runs in double; integers stay exact. */
+	enum basic_lane lane = (op->flags & BINARY_MIXED_TYPES) ? BASIC_LANE_F64
+								: bnf_basic_natural_lane(a->dtype);
+
+	m.n_in = 2;
+	m.in[0] = a;
+	m.in[1] = b;
+	m.in_lane[0] = m.in_lane[1] = lane;
+	m.out = out;
+	m.out_lane = lane;
+	m.kernel = binary_kernel;
+	m.params = op;
+	if (bnf_basic_map_run(&m) != 0)
+		return bnf_fail(ctx->err, BNF_ERR_INPUT, "integer division by zero");
+	return BNF_OK;
+}
+
+int bnf_basic_binary_compute(struct bnf_op_ctx *ctx)
+{
+	const struct binary_op *op;
+	struct bnf_tensor views[2], shape;
+	int rc;
+
+	if ((rc = binary_find_checked(ctx, &op)) != BNF_OK ||
+	    (rc = binary_operands(ctx, op, views, &shape)) != BNF_OK)
+		return rc;
+	return run_binary(ctx, op, &views[0], &views[1], ctx->out[0]);
+}
+
+/* Sum, Max and Min take one or more inputs; numpy-style broadcasting since
+ * opset 8 (equal shapes before, which broadcasting accepts as well). */
+int bnf_basic_variadic_shape(struct bnf_op_ctx *ctx)
+{
+	const struct binary_op *op;
+	struct bnf_tensor shape;
+	int rc;
+
+	if ((rc = binary_find_checked(ctx, &op)) != BNF_OK ||
+	    (rc = bnf_basic_check_arity(ctx, ctx->n_in > 0 ? ctx->n_in : 1, SIZE_MAX, 1)) !=
+		    BNF_OK ||
+	    (rc = check_dtypes(ctx, op)) != BNF_OK)
+		return rc;
+	shape = *ctx->in[0];
+	if (bnf_basic_broadcast_shape(ctx->n_in, (const struct bnf_tensor *const *)ctx->in,
+				      &shape.rank, shape.dims) != 0)
+		return bnf_fail(ctx->err, BNF_ERR_INPUT, "input shapes do not broadcast");
+	return bnf_basic_new_output(ctx, 0, ctx->in[0]->dtype, &shape);
+}
+
+/* out = in[0] broadcast, then out = op(out, in[k]) for each further input,
+ * in input order. */
+int bnf_basic_variadic_compute(struct bnf_op_ctx *ctx)
+{
+	const struct binary_op *op;
+	size_t k;
+	int rc;
+
+	if ((rc = binary_find_checked(ctx, &op)) != BNF_OK)
+		return rc;
+	bnf_basic_convert(ctx->in[0], ctx->out[0]);
+	for (k = 1; k < ctx->n_in; k++)
+		if ((rc = run_binary(ctx, op, ctx->out[0], ctx->in[k], ctx->out[0])) != BNF_OK)
+			return rc;
+	return BNF_OK;
+}
+
+/* Where(condition, X, Y), opset 9: all three broadcast together. */
+static int where_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
+			const union basic_lane_buf *in)
+{
+	size_t k;
+
+	(void)m;
+	for (k = 0; k < n; k++)
+		out->i[k] = in[0].i[k] ? in[1].i[k] : in[2].i[k]; /* copies either lane */
+	return 0;
+}
+
+int bnf_basic_where_shape(struct bnf_op_ctx *ctx)
+{
+	struct bnf_tensor shape;
+	int rc;
+
+	if ((rc = bnf_basic_check_arity(ctx, 3, 3, 1)) != BNF_OK)
+		return rc;
+	if (ctx->in[0]->dtype != BASIC_BOOL)
+		return bnf_fail(ctx->err, BNF_ERR_INPUT, "condition has dtype %s, not bool",
+				bnf_dtype_name(ctx->in[0]->dtype));
+	if (ctx->in[1]->dtype != ctx->in[2]->dtype)
+		return bnf_fail(ctx->err, BNF_ERR_INPUT, "X has dtype %s but Y has %s",
+				bnf_dtype_name(ctx->in[1]->dtype),
+				bnf_dtype_name(ctx->in[2]->dtype));
+	shape = *ctx->in[1];
+	if (bnf_basic_broadcast_shape(3, (const struct bnf_tensor *const *)ctx->in, &shape.rank,
+				      shape.dims) != 0)
+		return bnf_fail(ctx->err, BNF_ERR_INPUT, "input shapes do not broadcast");
+	return bnf_basic_new_output(ctx, 0, ctx->in[1]->dtype, &shape);
+}
+
+int bnf_basic_where_compute(struct bnf_op_ctx *ctx)
+{
+	struct basic_map m = {0};
+	enum basic_lane lane = bnf_basic_natural_lane(ctx->in[1]->dtype);
+
+	m.n_in = 3;
+	memcpy(m.in, ctx->in, 3 * sizeof(m.in[0]));
+	m.in_lane[0] = BASIC_LANE_I64;
+	m.in_lane[1] = m.in_lane[2] = m.out_lane = lane;
+	m.out = ctx->out[0];
+	m.kernel = where_kernel;
+	bnf_basic_map_run(&m);
+	return BNF_OK;
+}

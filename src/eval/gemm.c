@@ -1,0 +1,308 @@
+/*
+ * The shared matrix multiply behind Conv, ConvTranspose, Gemm and MatMul.
+ * Blocked in the usual way (panels of A and B packed so a register-blocked
+ * micro-kernel streams them from cache) and split across threads by blocks
+ * of C only: every element of C is summed in the same order, k block after
+ * k block, whatever the thread count, so results are bit-reproducible.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/op.h"
+
+/* Micro-tile: MR rows of A by two vectors of B. A vector is 64 bytes (16
+ * floats or 8 doubles), one AVX-512 register; narrower targets split it.
+ * The kernel is compiled for several targets and picked at load time; no
+ * target reorders the sums (ISO C mode keeps mul and add uncontracted). */
+#define GEMM_MR 6
+#define GEMM_VEC_BYTES 64
+#define GEMM_KC 256   /* depth of one k block: fixed, it decides the sum order */
+#define GEMM_MC 240   /* rows of A packed at once (fits L2 with GEMM_KC) */
+#ifndef GEMM_NC
+#define GEMM_NC 3072
+#endif
+
+/* Below this many multiply-adds threads cost more than they save. */
+#define GEMM_THREAD_MIN_WORK ((size_t)1 << 18)
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define GEMM_TARGETS __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GEMM_TARGETS
+#endif
+
+/* A vector of `real` filling GEMM_VEC_BYTES (GCC / Clang vector extension). */
+#define GEMM_VEC(real) real __attribute__((vector_size(GEMM_VEC_BYTES)))
+
+/* Everything that depends on the element type, so one driver serves both. */
+struct gemm_kind {
+	size_t elem;     /* bytes per element */
+	size_t nr;       /* columns of a micro-tile: two vectors */
+	void (*pack_a)(const void *a, size_t lda, size_t mc, size_t kc, void *dst);
+	void (*pack_b)(const void *b, size_t ldb, size_t kc, size_t nc, void *dst);
+	/* c (mv x nv valid of MR x NR) = or += packed A panel x packed B panel */
+	void (*kernel)(size_t kc, const void *ap, const void *bp, void *c, size_t ldc,
+		       size_t mv, size_t nv, int add);
+	void (*plain)(size_t m, size_t n, size_t k, const void *a, size_t lda, const void *b,
+		      size_t ldb, void *c, size_t ldc, int accumulate);
+};
+
+/* Pack mc x kc of A into panels of MR rows, k-major, zero-padding rows. */
+#define GEMM_DEFINE_PACK_A(name, real)                                                   \
+	static void name(const void *src, size_t lda, size_t mc, size_t kc, void *dst)   \
+	{                                                                                \
+		const real *a = src;                                                     \
+		real *d = dst;                                                           \
+		size_t ir, p, i;                                                         \
+		for (ir = 0; ir < mc; ir += GEMM_MR)                                     \
+			for (p = 0; p < kc; p++)                                         \
+				for (i = 0; i < GEMM_MR; i++)                            \
+					*d++ = ir + i < mc ? a[(ir + i) * lda + p] : 0;  \
+	}
+
+/* Pack kc x nc of B into panels of NR columns, k-major, zero-padding. */
+#define GEMM_DEFINE_PACK_B(name, real, nr)                                               \
+	static void name(const void *src, size_t ldb, size_t kc, size_t nc, void *dst)   \
+	{                                                                                \
+		const real *b = src;                                                     \
+		real *d = dst;                                                           \
+		size_t jr, p, j;                                                         \
+		for (jr = 0; jr < nc; jr += (nr)) {                                      \
+			size_t w = nc - jr < (nr) ? nc - jr : (nr);                      \
+			for (p = 0; p < kc; p++, d += (nr)) {                            \
+				memcpy(d, b + p * ldb + jr, w * sizeof(real));           \
+				for (j = w; j < (nr); j++)                               \
+					d[j] = 0;                                        \
+			}                                                                \
+		}                                                                        \
+	}
+
+/* One row of the micro-tile: two vector accumulators. */
+#define GEMM_ROW_UPDATE(r) \
+	do {                                                    \
+		acc[r][0] += b0 * ap[r];                        \
+		acc[r][1] += b1 * ap[r];                        \
+	} while (0)
+
+/* The micro-kernel. acc[][] has constant indexes only, so the compiler
+ * keeps all 2 * MR vectors in registers. Full tiles are added to C
+ * directly; edge tiles go through a small buffer. */
+#define GEMM_DEFINE_KERNEL(name, real, nr)                                                \
+	GEMM_TARGETS static void name(size_t kc, const void *apv, const void *bpv, void *cv, \
+				      size_t ldc, size_t mv, size_t nv, int add)          \
+	{                                                                                 \
+		const real *ap = apv, *bp = bpv;                                          \
+		real *c = cv;                                                             \
+		GEMM_VEC(real) acc[GEMM_MR][2], b0, b1, t;                                \
+		real tile[GEMM_MR][(nr)];                                                 \
+		size_t p, i, j;                                                           \
+		memset(acc, 0, sizeof(acc));                                              \
+		for (p = 0; p < kc; p++, ap += GEMM_MR, bp += (nr)) {                     \
+			memcpy(&b0, bp, sizeof(b0));                                      \
+			memcpy(&b1, bp + (nr) / 2, sizeof(b1));                           \
+			GEMM_ROW_UPDATE(0);                                               \
+			GEMM_ROW_UPDATE(1);                                               \
+			GEMM_ROW_UPDATE(2);                                               \
+			GEMM_ROW_UPDATE(3);                                               \
+			GEMM_ROW_UPDATE(4);                                               \
+			GEMM_ROW_UPDATE(5);                                               \
+		}                                                                         \
+		if (mv == GEMM_MR && nv == (nr)) {                                        \
+			for (i = 0; i < GEMM_MR; i++)                                     \
+				for (j = 0; j < 2; j++) {                                 \
+					real *cp = c + i * ldc + j * ((nr) / 2);          \
+					memcpy(&t, cp, sizeof(t));                        \
+					t = add ? t + acc[i][j] : acc[i][j];              \
+					memcpy(cp, &t, sizeof(t));                        \
+				}                                                         \
+			return;                                                           \
+		}                                                                         \
+		memcpy(tile, acc, sizeof(tile));                                          \
+		for (i = 0; i < mv; i++)                                                  \
+			for (j = 0; j < nv; j++)                                          \
+				c[i * ldc + j] = add ? c[i * ldc + j] + tile[i][j]        \
+						     : tile[i][j];                        \
+	}
+
+/* The fallback when the packing buffers cannot be allocated: plain loops
+ * that add in exactly the kernel's order (a fresh sum per k block, then
+ * added to C), so the result does not depend on which path ran. */
+#define GEMM_DEFINE_PLAIN(name, real)                                                     \
+	static void name(size_t m, size_t n, size_t k, const void *av, size_t lda,        \
+			 const void *bv, size_t ldb, void *cv, size_t ldc, int accumulate) \
+	{                                                                                 \
+		const real *a = av, *b = bv;                                              \
+		real *c = cv;                                                             \
+		size_t i, j, pc, p;                                                       \
+		for (i = 0; i < m; i++)                                                   \
+			for (j = 0; j < n; j++)                                           \
+				for (pc = 0; pc < k; pc += GEMM_KC) {                     \
+					size_t end = k - pc < GEMM_KC ? k : pc + GEMM_KC; \
+					real s = 0;                                       \
+					for (p = pc; p < end; p++)                        \
+						s += b[p * ldb + j] * a[i * lda + p];     \
+					c[i * ldc + j] = pc > 0 || accumulate             \
+								 ? c[i * ldc + j] + s     \
+								 : s;                     \
+				}                                                         \
+	}
+
+#define GEMM_NR_F32 (2 * GEMM_VEC_BYTES / sizeof(float))
+#define GEMM_NR_F64 (2 * GEMM_VEC_BYTES / sizeof(double))
+
+GEMM_DEFINE_PACK_A(pack_a_f32, float)
+GEMM_DEFINE_PACK_A(pack_a_f64, double)
+GEMM_DEFINE_PACK_B(pack_b_f32, float, GEMM_NR_F32)
+GEMM_DEFINE_PACK_B(pack_b_f64, double, GEMM_NR_F64)
+GEMM_DEFINE_KERNEL(kernel_f32, float, GEMM_NR_F32)
+GEMM_DEFINE_KERNEL(kernel_f64, double, GEMM_NR_F64)
+GEMM_DEFINE_PLAIN(plain_f32, float)
+GEMM_DEFINE_PLAIN(plain_f64, double)
+
+_Static_assert(GEMM_MR == 6, "the kernel body updates exactly six rows");
+_Static_assert(GEMM_MC % GEMM_MR == 0, "A blocks hold whole micro-panels");
+
+static const struct gemm_kind gemm_f32 = {sizeof(float), GEMM_NR_F32, pack_a_f32, pack_b_f32,
+					  kernel_f32, plain_f32};
+static const struct gemm_kind gemm_f64 = {sizeof(double), GEMM_NR_F64, pack_a_f64,
+					  pack_b_f64, kernel_f64, plain_f64};
+
+/* One thread's share: a block of rows and columns of C. */
+struct gemm_job {
+	const struct gemm_kind *kind;
+	size_t m, n, k;
+	const char *a, *b;
+	char *c;
+	size_t lda, ldb, ldc;
+	int accumulate;
+};
+
+static size_t round_up(size_t x, size_t to)
+{
+	return (x + to - 1) / to * to;
+}
+
+/* The sequential blocked multiply over one job. */
+static void gemm_block(struct gemm_job *job)
+{
+	const struct gemm_kind *kd = job->kind;
+	size_t es = kd->elem;
+	size_t nc_max = job->n < GEMM_NC ? round_up(job->n, kd->nr) : GEMM_NC;
+	char *pa = malloc(GEMM_MC * GEMM_KC * es);
+	char *pb = malloc(nc_max * GEMM_KC * es);
+	size_t jc, pc, ic, jr, ir;
+
+	if (!pa || !pb) {
+		kd->plain(job->m, job->n, job->k, job->a, job->lda, job->b, job->ldb, job->c,
+			  job->ldc, job->accumulate);
+		goto out;
+	}
+	for (jc = 0; jc < job->n; jc += GEMM_NC) {
+		size_t nc = job->n - jc < GEMM_NC ? job->n - jc : GEMM_NC;
+		for (pc = 0; pc < job->k; pc += GEMM_KC) {
+			size_t kc = job->k - pc < GEMM_KC ? job->k - pc : GEMM_KC;
+			int add = pc > 0 || job->accumulate;
+			kd->pack_b(job->b + (pc * job->ldb + jc) * es, job->ldb, kc, nc, pb);
+			for (ic = 0; ic < job->m; ic += GEMM_MC) {
+				size_t mc = job->m - ic < GEMM_MC ? job->m - ic : GEMM_MC;
+				kd->pack_a(job->a + (ic * job->lda + pc) * es, job->lda, mc, kc, pa);
+				for (jr = 0; jr < nc; jr += kd->nr) {
+					for (ir = 0; ir < mc; ir += GEMM_MR) {
+						size_t mv = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
+						size_t nv = nc - jr < kd->nr ? nc - jr : kd->nr;
+						char *c = job->c +
+							  ((ic + ir) * job->ldc + jc + jr) * es;
+						kd->kernel(kc, pa + ir * kc * es, pb + jr * kc * es,
+							   c, job->ldc, mv, nv, add);
+					}
+				}
+			}
+		}
+	}
+out:
+	free(pa);
+	free(pb);
+}
+
+/* Without k, C is 0 (or unchanged when accumulating). */
+static void gemm_empty_k(const struct gemm_kind *kd, size_t m, size_t n, char *c, size_t ldc,
+			 int accumulate)
+{
+	size_t i;
+
+	for (i = 0; !accumulate && i < m; i++)
+		memset(c + i * ldc * kd->elem, 0, n * kd->elem);
+}
+
+static void *gemm_thread(void *arg)
+{
+	gemm_block(arg);
+	return NULL;
+}
+
+static void gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n, size_t k,
+		     const void *a, size_t lda, const void *b, size_t ldb, void *c, size_t ldc,
+		     int accumulate)
+{
+	struct gemm_job jobs[64];
+	pthread_t tid[64];
+	int started[64];
+	size_t es = kd->elem, parts, i;
+	int by_cols;
+
+	if (m == 0 || n == 0)
+		return;
+	if (k == 0) {
+		gemm_empty_k(kd, m, n, c, ldc, accumulate);
+		return;
+	}
+	if (threads < 1 || m * n * k < GEMM_THREAD_MIN_WORK)
+		threads = 1;
+	if (threads > 64)
+		threads = 64;
+	/* Split the longer side of C, in whole micro-tiles. */
+	by_cols = n / kd->nr >= m / GEMM_MR;
+	parts = by_cols ? (n + kd->nr - 1) / kd->nr : (m + GEMM_MR - 1) / GEMM_MR;
+	if (parts > (size_t)threads)
+		parts = (size_t)threads;
+	for (i = 0; i < parts; i++) {
+		size_t unit = by_cols ? kd->nr : GEMM_MR, len = by_cols ? n : m;
+		size_t tiles = (len + unit - 1) / unit;
+		size_t lo = tiles * i / parts * unit, hi = tiles * (i + 1) / parts * unit;
+		struct gemm_job *j = &jobs[i];
+		if (hi > len)
+			hi = len;
+		j->kind = kd;
+		j->k = k;
+		j->lda = lda;
+		j->ldb = ldb;
+		j->ldc = ldc;
+		j->accumulate = accumulate;
+		j->m = by_cols ? m : hi - lo;
+		j->n = by_cols ? hi - lo : n;
+		j->a = (const char *)a + (by_cols ? 0 : lo * lda) * es;
+		j->b = (const char *)b + (by_cols ? lo : 0) * es;
+		j->c = (char *)c + (by_cols ? lo : lo * ldc) * es;
+		started[i] = i > 0 && pthread_create(&tid[i], NULL, gemm_thread, j) == 0;
+	}
+	/* Parts whose thread could not start run here; the result is the same. */
+	for (i = 0; i < parts; i++)
+		if (!started[i])
+			gemm_block(&jobs[i]);
+	for (i = 1; i < parts; i++)
+		if (started[i])
+			pthread_join(tid[i], NULL);
+}
+
+void bnf_sgemm(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
+	       const float *b, size_t ldb, float *c, size_t ldc, int accumulate)
+{
+	gemm_run(&gemm_f32, threads, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}
+
+void bnf_dgemm(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
+	       const double *b, size_t ldb, double *c, size_t ldc, int accumulate)
+{
+	gemm_run(&gemm_f64, threads, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}

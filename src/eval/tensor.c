@@ -1,0 +1,443 @@
+/*
+ * Evaluator tensors: allocation, decoding ONNX TensorProtos (raw_data is
+ * read byte by byte as little-endian, so the host's byte order never
+ * matters), encoding results back, and the float16 / bfloat16 conversions
+ * with round-to-nearest-even.
+ */
+#include "eval/tensor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+size_t bnf_tensor_elem_size(int dtype)
+{
+	switch (dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+		return 4;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+		return 8;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Bytes per element as stored in a TensorProto's raw_data. */
+static size_t stored_elem_size(int dtype)
+{
+	if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
+	    dtype == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16)
+		return 2;
+	return bnf_tensor_elem_size(dtype);
+}
+
+const char *bnf_dtype_name(int dtype)
+{
+	/* Indexed by the ONNX TensorProto.DataType number. */
+	static const char *const names[] = {
+		"undefined", "float",  "uint8",  "int8",      "uint16",     "int16",
+		"int32",     "int64",  "string", "bool",      "float16",    "double",
+		"uint32",    "uint64", "complex64", "complex128", "bfloat16",
+	};
+	if (dtype < 0 || (size_t)dtype >= sizeof(names) / sizeof(names[0]))
+		return "unknown";
+	return names[dtype];
+}
+
+/* Element count of a shape, refusing negative dims and counts above
+ * BNF_MAX_ELEMENTS (which also rules out size_t overflow). */
+static int shape_count(int rank, const int64_t *dims, size_t *count, struct bnf_error *err)
+{
+	size_t nonzero = 1; /* product of the non-zero dims: must fit even if a dim is 0 */
+	int any_zero = 0;
+	int i;
+
+	if (rank < 0 || rank > BNF_MAX_RANK)
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "rank %d is above the limit of %d", rank,
+				BNF_MAX_RANK);
+	for (i = 0; i < rank; i++) {
+		if (dims[i] < 0)
+			return bnf_fail(err, BNF_ERR_INPUT, "negative dimension %lld",
+					(long long)dims[i]);
+		if (dims[i] == 0) {
+			any_zero = 1;
+			continue;
+		}
+		if ((uint64_t)dims[i] > BNF_MAX_ELEMENTS / nonzero)
+			return bnf_fail(err, BNF_ERR_NOMEM, "tensor has more than %zu elements",
+					(size_t)BNF_MAX_ELEMENTS);
+		nonzero *= (size_t)dims[i];
+	}
+	*count = any_zero ? 0 : nonzero;
+	return BNF_OK;
+}
+
+struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims, struct bnf_error *err)
+{
+	struct bnf_tensor *t;
+	size_t size = bnf_tensor_elem_size(dtype);
+	size_t count = 0;
+
+	if (size == 0) {
+		bnf_fail(err, BNF_ERR_UNSUPPORTED, "unsupported dtype %s", bnf_dtype_name(dtype));
+		return NULL;
+	}
+	if (shape_count(rank, dims, &count, err) != BNF_OK)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		goto nomem;
+	t->dtype = dtype;
+	t->rank = rank;
+	if (rank > 0)
+		memcpy(t->dims, dims, (size_t)rank * sizeof(dims[0]));
+	t->count = count;
+	t->data = calloc(count ? count : 1, size);
+	if (!t->data)
+		goto nomem;
+	return t;
+nomem:
+	free(t);
+	bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating a tensor of %zu elements", count);
+	return NULL;
+}
+
+struct bnf_tensor *bnf_tensor_clone(const struct bnf_tensor *t, struct bnf_error *err)
+{
+	struct bnf_tensor *c = bnf_tensor_new(t->dtype, t->rank, t->dims, err);
+
+	if (c && t->count)
+		memcpy(c->data, t->data, t->count * bnf_tensor_elem_size(t->dtype));
+	return c;
+}
+
+void bnf_tensor_free(struct bnf_tensor *t)
+{
+	if (!t)
+		return;
+	free(t->data);
+	free(t);
+}
+
+uint16_t bnf_f32_to_f16(float f)
+{
+	uint32_t x, mant, rem, half, r;
+	uint16_t sign;
+	int e, shift;
+
+	memcpy(&x, &f, sizeof(x));
+	sign = (uint16_t)((x >> 16) & 0x8000u);
+	mant = x & 0x7fffffu;
+	if (((x >> 23) & 0xffu) == 0xffu) /* inf stays inf, NaN stays a quiet NaN */
+		return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0));
+	e = (int)((x >> 23) & 0xffu) - 127 + 15;
+	if (e >= 31)
+		return (uint16_t)(sign | 0x7c00u);
+	if (e <= 0) {
+		/* Subnormal half: value = m * 2^-24, with the implicit bit made
+		 * explicit (float32 subnormals are far below half's range). */
+		if ((x & 0x7f800000u) == 0)
+			return sign;
+		shift = 14 - e;
+		if (shift > 25)
+			return sign;
+		mant |= 0x800000u;
+		r = mant >> shift;
+		rem = mant & ((1u << shift) - 1);
+		half = 1u << (shift - 1);
+	} else {
+		r = ((uint32_t)e << 10) | (mant >> 13);
+		rem = mant & 0x1fffu;
+		half = 0x1000u;
+	}
+	/* A carry out of the mantissa correctly bumps the exponent, and from
+	 * the largest finite value on to infinity. */
+	if (rem > half || (rem == half && (r & 1u)))
+		r++;
+	return (uint16_t)(sign | r);
+}
+
+float bnf_f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+	uint32_t e = (h >> 10) & 0x1fu;
+	uint32_t mant = h & 0x3ffu;
+	uint32_t x;
+	float f;
+
+	if (e == 0) {
+		/* Zero or subnormal: m * 2^-24 is exact in float32. */
+		f = (float)mant * (1.0f / 16777216.0f);
+		return sign ? -f : f;
+	}
+	if (e == 31)
+		x = sign | 0x7f800000u | (mant << 13);
+	else
+		x = sign | ((e - 15 + 127) << 23) | (mant << 13);
+	memcpy(&f, &x, sizeof(f));
+	return f;
+}
+
+uint16_t bnf_f32_to_bf16(float f)
+{
+	uint32_t x;
+
+	memcpy(&x, &f, sizeof(x));
+	if ((x & 0x7fffffffu) > 0x7f800000u)
+		return (uint16_t)((x >> 16) | 0x40u);
+	/* Adding 0x7fff plus the lowest kept bit rounds to nearest even; a
+	 * carry into the exponent overflows to infinity as it should. */
+	x += 0x7fffu + ((x >> 16) & 1u);
+	return (uint16_t)(x >> 16);
+}
+
+float bnf_bf16_to_f32(uint16_t h)
+{
+	uint32_t x = (uint32_t)h << 16;
+	float f;
+
+	memcpy(&f, &x, sizeof(f));
+	return f;
+}
+
+/* Little-endian unsigned integer of n bytes at p. */
+static uint64_t read_le(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void write_le(uint8_t *p, uint64_t v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Store element i of t from the raw bits of its stored representation. */
+static void set_from_bits(struct bnf_tensor *t, size_t i, uint64_t bits)
+{
+	uint32_t u32 = (uint32_t)bits;
+	float f;
+	double d;
+
+	switch (t->dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+		memcpy(&f, &u32, sizeof(f));
+		((float *)t->data)[i] = f;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+		((float *)t->data)[i] = bnf_f16_to_f32((uint16_t)bits);
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+		((float *)t->data)[i] = bnf_bf16_to_f32((uint16_t)bits);
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+		memcpy(&d, &bits, sizeof(d));
+		((double *)t->data)[i] = d;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+		((int64_t *)t->data)[i] = (int64_t)bits;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+		((int32_t *)t->data)[i] = (int32_t)u32;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+		((int8_t *)t->data)[i] = (int8_t)(uint8_t)bits;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+		((uint8_t *)t->data)[i] = (uint8_t)(bits != 0);
+		break;
+	default: /* UINT8 */
+		((uint8_t *)t->data)[i] = (uint8_t)bits;
+		break;
+	}
+}
+
+/* The raw bits of element i in its stored representation. */
+static uint64_t get_bits(const struct bnf_tensor *t, size_t i)
+{
+	uint32_t u32;
+	uint64_t u64;
+
+	switch (t->dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+		memcpy(&u32, (const float *)t->data + i, sizeof(u32));
+		return u32;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+		return bnf_f32_to_f16(((const float *)t->data)[i]);
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+		return bnf_f32_to_bf16(((const float *)t->data)[i]);
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+		memcpy(&u64, (const uint8_t *)t->data + 8 * i, sizeof(u64));
+		return u64;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+		return (uint32_t)((const int32_t *)t->data)[i];
+	default: /* INT8, UINT8, BOOL */
+		return ((const uint8_t *)t->data)[i];
+	}
+}
+
+/* Fill t from the typed repeated field that the dtype uses. */
+static int decode_typed(const Onnx__TensorProto *tp, struct bnf_tensor *t, const char *name,
+			struct bnf_error *err)
+{
+	size_t n, i;
+
+	switch (t->dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+		n = tp->n_float_data;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+		n = tp->n_double_data;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+		n = tp->n_int64_data;
+		break;
+	default:
+		n = tp->n_int32_data;
+		break;
+	}
+	if (n != t->count)
+		return bnf_fail(err, BNF_ERR_INPUT, "tensor '%s' has %zu values for %zu elements",
+				name, n, t->count);
+	for (i = 0; i < n; i++) {
+		switch (t->dtype) {
+		case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+			((float *)t->data)[i] = tp->float_data[i];
+			break;
+		case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+			((double *)t->data)[i] = tp->double_data[i];
+			break;
+		case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+			((int64_t *)t->data)[i] = tp->int64_data[i];
+			break;
+		default:
+			/* float16 / bfloat16 bits, bool and small ints all
+			 * travel in int32_data. */
+			set_from_bits(t, i, (uint32_t)tp->int32_data[i]);
+			break;
+		}
+	}
+	return BNF_OK;
+}
+
+int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
+			  struct bnf_error *err)
+{
+	const char *name = tp->name ? tp->name : "";
+	struct bnf_tensor *t = NULL;
+	int64_t dims[BNF_MAX_RANK];
+	size_t i, stored;
+	int rc;
+
+	*out = NULL;
+	if ((tp->has_data_location &&
+	     tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
+	    tp->n_external_data > 0) {
+		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED,
+			      "tensor '%s' keeps its data in an external file", name);
+		goto out;
+	}
+	if (tp->segment) {
+		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s' is segmented", name);
+		goto out;
+	}
+	if (bnf_tensor_elem_size(tp->data_type) == 0) {
+		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s' has unsupported dtype %s",
+			      name, bnf_dtype_name(tp->data_type));
+		goto out;
+	}
+	if (tp->n_dims > BNF_MAX_RANK) {
+		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s' has rank %zu, above %d",
+			      name, tp->n_dims, BNF_MAX_RANK);
+		goto out;
+	}
+	for (i = 0; i < tp->n_dims; i++)
+		dims[i] = tp->dims[i];
+	t = bnf_tensor_new(tp->data_type, (int)tp->n_dims, dims, err);
+	if (!t) {
+		bnf_error_prefix(err, "tensor '%s'", name);
+		rc = err ? err->status : BNF_ERR_INPUT;
+		goto out;
+	}
+	if (tp->has_raw_data) {
+		stored = stored_elem_size(t->dtype);
+		if (tp->raw_data.len != t->count * stored) {
+			rc = bnf_fail(err, BNF_ERR_INPUT,
+				      "tensor '%s' has %zu bytes of raw data for %zu elements of %s",
+				      name, tp->raw_data.len, t->count, bnf_dtype_name(t->dtype));
+			goto out;
+		}
+		for (i = 0; i < t->count; i++)
+			set_from_bits(t, i, read_le(tp->raw_data.data + i * stored, stored));
+	} else {
+		rc = decode_typed(tp, t, name, err);
+		if (rc != BNF_OK)
+			goto out;
+	}
+	*out = t;
+	t = NULL;
+	rc = BNF_OK;
+out:
+	bnf_tensor_free(t);
+	return rc;
+}
+
+int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name, Onnx__TensorProto **out,
+			struct bnf_error *err)
+{
+	Onnx__TensorProto *tp;
+	char *name_copy;
+	size_t stored = stored_elem_size(t->dtype);
+	size_t i;
+
+	*out = NULL;
+	if (stored == 0)
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "cannot encode tensor '%s' of dtype %s",
+				name, bnf_dtype_name(t->dtype));
+	tp = malloc(sizeof(*tp));
+	if (!tp)
+		goto nomem;
+	onnx__tensor_proto__init(tp);
+	tp->has_data_type = 1;
+	tp->data_type = t->dtype;
+	name_copy = strdup(name ? name : "");
+	if (!name_copy)
+		goto nomem;
+	tp->name = name_copy;
+	if (t->rank > 0) {
+		tp->dims = malloc((size_t)t->rank * sizeof(tp->dims[0]));
+		if (!tp->dims)
+			goto nomem;
+		for (i = 0; i < (size_t)t->rank; i++)
+			tp->dims[i] = t->dims[i];
+		tp->n_dims = (size_t)t->rank;
+	}
+	tp->has_raw_data = 1;
+	tp->raw_data.len = t->count * stored;
+	tp->raw_data.data = malloc(tp->raw_data.len ? tp->raw_data.len : 1);
+	if (!tp->raw_data.data)
+		goto nomem;
+	for (i = 0; i < t->count; i++)
+		write_le(tp->raw_data.data + i * stored, get_bits(t, i), stored);
+	*out = tp;
+	return BNF_OK;
+nomem:
+	if (tp)
+		onnx__tensor_proto__free_unpacked(tp, NULL);
+	return bnf_fail(err, BNF_ERR_NOMEM, "out of memory encoding tensor '%s'", name);
+}

@@ -98,13 +98,18 @@ static char *owned_copy(struct fold_ctx *ctx, const char *s)
 	return copy;
 }
 
-int fold_release(struct fold_ctx *ctx, Onnx__GraphProto *g, const char *name)
+int fold_release(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name)
 {
 	struct fold_released *p;
+	Onnx__GraphProto *g;
 	char *copy;
 
 	if (!name || !name[0])
 		return BNF_OK;
+	/* Record it where it is defined: a subgraph may read an outer value. */
+	g = bnf_graph_owner(gi, name);
+	if (!g)
+		g = gi->g;
 	copy = strdup(name);
 	p = realloc(ctx->released, (ctx->n_released + 1) * sizeof(*p));
 	if (!copy || !p) {
@@ -261,7 +266,7 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 
 	if (slot < node->n_input && node->input[slot][0] &&
 	    bnf_graph_constant(gi, node->input[slot], &ref) && ref.owner == gi &&
-	    !ref.through_identity && bnf_graph_uses(gi, node->input[slot]) == 1 &&
+	    !ref.through_identity && !ref.synthesized && bnf_graph_uses(gi, node->input[slot]) == 1 &&
 	    !bnf_graph_is_output(gi, node->input[slot])) {
 		/* Only this node can see the constant: rewrite it where it is. */
 		t = (Onnx__TensorProto *)ref.tensor;
@@ -294,7 +299,7 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 	input_copy = strdup(name);
 	if (!input_copy)
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-	if (fold_release(ctx, gi->g, node->input[slot]) != BNF_OK) {
+	if (fold_release(ctx, gi, node->input[slot]) != BNF_OK) {
 		free(input_copy);
 		return BNF_ERR_NOMEM;
 	}
@@ -308,7 +313,7 @@ int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePro
 {
 	char *copy = strdup(name);
 
-	if (!copy || fold_release(ctx, gi->g, node->output[0]) != BNF_OK) {
+	if (!copy || fold_release(ctx, gi, node->output[0]) != BNF_OK) {
 		free(copy);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	}
@@ -651,7 +656,7 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 			if (rc != BNF_OK)
 				goto out;
 			for (size_t k = 1; k <= 4; k++)
-				if ((rc = fold_release(ctx, g, node->input[k])) != BNF_OK)
+				if ((rc = fold_release(ctx, &gi, node->input[k])) != BNF_OK)
 					goto out;
 			dead[i] = 1;
 			if (out.also_removed)
@@ -756,7 +761,7 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 				   node->n_output == 1 &&
 				   (node_is(node, "Constant") || node_is(node, "Identity"))) {
 				if (node_is(node, "Identity") && node->n_input == 1 &&
-				    (rc = fold_release(ctx, g, node->input[0])) != BNF_OK)
+				    (rc = fold_release(ctx, &gi, node->input[0])) != BNF_OK)
 					goto out;
 				onnx__node_proto__free_unpacked(node, NULL);
 				memmove(&g->node[idx], &g->node[idx + 1],

@@ -50,8 +50,9 @@ struct fold_outcome {
 int fold_keep(struct fold_outcome *out, enum bnf_keep_reason reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Remember that name (in graph g) may have lost its last reader. */
-int fold_release(struct fold_ctx *ctx, Onnx__GraphProto *g, const char *name);
+/* Remember that name (read in gi, defined there or in an enclosing graph)
+ * may have lost its last reader. */
+int fold_release(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name);
 
 /* A fresh value name based on base, unused in gi, its enclosing graphs and
  * this run. Owned by ctx. NULL when memory runs out (err set). */

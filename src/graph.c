@@ -8,6 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Tensors the index builds for Constant nodes written with value_float,
+ * value_floats, value_int or value_ints, so that folds see every constant
+ * as a TensorProto. Owned by the index. */
+struct bnf_graph_synth {
+	Onnx__TensorProto **tensors;
+	const Onnx__NodeProto **nodes;
+	size_t n;
+};
+
 const char *bnf_node_label(const Onnx__NodeProto *node)
 {
 	if (node->name && node->name[0])
@@ -75,6 +84,9 @@ int bnf_graph_build(struct bnf_graph *gi, Onnx__GraphProto *g, const struct bnf_
 	int rc;
 
 	memset(gi, 0, sizeof(*gi));
+	gi->synth = calloc(1, sizeof(*gi->synth));
+	if (!gi->synth)
+		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory indexing a graph");
 	gi->g = g;
 	gi->parent = parent;
 	gi->opset = opset;
@@ -126,6 +138,16 @@ nomem:
 
 void bnf_graph_release(struct bnf_graph *gi)
 {
+	size_t i;
+
+	if (gi->synth) {
+		for (i = 0; i < gi->synth->n; i++)
+			onnx__tensor_proto__free_unpacked(gi->synth->tensors[i], NULL);
+		free(gi->synth->tensors);
+		free(gi->synth->nodes);
+		free(gi->synth);
+		gi->synth = NULL;
+	}
 	bnf_strmap_free(&gi->producer);
 	bnf_strmap_free(&gi->initializer);
 	bnf_strmap_free(&gi->uses);
@@ -164,13 +186,65 @@ int bnf_graph_name_taken(const struct bnf_graph *gi, const char *name)
 	return 0;
 }
 
-static const Onnx__AttributeProto *node_attribute(const Onnx__NodeProto *node, const char *name)
+/* The tensor of a Constant node written with a list attribute, built once
+ * and cached in the index. */
+static const Onnx__TensorProto *synth_constant(const struct bnf_graph *gi,
+					       const Onnx__NodeProto *node,
+					       const Onnx__AttributeProto *a)
 {
-	size_t i;
-	for (i = 0; i < node->n_attribute; i++)
-		if (node->attribute[i]->name && strcmp(node->attribute[i]->name, name) == 0)
-			return node->attribute[i];
-	return NULL;
+	struct bnf_graph_synth *sy = gi->synth;
+	Onnx__TensorProto *t, **tp;
+	const Onnx__NodeProto **np;
+	int is_list = a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS ||
+		      a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+	int is_float = a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT ||
+		       a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+	size_t i, n = is_list ? (is_float ? a->n_floats : a->n_ints) : 1;
+
+	for (i = 0; i < sy->n; i++)
+		if (sy->nodes[i] == node)
+			return sy->tensors[i];
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	onnx__tensor_proto__init(t);
+	t->name = strdup(node->output[0]);
+	t->dims = malloc(sizeof(*t->dims));
+	if (is_float)
+		t->float_data = malloc((n ? n : 1) * sizeof(float));
+	else
+		t->int64_data = malloc((n ? n : 1) * sizeof(int64_t));
+	tp = realloc(sy->tensors, (sy->n + 1) * sizeof(*tp));
+	if (tp)
+		sy->tensors = tp;
+	np = realloc(sy->nodes, (sy->n + 1) * sizeof(*np));
+	if (np)
+		sy->nodes = np;
+	if (!t->name || !t->dims || (is_float ? !t->float_data : !t->int64_data) || !tp || !np) {
+		onnx__tensor_proto__free_unpacked(t, NULL);
+		return NULL;
+	}
+	t->has_data_type = 1;
+	t->data_type = is_float ? ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
+				: ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+	if (is_list) {
+		t->dims[0] = (int64_t)n;
+		t->n_dims = 1;
+	}
+	for (i = 0; i < n; i++) {
+		if (is_float)
+			t->float_data[i] = is_list ? a->floats[i] : a->f;
+		else
+			t->int64_data[i] = is_list ? a->ints[i] : a->i;
+	}
+	if (is_float)
+		t->n_float_data = n;
+	else
+		t->n_int64_data = n;
+	sy->tensors[sy->n] = t;
+	sy->nodes[sy->n] = node;
+	sy->n++;
+	return t;
 }
 
 int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_const_ref *ref)
@@ -195,7 +269,7 @@ int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_
 		}
 		node = bnf_graph_producer(gi, name, &i);
 		if (node) {
-			const Onnx__AttributeProto *value;
+			const Onnx__AttributeProto *a;
 			if (node->op_type && strcmp(node->op_type, "Identity") == 0 &&
 			    (!node->domain || !node->domain[0]) && node->n_input == 1) {
 				name = node->input[0];
@@ -204,15 +278,24 @@ int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_
 				continue;
 			}
 			if (!node->op_type || strcmp(node->op_type, "Constant") != 0 ||
-			    (node->domain && node->domain[0]))
+			    (node->domain && node->domain[0]) || node->n_attribute != 1 ||
+			    node->n_output != 1)
 				return 0;
-			value = node_attribute(node, "value");
-			if (!value || !value->t || node->n_attribute != 1)
-				return 0;
-			ref->tensor = value->t;
+			a = node->attribute[0];
 			ref->owner = gi;
 			ref->index = i;
-			return 1;
+			if (a->name && strcmp(a->name, "value") == 0 && a->t) {
+				ref->tensor = a->t;
+				return 1;
+			}
+			if (!a->name || (strcmp(a->name, "value_float") != 0 &&
+					 strcmp(a->name, "value_floats") != 0 &&
+					 strcmp(a->name, "value_int") != 0 &&
+					 strcmp(a->name, "value_ints") != 0))
+				return 0;
+			ref->tensor = synth_constant(gi, node, a);
+			ref->synthesized = 1;
+			return ref->tensor != NULL;
 		}
 		/* A graph input (without initializer) is not a constant; any
 		 * other name may come from the enclosing graph. */
@@ -221,6 +304,17 @@ int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_
 		gi = gi->parent;
 	}
 	return 0;
+}
+
+/* The graph of gi or its parents that defines name (by initializer or
+ * node output), or NULL. */
+Onnx__GraphProto *bnf_graph_owner(const struct bnf_graph *gi, const char *name)
+{
+	for (; gi; gi = gi->parent)
+		if (bnf_strmap_get(&gi->initializer, name, NULL) ||
+		    bnf_strmap_get(&gi->producer, name, NULL))
+			return gi->g;
+	return NULL;
 }
 
 static int shape_from_value_info(const Onnx__ValueInfoProto *vi, int64_t *dims, int max)

@@ -24,6 +24,8 @@ struct bnf_graph {
 	                                     reading it, nested subgraphs included */
 	struct bnf_strmap inputs;         /* graph input names */
 	struct bnf_strmap outputs;        /* graph output names */
+	struct bnf_graph_synth *synth;    /* tensors made for Constant nodes that
+	                                     hold value_float(s) or value_int(s) */
 };
 
 /* Index g. parent is the index of the enclosing graph (for outer-scope
@@ -49,13 +51,20 @@ struct bnf_const_ref {
 	int is_initializer;               /* 1: owner->g->initializer[index] */
 	size_t index;                     /* initializer index or Constant node index */
 	int through_identity;             /* reached through one or more Identity nodes */
+	int synthesized;                  /* made from value_float(s)/value_int(s):
+	                                     not part of the tree, never rewrite it */
 };
 
 /* Resolve name to a constant tensor: an initializer that is not also a
- * graph input (those can be overridden at run time), or the `value` of a
- * Constant node, possibly through Identity nodes, looking outward through
+ * graph input (those can be overridden at run time), or the value of a
+ * Constant node (`value`, or value_float(s)/value_int(s) as a tensor the
+ * index owns), possibly through Identity nodes, looking outward through
  * enclosing graphs. Returns 1 and fills ref, or 0 if not a constant. */
 int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_const_ref *ref);
+
+/* The graph (gi's or an enclosing one) whose initializer or node defines
+ * name, or NULL. */
+Onnx__GraphProto *bnf_graph_owner(const struct bnf_graph *gi, const char *name);
 
 /* 1 if name is a value, initializer or graph input of this graph or an
  * enclosing one. */

@@ -17,7 +17,10 @@
  * target reorders the sums (ISO C mode keeps mul and add uncontracted). */
 #define GEMM_MR 6
 #define GEMM_VEC_BYTES 64
-#define GEMM_KC 256   /* depth of one k block: fixed, it decides the sum order */
+#ifndef GEMM_KC
+#define GEMM_KC 256
+#endif
+#define GEMM_KC_NOTE   /* depth of one k block: fixed, it decides the sum order */
 #define GEMM_MC 240   /* rows of A packed at once (fits L2 with GEMM_KC) */
 #ifndef GEMM_NC
 #define GEMM_NC 3072
@@ -39,41 +42,29 @@
 struct gemm_kind {
 	size_t elem;     /* bytes per element */
 	size_t nr;       /* columns of a micro-tile: two vectors */
-	void (*pack_a)(const void *a, size_t lda, size_t mc, size_t kc, void *dst);
 	void (*pack_b)(const void *b, size_t ldb, size_t kc, size_t nc, void *dst);
-	/* c (mv x nv valid of MR x NR) = or += packed A panel x packed B panel */
-	void (*kernel)(size_t kc, const void *ap, const void *bp, void *c, size_t ldc,
-		       size_t mv, size_t nv, int add);
+	/* c (mv x nv valid of MR x NR) = or += A rows x packed B panel */
+	void (*kernel)(size_t kc, const void *a, size_t lda, const void *bp, void *c,
+		       size_t ldc, size_t mv, size_t nv, int add);
 	void (*plain)(size_t m, size_t n, size_t k, const void *a, size_t lda, const void *b,
 		      size_t ldb, void *c, size_t ldc, int accumulate);
 };
 
-/* Pack mc x kc of A into panels of MR rows, k-major, zero-padding rows. */
-#define GEMM_DEFINE_PACK_A(name, real)                                                   \
-	static void name(const void *src, size_t lda, size_t mc, size_t kc, void *dst)   \
-	{                                                                                \
-		const real *a = src;                                                     \
-		real *d = dst;                                                           \
-		size_t ir, p, i;                                                         \
-		for (ir = 0; ir < mc; ir += GEMM_MR)                                     \
-			for (p = 0; p < kc; p++)                                         \
-				for (i = 0; i < GEMM_MR; i++)                            \
-					*d++ = ir + i < mc ? a[(ir + i) * lda + p] : 0;  \
-	}
-
-/* Pack kc x nc of B into panels of NR columns, k-major, zero-padding. */
+/* Pack kc x nc of B into panels of NR columns, k-major, zero-padding the
+ * last panel. Rows of B are read in order, which streams from memory. */
 #define GEMM_DEFINE_PACK_B(name, real, nr)                                               \
 	static void name(const void *src, size_t ldb, size_t kc, size_t nc, void *dst)   \
 	{                                                                                \
 		const real *b = src;                                                     \
 		real *d = dst;                                                           \
 		size_t jr, p, j;                                                         \
-		for (jr = 0; jr < nc; jr += (nr)) {                                      \
-			size_t w = nc - jr < (nr) ? nc - jr : (nr);                      \
-			for (p = 0; p < kc; p++, d += (nr)) {                            \
-				memcpy(d, b + p * ldb + jr, w * sizeof(real));           \
+		for (p = 0; p < kc; p++) {                                               \
+			for (jr = 0; jr < nc; jr += (nr)) {                              \
+				size_t w = nc - jr < (nr) ? nc - jr : (nr);              \
+				real *panel = d + jr * kc + p * (nr);                    \
+				memcpy(panel, b + p * ldb + jr, w * sizeof(real));       \
 				for (j = w; j < (nr); j++)                               \
-					d[j] = 0;                                        \
+					panel[j] = 0;                                    \
 			}                                                                \
 		}                                                                        \
 	}
@@ -81,24 +72,26 @@ struct gemm_kind {
 /* One row of the micro-tile: two vector accumulators. */
 #define GEMM_ROW_UPDATE(r) \
 	do {                                                    \
-		acc[r][0] += b0 * ap[r];                        \
-		acc[r][1] += b1 * ap[r];                        \
+		acc[r][0] += b0 * a##r[p];                      \
+		acc[r][1] += b1 * a##r[p];                      \
 	} while (0)
 
-/* The micro-kernel. acc[][] has constant indexes only, so the compiler
- * keeps all 2 * MR vectors in registers. Full tiles are added to C
- * directly; edge tiles go through a small buffer. */
+/* The micro-kernel: MR rows of A read in place (lda apart; each row is
+ * read in order) times a packed B panel. acc[][] has constant indexes
+ * only, so the compiler keeps all 2 * MR vectors in registers. Full tiles
+ * are added to C directly; edge tiles go through a small buffer. */
 #define GEMM_DEFINE_KERNEL(name, real, nr)                                                \
-	GEMM_TARGETS static void name(size_t kc, const void *apv, const void *bpv, void *cv, \
-				      size_t ldc, size_t mv, size_t nv, int add)          \
+	GEMM_TARGETS static void name(size_t kc, const void *av, size_t lda, const void *bpv, \
+				      void *cv, size_t ldc, size_t mv, size_t nv, int add) \
 	{                                                                                 \
-		const real *ap = apv, *bp = bpv;                                          \
+		const real *a0 = av, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;      \
+		const real *a4 = a3 + lda, *a5 = a4 + lda, *bp = bpv;                     \
 		real *c = cv;                                                             \
 		GEMM_VEC(real) acc[GEMM_MR][2], b0, b1, t;                                \
 		real tile[GEMM_MR][(nr)];                                                 \
 		size_t p, i, j;                                                           \
 		memset(acc, 0, sizeof(acc));                                              \
-		for (p = 0; p < kc; p++, ap += GEMM_MR, bp += (nr)) {                     \
+		for (p = 0; p < kc; p++, bp += (nr)) {                                    \
 			memcpy(&b0, bp, sizeof(b0));                                      \
 			memcpy(&b1, bp + (nr) / 2, sizeof(b1));                           \
 			GEMM_ROW_UPDATE(0);                                               \
@@ -151,8 +144,6 @@ struct gemm_kind {
 #define GEMM_NR_F32 (2 * GEMM_VEC_BYTES / sizeof(float))
 #define GEMM_NR_F64 (2 * GEMM_VEC_BYTES / sizeof(double))
 
-GEMM_DEFINE_PACK_A(pack_a_f32, float)
-GEMM_DEFINE_PACK_A(pack_a_f64, double)
 GEMM_DEFINE_PACK_B(pack_b_f32, float, GEMM_NR_F32)
 GEMM_DEFINE_PACK_B(pack_b_f64, double, GEMM_NR_F64)
 GEMM_DEFINE_KERNEL(kernel_f32, float, GEMM_NR_F32)
@@ -163,9 +154,9 @@ GEMM_DEFINE_PLAIN(plain_f64, double)
 _Static_assert(GEMM_MR == 6, "the kernel body updates exactly six rows");
 _Static_assert(GEMM_MC % GEMM_MR == 0, "A blocks hold whole micro-panels");
 
-static const struct gemm_kind gemm_f32 = {sizeof(float), GEMM_NR_F32, pack_a_f32, pack_b_f32,
+static const struct gemm_kind gemm_f32 = {sizeof(float), GEMM_NR_F32, pack_b_f32,
 					  kernel_f32, plain_f32};
-static const struct gemm_kind gemm_f64 = {sizeof(double), GEMM_NR_F64, pack_a_f64,
+static const struct gemm_kind gemm_f64 = {sizeof(double), GEMM_NR_F64,
 					  pack_b_f64, kernel_f64, plain_f64};
 
 /* One thread's share: a block of rows and columns of C. */
@@ -189,11 +180,12 @@ static void gemm_block(struct gemm_job *job)
 	const struct gemm_kind *kd = job->kind;
 	size_t es = kd->elem;
 	size_t nc_max = job->n < GEMM_NC ? round_up(job->n, kd->nr) : GEMM_NC;
-	char *pa = malloc(GEMM_MC * GEMM_KC * es);
+	size_t m_full = job->m - job->m % GEMM_MR; /* rows in whole micro-panels */
+	char *edge = calloc(GEMM_MR * GEMM_KC, es); /* last rows of A, zero-padded */
 	char *pb = malloc(nc_max * GEMM_KC * es);
-	size_t jc, pc, ic, jr, ir;
+	size_t jc, pc, ic, jr, ir, i;
 
-	if (!pa || !pb) {
+	if (!edge || !pb) {
 		kd->plain(job->m, job->n, job->k, job->a, job->lda, job->b, job->ldb, job->c,
 			  job->ldc, job->accumulate);
 		goto out;
@@ -204,24 +196,28 @@ static void gemm_block(struct gemm_job *job)
 			size_t kc = job->k - pc < GEMM_KC ? job->k - pc : GEMM_KC;
 			int add = pc > 0 || job->accumulate;
 			kd->pack_b(job->b + (pc * job->ldb + jc) * es, job->ldb, kc, nc, pb);
+			for (i = m_full; i < job->m; i++)
+				memcpy(edge + (i - m_full) * kc * es, job->a + (i * job->lda + pc) * es,
+				       kc * es);
 			for (ic = 0; ic < job->m; ic += GEMM_MC) {
 				size_t mc = job->m - ic < GEMM_MC ? job->m - ic : GEMM_MC;
-				kd->pack_a(job->a + (ic * job->lda + pc) * es, job->lda, mc, kc, pa);
 				for (jr = 0; jr < nc; jr += kd->nr) {
-					for (ir = 0; ir < mc; ir += GEMM_MR) {
-						size_t mv = mc - ir < GEMM_MR ? mc - ir : GEMM_MR;
-						size_t nv = nc - jr < kd->nr ? nc - jr : kd->nr;
-						char *c = job->c +
-							  ((ic + ir) * job->ldc + jc + jr) * es;
-						kd->kernel(kc, pa + ir * kc * es, pb + jr * kc * es,
-							   c, job->ldc, mv, nv, add);
+					size_t nv = nc - jr < kd->nr ? nc - jr : kd->nr;
+					for (ir = ic; ir < ic + mc; ir += GEMM_MR) {
+						size_t mv = job->m - ir < GEMM_MR ? job->m - ir : GEMM_MR;
+						int whole = mv == GEMM_MR;
+						const char *a = whole ? job->a + (ir * job->lda + pc) * es
+								      : edge;
+						kd->kernel(kc, a, whole ? job->lda : kc, pb + jr * kc * es,
+							   job->c + (ir * job->ldc + jc + jr) * es,
+							   job->ldc, mv, nv, add);
 					}
 				}
 			}
 		}
 	}
 out:
-	free(pa);
+	free(edge);
 	free(pb);
 }
 

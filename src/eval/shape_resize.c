@@ -51,10 +51,12 @@ struct resize_tap {
 };
 
 /* Look a string attribute up in a NULL-terminated name list; *index gets
- * its position. */
+ * its position. Valid values that bnfold does not implement are refused
+ * as such. */
 static int pick_string(const struct bnf_op_ctx *ctx, const char *attr, const char *def,
 		       const char *const *names, int *index)
 {
+	static const char *const refused[] = {"cubic", "not_larger", "not_smaller", NULL};
 	char s[32];
 	int i;
 
@@ -66,9 +68,11 @@ static int pick_string(const struct bnf_op_ctx *ctx, const char *attr, const cha
 			return BNF_OK;
 		}
 	}
-	return bnf_shp_fail(ctx, strcmp(s, "cubic") == 0 ? BNF_ERR_UNSUPPORTED : BNF_ERR_INPUT,
-			    "%s '%s' is %s", attr, s,
-			    strcmp(s, "cubic") == 0 ? "not implemented" : "unknown");
+	for (i = 0; refused[i]; i++)
+		if (strcmp(s, refused[i]) == 0)
+			return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "%s '%s' is not implemented",
+					    attr, s);
+	return bnf_shp_fail(ctx, BNF_ERR_INPUT, "unknown %s '%s'", attr, s);
 }
 
 /* The attributes: mode, and from Resize-11 the coordinate mapping, the

@@ -32,14 +32,18 @@ RUN_TIMEOUT = 120
 REASONS = set(gen.REASONS)
 KINDS = ("conv", "gemm", "matmul")
 
+# A BN inside a subgraph may carry a location suffix such as
+# " [in if/then_branch]" on its folded line (not part of the written contract).
 RE_FOLDED = re.compile(
     r"^bnfold: BatchNormalization '(?P<bn>.*)': folded into (?P<op>\S+) '(?P<node>.*)' "
-    r"\((?P<kind>conv|gemm|matmul)\)$")
+    r"\((?P<kind>conv|gemm|matmul)\)(?: \[in [^]]*\])?$")
 RE_KEPT = re.compile(
     r"^bnfold: BatchNormalization '(?P<bn>.*)': kept \((?P<reason>[a-z-]+)\): (?P<why>.+)$")
+# The contract prints "(conv A, gemm B, matmul C)"; kinds with a count of 0
+# may be left out (read as 0), but the order stays conv, gemm, matmul.
 RE_SUMMARY = re.compile(
-    r"^bnfold: folded (?P<folded>\d+) of (?P<total>\d+) BatchNormalization nodes "
-    r"\(conv (?P<conv>\d+), gemm (?P<gemm>\d+), matmul (?P<matmul>\d+)\); "
+    r"^bnfold: folded (?P<folded>\d+) of (?P<total>\d+) BatchNormalization nodes"
+    r"(?: \((?P<kinds>(?:conv|gemm|matmul) \d+(?:, (?:conv|gemm|matmul) \d+)*)\))?; "
     r"(?P<nodes>\d+) nodes and (?P<inits>\d+) initializers removed; (?P<before>.+) -> "
     r"(?P<after>.+)$")
 
@@ -116,7 +120,16 @@ def parse_summary(stderr):
     lines = [m for m in map(RE_SUMMARY.match, stderr.splitlines()) if m]
     assert len(lines) == 1, "expected exactly one summary line in stderr:\n" + stderr
     m = lines[0]
-    return {k: (int(v) if v.isdigit() else v) for k, v in m.groupdict().items()}
+    out = {k: (int(v) if v.isdigit() else v) for k, v in m.groupdict().items()
+           if k != "kinds"}
+    pairs = [p.split(" ") for p in (m["kinds"] or "").split(", ") if p]
+    names = [k for k, _ in pairs]
+    assert names == [k for k in KINDS if k in names], "kinds out of order: " + lines[0].string
+    for kind in KINDS:
+        out[kind] = dict((k, int(v)) for k, v in pairs).get(kind, 0)
+    assert sum(out[k] for k in KINDS) == out["folded"], "kind counts do not add up: " + \
+        lines[0].string
+    return out
 
 
 # ---------------------------------------------------------------------------

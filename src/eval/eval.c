@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "eval/op.h"
+#include "strmap.h"
 
 /* One named value of the graph: a graph input, an initializer or a node
  * output. */
@@ -29,8 +30,7 @@ struct run {
 	const Onnx__GraphProto *graph;
 	struct value *values;
 	size_t n_values;
-	size_t *slots;          /* open-addressing hash table: value index + 1, 0 empty */
-	size_t n_slots;         /* a power of two, at least twice n_values */
+	struct bnf_strmap names; /* value name -> index in values */
 	int *in_val;            /* per node input occurrence: value index or -1 */
 	size_t *in_off;         /* node i's inputs are in_val[in_off[i] .. in_off[i+1]) */
 	int *out_val;
@@ -104,45 +104,27 @@ int bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_type, size
 
 /* ---- the name table ---- */
 
-static size_t hash_name(const char *s)
-{
-	uint64_t h = 1469598103934665603u; /* FNV-1a */
-
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211u;
-	return (size_t)h;
-}
-
-/* The slot holding name, or the empty slot where it would go. */
-static size_t *find_slot(const struct run *r, const char *name)
-{
-	size_t i = hash_name(name) & (r->n_slots - 1);
-
-	while (r->slots[i] && strcmp(r->values[r->slots[i] - 1].name, name) != 0)
-		i = (i + 1) & (r->n_slots - 1);
-	return &r->slots[i];
-}
-
 static int lookup(const struct run *r, const char *name)
 {
-	size_t s = *find_slot(r, name);
+	size_t idx;
 
-	return s ? (int)(s - 1) : -1;
+	return bnf_strmap_get(&r->names, name, &idx) ? (int)idx : -1;
 }
 
-/* Index of name, adding it if new. */
+/* Index of name, adding it if new; -1 when memory runs out. */
 static int intern(struct run *r, const char *name)
 {
-	size_t *slot = find_slot(r, name);
+	int idx = lookup(r, name);
+	struct value *v = &r->values[r->n_values];
 
-	if (!*slot) {
-		struct value *v = &r->values[r->n_values];
-		memset(v, 0, sizeof(*v));
-		v->name = name;
-		v->producer = -1;
-		*slot = ++r->n_values;
-	}
-	return (int)(*slot - 1);
+	if (idx >= 0)
+		return idx;
+	if (bnf_strmap_put(&r->names, name, r->n_values) != 0)
+		return -1;
+	memset(v, 0, sizeof(*v));
+	v->name = name;
+	v->producer = -1;
+	return (int)r->n_values++;
 }
 
 /* ---- memory accounting ---- */
@@ -286,17 +268,13 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 	for (i = 0; i < g->n_node; i++)
 		total += g->node[i]->n_output + g->node[i]->n_input;
 	total += g->n_input + g->n_initializer + g->n_output;
-	r->n_slots = 16;
-	while (r->n_slots < 2 * total)
-		r->n_slots *= 2;
 	r->values = calloc(total + 1, sizeof(r->values[0]));
-	r->slots = calloc(r->n_slots, sizeof(r->slots[0]));
 	r->in_off = calloc(g->n_node + 1, sizeof(r->in_off[0]));
 	r->out_off = calloc(g->n_node + 1, sizeof(r->out_off[0]));
 	r->in_val = calloc(total + 1, sizeof(r->in_val[0]));
 	r->out_val = calloc(total + 1, sizeof(r->out_val[0]));
 	r->order = calloc(g->n_node + 1, sizeof(r->order[0]));
-	if (!r->values || !r->slots || !r->in_off || !r->out_off || !r->in_val || !r->out_val ||
+	if (!r->values || !r->in_off || !r->out_off || !r->in_val || !r->out_val ||
 	    !r->order)
 		return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
 
@@ -304,12 +282,19 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 	if (r->opset < 0)
 		return bnf_fail(r->err, BNF_ERR_INPUT,
 				"the model does not import the default operator set");
-	for (i = 0; i < g->n_input; i++)
-		r->values[intern(r, g->input[i]->name ? g->input[i]->name : "")].graph_input = 1;
+	for (i = 0; i < g->n_input; i++) {
+		int idx = intern(r, g->input[i]->name ? g->input[i]->name : "");
+		if (idx < 0)
+			return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
+		r->values[idx].graph_input = 1;
+	}
 	for (i = 0; i < g->n_initializer; i++) {
 		const Onnx__TensorProto *tp = g->initializer[i];
-		struct value *v = &r->values[intern(r, tp->name ? tp->name : "")];
+		int idx = intern(r, tp->name ? tp->name : "");
+		struct value *v = idx >= 0 ? &r->values[idx] : NULL;
 		struct bnf_tensor *t;
+		if (!v)
+			return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
 		if (v->t)
 			return bnf_fail(r->err, BNF_ERR_INPUT, "initializer '%s' appears twice",
 					v->name);
@@ -328,6 +313,9 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 			int idx = -1;
 			if (name && name[0]) {
 				idx = intern(r, name);
+				if (idx < 0)
+					return bnf_fail(r->err, BNF_ERR_NOMEM,
+							"out of memory indexing the graph");
 				v = &r->values[idx];
 				if (v->producer >= 0 || v->t || v->graph_input)
 					return bnf_fail(r->err, BNF_ERR_INPUT,
@@ -651,6 +639,7 @@ int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *o
 
 	*outputs = NULL;
 	memset(&r, 0, sizeof(r));
+	bnf_strmap_init(&r.names);
 	r.err = err;
 	r.threads = opt && opt->threads > 1 ? opt->threads : 1;
 	r.promote = opt ? opt->promote_double : 0;
@@ -675,7 +664,7 @@ out:
 	for (i = 0; i < r.n_values; i++)
 		release(&r, &r.values[i]);
 	free(r.values);
-	free(r.slots);
+	bnf_strmap_free(&r.names);
 	free(r.in_val);
 	free(r.in_off);
 	free(r.out_val);

@@ -17,19 +17,17 @@
  * target reorders the sums (ISO C mode keeps mul and add uncontracted). */
 #define GEMM_MR 6
 #define GEMM_VEC_BYTES 64
-#ifndef GEMM_KC
-#define GEMM_KC 256
-#endif
-#define GEMM_KC_NOTE   /* depth of one k block: fixed, it decides the sum order */
-#define GEMM_MC 240   /* rows of A packed at once (fits L2 with GEMM_KC) */
-#ifndef GEMM_NC
-#define GEMM_NC 3072
-#endif
+#define GEMM_KC 256   /* depth of one k block: fixed, it decides the sum order */
+#define GEMM_MC 240   /* rows of A swept per packed B panel (stay in L2) */
+#define GEMM_NC 3072  /* columns of B packed at once */
 
 /* Below this many multiply-adds threads cost more than they save. */
 #define GEMM_THREAD_MIN_WORK ((size_t)1 << 18)
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+/* target_clones needs an ifunc resolver, which runs before AddressSanitizer
+ * is initialised: sanitizer builds use the plain kernel. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+	!defined(__SANITIZE_ADDRESS__)
 #define GEMM_TARGETS __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define GEMM_TARGETS

@@ -11,34 +11,32 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DT(x) ONNX__TENSOR_PROTO__DATA_TYPE__##x
-
 /* Rows cite the first opset whose semantics they cover; the steps look at
  * ctx->opset where later versions moved attributes to inputs. */
 const struct bnf_op bnf_ops_shape[] = {
-	{"Flatten", 1, bnf_shp_flatten_shape, bnf_shp_copy_compute},
-	{"Reshape", 1, bnf_shp_reshape_shape, bnf_shp_copy_compute},
-	{"Squeeze", 1, bnf_shp_squeeze_shape, bnf_shp_copy_compute},
-	{"Unsqueeze", 1, bnf_shp_unsqueeze_shape, bnf_shp_copy_compute},
-	{"Shape", 1, bnf_shp_shape_shape, bnf_shp_shape_compute},
-	{"Transpose", 1, bnf_shp_transpose_shape, bnf_shp_transpose_compute},
-	{"Expand", 8, bnf_shp_expand_shape, bnf_shp_expand_compute},
-	{"Tile", 6, bnf_shp_tile_shape, bnf_shp_tile_compute},
-	{"ConstantOfShape", 9, bnf_shp_constant_of_shape_shape, bnf_shp_constant_of_shape_compute},
-	{"Range", 11, bnf_shp_range_shape, bnf_shp_range_compute},
-	{"Concat", 1, bnf_shp_concat_shape, bnf_shp_concat_compute},
-	{"Split", 1, bnf_shp_split_shape, bnf_shp_split_compute},
-	{"Slice", 1, bnf_shp_slice_shape, bnf_shp_slice_compute},
-	{"Gather", 1, bnf_shp_gather_shape, bnf_shp_gather_compute},
-	{"GatherElements", 11, bnf_shp_gather_elements_shape, bnf_shp_gather_elements_compute},
-	{"Pad", 1, bnf_shp_pad_shape, bnf_shp_pad_compute},
-	{"ReduceMean", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute},
-	{"ReduceSum", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute},
-	{"ReduceSumSquare", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute},
-	{"ReduceMax", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute},
-	{"Resize", 10, bnf_shp_resize_shape, bnf_shp_resize_compute},
-	{"Upsample", 7, bnf_shp_resize_shape, bnf_shp_resize_compute},
-	{NULL, 0, NULL, NULL},
+    {"Flatten", 1, bnf_shp_flatten_shape, bnf_shp_copy_compute},
+    {"Reshape", 1, bnf_shp_reshape_shape, bnf_shp_copy_compute},
+    {"Squeeze", 1, bnf_shp_squeeze_shape, bnf_shp_copy_compute},
+    {"Unsqueeze", 1, bnf_shp_unsqueeze_shape, bnf_shp_copy_compute},
+    {"Shape", 1, bnf_shp_shape_shape, bnf_shp_shape_compute},
+    {"Transpose", 1, bnf_shp_transpose_shape, bnf_shp_transpose_compute},
+    {"Expand", 8, bnf_shp_expand_shape, bnf_shp_expand_compute},
+    {"Tile", 6, bnf_shp_tile_shape, bnf_shp_tile_compute},
+    {"ConstantOfShape", 9, bnf_shp_constant_of_shape_shape, bnf_shp_constant_of_shape_compute},
+    {"Range", 11, bnf_shp_range_shape, bnf_shp_range_compute},
+    {"Concat", 1, bnf_shp_concat_shape, bnf_shp_concat_compute},
+    {"Split", 1, bnf_shp_split_shape, bnf_shp_split_compute},
+    {"Slice", 1, bnf_shp_slice_shape, bnf_shp_slice_compute},
+    {"Gather", 1, bnf_shp_gather_shape, bnf_shp_gather_compute},
+    {"GatherElements", 11, bnf_shp_gather_elements_shape, bnf_shp_gather_elements_compute},
+    {"Pad", 1, bnf_shp_pad_shape, bnf_shp_pad_compute},
+    {"ReduceMean", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute},
+    {"ReduceSum", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute},
+    {"ReduceSumSquare", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute},
+    {"ReduceMax", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute},
+    {"Resize", 10, bnf_shp_resize_shape, bnf_shp_resize_compute},
+    {"Upsample", 7, bnf_shp_resize_shape, bnf_shp_resize_compute},
+    {NULL, 0, NULL, NULL},
 };
 
 int bnf_shp_fail(const struct bnf_op_ctx *ctx, enum bnf_status status, const char *fmt, ...)
@@ -58,7 +56,7 @@ int bnf_shp_check_io(const struct bnf_op_ctx *ctx, size_t min_in, size_t max_in)
 
 	if (ctx->n_in < min_in || ctx->n_in > max_in)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "has %zu inputs, expected %zu to %zu",
-				    ctx->n_in, min_in, max_in);
+		                    ctx->n_in, min_in, max_in);
 	for (i = 0; i < min_in; i++)
 		if (!ctx->in[i])
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "required input %zu is missing", i);
@@ -72,18 +70,17 @@ const struct bnf_tensor *bnf_shp_in(const struct bnf_op_ctx *ctx, size_t i)
 	return i < ctx->n_in ? ctx->in[i] : NULL;
 }
 
-int bnf_shp_axis(const struct bnf_op_ctx *ctx, int64_t axis, int rank, const char *what,
-		 int *out)
+int bnf_shp_axis(const struct bnf_op_ctx *ctx, int64_t axis, int rank, const char *what, int *out)
 {
 	if (axis < -(int64_t)rank || axis >= rank)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "%s %lld is outside [%d, %d]", what,
-				    (long long)axis, -rank, rank - 1);
+		                    (long long)axis, -rank, rank - 1);
 	*out = (int)(axis < 0 ? axis + rank : axis);
 	return BNF_OK;
 }
 
-int bnf_shp_axes(const struct bnf_op_ctx *ctx, int64_t *axes, size_t n, int rank,
-		 const char *what, unsigned *mask)
+int bnf_shp_axes(const struct bnf_op_ctx *ctx, int64_t *axes, size_t n, int rank, const char *what,
+                 unsigned *mask)
 {
 	size_t i;
 	int a = 0;
@@ -101,43 +98,42 @@ int bnf_shp_axes(const struct bnf_op_ctx *ctx, int64_t *axes, size_t n, int rank
 }
 
 /* Shared checks of the list readers: rank at most 1 and at most max values. */
-static int check_list(const struct bnf_op_ctx *ctx, const struct bnf_tensor *t,
-		      const char *what, size_t max)
+static int check_list(const struct bnf_op_ctx *ctx, const struct bnf_tensor *t, const char *what,
+                      size_t max)
 {
 	if (t->rank > 1)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "%s must have rank 0 or 1, not %d", what,
-				    t->rank);
+		                    t->rank);
 	if (t->count > max)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "%s has %zu values, more than %zu", what,
-				    t->count, max);
+		                    t->count, max);
 	return BNF_OK;
 }
 
-int bnf_shp_read_ints(const struct bnf_op_ctx *ctx, const struct bnf_tensor *t,
-		      const char *what, int64_t *out, size_t max, size_t *n)
+int bnf_shp_read_ints(const struct bnf_op_ctx *ctx, const struct bnf_tensor *t, const char *what,
+                      int64_t *out, size_t max, size_t *n)
 {
 	size_t i;
 
 	if (t->dtype != DT(INT64) && t->dtype != DT(INT32))
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "%s must be int64 or int32, not %s", what,
-				    bnf_dtype_name(t->dtype));
+		                    bnf_dtype_name(t->dtype));
 	if (check_list(ctx, t, what, max) != BNF_OK)
 		return ctx->err->status;
 	for (i = 0; i < t->count; i++)
-		out[i] = t->dtype == DT(INT64) ? ((const int64_t *)t->data)[i]
-					       : ((const int32_t *)t->data)[i];
+		out[i] = bnf_shp_get_int(t, i);
 	*n = t->count;
 	return BNF_OK;
 }
 
-int bnf_shp_read_doubles(const struct bnf_op_ctx *ctx, const struct bnf_tensor *t,
-			 const char *what, double *out, size_t max, size_t *n)
+int bnf_shp_read_doubles(const struct bnf_op_ctx *ctx, const struct bnf_tensor *t, const char *what,
+                         double *out, size_t max, size_t *n)
 {
 	size_t i;
 
 	if (!bnf_shp_is_float(t->dtype))
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "%s must be a floating tensor, not %s",
-				    what, bnf_dtype_name(t->dtype));
+		                    what, bnf_dtype_name(t->dtype));
 	if (check_list(ctx, t, what, max) != BNF_OK)
 		return ctx->err->status;
 	for (i = 0; i < t->count; i++)
@@ -146,8 +142,8 @@ int bnf_shp_read_doubles(const struct bnf_op_ctx *ctx, const struct bnf_tensor *
 	return BNF_OK;
 }
 
-int bnf_shp_ints_arg(const struct bnf_op_ctx *ctx, const char *name, int input_from,
-		     size_t input, int64_t *out, size_t max, size_t *n, int *present)
+int bnf_shp_ints_arg(const struct bnf_op_ctx *ctx, const char *name, int input_from, size_t input,
+                     int64_t *out, size_t max, size_t *n, int *present)
 {
 	const struct bnf_tensor *t;
 
@@ -156,16 +152,16 @@ int bnf_shp_ints_arg(const struct bnf_op_ctx *ctx, const char *name, int input_f
 	if (ctx->opset < input_from) {
 		if (bnf_shp_in(ctx, input))
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "takes '%s' as an attribute before opset %d, not as "
-					    "input %zu",
-					    name, input_from, input);
+			                    "takes '%s' as an attribute before opset %d, not as "
+			                    "input %zu",
+			                    name, input_from, input);
 		*present = bnf_attr_find(ctx->node, name) != NULL;
 		return bnf_attr_ints(ctx->node, name, out, max, n, ctx->err);
 	}
 	if (bnf_attr_find(ctx->node, name))
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-				    "takes '%s' as input %zu from opset %d, not as an attribute",
-				    name, input, input_from);
+		                    "takes '%s' as input %zu from opset %d, not as an attribute",
+		                    name, input, input_from);
 	t = bnf_shp_in(ctx, input);
 	if (!t)
 		return BNF_OK;
@@ -173,8 +169,7 @@ int bnf_shp_ints_arg(const struct bnf_op_ctx *ctx, const char *name, int input_f
 	return bnf_shp_read_ints(ctx, t, name, out, max, n);
 }
 
-int bnf_shp_new_out(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank,
-		    const int64_t *dims)
+int bnf_shp_new_out(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank, const int64_t *dims)
 {
 	if (!bnf_op_wants_output(ctx, i))
 		return BNF_OK;
@@ -218,7 +213,7 @@ static void copy_elem(char *d, const char *s, size_t esize)
 }
 
 void bnf_shp_copy(size_t esize, int rank, const int64_t *dims, const void *src,
-		  const int64_t *sstride, void *dst, const int64_t *dstride)
+                  const int64_t *sstride, void *dst, const int64_t *dstride)
 {
 	const char *s = src;
 	char *d = dst;
@@ -243,7 +238,7 @@ void bnf_shp_copy(size_t esize, int rank, const int64_t *dims, const void *src,
 		} else {
 			for (j = 0; j < inner; j++)
 				copy_elem(d + (doff + j * din) * (int64_t)esize,
-					  s + (soff + j * sin) * (int64_t)esize, esize);
+				          s + (soff + j * sin) * (int64_t)esize, esize);
 		}
 		for (i = rank - 2; i >= 0; i--) {
 			soff += sstride[i];
@@ -288,8 +283,16 @@ double bnf_shp_get(const struct bnf_tensor *t, size_t i)
 		return ((const float *)t->data)[i];
 	case DT(DOUBLE):
 		return ((const double *)t->data)[i];
+	default:
+		return (double)bnf_shp_get_int(t, i);
+	}
+}
+
+int64_t bnf_shp_get_int(const struct bnf_tensor *t, size_t i)
+{
+	switch (t->dtype) {
 	case DT(INT64):
-		return (double)((const int64_t *)t->data)[i];
+		return ((const int64_t *)t->data)[i];
 	case DT(INT32):
 		return ((const int32_t *)t->data)[i];
 	case DT(INT8):

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DT(x) ONNX__TENSOR_PROTO__DATA_TYPE__##x
-
 /* ---- Concat ---- */
 
 /* The concatenation axis, after checking that every input has the first
@@ -36,15 +34,14 @@ static int concat_axis(const struct bnf_op_ctx *ctx, int *axis)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "input %zu is missing", i);
 		if (x->dtype != x0->dtype || x->rank != x0->rank)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "input %zu is %s of rank %d, input 0 %s of rank %d", i,
-					    bnf_dtype_name(x->dtype), x->rank,
-					    bnf_dtype_name(x0->dtype), x0->rank);
+			                    "input %zu is %s of rank %d, input 0 %s of rank %d", i,
+			                    bnf_dtype_name(x->dtype), x->rank,
+			                    bnf_dtype_name(x0->dtype), x0->rank);
 		for (d = 0; d < x0->rank; d++)
 			if (d != *axis && x->dims[d] != x0->dims[d])
-				return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-						    "input %zu has dim %d = %lld, input 0 %lld", i,
-						    d, (long long)x->dims[d],
-						    (long long)x0->dims[d]);
+				return bnf_shp_fail(
+				    ctx, BNF_ERR_INPUT, "input %zu has dim %d = %lld, input 0 %lld",
+				    i, d, (long long)x->dims[d], (long long)x0->dims[d]);
 	}
 	return BNF_OK;
 }
@@ -84,7 +81,7 @@ int bnf_shp_concat_compute(struct bnf_op_ctx *ctx)
 		const struct bnf_tensor *x = ctx->in[i];
 		bnf_shp_strides(x->rank, x->dims, xs);
 		bnf_shp_copy(esize, x->rank, x->dims, x->data, xs,
-			     (char *)y->data + at * ys[axis] * (int64_t)esize, ys);
+		             (char *)y->data + at * ys[axis] * (int64_t)esize, ys);
 		at += x->dims[axis];
 	}
 	return BNF_OK;
@@ -113,7 +110,7 @@ static int split_plan(const struct bnf_op_ctx *ctx, int *axis, int64_t *sizes)
 		given = bnf_shp_in(ctx, 1);
 	else if (bnf_shp_in(ctx, 1))
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "takes 'split' as an attribute in opset %d",
-				    ctx->opset);
+		                    ctx->opset);
 	if (given) {
 		if (bnf_shp_read_ints(ctx, given, "split", sizes, n, &i) != BNF_OK)
 			return ctx->err->status;
@@ -126,31 +123,32 @@ static int split_plan(const struct bnf_op_ctx *ctx, int *axis, int64_t *sizes)
 			return ctx->err->status;
 		if (parts != 0 && parts != (int64_t)n)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "num_outputs is %lld but the node has %zu outputs",
-					    (long long)parts, n);
+			                    "num_outputs is %lld but the node has %zu outputs",
+			                    (long long)parts, n);
 		if (parts == 0 && dim % (int64_t)n != 0)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "axis of size %lld does not split into %zu equal parts",
-					    (long long)dim, n);
+			                    "axis of size %lld does not split into %zu equal parts",
+			                    (long long)dim, n);
 		for (i = 0; i < n; i++)
 			sizes[i] = (dim + (int64_t)n - 1) / (int64_t)n;
 		if (sizes[0] * (int64_t)(n - 1) > dim)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "axis of size %lld does not split into %zu parts",
-					    (long long)dim, n);
+			                    "axis of size %lld does not split into %zu parts",
+			                    (long long)dim, n);
 		sizes[n - 1] = dim - sizes[0] * (int64_t)(n - 1);
 	}
 	if (i != n)
-		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "split has %zu sizes for %zu outputs", i, n);
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "split has %zu sizes for %zu outputs", i,
+		                    n);
 	for (i = 0; i < n; i++) {
 		if (sizes[i] < 0 || sizes[i] > dim)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "split[%zu] = %lld is invalid", i,
-					    (long long)sizes[i]);
+			                    (long long)sizes[i]);
 		total += sizes[i];
 	}
 	if (total != dim)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "split sizes add to %lld, not %lld",
-				    (long long)total, (long long)dim);
+		                    (long long)total, (long long)dim);
 	return BNF_OK;
 }
 
@@ -179,8 +177,8 @@ static int split_run(struct bnf_op_ctx *ctx, int fill)
 		} else if (ctx->out[i]) {
 			bnf_shp_strides(x->rank, dims, ys);
 			bnf_shp_copy(esize, x->rank, dims,
-				     (const char *)x->data + at * xs[axis] * (int64_t)esize, xs,
-				     ctx->out[i]->data, ys);
+			             (const char *)x->data + at * xs[axis] * (int64_t)esize, xs,
+			             ctx->out[i]->data, ys);
 		}
 		at += sizes[i];
 	}
@@ -238,8 +236,8 @@ static int64_t slice_axis(int64_t dim, int64_t *start, int64_t end, int64_t step
 static int slice_plan(const struct bnf_op_ctx *ctx, struct slice_plan *p)
 {
 	const struct bnf_tensor *x;
-	int64_t starts[BNF_MAX_RANK], ends[BNF_MAX_RANK], axes[BNF_MAX_RANK],
-		steps[BNF_MAX_RANK], xs[BNF_MAX_RANK];
+	int64_t starts[BNF_MAX_RANK], ends[BNF_MAX_RANK], axes[BNF_MAX_RANK], steps[BNF_MAX_RANK],
+	    xs[BNF_MAX_RANK];
 	size_t n, n_end, n_axes = 0, n_steps = 0, i;
 	unsigned mask;
 	int present, a;
@@ -257,11 +255,11 @@ static int slice_plan(const struct bnf_op_ctx *ctx, struct slice_plan *p)
 	x = ctx->in[0];
 	if (n_end != n || (present && n_axes != n) || (n_steps && n_steps != n))
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-				    "starts, ends, axes and steps have different lengths");
+		                    "starts, ends, axes and steps have different lengths");
 	if (!present) {
 		if (n > (size_t)x->rank)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "%zu starts for rank %d", n,
-					    x->rank);
+			                    x->rank);
 		for (i = 0; i < n; i++)
 			axes[i] = (int64_t)i;
 	}
@@ -310,7 +308,7 @@ int bnf_shp_slice_compute(struct bnf_op_ctx *ctx)
 		return BNF_OK;
 	bnf_shp_strides(y->rank, y->dims, ys);
 	bnf_shp_copy(esize, y->rank, y->dims, (const char *)x->data + p.base * (int64_t)esize,
-		     p.strides, y->data, ys);
+	             p.strides, y->data, ys);
 	return BNF_OK;
 }
 
@@ -328,7 +326,7 @@ static int gather_axis(const struct bnf_op_ctx *ctx, int *axis)
 		return ctx->err->status;
 	if (ctx->in[1]->dtype != DT(INT64) && ctx->in[1]->dtype != DT(INT32))
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "indices must be int64 or int32, not %s",
-				    bnf_dtype_name(ctx->in[1]->dtype));
+		                    bnf_dtype_name(ctx->in[1]->dtype));
 	return BNF_OK;
 }
 
@@ -336,13 +334,11 @@ static int gather_axis(const struct bnf_op_ctx *ctx, int *axis)
  * non-negative. */
 static int gather_index(const struct bnf_op_ctx *ctx, size_t i, int64_t dim, int64_t *out)
 {
-	const struct bnf_tensor *t = ctx->in[1];
-	int64_t v = t->dtype == DT(INT64) ? ((const int64_t *)t->data)[i]
-					  : ((const int32_t *)t->data)[i];
+	int64_t v = bnf_shp_get_int(ctx->in[1], i);
 
 	if (v < -dim || v >= dim)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "index %lld is outside [%lld, %lld]",
-				    (long long)v, (long long)-dim, (long long)dim - 1);
+		                    (long long)v, (long long)-dim, (long long)dim - 1);
 	*out = v < 0 ? v + dim : v;
 	return BNF_OK;
 }
@@ -360,7 +356,7 @@ int bnf_shp_gather_shape(struct bnf_op_ctx *ctx)
 	rank = x->rank - 1 + idx->rank;
 	if (rank > BNF_MAX_RANK)
 		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "output rank %d is above %d", rank,
-				    BNF_MAX_RANK);
+		                    BNF_MAX_RANK);
 	/* data dims before the axis, then the indices' dims, then the rest. */
 	memcpy(dims, x->dims, (size_t)axis * sizeof(dims[0]));
 	memcpy(dims + axis, idx->dims, (size_t)idx->rank * sizeof(dims[0]));
@@ -392,8 +388,8 @@ int bnf_shp_gather_compute(struct bnf_op_ctx *ctx)
 				return ctx->err->status;
 			if (y->count)
 				memcpy((char *)y->data + (o * idx->count + i) * block,
-				       (const char *)x->data + ((int64_t)o * dim + k) * xs[axis] *
-								       (int64_t)esize,
+				       (const char *)x->data +
+				           ((int64_t)o * dim + k) * xs[axis] * (int64_t)esize,
 				       block);
 		}
 	}
@@ -411,12 +407,12 @@ int bnf_shp_gather_elements_shape(struct bnf_op_ctx *ctx)
 	idx = ctx->in[1];
 	if (idx->rank != x->rank)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "indices have rank %d, data rank %d",
-				    idx->rank, x->rank);
+		                    idx->rank, x->rank);
 	for (d = 0; d < x->rank; d++)
 		if (d != axis && idx->dims[d] > x->dims[d])
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "indices dim %d = %lld exceeds the data's %lld", d,
-					    (long long)idx->dims[d], (long long)x->dims[d]);
+			                    "indices dim %d = %lld exceeds the data's %lld", d,
+			                    (long long)idx->dims[d], (long long)x->dims[d]);
 	return bnf_shp_new_out(ctx, 0, x->dtype, idx->rank, idx->dims);
 }
 

@@ -9,8 +9,6 @@
 #include <math.h>
 #include <string.h>
 
-#define DT(x) ONNX__TENSOR_PROTO__DATA_TYPE__##x
-
 /* Product of dims[from .. to), all already checked non-negative and within
  * an existing tensor's shape, so it cannot overflow. */
 static int64_t dims_product(const int64_t *dims, int from, int to)
@@ -35,7 +33,7 @@ int bnf_shp_flatten_shape(struct bnf_op_ctx *ctx)
 	 * values count from the end since opset 11. */
 	if (axis < -(int64_t)x->rank || axis > x->rank)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "axis %lld is outside [%d, %d]",
-				    (long long)axis, -x->rank, x->rank);
+		                    (long long)axis, -x->rank, x->rank);
 	if (axis < 0)
 		axis += x->rank;
 	dims[0] = dims_product(x->dims, 0, (int)axis);
@@ -63,17 +61,18 @@ int bnf_shp_reshape_shape(struct bnf_op_ctx *ctx)
 			/* 0 copies the input's dim at the same index. */
 			if (i >= (size_t)x->rank)
 				return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-						    "shape[%zu] is 0 but the input has rank %d", i,
-						    x->rank);
+				                    "shape[%zu] is 0 but the input has rank %d", i,
+				                    x->rank);
 			shape[i] = x->dims[i];
 		} else if (shape[i] == -1) {
 			if (infer >= 0)
-				return bnf_shp_fail(ctx, BNF_ERR_INPUT, "shape has more than one -1");
+				return bnf_shp_fail(ctx, BNF_ERR_INPUT,
+				                    "shape has more than one -1");
 			infer = (int)i;
 			continue;
 		} else if (shape[i] < 0 || shape[i] > (int64_t)BNF_MAX_ELEMENTS) {
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "shape[%zu] = %lld is invalid", i,
-					    (long long)shape[i]);
+			                    (long long)shape[i]);
 		}
 		/* known stays below 2^31 * 2^31 before this check fails. */
 		known *= shape[i];
@@ -83,16 +82,16 @@ int bnf_shp_reshape_shape(struct bnf_op_ctx *ctx)
 	if (infer >= 0) {
 		if (known == 0 || (int64_t)x->count % known != 0)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "cannot infer the -1 in shape: %zu elements do not "
-					    "divide by %lld",
-					    x->count, (long long)known);
+			                    "cannot infer the -1 in shape: %zu elements do not "
+			                    "divide by %lld",
+			                    x->count, (long long)known);
 		shape[infer] = (int64_t)x->count / known;
 		known = (int64_t)x->count;
 	}
 	if (known != (int64_t)x->count)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-				    "shape holds %lld elements but the input has %zu",
-				    (long long)known, x->count);
+		                    "shape holds %lld elements but the input has %zu",
+		                    (long long)known, x->count);
 	return bnf_shp_new_out(ctx, 0, x->dtype, (int)n, shape);
 }
 
@@ -114,8 +113,8 @@ int bnf_shp_squeeze_shape(struct bnf_op_ctx *ctx)
 		int named = (mask >> i) & 1;
 		if (named && x->dims[i] != 1)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "cannot squeeze axis %d of size %lld", i,
-					    (long long)x->dims[i]);
+			                    "cannot squeeze axis %d of size %lld", i,
+			                    (long long)x->dims[i]);
 		/* Without axes every dim of size 1 goes. */
 		if (named || (n == 0 && x->dims[i] == 1))
 			continue;
@@ -141,7 +140,7 @@ int bnf_shp_unsqueeze_shape(struct bnf_op_ctx *ctx)
 	rank = x->rank + (int)n;
 	if (rank > BNF_MAX_RANK)
 		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "output rank %d is above %d", rank,
-				    BNF_MAX_RANK);
+		                    BNF_MAX_RANK);
 	/* Axes count in the output's rank. */
 	if (bnf_shp_axes(ctx, axes, n, rank, "axes", &mask) != BNF_OK)
 		return ctx->err->status;
@@ -157,7 +156,7 @@ static int shape_range(const struct bnf_op_ctx *ctx, int *start, int *end)
 	int64_t s = 0, e = ctx->in[0]->rank, r = ctx->in[0]->rank;
 
 	if (ctx->opset >= 15 && (bnf_attr_int(ctx->node, "start", 0, &s, ctx->err) != BNF_OK ||
-				 bnf_attr_int(ctx->node, "end", r, &e, ctx->err) != BNF_OK))
+	                         bnf_attr_int(ctx->node, "end", r, &e, ctx->err) != BNF_OK))
 		return ctx->err->status;
 	s = s < 0 ? s + r : s;
 	e = e < 0 ? e + r : e;
@@ -210,7 +209,7 @@ static int transpose_perm(const struct bnf_op_ctx *ctx, int64_t *perm)
 	for (i = 0; i < rank; i++)
 		if (perm[i] < 0)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "perm[%d] = %lld is negative", i,
-					    (long long)perm[i]);
+			                    (long long)perm[i]);
 	return bnf_shp_axes(ctx, perm, n, rank, "perm", &mask);
 }
 
@@ -277,11 +276,11 @@ int bnf_shp_expand_shape(struct bnf_op_ctx *ctx)
 		int64_t b = i < lead_s ? 1 : shape[i - lead_s];
 		if (b < 0)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "shape[%d] = %lld is negative",
-					    i - lead_s, (long long)b);
+			                    i - lead_s, (long long)b);
 		if (a != b && a != 1 && b != 1)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "cannot broadcast dim %lld of the input to %lld",
-					    (long long)a, (long long)b);
+			                    "cannot broadcast dim %lld of the input to %lld",
+			                    (long long)a, (long long)b);
 		dims[i] = a == 1 ? b : a;
 	}
 	return bnf_shp_new_out(ctx, 0, x->dtype, rank, dims);
@@ -311,11 +310,11 @@ static int tile_repeats(const struct bnf_op_ctx *ctx, int64_t *rep)
 		return ctx->err->status;
 	if (n != (size_t)x->rank)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "repeats has %zu values for rank %d", n,
-				    x->rank);
+		                    x->rank);
 	for (i = 0; i < x->rank; i++)
 		if (rep[i] < 0 || rep[i] > (int64_t)BNF_MAX_ELEMENTS)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "repeats[%d] = %lld is invalid", i,
-					    (long long)rep[i]);
+			                    (long long)rep[i]);
 	return BNF_OK;
 }
 
@@ -354,8 +353,7 @@ int bnf_shp_tile_compute(struct bnf_op_ctx *ctx)
 		vs[2 * i + 1] = xs[i];
 	}
 	bnf_shp_strides(2 * x->rank, vdims, vd);
-	bnf_shp_copy(bnf_tensor_elem_size(x->dtype), 2 * x->rank, vdims, x->data, vs, y->data,
-		     vd);
+	bnf_shp_copy(bnf_tensor_elem_size(x->dtype), 2 * x->rank, vdims, x->data, vs, y->data, vd);
 	return BNF_OK;
 }
 
@@ -398,7 +396,7 @@ int bnf_shp_constant_of_shape_shape(struct bnf_op_ctx *ctx)
 	for (i = 0; i < n; i++)
 		if (dims[i] < 0)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "shape[%zu] = %lld is negative", i,
-					    (long long)dims[i]);
+			                    (long long)dims[i]);
 	if (constant_of_shape_value(ctx, &v) != BNF_OK)
 		return ctx->err->status;
 	/* An empty shape gives a scalar. */
@@ -432,14 +430,14 @@ static int range_count(const struct bnf_op_ctx *ctx, int64_t *count)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "input %d must be a scalar", i);
 		if (ctx->in[i]->dtype != s->dtype)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "inputs mix %s and %s",
-					    bnf_dtype_name(s->dtype),
-					    bnf_dtype_name(ctx->in[i]->dtype));
+			                    bnf_dtype_name(s->dtype),
+			                    bnf_dtype_name(ctx->in[i]->dtype));
 	}
 	if (bnf_shp_is_float(s->dtype)) {
 		double n = ceil((bnf_shp_get(l, 0) - bnf_shp_get(s, 0)) / bnf_shp_get(d, 0));
 		if (bnf_shp_get(d, 0) == 0 || isnan(n) || n > (double)BNF_MAX_ELEMENTS)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "cannot produce a range of %g elements", n);
+			                    "cannot produce a range of %g elements", n);
 		*count = n > 0 ? (int64_t)n : 0;
 	} else if (s->dtype == DT(INT64) || s->dtype == DT(INT32)) {
 		int64_t a, b, step;
@@ -460,12 +458,13 @@ static int range_count(const struct bnf_op_ctx *ctx, int64_t *count)
 		mag = step > 0 ? (uint64_t)step : 0 - (uint64_t)step;
 		span = span / mag + (span % mag != 0);
 		if (span > BNF_MAX_ELEMENTS)
-			return bnf_shp_fail(ctx, BNF_ERR_NOMEM, "range of %llu elements is too large",
-					    (unsigned long long)span);
+			return bnf_shp_fail(ctx, BNF_ERR_NOMEM,
+			                    "range of %llu elements is too large",
+			                    (unsigned long long)span);
 		*count = (int64_t)span;
 	} else {
 		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "dtype %s is not supported",
-				    bnf_dtype_name(s->dtype));
+		                    bnf_dtype_name(s->dtype));
 	}
 	return BNF_OK;
 }

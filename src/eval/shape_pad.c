@@ -53,11 +53,11 @@ static int pad_amounts(const struct bnf_op_ctx *ctx, int64_t *begin, int64_t *en
 	int present;
 
 	if (bnf_shp_ints_arg(ctx, ctx->opset < 2 ? "paddings" : "pads", 11, 1, pads,
-			     2 * BNF_MAX_RANK, &n, &present) != BNF_OK)
+	                     2 * BNF_MAX_RANK, &n, &present) != BNF_OK)
 		return ctx->err->status;
 	if (ctx->opset >= 18 && bnf_shp_in(ctx, 3)) {
 		if (bnf_shp_read_ints(ctx, ctx->in[3], "axes", axes, BNF_MAX_RANK, &n_axes) !=
-			    BNF_OK ||
+		        BNF_OK ||
 		    bnf_shp_axes(ctx, axes, n_axes, rank, "axes", &mask) != BNF_OK)
 			return ctx->err->status;
 	} else {
@@ -66,7 +66,7 @@ static int pad_amounts(const struct bnf_op_ctx *ctx, int64_t *begin, int64_t *en
 	}
 	if (n != 2 * n_axes)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "pads has %zu values for %zu axes", n,
-				    n_axes);
+		                    n_axes);
 	for (i = 0; i < rank; i++)
 		begin[i] = end[i] = 0;
 	for (n = 0; n < n_axes; n++) {
@@ -90,29 +90,29 @@ static int pad_plan(const struct bnf_op_ctx *ctx, struct pad_plan *p)
 		int64_t dim = x->dims[i];
 		if (begin[i] < -dim || end[i] < -dim || begin[i] > (int64_t)BNF_MAX_ELEMENTS ||
 		    end[i] > (int64_t)BNF_MAX_ELEMENTS)
-			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "pads (%lld, %lld) are invalid for axis %d of size %lld",
-					    (long long)begin[i], (long long)end[i], i,
-					    (long long)dim);
+			return bnf_shp_fail(
+			    ctx, BNF_ERR_INPUT,
+			    "pads (%lld, %lld) are invalid for axis %d of size %lld",
+			    (long long)begin[i], (long long)end[i], i, (long long)dim);
 		p->crop[i] = begin[i] < 0 ? -begin[i] : 0;
 		p->kept[i] = dim - p->crop[i] - (end[i] < 0 ? -end[i] : 0);
 		p->head[i] = begin[i] > 0 ? begin[i] : 0;
 		if (p->kept[i] < 0)
-			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "pads crop more than axis %d holds", i);
+			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "pads crop more than axis %d holds",
+			                    i);
 		p->dims[i] = p->kept[i] + p->head[i] + (end[i] > 0 ? end[i] : 0);
 		if (p->dims[i] == p->kept[i] || p->mode == PAD_MODE_CONSTANT)
 			continue;
 		/* Edge needs one element to repeat; reflect mirrors without
 		 * repeating the border element, so it needs more than the pad. */
-		if (p->kept[i] == 0 ||
-		    (p->mode == PAD_MODE_REFLECT && (p->head[i] >= p->kept[i] ||
-						     p->dims[i] - p->head[i] - p->kept[i] >=
-							     p->kept[i])))
-			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "cannot pad axis %d of size %lld by (%lld, %lld) in this "
-					    "mode",
-					    i, (long long)p->kept[i], (long long)begin[i],
-					    (long long)end[i]);
+		if (p->kept[i] == 0 || (p->mode == PAD_MODE_REFLECT &&
+		                        (p->head[i] >= p->kept[i] ||
+		                         p->dims[i] - p->head[i] - p->kept[i] >= p->kept[i])))
+			return bnf_shp_fail(
+			    ctx, BNF_ERR_INPUT,
+			    "cannot pad axis %d of size %lld by (%lld, %lld) in this "
+			    "mode",
+			    i, (long long)p->kept[i], (long long)begin[i], (long long)end[i]);
 	}
 	return BNF_OK;
 }
@@ -128,8 +128,7 @@ int bnf_shp_pad_shape(struct bnf_op_ctx *ctx)
 
 /* The constant mode's fill value as one element of y's dtype: the 'value'
  * attribute before opset 11, input 2 from then on, 0 by default. */
-static int pad_value(const struct bnf_op_ctx *ctx, const struct bnf_tensor *y,
-		     unsigned char *elem)
+static int pad_value(const struct bnf_op_ctx *ctx, const struct bnf_tensor *y, unsigned char *elem)
 {
 	struct bnf_tensor one = {y->dtype, 0, {0}, 1, elem};
 	const struct bnf_tensor *v = bnf_shp_in(ctx, 2);
@@ -146,8 +145,8 @@ static int pad_value(const struct bnf_op_ctx *ctx, const struct bnf_tensor *y,
 		return BNF_OK;
 	if (v->dtype != y->dtype || v->count != 1)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-				    "constant_value must be one %s element, not %zu of %s",
-				    bnf_dtype_name(y->dtype), v->count, bnf_dtype_name(v->dtype));
+		                    "constant_value must be one %s element, not %zu of %s",
+		                    bnf_dtype_name(y->dtype), v->count, bnf_dtype_name(v->dtype));
 	memcpy(elem, v->data, bnf_tensor_elem_size(v->dtype));
 	return BNF_OK;
 }
@@ -192,7 +191,7 @@ int bnf_shp_pad_compute(struct bnf_op_ctx *ctx)
 		yoff += p.head[a] * ys[a];
 	}
 	bnf_shp_copy(esize, x->rank, p.kept, (const char *)x->data + xoff * (int64_t)esize, xs,
-		     (char *)y->data + yoff * (int64_t)esize, ys);
+	             (char *)y->data + yoff * (int64_t)esize, ys);
 	if (p.mode == PAD_MODE_CONSTANT)
 		return BNF_OK;
 	/* Borders of axis a span the full output on the axes before a (their
@@ -209,9 +208,9 @@ int bnf_shp_pad_compute(struct bnf_op_ctx *ctx)
 			if (q >= y->dims[a])
 				break;
 			bnf_shp_copy(esize, y->rank, vdims,
-				     (char *)y->data +
-					     (yoff + pad_source(&p, a, q) * ys[a]) * (int64_t)esize,
-				     ys, (char *)y->data + (yoff + q * ys[a]) * (int64_t)esize, ys);
+			             (char *)y->data +
+			                 (yoff + pad_source(&p, a, q) * ys[a]) * (int64_t)esize,
+			             ys, (char *)y->data + (yoff + q * ys[a]) * (int64_t)esize, ys);
 		}
 	}
 	return BNF_OK;

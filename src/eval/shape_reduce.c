@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DT(x) ONNX__TENSOR_PROTO__DATA_TYPE__##x
-
 enum reduce_kind {
 	REDUCE_KIND_MEAN,
 	REDUCE_KIND_SUM,
@@ -59,7 +57,7 @@ static int reduce_plan(const struct bnf_op_ctx *ctx, struct reduce_plan *p)
 	if (!bnf_shp_is_float(x->dtype) && x->dtype != DT(INT64) && x->dtype != DT(INT32) &&
 	    x->dtype != DT(INT8) && x->dtype != DT(UINT8))
 		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "dtype %s is not supported",
-				    bnf_dtype_name(x->dtype));
+		                    bnf_dtype_name(x->dtype));
 	/* A repeated axis is harmless here, and onnxruntime accepts it. */
 	p->mask = 0;
 	for (i = 0; i < n; i++) {
@@ -90,20 +88,6 @@ int bnf_shp_reduce_shape(struct bnf_op_ctx *ctx)
 	return bnf_shp_new_out(ctx, 0, ctx->in[0]->dtype, p.rank, p.dims);
 }
 
-static int64_t load_int(const struct bnf_tensor *t, size_t i)
-{
-	switch (t->dtype) {
-	case DT(INT64):
-		return ((const int64_t *)t->data)[i];
-	case DT(INT32):
-		return ((const int32_t *)t->data)[i];
-	case DT(INT8):
-		return ((const int8_t *)t->data)[i];
-	default:
-		return ((const uint8_t *)t->data)[i];
-	}
-}
-
 /* Store keeping the low bits, as integer arithmetic in the type would. */
 static void store_int(struct bnf_tensor *t, size_t i, int64_t v)
 {
@@ -126,7 +110,7 @@ static void store_int(struct bnf_tensor *t, size_t i, int64_t v)
 /* Fold element i of x into accumulator o (fsum for floating dtypes, isum
  * for integer ones). */
 static void reduce_add(enum reduce_kind kind, const struct bnf_tensor *x, size_t i, double *fsum,
-		       int64_t *isum, size_t o)
+                       int64_t *isum, size_t o)
 {
 	if (fsum) {
 		double v = bnf_shp_get(x, i);
@@ -136,12 +120,12 @@ static void reduce_add(enum reduce_kind kind, const struct bnf_tensor *x, size_t
 			fsum[o] += kind == REDUCE_KIND_SUM_SQUARE ? v * v : v;
 	} else {
 		/* Unsigned arithmetic: overflow wraps instead of being undefined. */
-		uint64_t v = (uint64_t)load_int(x, i);
+		uint64_t v = (uint64_t)bnf_shp_get_int(x, i);
 		if (kind == REDUCE_KIND_MAX)
 			isum[o] = (int64_t)v > isum[o] ? (int64_t)v : isum[o];
 		else
 			isum[o] = (int64_t)((uint64_t)isum[o] +
-					    (kind == REDUCE_KIND_SUM_SQUARE ? v * v : v));
+			                    (kind == REDUCE_KIND_SUM_SQUARE ? v * v : v));
 	}
 }
 
@@ -197,11 +181,12 @@ int bnf_shp_reduce_compute(struct bnf_op_ctx *ctx)
 	}
 	for (i = 0; i < y->count; i++) {
 		if (fsum)
-			bnf_shp_set(y, i, p.kind == REDUCE_KIND_MEAN ? fsum[i] / (double)per_out
-								      : fsum[i]);
+			bnf_shp_set(
+			    y, i, p.kind == REDUCE_KIND_MEAN ? fsum[i] / (double)per_out : fsum[i]);
 		else
-			store_int(y, i, p.kind == REDUCE_KIND_MEAN ? isum[i] / (int64_t)per_out
-								  : isum[i]);
+			store_int(y, i,
+			          p.kind == REDUCE_KIND_MEAN ? isum[i] / (int64_t)per_out
+			                                     : isum[i]);
 	}
 	free(fsum);
 	free(isum);

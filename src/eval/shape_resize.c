@@ -54,7 +54,7 @@ struct resize_tap {
  * its position. Valid values that bnfold does not implement are refused
  * as such. */
 static int pick_string(const struct bnf_op_ctx *ctx, const char *attr, const char *def,
-		       const char *const *names, int *index)
+                       const char *const *names, int *index)
 {
 	static const char *const refused[] = {"cubic", "not_larger", "not_smaller", NULL};
 	char s[32];
@@ -71,7 +71,7 @@ static int pick_string(const struct bnf_op_ctx *ctx, const char *attr, const cha
 	for (i = 0; refused[i]; i++)
 		if (strcmp(s, refused[i]) == 0)
 			return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "%s '%s' is not implemented",
-					    attr, s);
+			                    attr, s);
 	return bnf_shp_fail(ctx, BNF_ERR_INPUT, "unknown %s '%s'", attr, s);
 }
 
@@ -81,10 +81,10 @@ static int resize_attrs(const struct bnf_op_ctx *ctx, struct resize_plan *p)
 {
 	static const char *const modes[] = {"nearest", "linear", NULL};
 	static const char *const coords[] = {
-		"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
-		"asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize", NULL};
+	    "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
+	    "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize", NULL};
 	static const char *const rounds[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
-					     "ceil", NULL};
+	                                     "ceil", NULL};
 	static const char *const policies[] = {"stretch", NULL};
 	int coord, round, policy;
 	int64_t antialias = 0;
@@ -98,10 +98,10 @@ static int resize_attrs(const struct bnf_op_ctx *ctx, struct resize_plan *p)
 	if (strcmp(ctx->node->op_type, "Upsample") == 0 || ctx->opset < 11)
 		return BNF_OK;
 	if (pick_string(ctx, "coordinate_transformation_mode", "half_pixel", coords, &coord) !=
-		    BNF_OK ||
+	        BNF_OK ||
 	    pick_string(ctx, "nearest_mode", "round_prefer_floor", rounds, &round) != BNF_OK ||
 	    bnf_attr_float(ctx->node, "extrapolation_value", 0.0f, &extrapolation, ctx->err) !=
-		    BNF_OK ||
+	        BNF_OK ||
 	    bnf_attr_int(ctx->node, "antialias", 0, &antialias, ctx->err) != BNF_OK ||
 	    pick_string(ctx, "keep_aspect_ratio_policy", "stretch", policies, &policy) != BNF_OK)
 		return ctx->err->status;
@@ -112,8 +112,8 @@ static int resize_attrs(const struct bnf_op_ctx *ctx, struct resize_plan *p)
 	if ((coord == RESIZE_COORD_TF_HALF_PIXEL_FOR_NN && ctx->opset >= 13) ||
 	    (coord == RESIZE_COORD_HALF_PIXEL_SYMMETRIC && ctx->opset < 19))
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-				    "coordinate_transformation_mode '%s' is not in opset %d",
-				    coords[coord], ctx->opset);
+		                    "coordinate_transformation_mode '%s' is not in opset %d",
+		                    coords[coord], ctx->opset);
 	p->coord = (enum resize_coord)coord;
 	p->round = (enum resize_round)round;
 	p->extrapolation = extrapolation;
@@ -124,7 +124,7 @@ static int resize_attrs(const struct bnf_op_ctx *ctx, struct resize_plan *p)
  * attribute from opset 18); axes left out keep scale 1. *by_size says
  * which was given. roi is filled for tf_crop_and_resize. */
 static int resize_targets(const struct bnf_op_ctx *ctx, struct resize_plan *p, double *scales,
-			  int64_t *sizes, int *by_size)
+                          int64_t *sizes, int *by_size)
 {
 	const struct bnf_tensor *x = ctx->in[0], *t;
 	int upsample = strcmp(ctx->node->op_type, "Upsample") == 0;
@@ -169,7 +169,7 @@ static int resize_targets(const struct bnf_op_ctx *ctx, struct resize_plan *p, d
 		if (t && t->count) {
 			if (n)
 				return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-						    "both scales and sizes are given");
+				                    "both scales and sizes are given");
 			if (bnf_shp_read_ints(ctx, t, "sizes", given, BNF_MAX_RANK, &n) != BNF_OK)
 				return ctx->err->status;
 			*by_size = 1;
@@ -177,7 +177,7 @@ static int resize_targets(const struct bnf_op_ctx *ctx, struct resize_plan *p, d
 	}
 	if (n != n_axes)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "%s has %zu values for %zu axes",
-				    *by_size ? "sizes" : "scales", n, n_axes);
+		                    *by_size ? "sizes" : "scales", n, n_axes);
 	for (i = 0; i < n_axes; i++) {
 		if (*by_size)
 			sizes[axes[i]] = given[i];
@@ -191,7 +191,7 @@ static int resize_targets(const struct bnf_op_ctx *ctx, struct resize_plan *p, d
 			return ctx->err->status;
 		if (n != 2 * n_axes)
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "roi has %zu values for %zu axes",
-					    n, n_axes);
+			                    n, n_axes);
 		for (i = 0; i < n_axes; i++) {
 			p->roi[axes[i]] = vals[i];
 			p->roi[x->rank + axes[i]] = vals[n_axes + i];
@@ -213,15 +213,15 @@ static int resize_plan(const struct bnf_op_ctx *ctx, struct resize_plan *p)
 	x = ctx->in[0];
 	if (p->linear && !bnf_shp_is_float(x->dtype))
 		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED,
-				    "linear mode on %s is not implemented",
-				    bnf_dtype_name(x->dtype));
+		                    "linear mode on %s is not implemented",
+		                    bnf_dtype_name(x->dtype));
 	for (a = 0; a < x->rank; a++) {
 		double in = (double)x->dims[a], out;
 		if (by_size) {
 			if (sizes[a] < 0 || (x->dims[a] == 0 && sizes[a] != 0))
 				return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-						    "cannot resize axis %d of size %lld to %lld", a,
-						    (long long)x->dims[a], (long long)sizes[a]);
+				                    "cannot resize axis %d of size %lld to %lld", a,
+				                    (long long)x->dims[a], (long long)sizes[a]);
 			p->dims[a] = sizes[a];
 			p->scale[a] = x->dims[a] ? (double)sizes[a] / in : 1;
 			p->length[a] = (double)sizes[a];
@@ -229,7 +229,7 @@ static int resize_plan(const struct bnf_op_ctx *ctx, struct resize_plan *p)
 		}
 		if (!(scales[a] > 0) || isinf(scales[a]))
 			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "scale %g of axis %d is invalid",
-					    scales[a], a);
+			                    scales[a], a);
 		/* The output length before flooring is also what the
 		 * align_corners and crop formulas divide by (as in ONNX's
 		 * reference; onnxruntime divides by the floored length). The
@@ -238,8 +238,8 @@ static int resize_plan(const struct bnf_op_ctx *ctx, struct resize_plan *p)
 		 * onnxruntime does. */
 		out = in * scales[a];
 		if (!(out >= 0 && out < (double)BNF_MAX_ELEMENTS + 1))
-			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
-					    "axis %d would have %g elements", a, out);
+			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "axis %d would have %g elements", a,
+			                    out);
 		p->dims[a] = (int64_t)floor(out);
 		p->scale[a] = scales[a];
 		p->length[a] = out;
@@ -260,8 +260,7 @@ int bnf_shp_resize_shape(struct bnf_op_ctx *ctx)
  * is worked out in single precision, as onnxruntime does, so that nearest
  * picks the same pixels where a coordinate falls on a rounding boundary,
  * and the float and the float64 runs always agree on them. */
-static float resize_coord(const struct resize_plan *p, int rank, int a, int64_t o,
-			  int64_t in_len)
+static float resize_coord(const struct resize_plan *p, int rank, int a, int64_t o, int64_t in_len)
 {
 	float x = (float)o, s = (float)p->scale[a], len = (float)p->length[a];
 	float in = (float)in_len, start = (float)p->roi[a], end = (float)p->roi[rank + a];
@@ -280,7 +279,7 @@ static float resize_coord(const struct resize_plan *p, int rank, int a, int64_t 
 		return (x + 0.5f) / s;
 	case RESIZE_COORD_TF_CROP_AND_RESIZE:
 		return len > 1 ? start * (in - 1) + x * (end - start) * (in - 1) / (len - 1)
-			       : 0.5f * (start + end) * (in - 1);
+		               : 0.5f * (start + end) * (in - 1);
 	default:
 		return x / s;
 	}
@@ -302,7 +301,7 @@ static int64_t clamp_index(float v, int64_t n)
 
 /* The taps of every output index of axis a. */
 static void resize_axis(const struct resize_plan *p, int rank, int a, int64_t in_len,
-			struct resize_tap *taps)
+                        struct resize_tap *taps)
 {
 	int64_t o;
 
@@ -346,8 +345,8 @@ static void resize_axis(const struct resize_plan *p, int rank, int a, int64_t in
 /* One output element: the weighted sum over the 2^k corners of the axes
  * whose tap has two neighbours, or a copy for nearest. */
 static void resize_element(const struct bnf_tensor *x, struct bnf_tensor *y, size_t i,
-			   struct resize_tap *const *cur, const int64_t *xs, int linear,
-			   const unsigned char *extra)
+                           struct resize_tap *const *cur, const int64_t *xs, int linear,
+                           const unsigned char *extra)
 {
 	int64_t base = 0, delta[BNF_MAX_RANK];
 	double w[BNF_MAX_RANK], sum = 0;

@@ -10,7 +10,7 @@ export BNFOLD_BUILD="$build"
 sh tests/ort/install.sh
 
 echo "== schema round trip (unpack + pack gives the same bytes)"
-find tests/fixtures /usr/share/libonnx-testdata/data -name '*.onnx' -size -20M | sort |
+find tests/fixtures /usr/share/libonnx-testdata/data -path tests/fixtures/bad -prune -o -name '*.onnx' -size -20M -print | sort |
 	xargs "$build/tests/roundtrip" > "$build/roundtrip.log" || {
 	grep -v '^ok' "$build/roundtrip.log"
 	exit 1

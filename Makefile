@@ -75,9 +75,9 @@ $(BUILD)/tests/roundtrip: $(BUILD)/tests/roundtrip.o $(LIB_OBJ)
 # real ONNX checker, numpy, pytest, ONNX's backend test data, Node.js for
 # onnxruntime, jq and valgrind. As root they are installed; otherwise the
 # exact command is printed.
-BUILD_PKGS = gcc make pkg-config protobuf-c-compiler libprotobuf-c-dev
+BUILD_PKGS = gcc:cc make:make pkg-config protobuf-c-compiler libprotobuf-c-dev
 TEST_PKGS = python3 python3-onnx python3-numpy python3-pytest libonnx-testdata \
-            nodejs npm jq
+            nodejs:node npm:npm jq
 
 deps-build:
 	@sh .ci/deps $(BUILD_PKGS)

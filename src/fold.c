@@ -81,20 +81,27 @@ int fold_keep(struct fold_outcome *out, enum bnf_keep_reason reason, const char 
 	return BNF_OK;
 }
 
+/* Hand s (malloc'd) to ctx, which frees it when the run ends. Strings the
+ * fold replaces in the tree go here rather than to free(): the graph index
+ * of the current sweep still uses them as keys. */
+static int fold_keep_string(struct fold_ctx *ctx, char *s)
+{
+	char **p = realloc(ctx->owned, (ctx->n_owned + 1) * sizeof(*p));
+	if (!p)
+		return -1;
+	ctx->owned = p;
+	ctx->owned[ctx->n_owned++] = s;
+	return 0;
+}
+
 static char *owned_copy(struct fold_ctx *ctx, const char *s)
 {
-	char **p;
 	char *copy = strdup(s);
 
-	if (!copy)
-		return NULL;
-	p = realloc(ctx->owned, (ctx->n_owned + 1) * sizeof(*p));
-	if (!p) {
+	if (copy && fold_keep_string(ctx, copy) != 0) {
 		free(copy);
 		return NULL;
 	}
-	ctx->owned = p;
-	ctx->owned[ctx->n_owned++] = copy;
 	return copy;
 }
 
@@ -299,11 +306,11 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 	input_copy = strdup(name);
 	if (!input_copy)
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-	if (fold_release(ctx, gi, node->input[slot]) != BNF_OK) {
+	if (fold_release(ctx, gi, node->input[slot]) != BNF_OK ||
+	    fold_keep_string(ctx, node->input[slot]) != 0) {
 		free(input_copy);
-		return BNF_ERR_NOMEM;
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	}
-	free(node->input[slot]);
 	node->input[slot] = input_copy;
 	return BNF_OK;
 }
@@ -313,11 +320,11 @@ int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePro
 {
 	char *copy = strdup(name);
 
-	if (!copy || fold_release(ctx, gi, node->output[0]) != BNF_OK) {
+	if (!copy || fold_release(ctx, gi, node->output[0]) != BNF_OK ||
+	    fold_keep_string(ctx, node->output[0]) != 0) {
 		free(copy);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	}
-	free(node->output[0]);
 	node->output[0] = copy;
 	return BNF_OK;
 }

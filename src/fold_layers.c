@@ -145,63 +145,53 @@ out:
 	return rc < 0 ? rc : BNF_OK;
 }
 
-/* Set a float attribute, adding it when absent. */
-static int set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v)
+/* The attribute `name` of node, added (with the given type) when absent. */
+static Onnx__AttributeProto *attr_for_update(struct fold_ctx *ctx, Onnx__NodeProto *node,
+					     const char *name, Onnx__AttributeProto__AttributeType type)
 {
 	Onnx__AttributeProto **p, *a;
 	size_t i;
 
-	for (i = 0; i < node->n_attribute; i++) {
-		a = node->attribute[i];
-		if (a->name && strcmp(a->name, name) == 0) {
-			a->f = v;
-			a->has_f = 1;
-			return BNF_OK;
-		}
-	}
+	for (i = 0; i < node->n_attribute; i++)
+		if (node->attribute[i]->name && strcmp(node->attribute[i]->name, name) == 0)
+			return node->attribute[i];
 	a = malloc(sizeof(*a));
 	p = realloc(node->attribute, (node->n_attribute + 1) * sizeof(*p));
 	if (p)
 		node->attribute = p;
-	if (!a || !p || !(a->name = (onnx__attribute_proto__init(a), strdup(name)))) {
+	if (a)
+		onnx__attribute_proto__init(a);
+	if (!a || !p || !(a->name = strdup(name))) {
 		free(a);
-		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		return NULL;
 	}
-	a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+	a->type = type;
 	a->has_type = 1;
+	node->attribute[node->n_attribute++] = a;
+	return a;
+}
+
+static int set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v)
+{
+	Onnx__AttributeProto *a =
+		attr_for_update(ctx, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+	if (!a)
+		return BNF_ERR_NOMEM;
 	a->f = v;
 	a->has_f = 1;
-	node->attribute[node->n_attribute++] = a;
 	return BNF_OK;
 }
 
 /* Before opset 7, Gemm broadcast C only when told to. */
 static int set_int_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, int64_t v)
 {
-	Onnx__AttributeProto **p, *a;
-	size_t i;
-
-	for (i = 0; i < node->n_attribute; i++) {
-		a = node->attribute[i];
-		if (a->name && strcmp(a->name, name) == 0) {
-			a->i = v;
-			a->has_i = 1;
-			return BNF_OK;
-		}
-	}
-	a = malloc(sizeof(*a));
-	p = realloc(node->attribute, (node->n_attribute + 1) * sizeof(*p));
-	if (p)
-		node->attribute = p;
-	if (!a || !p || !(a->name = (onnx__attribute_proto__init(a), strdup(name)))) {
-		free(a);
-		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-	}
-	a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-	a->has_type = 1;
+	Onnx__AttributeProto *a =
+		attr_for_update(ctx, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+	if (!a)
+		return BNF_ERR_NOMEM;
 	a->i = v;
 	a->has_i = 1;
-	node->attribute[node->n_attribute++] = a;
 	return BNF_OK;
 }
 

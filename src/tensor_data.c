@@ -4,6 +4,8 @@
  */
 #include "tensor_data.h"
 
+#include "le.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,23 +161,6 @@ double bnf_dtype_max(int dtype)
 	}
 }
 
-/* Little-endian loads, independent of the host's byte order. */
-static uint64_t load_le(const uint8_t *p, size_t bytes)
-{
-	uint64_t v = 0;
-	size_t i;
-	for (i = 0; i < bytes; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void store_le(uint8_t *p, uint64_t v, size_t bytes)
-{
-	size_t i;
-	for (i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static double decode_bits(uint64_t bits, int dtype)
 {
 	switch (dtype) {
@@ -250,7 +235,7 @@ int bnf_proto_read_doubles(const Onnx__TensorProto *t, double **out, size_t *cou
 		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory", name);
 	for (i = 0; i < n; i++) {
 		if (t->has_raw_data)
-			v[i] = decode_bits(load_le(t->raw_data.data + i * bytes, bytes), dtype);
+			v[i] = decode_bits(bnf_load_le(t->raw_data.data + i * bytes, bytes), dtype);
 		else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
 			v[i] = t->float_data[i];
 		else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
@@ -277,7 +262,7 @@ int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals,
 		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory",
 				t->name ? t->name : "");
 	for (i = 0; i < count; i++)
-		store_le(raw + i * bytes, encode_bits(vals[i], dtype), bytes);
+		bnf_store_le(raw + i * bytes, encode_bits(vals[i], dtype), bytes);
 	/* The tree's buffers come from protobuf-c's default allocator, which
 	 * is malloc/free, so replacing them with our own is safe. */
 	free(t->raw_data.data);

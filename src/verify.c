@@ -49,27 +49,6 @@ void bnf_verify_report_free(struct bnf_verify_report *rep)
 	memset(rep, 0, sizeof(*rep));
 }
 
-/* Element i of a numeric tensor as a double. */
-static double tensor_value(const struct bnf_tensor *t, size_t i)
-{
-	switch (t->dtype) {
-	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
-		return ((const double *)t->data)[i];
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
-		return ((const float *)t->data)[i];
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
-		return (double)((const int64_t *)t->data)[i];
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
-		return ((const int32_t *)t->data)[i];
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
-		return ((const int8_t *)t->data)[i];
-	default:
-		return ((const uint8_t *)t->data)[i];
-	}
-}
-
 /* Running sums of a comparison, so several samples add up to one figure. */
 struct compare_acc {
 	double max_abs, max_rel, sum_sq_diff, sum_sq_ref;
@@ -95,14 +74,14 @@ static void compare_tensors(const struct bnf_tensor *a, const struct bnf_tensor 
 			return;
 		}
 	for (i = 0; i < b->count; i++) {
-		double v = tensor_value(b, i);
+		double v = bnf_tensor_get_double(b, i);
 		if (isfinite(v))
 			rms += v * v;
 	}
 	rms = b->count ? sqrt(rms / (double)b->count) : 0.0;
 	scaled_atol = atol * (rms > 1.0 ? rms : 1.0);
 	for (i = 0; i < a->count; i++) {
-		double x = tensor_value(a, i), y = tensor_value(b, i), diff;
+		double x = bnf_tensor_get_double(a, i), y = bnf_tensor_get_double(b, i), diff;
 		int fx = isfinite(x), fy = isfinite(y);
 		acc->n++;
 		if (!fx)

@@ -5,6 +5,7 @@
  * with round-to-nearest-even.
  */
 #include "eval/tensor.h"
+#include "le.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -207,25 +208,6 @@ float bnf_bf16_to_f32(uint16_t h)
 	return f;
 }
 
-/* Little-endian unsigned integer of n bytes at p. */
-static uint64_t read_le(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void write_le(uint8_t *p, uint64_t v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* Store element i of t from the raw bits of its stored representation. */
 static void set_from_bits(struct bnf_tensor *t, size_t i, uint64_t bits)
 {
@@ -383,7 +365,7 @@ int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
 			goto out;
 		}
 		for (i = 0; i < t->count; i++)
-			set_from_bits(t, i, read_le(tp->raw_data.data + i * stored, stored));
+			set_from_bits(t, i, bnf_load_le(tp->raw_data.data + i * stored, stored));
 	} else {
 		rc = decode_typed(tp, t, name, err);
 		if (rc != BNF_OK)
@@ -433,11 +415,31 @@ int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name, Onnx__Tens
 	if (!tp->raw_data.data)
 		goto nomem;
 	for (i = 0; i < t->count; i++)
-		write_le(tp->raw_data.data + i * stored, get_bits(t, i), stored);
+		bnf_store_le(tp->raw_data.data + i * stored, get_bits(t, i), stored);
 	*out = tp;
 	return BNF_OK;
 nomem:
 	if (tp)
 		onnx__tensor_proto__free_unpacked(tp, NULL);
 	return bnf_fail(err, BNF_ERR_NOMEM, "out of memory encoding tensor '%s'", name);
+}
+
+double bnf_tensor_get_double(const struct bnf_tensor *t, size_t i)
+{
+	switch (t->dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+		return ((const double *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+		return ((const float *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+		return (double)((const int64_t *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+		return ((const int32_t *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+		return ((const int8_t *)t->data)[i];
+	default:
+		return ((const uint8_t *)t->data)[i];
+	}
 }

@@ -62,6 +62,9 @@ int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
 int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name,
 			Onnx__TensorProto **out, struct bnf_error *err);
 
+/* Element i of t as a double, whatever its dtype. */
+double bnf_tensor_get_double(const struct bnf_tensor *t, size_t i);
+
 /* Scalar conversions between float32 and the 16-bit float formats, rounding
  * to nearest even; NaN stays NaN. */
 uint16_t bnf_f32_to_f16(float f);

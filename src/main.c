@@ -300,12 +300,16 @@ static void format_size(double bytes, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", bytes, units[u]);
 }
 
-static void print_records(const struct bnf_fold_report *rep)
+/* One line per BatchNormalization; without -v only the kept ones, since
+ * every node that stays must come with its reason. */
+static void print_records(const struct bnf_fold_report *rep, int verbose)
 {
 	size_t i;
 	for (i = 0; i < rep->n_records; i++) {
 		const struct bnf_bn_record *r = &rep->records[i];
 		char where[600] = "";
+		if (!verbose && r->kind != BNF_FOLD_KIND_NONE)
+			continue;
 		if (r->graph[0])
 			snprintf(where, sizeof(where), " [in %s]", r->graph);
 		if (r->kind != BNF_FOLD_KIND_NONE)
@@ -449,8 +453,8 @@ static int run_fold(const struct cli *cli)
 		rc = EXIT_CODE_UNUSABLE;
 		goto out;
 	}
-	if (cli->verbose)
-		print_records(&rep);
+	if (!cli->quiet)
+		print_records(&rep, cli->verbose);
 	if (rep.n_folded > 0 && !cli->no_verify) {
 		/* The reference: the input as it was, unpacked a second time. */
 		orig = onnx__model_proto__unpack(NULL, model.size, model.bytes);

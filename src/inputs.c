@@ -445,6 +445,33 @@ static int declared_shape(const Onnx__ValueInfoProto *vi, const struct bnf_input
 	return BNF_OK;
 }
 
+static int named_input(const struct bnf_named_tensors *set, const char *name)
+{
+	size_t i;
+	for (i = 0; i < set->n; i++)
+		if (strcmp(set->names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Does any graph input have a dimension called symbol? */
+static int symbol_used(const Onnx__GraphProto *g, const char *symbol)
+{
+	size_t i, d;
+	for (i = 0; i < g->n_input; i++) {
+		const Onnx__TypeProto *tp = g->input[i]->type;
+		const Onnx__TensorShapeProto *sh;
+		if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+		    !(sh = tp->tensor_type->shape))
+			continue;
+		for (d = 0; d < sh->n_dim; d++)
+			if (sh->dim[d]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+			    strcmp(sh->dim[d]->dim_param, symbol) == 0)
+				return 1;
+	}
+	return 0;
+}
+
 int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *spec,
 		    uint64_t seed, int sample, struct bnf_named_tensors *out, struct bnf_error *err)
 {
@@ -500,16 +527,26 @@ int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *
 			goto fail;
 		}
 	}
-	for (j = 0; j < spec->n_files; j++) {
-		for (i = 0; i < out->n; i++)
-			if (strcmp(out->names[i], spec->files[j].name) == 0)
-				break;
-		if (i == out->n) {
+	/* A misspelt name must not silently leave the defaults in place. */
+	for (j = 0; j < spec->n_files; j++)
+		if (!named_input(out, spec->files[j].name)) {
 			rc = bnf_fail(err, BNF_ERR_INPUT, "--input %s: the model has no such graph input",
 				      spec->files[j].name);
 			goto fail;
 		}
-	}
+	for (j = 0; j < spec->n_shapes; j++)
+		if (!named_input(out, spec->shapes[j].name)) {
+			rc = bnf_fail(err, BNF_ERR_INPUT, "--shape %s: the model has no such graph input",
+				      spec->shapes[j].name);
+			goto fail;
+		}
+	for (j = 0; j < spec->n_dims; j++)
+		if (!symbol_used(g, spec->dims[j].symbol)) {
+			rc = bnf_fail(err, BNF_ERR_INPUT,
+				      "--dim %s: no graph input has a dimension of that name",
+				      spec->dims[j].symbol);
+			goto fail;
+		}
 	return BNF_OK;
 fail:
 	bnf_named_tensors_free(out);

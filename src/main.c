@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,22 @@ static int parse_number(const char *opt, const char *arg, double min, double *ou
 	return -1;
 }
 
+/* A whole number in [min, max]; anything else is a usage error. */
+static int parse_count(const char *opt, const char *arg, long long min, long long max,
+		       long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end || v < min || v > max)
+		return usage_error("option '%s' needs a whole number from %lld to %lld, not '%s'", opt,
+				   min, max, arg);
+	*out = v;
+	return -1;
+}
+
 enum long_only_option {
 	OPT_NO_VERIFY = 256,
 	OPT_FORCE,
@@ -177,7 +194,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct bnf_error err;
-	double v;
+	long long n;
 	int c, rc, positional;
 
 	memset(&err, 0, sizeof(err));
@@ -204,8 +221,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 			printf("bnfold %s\n", BNF_VERSION);
 			return fflush(stdout) == 0 ? EXIT_CODE_OK : EXIT_CODE_UNUSABLE;
 		case 'j':
-			if ((rc = parse_number("--threads", optarg, 1, &v)) < 0)
-				cli->verify.threads = v > 256 ? 256 : (int)v;
+			if ((rc = parse_count("--threads", optarg, 1, 256, &n)) < 0)
+				cli->verify.threads = (int)n;
 			break;
 		case OPT_NO_VERIFY:
 			cli->no_verify = 1;
@@ -214,12 +231,12 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 			cli->force = 1;
 			break;
 		case OPT_SAMPLES:
-			if ((rc = parse_number("--samples", optarg, 1, &v)) < 0)
-				cli->verify.samples = v > 1000 ? 1000 : (int)v;
+			if ((rc = parse_count("--samples", optarg, 1, 1000, &n)) < 0)
+				cli->verify.samples = (int)n;
 			break;
 		case OPT_SEED:
-			if ((rc = parse_number("--seed", optarg, 0, &v)) < 0)
-				cli->verify.seed = (uint64_t)v;
+			if ((rc = parse_count("--seed", optarg, 0, INT64_MAX, &n)) < 0)
+				cli->verify.seed = (uint64_t)n;
 			break;
 		case OPT_SHAPE:
 			if (bnf_input_spec_add_shape(&cli->inputs, optarg, &err) != BNF_OK)

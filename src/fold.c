@@ -21,6 +21,7 @@ static const char *const fold_kind_names[BNF_FOLD_KIND_COUNT] = {
 	[BNF_FOLD_KIND_CONV] = "conv",
 	[BNF_FOLD_KIND_GEMM] = "gemm",
 	[BNF_FOLD_KIND_MATMUL] = "matmul",
+	[BNF_FOLD_KIND_CONVTRANSPOSE] = "convtranspose",
 };
 
 static const char *const keep_reason_codes[BNF_KEEP_REASON_COUNT] = {
@@ -449,12 +450,15 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 				 producer->op_type, bnf_node_label(producer));
 	if (node_is(producer, "Conv"))
 		return fold_into_conv(ctx, gi, bn, producer, out);
+	if (node_is(producer, "ConvTranspose"))
+		return fold_into_conv_transpose(ctx, gi, bn, producer, out);
 	if (node_is(producer, "Gemm"))
 		return fold_into_gemm(ctx, gi, bn, producer, out);
 	if (node_is(producer, "MatMul") || node_is(producer, "Add"))
 		return fold_into_matmul(ctx, gi, bn, producer, out);
 	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-			 "its input comes from %s '%s'; bnfold folds into Conv, Gemm and MatMul",
+			 "its input comes from %s '%s'; bnfold folds into Conv, ConvTranspose, "
+			 "Gemm and MatMul",
 			 producer->op_type ? producer->op_type : "?", bnf_node_label(producer));
 }
 

@@ -1,6 +1,6 @@
 /*
  * Shared between the fold driver (fold.c) and the layer folds
- * (fold_layers.c): the state of one fold run, the BatchNormalization being
+ * (fold_layers.c, fold_convtranspose.c): the state of one fold run, the BatchNormalization being
  * folded as a per-channel affine map, and the outcome of one attempt.
  */
 #ifndef BNF_FOLD_INTERNAL_H
@@ -92,6 +92,8 @@ double fold_attr_float(const Onnx__NodeProto *node, const char *name, double def
  * folded, BNF_OK with a reason when the BN is kept, negative on error. */
 int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
 		   Onnx__NodeProto *conv, struct fold_outcome *out);
+int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+			     Onnx__NodeProto *convt, struct fold_outcome *out);
 int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
 		   Onnx__NodeProto *gemm, struct fold_outcome *out);
 int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,

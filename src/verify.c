@@ -495,6 +495,21 @@ static int layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *
 		}
 		return 0;
 	}
+	if (strcmp(layer->op_type, "ConvTranspose") == 0) {
+		/* W is C_in x M/group x k...: the input has all C_in channels, a
+		 * multiple of group. The evaluator derives the output size from
+		 * strides, pads, output_padding or output_shape. */
+		long long group = attr_int(layer, "group", 1);
+		if (w.tensor->n_dims < 3 || w.tensor->n_dims > BNF_MAX_RANK || group < 1 ||
+		    w.tensor->dims[0] % group != 0)
+			return -1;
+		*rank = (int)w.tensor->n_dims;
+		dims[0] = 1;
+		dims[1] = w.tensor->dims[0];
+		for (i = 2; i < w.tensor->n_dims; i++)
+			dims[i] = 3;
+		return 0;
+	}
 	if (w.tensor->n_dims != 2)
 		return -1;
 	*rank = 2;

@@ -30,22 +30,23 @@ import gen_fixtures as gen  # noqa: E402  (tensor decoding and graph walking)
 RUN_TIMEOUT = 120
 
 REASONS = set(gen.REASONS)
-KINDS = ("conv", "gemm", "matmul")
+KINDS = ("conv", "gemm", "matmul", "convtranspose")
 
 # A BN inside a subgraph may carry a location suffix such as
 # " [in if/then_branch]" on its folded line (not part of the written contract).
 RE_FOLDED = re.compile(
     r"^bnfold: BatchNormalization '(?P<bn>.*)': folded into (?P<op>\S+) '(?P<node>.*)' "
-    r"\((?P<kind>conv|gemm|matmul)\)(?: \[in [^]]*\])?$")
+    r"\((?P<kind>%s)\)(?: \[in [^]]*\])?$" % "|".join(KINDS))
 RE_KEPT = re.compile(
     r"^bnfold: BatchNormalization '(?P<bn>.*)': kept \((?P<reason>[a-z-]+)\): (?P<why>.+)$")
-# The contract prints "(conv A, gemm B, matmul C)"; kinds with a count of 0
-# may be left out (read as 0), but the order stays conv, gemm, matmul.
+# The contract prints "(conv A, gemm B, matmul C, convtranspose D)"; kinds
+# with a count of 0 may be left out (read as 0), but the order stays that of
+# KINDS.
 RE_SUMMARY = re.compile(
     r"^bnfold: folded (?P<folded>\d+) of (?P<total>\d+) BatchNormalization nodes"
-    r"(?: \((?P<kinds>(?:conv|gemm|matmul) \d+(?:, (?:conv|gemm|matmul) \d+)*)\))?; "
+    r"(?: \((?P<kinds>(?:%s) \d+(?:, (?:%s) \d+)*)\))?; "
     r"(?P<nodes>\d+) nodes and (?P<inits>\d+) initializers removed; (?P<before>.+) -> "
-    r"(?P<after>.+)$")
+    r"(?P<after>.+)$" % ("|".join(KINDS), "|".join(KINDS)))
 
 
 def bnfold_path():

@@ -86,7 +86,8 @@ def test_exit_status_and_messages(run_fold, file):
             assert got[0] == "folded", "BN %r: expected folded (%s), got %s" % (bn, kind, got)
             assert got[3] == kind, "BN %r: kind %s, expected %s" % (bn, got[3], kind)
             allowed = {"conv": {"Conv"}, "gemm": {"Gemm"},
-                       "matmul": {"MatMul", "Gemm", "Add"}}[kind]
+                       "matmul": {"MatMul", "Gemm", "Add"},
+                       "convtranspose": {"ConvTranspose"}}[kind]
             assert got[1] in allowed, "BN %r folded into %s" % (bn, got[1])
         else:
             want = exp["kept"][bn]
@@ -153,6 +154,12 @@ def folded_params(model, graph, node, kind, orig_attrs):
     if node.op_type == "Conv":
         assert kind == "conv"
         assert len(node.input) >= 3 and node.input[2], "folded Conv has no bias"
+        w, wdt = const(node.input[1])
+        b, bdt = const(node.input[2])
+        return w, b, wdt, bdt, 1.0, 1.0
+    if node.op_type == "ConvTranspose":
+        assert kind == "convtranspose"
+        assert len(node.input) >= 3 and node.input[2], "folded ConvTranspose has no bias"
         w, wdt = const(node.input[1])
         b, bdt = const(node.input[2])
         return w, b, wdt, bdt, 1.0, 1.0

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "external.h"
 #include "fold_internal.h"
 #include "tensor_data.h"
 
@@ -22,6 +23,8 @@ static const char *const fold_kind_names[BNF_FOLD_KIND_COUNT] = {
 	[BNF_FOLD_KIND_GEMM] = "gemm",
 	[BNF_FOLD_KIND_MATMUL] = "matmul",
 	[BNF_FOLD_KIND_CONVTRANSPOSE] = "convtranspose",
+	[BNF_FOLD_KIND_AFFINE] = "affine",
+	[BNF_FOLD_KIND_LOWERED] = "lowered",
 };
 
 static const char *const keep_reason_codes[BNF_KEEP_REASON_COUNT] = {
@@ -37,6 +40,11 @@ static const char *const keep_reason_codes[BNF_KEEP_REASON_COUNT] = {
 	[BNF_KEEP_REASON_NO_PRODUCER] = "no-producer",
 	[BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = "unsupported-dtype",
 	[BNF_KEEP_REASON_OVERFLOW] = "overflow",
+	[BNF_KEEP_REASON_PADDING] = "padding",
+	[BNF_KEEP_REASON_NOT_PER_CHANNEL] = "not-per-channel",
+	[BNF_KEEP_REASON_PASS_THROUGH_UNSAFE] = "pass-through-unsafe",
+	[BNF_KEEP_REASON_ZERO_DIVISOR] = "zero-divisor",
+	[BNF_KEEP_REASON_NOT_AFFINE] = "not-affine",
 };
 
 const char *bnf_fold_kind_name(enum bnf_fold_kind kind)
@@ -68,6 +76,11 @@ static int is_default_domain(const Onnx__NodeProto *node)
 static int node_is(const Onnx__NodeProto *node, const char *op_type)
 {
 	return node->op_type && strcmp(node->op_type, op_type) == 0 && is_default_domain(node);
+}
+
+int fold_node_is(const Onnx__NodeProto *node, const char *op_type)
+{
+	return node_is(node, op_type);
 }
 
 /* ---- small helpers shared with fold_layers.c ---- */
@@ -204,9 +217,12 @@ int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const O
 		       const Onnx__TensorProto **tensor, struct fold_outcome *out)
 {
 	struct bnf_const_ref ref;
-	const char *name = node->input[slot];
+	const char *name = slot < node->n_input ? node->input[slot] : NULL;
 	int dtype, rc;
 
+	if (!name) /* a node with fewer inputs than its operator needs */
+		return bnf_fail(ctx->err, BNF_ERR_INPUT, "node '%s' (%s) has no input %zu (%s)",
+				bnf_node_label(node), node->op_type, slot, role);
 	if (!bnf_graph_constant(gi, name, &ref)) {
 		fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
 			  "%s '%s' of %s '%s' is not a constant", role, name, node->op_type,
@@ -221,7 +237,8 @@ int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const O
 			  role, name, node->op_type, bnf_node_label(node), bnf_dtype_label(dtype));
 		return 0;
 	}
-	rc = bnf_proto_read_doubles(ref.tensor, vals, count, ctx->err);
+	rc = bnf_proto_read_doubles_ext(ctx->opt ? ctx->opt->ext : NULL, ref.tensor, vals, count,
+					ctx->err);
 	if (rc != BNF_OK) {
 		bnf_error_prefix(ctx->err, "node '%s'", bnf_node_label(node));
 		return rc;
@@ -271,6 +288,7 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 	Onnx__TensorProto *t;
 	const char *name;
 	char *input_copy;
+	int rc;
 
 	if (slot < node->n_input && node->input[slot][0] &&
 	    bnf_graph_constant(gi, node->input[slot], &ref) && ref.owner == gi &&
@@ -280,7 +298,11 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 		t = (Onnx__TensorProto *)ref.tensor;
 		if (set_dims(t, dims, rank) != 0)
 			return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-		return bnf_proto_write_doubles(t, dtype, vals, count, ctx->err);
+		rc = bnf_proto_write_doubles(t, dtype, vals, count, ctx->err);
+		if (rc != BNF_OK)
+			return rc;
+		/* Large results go to the spill file, not memory (external.h). */
+		return bnf_external_spill(ctx->opt ? ctx->opt->ext : NULL, t, ctx->err);
 	}
 	if (slot < node->n_input && node->input[slot][0])
 		base = node->input[slot];
@@ -291,6 +313,7 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 	if (!t)
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	if (bnf_proto_write_doubles(t, dtype, vals, count, ctx->err) != BNF_OK ||
+	    bnf_external_spill(ctx->opt ? ctx->opt->ext : NULL, t, ctx->err) != BNF_OK ||
 	    bnf_graph_append_initializer(gi->g, t) != 0) {
 		onnx__tensor_proto__free_unpacked(t, NULL);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
@@ -326,8 +349,141 @@ int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePro
 		free(copy);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	}
+	ctx->renamed_from = node->output[0];
 	node->output[0] = copy;
 	return BNF_OK;
+}
+
+int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
+		   const char *name)
+{
+	char *copy = strdup(name);
+
+	if (!copy || fold_release(ctx, gi, node->input[slot]) != BNF_OK ||
+	    fold_keep_string(ctx, node->input[slot]) != 0) {
+		free(copy);
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
+	node->input[slot] = copy;
+	return BNF_OK;
+}
+
+int fold_truncate_inputs(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+			 size_t n)
+{
+	while (node->n_input > n) {
+		char *name = node->input[node->n_input - 1];
+		if (fold_release(ctx, gi, name) != BNF_OK || fold_keep_string(ctx, name) != 0)
+			return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		node->n_input--;
+	}
+	return BNF_OK;
+}
+
+int fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op_type)
+{
+	char *copy = strdup(op_type);
+
+	if (!copy || fold_keep_string(ctx, node->op_type) != 0) {
+		free(copy);
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
+	node->op_type = copy;
+	return BNF_OK;
+}
+
+int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
+		    const Onnx__NodeProto *node)
+{
+	size_t i;
+
+	if (!ctx->stale)
+		return 0;
+	for (i = 0; i < gi->g->n_node; i++)
+		if (gi->g->node[i] == node)
+			return ctx->stale[i];
+	return 0;
+}
+
+Onnx__NodeProto *fold_producer(const struct fold_ctx *ctx, const struct bnf_graph *gi,
+			       const char *name)
+{
+	size_t idx;
+	Onnx__NodeProto *p = bnf_graph_producer(gi, name, &idx);
+
+	if (p && ctx->stale && idx < gi->g->n_node && ctx->stale[idx])
+		return NULL;
+	return p;
+}
+
+/* ---- eval-mode identities between a layer and what follows it ---- */
+
+/* 1 when the bool constant name holds false. */
+static int constant_false(const struct bnf_graph *gi, const char *name)
+{
+	struct bnf_const_ref ref;
+	const Onnx__TensorProto *t;
+
+	if (!bnf_graph_constant(gi, name, &ref))
+		return 0;
+	t = ref.tensor;
+	if (!t->has_data_type || t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__BOOL)
+		return 0;
+	if (t->has_raw_data && t->raw_data.len == 1)
+		return t->raw_data.data[0] == 0;
+	if (!t->has_raw_data && t->n_int32_data == 1)
+		return t->int32_data[0] == 0;
+	return 0;
+}
+
+/* Is Dropout node p the identity here? Eval mode (is_test=1 before opset
+ * 7; training_mode absent or constant false from opset 12) and a mask
+ * that nothing reads. The ratio does not matter in eval mode. */
+static int dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
+			       struct fold_outcome *out)
+{
+	if (gi->opset < 7 && fold_attr_int(p, "is_test", 0) == 0)
+		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
+				 "Dropout '%s' has is_test=0 (opset %d): it drops values",
+				 bnf_node_label(p), gi->opset),
+		       0;
+	if (p->n_output >= 2 && p->output[1][0] &&
+	    (bnf_graph_uses(gi, p->output[1]) > 0 || bnf_graph_is_output(gi, p->output[1])))
+		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
+				 "the mask '%s' of Dropout '%s' is read", p->output[1],
+				 bnf_node_label(p)),
+		       0;
+	if (p->n_input >= 3 && p->input[2][0] && !constant_false(gi, p->input[2]))
+		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
+				 "the training_mode '%s' of Dropout '%s' is not a constant false",
+				 p->input[2], bnf_node_label(p)),
+		       0;
+	return 1;
+}
+
+Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const char **x,
+				struct fold_outcome *out)
+{
+	Onnx__NodeProto *p;
+
+	for (;;) {
+		if (bnf_graph_producer(gi, *x, NULL) && !fold_producer(ctx, gi, *x)) {
+			fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+				  "'%s' was changed by another fold of this sweep", *x);
+			return NULL;
+		}
+		p = fold_producer(ctx, gi, *x);
+		if (!p || !(node_is(p, "Identity") || node_is(p, "Dropout")))
+			return p;
+		/* A value read elsewhere stops the walk: the caller refuses it. */
+		if (bnf_graph_uses(gi, *x) != 1 || bnf_graph_is_output(gi, *x) || p->n_input < 1 ||
+		    !p->input[0][0] || out->n_pass >= sizeof(out->pass) / sizeof(out->pass[0]))
+			return p;
+		if (node_is(p, "Dropout") && !dropout_is_identity(gi, p, out))
+			return NULL;
+		out->pass[out->n_pass++] = p;
+		*x = p->input[0];
+	}
 }
 
 /* ---- BatchNormalization analysis ---- */
@@ -415,28 +571,11 @@ out:
 	return rc;
 }
 
-/* Try to fold the BN at index i of gi. On return out says what happened. */
-static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *bn_node,
-		    struct fold_outcome *out, struct fold_bn *bn)
+/* Fold the BN into the layer producing its input x (through pass-through
+ * nodes already walked), or say why not. */
+static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+			    Onnx__NodeProto *producer, const char *x, struct fold_outcome *out)
 {
-	Onnx__NodeProto *producer;
-	const char *x;
-	int rc;
-
-	memset(bn, 0, sizeof(*bn));
-	bn->node = bn_node;
-	if (bn_node->n_input < 5 || bn_node->n_output < 1 || !bn_node->output[0][0])
-		return bnf_fail(ctx->err, BNF_ERR_INPUT,
-				"node '%s': BatchNormalization needs 5 inputs and an output, has %zu "
-				"inputs",
-				bnf_node_label(bn_node), bn_node->n_input);
-	if (bn_training_mode(bn_node, gi->opset, out))
-		return BNF_OK;
-	rc = bn_affine(ctx, gi, bn, out);
-	if (rc <= 0)
-		return rc;
-	x = bn_node->input[0];
-	producer = bnf_graph_producer(gi, x, NULL);
 	if (!producer)
 		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
 				 "its input '%s' is a graph input or constant, not a layer output", x);
@@ -462,6 +601,54 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 			 producer->op_type ? producer->op_type : "?", bnf_node_label(producer));
 }
 
+/* Try to fold the BN: into the layer before it (through Identity and
+ * eval-mode Dropout), else into the layer after it. On return out says
+ * what happened. */
+static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *bn_node,
+		    struct fold_outcome *out, struct fold_bn *bn)
+{
+	struct fold_outcome before;
+	Onnx__NodeProto *producer;
+	const char *x;
+	int rc, tried = 0;
+
+	memset(bn, 0, sizeof(*bn));
+	bn->node = bn_node;
+	if (bn_node->n_input < 5 || bn_node->n_output < 1 || !bn_node->output[0][0])
+		return bnf_fail(ctx->err, BNF_ERR_INPUT,
+				"node '%s': BatchNormalization needs 5 inputs and an output, has %zu "
+				"inputs",
+				bnf_node_label(bn_node), bn_node->n_input);
+	if (bn_training_mode(bn_node, gi->opset, out))
+		return BNF_OK;
+	rc = bn_affine(ctx, gi, bn, out);
+	if (rc <= 0)
+		return rc;
+	x = bn_node->input[0];
+	producer = fold_walk_back(ctx, gi, &x, out);
+	if (out->reason == BNF_KEEP_REASON_NONE) {
+		rc = fold_after_layer(ctx, gi, bn, producer, x, out);
+		if (rc != BNF_OK || out->reason == BNF_KEEP_REASON_NONE)
+			return rc;
+	}
+	/* No layer in front can take it: maybe the one after it can. */
+	switch (out->reason) {
+	case BNF_KEEP_REASON_NO_PRODUCER:
+	case BNF_KEEP_REASON_UNSUPPORTED_PRODUCER:
+	case BNF_KEEP_REASON_OTHER_CONSUMER:
+	case BNF_KEEP_REASON_GRAPH_OUTPUT:
+	case BNF_KEEP_REASON_PASS_THROUGH_UNSAFE:
+		break;
+	default:
+		return BNF_OK;
+	}
+	memset(&before, 0, sizeof(before));
+	rc = fold_bn_before_layer(ctx, gi, bn, &before, &tried);
+	if (rc == BNF_OK && tried)
+		*out = before;
+	return rc;
+}
+
 static double max_abs(const double *v, size_t n, size_t *where)
 {
 	double best = 0.0;
@@ -475,20 +662,59 @@ static double max_abs(const double *v, size_t n, size_t *where)
 	return best;
 }
 
+static void free_record(struct bnf_bn_record *r)
+{
+	free(r->bn_name);
+	free(r->bn_output);
+	free(r->op_type);
+	free(r->result);
+	free(r->graph);
+	free(r->detail);
+	free(r->target_op);
+	free(r->target_name);
+}
+
+/* A later fold renamed `from` (the value an earlier fold's node produced)
+ * to `to`: the earlier folds of this graph now end in `to`. */
+static int absorb_records(struct bnf_bn_record *recs, size_t n, const char *path,
+			  const char *from, const char *to)
+{
+	size_t i;
+	for (i = 0; i < n; i++) {
+		char *copy;
+		if (recs[i].kind == BNF_FOLD_KIND_NONE || strcmp(recs[i].graph, path) != 0 ||
+		    strcmp(recs[i].result, from) != 0)
+			continue;
+		if (!(copy = strdup(to)))
+			return -1;
+		free(recs[i].result);
+		recs[i].result = copy;
+	}
+	return 0;
+}
+
+/* Record what happened to node (a BN, or with affine set a Mul/Add/Sub/Div). */
 static int add_record(struct fold_ctx *ctx, const char *path, const Onnx__NodeProto *bn_node,
-		      const struct fold_outcome *out, const struct fold_bn *bn)
+		      const struct fold_outcome *out, const struct fold_bn *bn, int affine)
 {
 	struct bnf_fold_report *rep = ctx->rep;
-	struct bnf_bn_record *p = realloc(rep->records, (rep->n_records + 1) * sizeof(*p));
+	struct bnf_bn_record **list = affine ? &rep->affine : &rep->records;
+	size_t *n = affine ? &rep->n_affine : &rep->n_records;
+	struct bnf_bn_record *p = realloc(*list, (*n + 1) * sizeof(*p));
 	struct bnf_bn_record *r;
+	const char *result = "";
 
 	if (!p)
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-	rep->records = p;
-	r = &p[rep->n_records];
+	*list = p;
+	r = &p[*n];
 	memset(r, 0, sizeof(*r));
+	if (out->reason == BNF_KEEP_REASON_NONE)
+		result = out->result ? out->result : bn_node->output[0];
 	r->bn_name = strdup(bnf_node_label(bn_node));
 	r->bn_output = strdup(bn_node->n_output ? bn_node->output[0] : "");
+	r->op_type = strdup(affine ? bn_node->op_type : "BatchNormalization");
+	r->result = strdup(result);
 	r->graph = strdup(path);
 	r->reason = out->reason;
 	r->detail = strdup(out->reason ? out->detail : "");
@@ -500,22 +726,30 @@ static int add_record(struct fold_ctx *ctx, const char *path, const Onnx__NodePr
 		r->target_op = strdup("");
 		r->target_name = strdup("");
 	}
-	if (bn->s)
+	if (bn && bn->s)
 		r->max_scale = max_abs(bn->s, bn->channels, &r->max_scale_channel);
-	if (!r->bn_name || !r->bn_output || !r->graph || !r->detail || !r->target_op ||
-	    !r->target_name) {
-		free(r->bn_name);
-		free(r->bn_output);
-		free(r->graph);
-		free(r->detail);
-		free(r->target_op);
-		free(r->target_name);
+	if (!r->bn_name || !r->bn_output || !r->op_type || !r->result || !r->graph || !r->detail ||
+	    !r->target_op || !r->target_name) {
+		free_record(r);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	}
-	rep->n_records++;
+	/* Folds this one absorbed now end where it ends. */
+	if (out->reason == BNF_KEEP_REASON_NONE && ctx->renamed_from &&
+	    (absorb_records(rep->records, rep->n_records, path, ctx->renamed_from, result) != 0 ||
+	     absorb_records(rep->affine, rep->n_affine, path, ctx->renamed_from, result) != 0)) {
+		free_record(r);
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
+	(*n)++;
 	if (out->reason == BNF_KEEP_REASON_NONE) {
-		rep->n_folded++;
+		rep->n_changed++;
 		rep->by_kind[out->kind]++;
+		if (affine)
+			rep->n_affine_folded++;
+		else if (out->kind == BNF_FOLD_KIND_LOWERED)
+			rep->n_lowered++;
+		else
+			rep->n_folded++;
 	}
 	return BNF_OK;
 }
@@ -576,7 +810,48 @@ struct kept_entry {
 	Onnx__NodeProto *node;
 	struct fold_outcome out;
 	struct fold_bn bn;
+	int affine;   /* a Mul/Add/Sub/Div, not a BN */
 };
+
+static int is_affine_op(const Onnx__NodeProto *node)
+{
+	return node_is(node, "Mul") || node_is(node, "Add") || node_is(node, "Sub") ||
+	       node_is(node, "Div");
+}
+
+/* Mark node (of gi's graph) in flags; returns 0 when it is not there. */
+static int mark_node(const struct bnf_graph *gi, const Onnx__NodeProto *node, unsigned char *flags)
+{
+	return node ? mark_dead(gi, node, flags) : 0;
+}
+
+/* Release every input and output of a node that a fold removed. */
+static int release_node(struct fold_ctx *ctx, const struct bnf_graph *gi,
+			const Onnx__NodeProto *node)
+{
+	size_t k;
+	int rc = BNF_OK;
+	for (k = 0; k < node->n_input && rc == BNF_OK; k++)
+		rc = fold_release(ctx, gi, node->input[k]);
+	for (k = 1; k < node->n_output && rc == BNF_OK; k++)
+		rc = fold_release(ctx, gi, node->output[k]);
+	return rc;
+}
+
+/* Can a kept BN be lowered to Mul + Add? Not when its parameters are
+ * unusable or it runs in training mode. */
+static int lowerable(const struct kept_entry *k)
+{
+	switch (k->out.reason) {
+	case BNF_KEEP_REASON_NON_CONSTANT:
+	case BNF_KEEP_REASON_TRAINING_MODE:
+	case BNF_KEEP_REASON_SPATIAL:
+	case BNF_KEEP_REASON_UNSUPPORTED_DTYPE:
+		return 0;
+	default:
+		return !k->affine && k->bn.s && k->bn.t;
+	}
+}
 
 static void free_kept(struct kept_entry *kept, size_t n)
 {
@@ -615,9 +890,9 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 {
 	struct bnf_graph gi;
 	struct kept_entry *kept = NULL;
-	size_t n_kept = 0, i;
-	unsigned char *dead = NULL;
-	int rc = BNF_OK, changed = 1;
+	size_t n_kept = 0, i, k;
+	unsigned char *dead = NULL, *stale = NULL;
+	int rc = BNF_OK, changed = 1, pass;
 
 	if (depth > 64)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "subgraphs nested more than 64 deep at '%s'",
@@ -634,50 +909,93 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 		if ((rc = check_inputs(ctx, &gi)) != BNF_OK)
 			goto out;
 		free(dead);
+		free(stale);
 		dead = calloc(g->n_node + 1, 1);
+		stale = calloc(g->n_node + 1, 1);
 		kept = calloc(g->n_node + 1, sizeof(*kept));
-		if (!dead || !kept) {
+		ctx->stale = stale;
+		if (!dead || !stale || !kept) {
 			rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 			goto out;
 		}
-		for (i = 0; i < g->n_node; i++) {
-			Onnx__NodeProto *node = g->node[i];
-			struct fold_outcome out;
-			struct fold_bn bn;
+		/* BNs first (so MatMul -> Add -> BN stays one matmul fold), then
+		 * the Mul/Add/Sub/Div by constants. A node a fold of this sweep
+		 * touched waits for the next sweep and its fresh index. */
+		for (pass = 0; pass < 2; pass++)
+			for (i = 0; i < g->n_node; i++) {
+				Onnx__NodeProto *node = g->node[i];
+				struct fold_outcome out;
+				struct fold_bn bn;
+				int tried = 1;
 
-			if (dead[i] || !node_is(node, "BatchNormalization"))
-				continue;
-			memset(&out, 0, sizeof(out));
-			rc = fold_one(ctx, &gi, node, &out, &bn);
-			if (rc != BNF_OK) {
+				if (stale[i] || !(pass == 0 ? node_is(node, "BatchNormalization")
+							    : is_affine_op(node)))
+					continue;
+				memset(&out, 0, sizeof(out));
+				memset(&bn, 0, sizeof(bn));
+				ctx->renamed_from = NULL;
+				if (pass == 0)
+					rc = fold_one(ctx, &gi, node, &out, &bn);
+				else
+					rc = fold_affine(ctx, &gi, node, &out, &tried);
+				if (rc != BNF_OK || !tried || out.reason != BNF_KEEP_REASON_NONE) {
+					if (rc == BNF_OK && tried) {
+						kept[n_kept].node = node;
+						kept[n_kept].out = out;
+						kept[n_kept].bn = bn;
+						kept[n_kept].affine = pass;
+						n_kept++;
+					} else {
+						free(bn.s);
+						free(bn.t);
+					}
+					if (rc != BNF_OK)
+						goto out;
+					continue;
+				}
+				rc = add_record(ctx, path, node, &out, &bn, pass);
 				free(bn.s);
 				free(bn.t);
-				goto out;
-			}
-			if (out.reason != BNF_KEEP_REASON_NONE) {
-				kept[n_kept].node = node;
-				kept[n_kept].out = out;
-				kept[n_kept].bn = bn;
-				n_kept++;
-				continue;
-			}
-			rc = add_record(ctx, path, node, &out, &bn);
-			free(bn.s);
-			free(bn.t);
-			if (rc != BNF_OK)
-				goto out;
-			for (size_t k = 1; k <= 4; k++)
-				if ((rc = fold_release(ctx, &gi, node->input[k])) != BNF_OK)
+				if (rc == BNF_OK)
+					rc = release_node(ctx, &gi, node);
+				for (k = 0; k < out.n_pass && rc == BNF_OK; k++) {
+					rc = release_node(ctx, &gi, out.pass[k]);
+					if (rc == BNF_OK)
+						rc = fold_release(ctx, &gi, out.pass[k]->output[0]);
+					mark_node(&gi, out.pass[k], dead);
+					mark_node(&gi, out.pass[k], stale);
+				}
+				if (rc != BNF_OK)
 					goto out;
-			dead[i] = 1;
-			if (out.also_removed)
-				mark_dead(&gi, out.also_removed, dead);
-			changed = 1;
-		}
+				dead[i] = stale[i] = 1;
+				mark_node(&gi, out.also_removed, dead);
+				mark_node(&gi, out.also_removed, stale);
+				mark_node(&gi, out.target, stale);
+				changed = 1;
+			}
+		ctx->stale = NULL;
 		compact_nodes(g, dead, &ctx->rep->nodes_removed);
 	}
+	/* Nothing more folds: lower what is left, if asked. */
+	for (i = 0; i < n_kept && ctx->opt && ctx->opt->lower_bn; i++) {
+		struct fold_outcome lo;
+		if (!lowerable(&kept[i]))
+			continue;
+		memset(&lo, 0, sizeof(lo));
+		ctx->renamed_from = NULL;
+		if ((rc = fold_lower_bn(ctx, &gi, &kept[i].bn, &lo)) != BNF_OK)
+			goto out;
+		if (lo.reason == BNF_KEEP_REASON_NONE) {
+			kept[i].out = lo;
+		} else {
+			size_t used = strlen(kept[i].out.detail);
+			snprintf(kept[i].out.detail + used, sizeof(kept[i].out.detail) - used,
+				 "; not lowered: %s", lo.detail);
+		}
+	}
 	for (i = 0; i < n_kept; i++)
-		if ((rc = add_record(ctx, path, kept[i].node, &kept[i].out, &kept[i].bn)) != BNF_OK)
+		if ((rc = add_record(ctx, path, kept[i].node, &kept[i].out, &kept[i].bn,
+				     kept[i].affine)) != BNF_OK)
 			goto out;
 	/* Subgraphs see this graph's values: index it as it is now. */
 	bnf_graph_release(&gi);
@@ -690,8 +1008,10 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 			goto out;
 	}
 out:
+	ctx->stale = NULL;
 	free_kept(kept, n_kept);
 	free(dead);
+	free(stale);
 	bnf_graph_release(&gi);
 	return rc;
 }
@@ -816,7 +1136,7 @@ int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
 	ctx.err = err;
 	bnf_strmap_init(&ctx.new_names);
 	rc = fold_graph(&ctx, model->graph, NULL, opset, "", 0);
-	if (rc == BNF_OK && rep->n_folded > 0)
+	if (rc == BNF_OK && rep->n_changed > 0)
 		rc = cleanup_graph(&ctx, model->graph, NULL, opset, 0);
 	for (i = 0; i < ctx.n_released; i++)
 		free(ctx.released[i].name);
@@ -833,14 +1153,11 @@ void bnf_fold_report_free(struct bnf_fold_report *rep)
 	size_t i;
 	if (!rep)
 		return;
-	for (i = 0; i < rep->n_records; i++) {
-		free(rep->records[i].bn_name);
-		free(rep->records[i].bn_output);
-		free(rep->records[i].graph);
-		free(rep->records[i].detail);
-		free(rep->records[i].target_op);
-		free(rep->records[i].target_name);
-	}
+	for (i = 0; i < rep->n_records; i++)
+		free_record(&rep->records[i]);
+	for (i = 0; i < rep->n_affine; i++)
+		free_record(&rep->affine[i]);
 	free(rep->records);
+	free(rep->affine);
 	memset(rep, 0, sizeof(*rep));
 }

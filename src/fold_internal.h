@@ -26,6 +26,11 @@ struct fold_ctx {
 	size_t n_owned;
 	struct fold_released *released;  /* values that may have lost their last reader */
 	size_t n_released;
+	const unsigned char *stale;      /* per node index of the current sweep: 1 when a
+	                                    fold of this sweep removed or changed the node,
+	                                    so the graph index no longer describes it */
+	const char *renamed_from;        /* the output name the last fold_rename_output
+	                                    replaced (owned by ctx), or NULL */
 };
 
 /* A BatchNormalization in eval mode as y = s * x + t per channel, in double. */
@@ -43,6 +48,11 @@ struct fold_outcome {
 	enum bnf_fold_kind kind;
 	Onnx__NodeProto *target;      /* node that now produces the BN's output */
 	Onnx__NodeProto *also_removed; /* a node between layer and BN folded away, or NULL */
+	Onnx__NodeProto *pass[8];     /* eval-mode identities (Identity, Dropout) between
+	                                 the layer and the folded node, removed with it */
+	size_t n_pass;
+	const char *result;           /* value the folded node produces when it is not the
+	                                 folded node's own output (BN before a layer) */
 };
 
 /* Set the outcome to "kept" with a formatted explanation; returns BNF_OK so
@@ -98,5 +108,64 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 		   Onnx__NodeProto *gemm, struct fold_outcome *out);
 int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
 		     Onnx__NodeProto *producer, struct fold_outcome *out);
+
+/* The producer of name in this graph, or NULL when there is none or when
+ * a fold of the current sweep changed it (the index is stale for it: the
+ * next sweep sees it fresh). */
+Onnx__NodeProto *fold_producer(const struct fold_ctx *ctx, const struct bnf_graph *gi,
+			       const char *name);
+
+/* 1 if node (of gi's graph) was changed or removed by a fold of this sweep. */
+int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
+		    const Onnx__NodeProto *node);
+
+/* Walk back from value *x through the eval-mode identities (Identity;
+ * Dropout whose mask nobody reads and whose training_mode is absent or a
+ * constant false) to the node producing it. Each value passed must have
+ * one reader and not be a graph output. Fills out->pass and *x (the
+ * layer's output) and returns the producer found (NULL when none), or
+ * NULL with a keep outcome set when a pass-through node is unsafe. */
+Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const char **x,
+				struct fold_outcome *out);
+
+/* The rank of value name when it can be proven (declared shape; Flatten,
+ * Gemm, 2-D MatMul; Conv and ConvTranspose from their weight; operators
+ * that keep their input's rank), or -1. */
+int fold_value_rank(const struct bnf_graph *gi, const char *name);
+
+/* Point node input slot at name, releasing the old value. */
+int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
+		   const char *name);
+
+/* Drop node inputs from index n on, releasing them. */
+int fold_truncate_inputs(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+			 size_t n);
+
+/* Replace a node's op type (the tree owns the string). */
+int fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op_type);
+
+/* A BatchNormalization whose output is read by one Conv, Gemm or MatMul:
+ * fold it into the layer's input side (fold_before.c). Returns BNF_OK with
+ * out->reason NONE when folded; *tried is 0 when no such layer reads it. */
+int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+			 struct fold_outcome *out, int *tried);
+
+/* A Mul, Add, Sub or Div by a constant after a layer (fold_affine.c):
+ * *tried is 0 when node is not such a pattern (nothing to report), else
+ * out says whether it folded or why not. */
+int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+		struct fold_outcome *out, int *tried);
+
+/* Rewrite a BN nothing absorbs as Mul + Add (fold_affine.c): the BN node
+ * becomes the Add (keeping its name and output) and a new Mul is inserted
+ * in front of it. Returns BNF_OK with out->reason NONE when lowered. */
+int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+		  struct fold_outcome *out);
+
+/* Set (or add) a float attribute of node. */
+int fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v);
+
+/* Operator tests for the default domain. */
+int fold_node_is(const Onnx__NodeProto *node, const char *op_type);
 
 #endif

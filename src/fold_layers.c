@@ -172,7 +172,7 @@ static Onnx__AttributeProto *attr_for_update(struct fold_ctx *ctx, Onnx__NodePro
 	return a;
 }
 
-static int set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v)
+int fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v)
 {
 	Onnx__AttributeProto *a =
 		attr_for_update(ctx, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
@@ -309,7 +309,7 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 					 rows_c * n, base);
 	}
 	if (rc == BNF_OK && beta != 1.0)
-		rc = set_float_attr(ctx, gemm, "beta", 1.0f);
+		rc = fold_set_float_attr(ctx, gemm, "beta", 1.0f);
 	if (rc == BNF_OK && gi->opset < 7 && !(rows_c > 1 && c_rank == 2))
 		rc = set_int_attr(ctx, gemm, "broadcast", 1);
 	if (rc == BNF_OK)
@@ -348,7 +348,8 @@ static int keeps_rank(const Onnx__NodeProto *node)
 
 /* The rank of value name when it can be proven: from a declared shape, or
  * from its producer (Flatten and Gemm give 2-D, MatMul of two 2-D operands
- * gives 2-D, elementwise operators keep their input's rank). -1 if unknown. */
+ * gives 2-D, Conv and ConvTranspose the rank of their weight, elementwise
+ * operators keep their input's rank). -1 if unknown. */
 static int value_rank(const struct bnf_graph *gi, const char *name, int depth)
 {
 	int64_t dims[8];
@@ -362,6 +363,12 @@ static int value_rank(const struct bnf_graph *gi, const char *name, int depth)
 		return -1;
 	if (node_is_op(p, "Flatten") || node_is_op(p, "Gemm"))
 		return 2;
+	if ((node_is_op(p, "Conv") || node_is_op(p, "ConvTranspose")) && p->n_input >= 2) {
+		struct bnf_const_ref ref;
+		if (bnf_graph_constant(gi, p->input[1], &ref) && ref.tensor->n_dims >= 3)
+			return (int)ref.tensor->n_dims;
+		return -1;
+	}
 	if (node_is_op(p, "MatMul") && p->n_input == 2) {
 		struct bnf_const_ref ref;
 		if (bnf_graph_constant(gi, p->input[1], &ref) && ref.tensor->n_dims == 2)
@@ -373,15 +380,9 @@ static int value_rank(const struct bnf_graph *gi, const char *name, int depth)
 	return -1;
 }
 
-/* Replace a node's op type (the tree owns the string). */
-static int set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op_type)
+int fold_value_rank(const struct bnf_graph *gi, const char *name)
 {
-	char *copy = strdup(op_type);
-	if (!copy)
-		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-	free(node->op_type);
-	node->op_type = copy;
-	return BNF_OK;
+	return value_rank(gi, name, 0);
 }
 
 /*
@@ -417,8 +418,8 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		if (producer->n_input != 2)
 			return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
 					 "Add '%s' does not have two inputs", bnf_node_label(producer));
-		p0 = bnf_graph_producer(gi, producer->input[0], NULL);
-		p1 = bnf_graph_producer(gi, producer->input[1], NULL);
+		p0 = fold_producer(ctx, gi, producer->input[0]);
+		p1 = fold_producer(ctx, gi, producer->input[1]);
 		add = producer;
 		if (p0 && node_is_op(p0, "MatMul")) {
 			mm = p0;
@@ -523,7 +524,7 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 			rc = fold_store_constant(ctx, gi, mm, 2, dtype, b_dims, 1, fb.b_new, n, base);
 		}
 		if (rc == BNF_OK)
-			rc = set_op_type(ctx, mm, "Gemm");
+			rc = fold_set_op_type(ctx, mm, "Gemm");
 		if (rc == BNF_OK && gi->opset < 7)
 			rc = set_int_attr(ctx, mm, "broadcast", 1);
 		if (rc == BNF_OK)

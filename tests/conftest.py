@@ -42,9 +42,12 @@ RE_KEPT = re.compile(
 # The contract prints "(conv A, gemm B, matmul C, convtranspose D)"; kinds
 # with a count of 0 may be left out (read as 0), but the order stays that of
 # KINDS.
+# Then ", lowered L to Mul + Add" (--lower-bn) and " and A affine nodes"
+# (Mul/Add/Sub/Div by constants folded), each only when not 0.
 RE_SUMMARY = re.compile(
     r"^bnfold: folded (?P<folded>\d+) of (?P<total>\d+) BatchNormalization nodes"
-    r"(?: \((?P<kinds>(?:%s) \d+(?:, (?:%s) \d+)*)\))?; "
+    r"(?: \((?P<kinds>(?:%s) \d+(?:, (?:%s) \d+)*)\))?"
+    r"(?:, lowered (?P<lowered>\d+) to Mul \+ Add)?(?: and (?P<affine>\d+) affine nodes?)?; "
     r"(?P<nodes>\d+) nodes and (?P<inits>\d+) initializers removed; (?P<before>.+) -> "
     r"(?P<after>.+)$" % ("|".join(KINDS), "|".join(KINDS)))
 
@@ -122,7 +125,9 @@ def parse_summary(stderr):
     assert len(lines) == 1, "expected exactly one summary line in stderr:\n" + stderr
     m = lines[0]
     out = {k: (int(v) if v.isdigit() else v) for k, v in m.groupdict().items()
-           if k != "kinds"}
+           if k != "kinds" and v is not None}
+    out.setdefault("lowered", 0)
+    out.setdefault("affine", 0)
     pairs = [p.split(" ") for p in (m["kinds"] or "").split(", ") if p]
     names = [k for k, _ in pairs]
     assert names == [k for k in KINDS if k in names], "kinds out of order: " + lines[0].string

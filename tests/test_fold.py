@@ -70,6 +70,7 @@ def test_exit_status_and_messages(run_fold, file):
     assert s["total"] == exp["bn_total"], C.describe(r.proc)
     for kind in C.KINDS:
         assert s[kind] == exp["kinds"][kind], (kind, C.describe(r.proc))
+    assert s["affine"] == exp.get("affine_folded", 0), C.describe(r.proc)
     if exp["unchanged"]:
         assert (s["nodes"], s["inits"]) == (0, 0), C.describe(r.proc)
 
@@ -191,9 +192,13 @@ def test_folded_weights(run_fold, file):
     folded, orig = r.folded(), r.original()
     z = np.load(os.path.join(C.FIXTURES, r.entry["npz"]))
     for bn, kind in r.expect["folded_bns"].items():
+        if bn in r.expect.get("weights_unchecked", {}):
+            continue  # the outputs (numpy, onnxruntime) check it
         g0, bn_node = gen.find_bn(orig, bn)
         out_name = bn_node.output[0]
         p0 = gen.producer(g0, bn_node.input[0])
+        while p0.op_type in ("Identity", "Dropout"):  # eval-mode identities
+            p0 = gen.producer(g0, p0.input[0])
         if p0.op_type == "Add":  # MatMul -> Add -> BN
             p0 = [gen.producer(g0, i) for i in p0.input if gen.producer(g0, i) is not None][0]
         w0, w0dt = gen.resolve_const(gen.graph_chain(orig, g0), p0.input[1])

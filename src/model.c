@@ -1,7 +1,8 @@
 /*
- * Model file I/O: whole-file reads (paths and stdin), protobuf-c unpacking
- * with the checks bnfold needs before it trusts a model, and atomic writes
- * (temporary file in the target folder, fsync, rename).
+ * Model file I/O: mapped reads of files, whole reads of stdin, protobuf-c
+ * unpacking with the checks bnfold needs before it trusts a model, and
+ * atomic writes (temporary file in the target folder, fsync, rename; with
+ * a data file, both renamed only when both are complete).
  */
 #include "model.h"
 
@@ -11,8 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "external.h"
+#include "validate.h"
 
 const char *bnf_path_label(const char *path, int writing)
 {
@@ -87,21 +92,56 @@ out:
 	return rc;
 }
 
-/* Walk every tensor of a graph (initializers, Constant values and nested
- * subgraphs) and refuse external data, which bnfold cannot read yet. */
-static int graph_refuse_external(const Onnx__GraphProto *g, const char *label,
-				 struct bnf_error *err);
-
-static int tensor_refuse_external(const Onnx__TensorProto *t, const char *label,
-				  struct bnf_error *err)
+/* Map a regular file read-only; 1 when mapped, 0 when the file is not a
+ * regular file or is empty (the caller then reads it), -1 on error. */
+static int map_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error *err)
 {
-	size_t i;
-	const char *location = "?";
+	struct stat st;
+	void *p;
+	int fd, rc = 0;
 
-	if (!t)
-		return BNF_OK;
-	if (!(t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) &&
-	    t->n_external_data == 0)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		bnf_fail(err, BNF_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+		goto out;
+	if ((uint64_t)st.st_size > SIZE_MAX) {
+		rc = -1;
+		bnf_fail(err, BNF_ERR_NOMEM, "'%s' is too large", path);
+		goto out;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED)
+		goto out; /* fall back to reading */
+	*buf = p;
+	*len = (size_t)st.st_size;
+	rc = 1;
+out:
+	close(fd);
+	return rc;
+}
+
+static int count_external(Onnx__TensorProto *t, void *arg)
+{
+	const Onnx__TensorProto **first = arg;
+
+	if (bnf_tensor_is_external(t)) {
+		*first = t;
+		return 1;
+	}
+	return 0;
+}
+
+/* Refuse external data when the caller cannot read it. */
+static int refuse_external(Onnx__ModelProto *m, const char *label, struct bnf_error *err)
+{
+	const Onnx__TensorProto *t = NULL;
+	const char *location = "?";
+	size_t i;
+
+	if (!bnf_model_for_each_tensor(m, count_external, &t))
 		return BNF_OK;
 	for (i = 0; i < t->n_external_data; i++)
 		if (t->external_data[i]->key && strcmp(t->external_data[i]->key, "location") == 0 &&
@@ -109,93 +149,39 @@ static int tensor_refuse_external(const Onnx__TensorProto *t, const char *label,
 			location = t->external_data[i]->value;
 	return bnf_fail(err, BNF_ERR_UNSUPPORTED,
 			"%s: tensor '%s' keeps its data in an external file ('%s'), "
-			"which this version of bnfold cannot read",
+			"which this mode of bnfold cannot read",
 			label, t->name ? t->name : "", location);
 }
 
-static int attribute_refuse_external(const Onnx__AttributeProto *a, const char *label,
-				     struct bnf_error *err)
+static void unmap_or_free(struct bnf_model *model)
 {
-	size_t i;
-	int rc;
-
-	if ((rc = tensor_refuse_external(a->t, label, err)) != BNF_OK)
-		return rc;
-	for (i = 0; i < a->n_tensors; i++)
-		if ((rc = tensor_refuse_external(a->tensors[i], label, err)) != BNF_OK)
-			return rc;
-	if (a->sparse_tensor && (rc = tensor_refuse_external(a->sparse_tensor->values, label, err)) != BNF_OK)
-		return rc;
-	if (a->g && (rc = graph_refuse_external(a->g, label, err)) != BNF_OK)
-		return rc;
-	for (i = 0; i < a->n_graphs; i++)
-		if ((rc = graph_refuse_external(a->graphs[i], label, err)) != BNF_OK)
-			return rc;
-	return BNF_OK;
+	if (model->mapped && model->bytes)
+		munmap(model->bytes, model->size);
+	else
+		free(model->bytes);
+	model->bytes = NULL;
+	model->mapped = 0;
 }
 
-static int nodes_refuse_external(Onnx__NodeProto *const *nodes, size_t n, const char *label,
-				 struct bnf_error *err)
-{
-	size_t i, j;
-	int rc;
-
-	for (i = 0; i < n; i++)
-		for (j = 0; j < nodes[i]->n_attribute; j++)
-			if ((rc = attribute_refuse_external(nodes[i]->attribute[j], label, err)) != BNF_OK)
-				return rc;
-	return BNF_OK;
-}
-
-static int graph_refuse_external(const Onnx__GraphProto *g, const char *label,
-				 struct bnf_error *err)
-{
-	size_t i;
-	int rc;
-
-	for (i = 0; i < g->n_initializer; i++)
-		if ((rc = tensor_refuse_external(g->initializer[i], label, err)) != BNF_OK)
-			return rc;
-	for (i = 0; i < g->n_sparse_initializer; i++)
-		if ((rc = tensor_refuse_external(g->sparse_initializer[i]->values, label, err)) != BNF_OK)
-			return rc;
-	return nodes_refuse_external(g->node, g->n_node, label, err);
-}
-
-static int model_refuse_external(const Onnx__ModelProto *m, const char *label,
-				 struct bnf_error *err)
-{
-	size_t i;
-	int rc;
-
-	if ((rc = graph_refuse_external(m->graph, label, err)) != BNF_OK)
-		return rc;
-	for (i = 0; i < m->n_functions; i++)
-		if ((rc = nodes_refuse_external(m->functions[i]->node, m->functions[i]->n_node,
-						label, err)) != BNF_OK)
-			return rc;
-	for (i = 0; i < m->n_training_info; i++) {
-		const Onnx__TrainingInfoProto *ti = m->training_info[i];
-		if (ti->initialization && (rc = graph_refuse_external(ti->initialization, label, err)) != BNF_OK)
-			return rc;
-		if (ti->algorithm && (rc = graph_refuse_external(ti->algorithm, label, err)) != BNF_OK)
-			return rc;
-	}
-	return BNF_OK;
-}
-
-int bnf_model_read(const char *path, struct bnf_model *model, struct bnf_error *err)
+int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
+		       struct bnf_error *err)
 {
 	const char *label = bnf_path_label(path, 0);
-	int rc;
+	int rc = BNF_OK, mapped = 0;
 
 	memset(model, 0, sizeof(*model));
-	if ((rc = bnf_read_file(path, &model->bytes, &model->size, err)) != BNF_OK)
+	if (strcmp(path, "-") != 0 && (mapped = map_file(path, &model->bytes, &model->size, err)) < 0)
+		return err ? err->status : BNF_ERR_IO;
+	model->mapped = mapped;
+	if (!mapped && (rc = bnf_read_file(path, &model->bytes, &model->size, err)) != BNF_OK)
 		return rc;
 	if (model->size == 0) {
 		rc = bnf_fail(err, BNF_ERR_INPUT, "%s: empty file, not an ONNX model", label);
 		goto fail;
 	}
+	/* protobuf-c recurses once per nesting level: bound it first. */
+	if ((rc = bnf_validate_wire(model->bytes, model->size, label, err)) != BNF_OK)
+		goto fail;
 	model->proto = onnx__model_proto__unpack(NULL, model->size, model->bytes);
 	if (!model->proto) {
 		rc = bnf_fail(err, BNF_ERR_INPUT,
@@ -207,11 +193,43 @@ int bnf_model_read(const char *path, struct bnf_model *model, struct bnf_error *
 		rc = bnf_fail(err, BNF_ERR_INPUT, "%s: not an ONNX model (it has no graph)", label);
 		goto fail;
 	}
-	if ((rc = model_refuse_external(model->proto, label, err)) != BNF_OK)
+	if (ext)
+		rc = bnf_external_adopt(ext, model->proto, path, &model->n_external, err);
+	else
+		rc = refuse_external(model->proto, label, err);
+	if (rc != BNF_OK)
 		goto fail;
 	return BNF_OK;
 fail:
 	bnf_model_release(model);
+	return rc;
+}
+
+int bnf_model_read(const char *path, struct bnf_model *model, struct bnf_error *err)
+{
+	return bnf_model_read_ext(path, NULL, model, err);
+}
+
+int bnf_model_unpack_again(const struct bnf_model *model, const char *path,
+			   struct bnf_external *ext, Onnx__ModelProto **out,
+			   struct bnf_error *err)
+{
+	Onnx__ModelProto *m;
+	int rc = BNF_OK;
+
+	*out = NULL;
+	if (!model->bytes)
+		return bnf_fail(err, BNF_ERR_INPUT, "%s: the model's bytes were already dropped",
+				bnf_path_label(path, 0));
+	m = onnx__model_proto__unpack(NULL, model->size, model->bytes);
+	if (!m)
+		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+	if (ext)
+		rc = bnf_external_adopt(ext, m, path, NULL, err);
+	if (rc != BNF_OK)
+		onnx__model_proto__free_unpacked(m, NULL);
+	else
+		*out = m;
 	return rc;
 }
 
@@ -221,14 +239,13 @@ void bnf_model_release(struct bnf_model *model)
 		return;
 	if (model->proto)
 		onnx__model_proto__free_unpacked(model->proto, NULL);
-	free(model->bytes);
+	unmap_or_free(model);
 	memset(model, 0, sizeof(*model));
 }
 
 void bnf_model_drop_bytes(struct bnf_model *model)
 {
-	free(model->bytes);
-	model->bytes = NULL;
+	unmap_or_free(model);
 }
 
 /* A protobuf-c output sink that streams packed bytes into a stdio stream,
@@ -287,8 +304,7 @@ static int write_stdout(const Onnx__ModelProto *proto, const uint8_t *buf, size_
 	return BNF_OK;
 }
 
-/* The folder part of path, for the temporary file ("." when none). */
-static int path_folder(const char *path, char *out, size_t len)
+int bnf_path_folder(const char *path, char *out, size_t len)
 {
 	const char *slash = strrchr(path, '/');
 	size_t n;
@@ -309,8 +325,12 @@ static int path_folder(const char *path, char *out, size_t len)
 	return 0;
 }
 
+/* Write the model (or buf) to a temporary file next to path and rename it
+ * into place; a companion data file (data_tmp, NULL if none) is renamed to
+ * data_path just before, once the model is complete. */
 static int write_atomic(const char *path, const Onnx__ModelProto *proto, const uint8_t *buf,
-			size_t len, size_t *written, struct bnf_error *err)
+			size_t len, const char *data_tmp, const char *data_path, size_t *written,
+			struct bnf_error *err)
 {
 	char folder[PATH_MAX];
 	char tmp[PATH_MAX];
@@ -321,7 +341,7 @@ static int write_atomic(const char *path, const Onnx__ModelProto *proto, const u
 
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': is a directory", path);
-	if (path_folder(path, folder, sizeof(folder)) != 0 ||
+	if (bnf_path_folder(path, folder, sizeof(folder)) != 0 ||
 	    snprintf(tmp, sizeof(tmp), "%s/.bnfold-XXXXXX", folder) >= (int)sizeof(tmp))
 		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': path too long", path);
 	fd = mkstemp(tmp);
@@ -351,6 +371,10 @@ static int write_atomic(const char *path, const Onnx__ModelProto *proto, const u
 		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(e));
 		goto fail;
 	}
+	if (data_tmp && rename(data_tmp, data_path) != 0) {
+		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", data_path, strerror(errno));
+		goto fail;
+	}
 	if (rename(tmp, path) != 0) {
 		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
 		goto fail;
@@ -370,7 +394,7 @@ int bnf_model_write(const char *path, const Onnx__ModelProto *proto, size_t *wri
 {
 	if (strcmp(path, "-") == 0)
 		return write_stdout(proto, NULL, 0, written, err);
-	return write_atomic(path, proto, NULL, 0, written, err);
+	return write_atomic(path, proto, NULL, 0, NULL, NULL, written, err);
 }
 
 int bnf_model_write_bytes(const char *path, const uint8_t *buf, size_t len,
@@ -378,5 +402,14 @@ int bnf_model_write_bytes(const char *path, const uint8_t *buf, size_t len,
 {
 	if (strcmp(path, "-") == 0)
 		return write_stdout(NULL, buf, len, NULL, err);
-	return write_atomic(path, NULL, buf, len, NULL, err);
+	return write_atomic(path, NULL, buf, len, NULL, NULL, NULL, err);
+}
+
+int bnf_model_write_pair(const char *path, const Onnx__ModelProto *proto, const char *data_tmp,
+			 const char *data_path, size_t *written, struct bnf_error *err)
+{
+	if (strcmp(path, "-") == 0)
+		return bnf_fail(err, BNF_ERR_IO,
+				"cannot write a model with a data file to <stdout>");
+	return write_atomic(path, proto, NULL, 0, data_tmp, data_path, written, err);
 }

@@ -1,6 +1,6 @@
 /*
- * Reading and writing ONNX model files. A model is read whole from a path
- * or standard input and unpacked with protobuf-c; it is written through a
+ * Reading and writing ONNX model files. A model is mapped from a path (or
+ * read whole from standard input) and unpacked with protobuf-c; it is written through a
  * temporary file in the target folder that is renamed into place only when
  * complete, so the output appears whole or not at all.
  */
@@ -13,18 +13,38 @@
 #include "error.h"
 #include "onnx.pb-c.h"
 
+struct bnf_external;
+
 struct bnf_model {
 	Onnx__ModelProto *proto;   /* owned; freed by bnf_model_release */
 	uint8_t *bytes;            /* the file as read, kept so that an unchanged
 	                              model can be written back byte for byte */
 	size_t size;
+	int mapped;                /* bytes is a read-only mapping of the file
+	                              (regular files), else malloc'd (stdin) */
+	size_t n_external;         /* tensors whose data is in external files */
 };
 
 /* Read and unpack the model at path ("-" for standard input) into *model,
  * and check that it is usable: a graph is present and no tensor keeps its
- * data in an external file (not supported yet). On failure nothing is left
+ * data in an external file (for callers that cannot read those). On failure nothing is left
  * allocated and err names the file. */
 int bnf_model_read(const char *path, struct bnf_model *model, struct bnf_error *err);
+
+/* The same, and tensors with external data are accepted: every location
+ * is validated against the model's folder and registered in ext (see
+ * external.h), through which their bytes are then read. A model read from
+ * standard input may not have external data. */
+int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
+		       struct bnf_error *err);
+
+/* A second, independent unpacking of the bytes model was read from (with
+ * its external tensors registered in ext, which may be NULL when it has
+ * none). Needs the bytes: call before bnf_model_drop_bytes. The caller frees
+ * *out with onnx__model_proto__free_unpacked. */
+int bnf_model_unpack_again(const struct bnf_model *model, const char *path,
+			   struct bnf_external *ext, Onnx__ModelProto **out,
+			   struct bnf_error *err);
 
 /* Free what bnf_model_read allocated; a zeroed model is allowed. */
 void bnf_model_release(struct bnf_model *model);
@@ -38,6 +58,13 @@ void bnf_model_drop_bytes(struct bnf_model *model);
 int bnf_model_write(const char *path, const Onnx__ModelProto *proto, size_t *written,
 		    struct bnf_error *err);
 
+/* Like bnf_model_write to a path, with a companion data file already
+ * complete at data_tmp (in the same file system): the model is written to
+ * a temporary file, and only then data_tmp is renamed to data_path and the
+ * model into place, so no half-written pair is ever visible. */
+int bnf_model_write_pair(const char *path, const Onnx__ModelProto *proto, const char *data_tmp,
+			 const char *data_path, size_t *written, struct bnf_error *err);
+
 /* Write buf to path ("-" for standard output) with the same guarantees. */
 int bnf_model_write_bytes(const char *path, const uint8_t *buf, size_t len,
 			  struct bnf_error *err);
@@ -45,6 +72,10 @@ int bnf_model_write_bytes(const char *path, const uint8_t *buf, size_t len,
 /* Read a whole file ("-" for stdin) into a new buffer (*buf, freed by the
  * caller with free). Short reads and EINTR are handled. */
 int bnf_read_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error *err);
+
+/* The folder part of path ("." when none, "/" for the root) in out;
+ * -1 when it does not fit in len bytes. */
+int bnf_path_folder(const char *path, char *out, size_t len);
 
 /* The name to show for path in messages ("<stdin>" / "<stdout>" for "-"). */
 const char *bnf_path_label(const char *path, int writing);

@@ -4,6 +4,7 @@
  */
 #include "tensor_data.h"
 
+#include "external.h"
 #include "le.h"
 
 #include <math.h>
@@ -206,36 +207,51 @@ static uint64_t encode_bits(double v, int dtype)
 int bnf_proto_read_doubles(const Onnx__TensorProto *t, double **out, size_t *count,
 			   struct bnf_error *err)
 {
+	return bnf_proto_read_doubles_ext(NULL, t, out, count, err);
+}
+
+int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__TensorProto *t,
+			       double **out, size_t *count, struct bnf_error *err)
+{
 	const char *name = t->name ? t->name : "";
 	int dtype = t->has_data_type ? t->data_type : 0;
 	size_t bytes = dtype_bytes(dtype);
 	size_t n, i, stored;
-	double *v;
+	double *v = NULL;
+	struct bnf_tensor_bytes raw;
+	int has_raw = t->has_raw_data || bnf_tensor_is_external(t);
 	int rc;
 
+	memset(&raw, 0, sizeof(raw));
 	if (!bytes)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': dtype %s is not a float type",
 				name, bnf_dtype_label(dtype));
 	if ((rc = bnf_proto_numel(t, &n, err)) != BNF_OK)
 		return rc;
-	if (t->has_raw_data)
-		stored = t->raw_data.len / bytes;
+	/* raw_data or the external file's bytes, mapped only while decoding. */
+	if (has_raw && (rc = bnf_tensor_bytes_get(ext, t, &raw, err)) != BNF_OK)
+		return rc;
+	if (has_raw)
+		stored = raw.len / bytes;
 	else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
 		stored = t->n_float_data;
 	else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
 		stored = t->n_double_data;
 	else
 		stored = t->n_int32_data;
-	if (stored != n || (t->has_raw_data && t->raw_data.len != n * bytes))
-		return bnf_fail(err, BNF_ERR_INPUT,
-				"tensor '%s': holds %zu values but its dims say %zu", name,
-				t->has_raw_data ? t->raw_data.len / bytes : stored, n);
+	if (stored != n || (has_raw && raw.len != n * bytes)) {
+		rc = bnf_fail(err, BNF_ERR_INPUT, "tensor '%s': holds %zu values but its dims say %zu",
+			      name, stored, n);
+		goto out;
+	}
 	v = malloc((n ? n : 1) * sizeof(*v));
-	if (!v)
-		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory", name);
+	if (!v) {
+		rc = bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory", name);
+		goto out;
+	}
 	for (i = 0; i < n; i++) {
-		if (t->has_raw_data)
-			v[i] = decode_bits(bnf_load_le(t->raw_data.data + i * bytes, bytes), dtype);
+		if (has_raw)
+			v[i] = decode_bits(bnf_load_le(raw.data + i * bytes, bytes), dtype);
 		else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
 			v[i] = t->float_data[i];
 		else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
@@ -245,7 +261,9 @@ int bnf_proto_read_doubles(const Onnx__TensorProto *t, double **out, size_t *cou
 	}
 	*out = v;
 	*count = n;
-	return BNF_OK;
+out:
+	bnf_tensor_bytes_release(&raw);
+	return rc;
 }
 
 int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals, size_t count,
@@ -277,6 +295,7 @@ int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals,
 	t->n_int32_data = 0;
 	t->raw_data.data = raw;
 	t->raw_data.len = count * bytes;
+	bnf_tensor_drop_external(t); /* the new bytes are inline */
 	t->has_raw_data = 1;
 	t->data_type = dtype;
 	t->has_data_type = 1;

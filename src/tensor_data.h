@@ -28,9 +28,15 @@ int bnf_proto_numel(const Onnx__TensorProto *t, size_t *count, struct bnf_error 
 int bnf_proto_read_doubles(const Onnx__TensorProto *t, double **out, size_t *count,
 			   struct bnf_error *err);
 
+/* The same, reading external data through ext (external.h; NULL refuses
+ * external tensors). */
+struct bnf_external;
+int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__TensorProto *t,
+			       double **out, size_t *count, struct bnf_error *err);
+
 /* Replace t's data by vals[0..count) rounded once to dtype (round to
- * nearest even), stored as raw_data; typed data fields are cleared and
- * data_type is set. dims are left to the caller. */
+ * nearest even), stored as raw_data; typed data fields and external-data
+ * entries are cleared and data_type is set. dims are left to the caller. */
 int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals, size_t count,
 			    struct bnf_error *err);
 

@@ -304,6 +304,16 @@ static int unary_kernel(const struct basic_map *m, size_t n, union basic_lane_bu
 	return 0;
 }
 
+/* Relu on float32, the hot case of CNNs, without the double lanes (the
+ * same values: max(x, 0) is exact). */
+static void relu_f32(const float *x, float *y, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		y[i] = x[i] < 0 ? 0 : x[i];
+}
+
 int bnf_basic_unary_compute(struct bnf_op_ctx *ctx)
 {
 	struct unary_job job;
@@ -321,6 +331,10 @@ int bnf_basic_unary_compute(struct bnf_op_ctx *ctx)
 	m.out = ctx->out[0];
 	m.kernel = unary_kernel;
 	m.params = &job;
-	bnf_basic_map_run(&m);
+	if (job.op->f == relu_f && ctx->in[0]->dtype == BASIC_FLOAT &&
+	    ctx->out[0]->dtype == BASIC_FLOAT)
+		relu_f32(ctx->in[0]->data, ctx->out[0]->data, ctx->out[0]->count);
+	else
+		bnf_basic_map_run(&m);
 	return BNF_OK;
 }

@@ -12,14 +12,19 @@
 #include <string.h>
 
 #include "eval/op.h"
+#include "external.h"
 #include "strmap.h"
+
+/* Who frees a value's tensor: caller inputs are borrowed; initializers
+ * may be views of the model's raw data (only the struct is ours). */
+enum value_owner { value_owner_none, value_owner_all, value_owner_shell };
 
 /* One named value of the graph: a graph input, an initializer or a node
  * output. */
 struct value {
 	const char *name;       /* borrowed from the model */
 	struct bnf_tensor *t;   /* NULL until produced, and again once freed */
-	int owned;              /* t is ours to free (caller inputs are borrowed) */
+	int owned;              /* an enum value_owner */
 	int producer;           /* index of the producing node, or -1 */
 	int graph_input;
 	int graph_output;
@@ -42,6 +47,7 @@ struct run {
 	size_t live_bytes;
 	size_t max_bytes;
 	struct bnf_error *err;
+	const struct bnf_external *ext;
 };
 
 static int constant_shape(struct bnf_op_ctx *ctx);
@@ -147,13 +153,15 @@ static int account(struct run *r, const struct bnf_tensor *t)
 static void release(struct run *r, struct value *v)
 {
 	r->live_bytes -= tensor_bytes(v->t);
-	if (v->owned)
+	if (v->owned == value_owner_all)
 		bnf_tensor_free(v->t);
+	else if (v->owned == value_owner_shell)
+		free(v->t);
 	v->t = NULL;
-	v->owned = 0;
+	v->owned = value_owner_none;
 }
 
-/* Store t (owned) as the value of v, replacing what it held. */
+/* Store t (owned as `owned` says) as the value of v, replacing what it held. */
 static int assign(struct run *r, struct value *v, struct bnf_tensor *t, int owned)
 {
 	release(r, v);
@@ -211,7 +219,7 @@ static int promote_value(struct run *r, struct value *v)
 		bnf_error_prefix(r->err, "promoting '%s' to double", v->name);
 		return r->err ? r->err->status : BNF_ERR_NOMEM;
 	}
-	return assign(r, v, d, 1);
+	return assign(r, v, d, value_owner_all);
 }
 
 /* ---- Constant ---- */
@@ -229,7 +237,7 @@ static int constant_shape(struct bnf_op_ctx *ctx)
 	if (!a)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "needs exactly one value attribute");
 	if (strcmp(name, "value") == 0 && a->t)
-		return bnf_tensor_from_proto(a->t, &ctx->out[0], ctx->err);
+		return bnf_tensor_from_proto_ext(ctx->ext, a->t, &ctx->out[0], ctx->err);
 	if (strcmp(name, "value_float") == 0 || strcmp(name, "value_floats") == 0) {
 		int scalar = strcmp(name, "value_float") == 0;
 		n = scalar ? 1 : (int64_t)a->n_floats;
@@ -293,14 +301,20 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 		int idx = intern(r, tp->name ? tp->name : "");
 		struct value *v = idx >= 0 ? &r->values[idx] : NULL;
 		struct bnf_tensor *t;
+		int borrowed;
 		if (!v)
 			return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
 		if (v->t)
 			return bnf_fail(r->err, BNF_ERR_INPUT, "initializer '%s' appears twice",
 					v->name);
-		rc = bnf_tensor_from_proto(tp, &t, r->err);
+		/* Viewing spares copying every weight on every run. */
+		borrowed = 0;
+		if (bnf_tensor_is_external(tp))
+			rc = bnf_tensor_from_proto_ext(r->ext, tp, &t, r->err);
+		else
+			rc = bnf_tensor_view_proto(tp, &t, &borrowed, r->err);
 		if (rc == BNF_OK)
-			rc = assign(r, v, t, 1);
+			rc = assign(r, v, t, borrowed ? value_owner_shell : value_owner_all);
 		if (rc != BNF_OK)
 			return rc;
 	}
@@ -375,14 +389,14 @@ static int bind_inputs(struct run *r, size_t n, const char *const *names,
 			return bnf_fail(r->err, BNF_ERR_INPUT, "'%s' is not an input of the graph",
 					names[i]);
 		for (j = 0; j < g->n_input; j++) {
-			if (strcmp(g->input[j]->name, names[i]) == 0) {
+			if (g->input[j]->name && strcmp(g->input[j]->name, names[i]) == 0) {
 				rc = check_input_type(r, g->input[j], inputs[i]);
 				if (rc != BNF_OK)
 					return rc;
 			}
 		}
 		/* A given input overrides an initializer of the same name. */
-		rc = assign(r, &r->values[idx], inputs[i], 0);
+		rc = assign(r, &r->values[idx], inputs[i], value_owner_none);
 		if (rc != BNF_OK)
 			return rc;
 	}
@@ -521,7 +535,7 @@ static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_
 		}
 		v = &r->values[idx];
 		v->t = out[j];
-		v->owned = 1;
+		v->owned = value_owner_all;
 		out[j] = NULL; /* already counted in live_bytes by the caller */
 		if (rc == BNF_OK)
 			rc = promote_value(r, v);
@@ -563,6 +577,7 @@ static int run_node(struct run *r, size_t i)
 	ctx.out = out;
 	ctx.threads = r->threads;
 	ctx.err = r->err;
+	ctx.ext = r->ext;
 	rc = op->shape(&ctx);
 	for (j = 0; j < n_out; j++)
 		r->live_bytes += tensor_bytes(out[j]);
@@ -609,9 +624,9 @@ static int collect_outputs(struct run *r, struct bnf_tensor ***outputs)
 		return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory");
 	for (i = 0; i < g->n_output; i++) {
 		struct value *v = &r->values[lookup(r, g->output[i]->name)];
-		if (v->owned) {
+		if (v->owned == value_owner_all) {
 			res[i] = v->t;
-			v->owned = 0;
+			v->owned = value_owner_none;
 		} else {
 			res[i] = v->t ? bnf_tensor_clone(v->t, r->err) : NULL;
 		}
@@ -644,6 +659,7 @@ int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *o
 	r.threads = opt && opt->threads > 1 ? opt->threads : 1;
 	r.promote = opt ? opt->promote_double : 0;
 	r.max_bytes = opt ? opt->max_bytes : 0;
+	r.ext = opt ? opt->ext : NULL;
 	r.graph = model->graph;
 	if (!r.graph) {
 		rc = bnf_fail(err, BNF_ERR_INPUT, "the model has no graph");

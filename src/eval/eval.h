@@ -12,12 +12,16 @@
 #include "eval/tensor.h"
 #include "onnx.pb-c.h"
 
+struct bnf_external;
+
 struct bnf_eval_options {
 	int threads;          /* >= 1 */
 	int promote_double;   /* compute every float tensor (inputs, initializers,
 	                         constants) in float64: the reference run */
 	size_t max_bytes;     /* refuse graphs whose live tensors would exceed
 	                         this many bytes (0: no limit) */
+	const struct bnf_external *ext; /* reads external tensor data
+	                                   (external.h); NULL: refused */
 };
 
 /* Name the first operator of the model's main graph (or of a subgraph) the

@@ -2,10 +2,12 @@
  * The shared matrix multiply behind Conv, ConvTranspose, Gemm and MatMul.
  * Blocked in the usual way (panels of A and B packed so a register-blocked
  * micro-kernel streams them from cache) and split across threads by blocks
- * of C only: every element of C is summed in the same order, k block after
- * k block, whatever the thread count, so results are bit-reproducible.
+ * of C only, handed to threads as they come free: every element of C is
+ * summed in the same order, k block after k block, whatever the thread
+ * count or the cut, so results are bit-reproducible.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +15,11 @@
 
 /* Micro-tile: MR rows of A by two vectors of B. A vector is 64 bytes (16
  * floats or 8 doubles), one AVX-512 register; narrower targets split it.
- * The kernel is compiled for several targets and picked at load time; no
- * target reorders the sums (ISO C mode keeps mul and add uncontracted). */
+ * The kernel is compiled for several targets and picked at load time. No
+ * target reorders the sums; targets with FMA fuse each multiply-add (one
+ * rounding instead of two), so results are identical on every FMA CPU and
+ * on every CPU without, whatever the thread count, but differ between the
+ * two kinds. */
 #define GEMM_MR 6
 #define GEMM_VEC_BYTES 64
 #define GEMM_KC 256   /* depth of one k block: fixed, it decides the sum order */
@@ -23,12 +28,21 @@
 
 /* Below this many multiply-adds threads cost more than they save. */
 #define GEMM_THREAD_MIN_WORK ((size_t)1 << 18)
+/* Work is cut into up to this many chunks per thread, none smaller than
+ * GEMM_CHUNK_MIN_WORK multiply-adds. A chunk's place never changes how its
+ * elements are summed, so the cut does not change the result. */
+#define GEMM_CHUNKS_PER_THREAD 4
+#define GEMM_CHUNK_MIN_WORK ((size_t)1 << 17)
+#define GEMM_MAX_THREADS 64
+#define GEMM_MAX_CHUNKS (GEMM_MAX_THREADS * GEMM_CHUNKS_PER_THREAD)
 
 /* target_clones needs an ifunc resolver, which runs before AddressSanitizer
  * is initialised: sanitizer builds use the plain kernel. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
 	!defined(__SANITIZE_ADDRESS__)
-#define GEMM_TARGETS __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GEMM_TARGETS                                                   \
+	__attribute__((target_clones("avx512f", "fma", "default"), \
+		       optimize("fp-contract=fast")))
 #else
 #define GEMM_TARGETS
 #endif
@@ -118,9 +132,10 @@ struct gemm_kind {
 
 /* The fallback when the packing buffers cannot be allocated: plain loops
  * that add in exactly the kernel's order (a fresh sum per k block, then
- * added to C), so the result does not depend on which path ran. */
+ * added to C) and fuse where it fuses, so the result does not depend on
+ * which path ran. */
 #define GEMM_DEFINE_PLAIN(name, real)                                                     \
-	static void name(size_t m, size_t n, size_t k, const void *av, size_t lda,        \
+	GEMM_TARGETS static void name(size_t m, size_t n, size_t k, const void *av, size_t lda,        \
 			 const void *bv, size_t ldb, void *cv, size_t ldc, int accumulate) \
 	{                                                                                 \
 		const real *a = av, *b = bv;                                              \
@@ -229,9 +244,21 @@ static void gemm_empty_k(const struct gemm_kind *kd, size_t m, size_t n, char *c
 		memset(c + i * ldc * kd->elem, 0, n * kd->elem);
 }
 
-static void *gemm_thread(void *arg)
+/* The chunks of C of one multiply, handed out one at a time: a thread
+ * slowed by a busy core just takes fewer of them. */
+struct gemm_queue {
+	struct gemm_job *jobs;
+	size_t n;
+	atomic_size_t next;
+};
+
+static void *gemm_worker(void *arg)
 {
-	gemm_block(arg);
+	struct gemm_queue *q = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&q->next, 1)) < q->n)
+		gemm_block(&q->jobs[i]);
 	return NULL;
 }
 
@@ -239,11 +266,12 @@ static void gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n
 		     const void *a, size_t lda, const void *b, size_t ldb, void *c, size_t ldc,
 		     int accumulate)
 {
-	struct gemm_job jobs[64];
-	pthread_t tid[64];
-	int started[64];
-	size_t es = kd->elem, parts, i;
-	int by_cols;
+	struct gemm_job jobs[GEMM_MAX_CHUNKS];
+	struct gemm_queue q;
+	pthread_t tid[GEMM_MAX_THREADS];
+	int started[GEMM_MAX_THREADS];
+	size_t es = kd->elem, parts, unit, len, tiles, i;
+	int by_cols, t;
 
 	if (m == 0 || n == 0)
 		return;
@@ -253,16 +281,22 @@ static void gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n
 	}
 	if (threads < 1 || m * n * k < GEMM_THREAD_MIN_WORK)
 		threads = 1;
-	if (threads > 64)
-		threads = 64;
-	/* Split the longer side of C, in whole micro-tiles. */
+	if (threads > GEMM_MAX_THREADS)
+		threads = GEMM_MAX_THREADS;
+	/* Split the longer side of C in whole micro-tiles, into a few chunks
+	 * per thread of at least GEMM_CHUNK_MIN_WORK multiply-adds. */
 	by_cols = n / kd->nr >= m / GEMM_MR;
-	parts = by_cols ? (n + kd->nr - 1) / kd->nr : (m + GEMM_MR - 1) / GEMM_MR;
-	if (parts > (size_t)threads)
-		parts = (size_t)threads;
+	unit = by_cols ? kd->nr : GEMM_MR;
+	len = by_cols ? n : m;
+	tiles = (len + unit - 1) / unit;
+	parts = threads == 1 ? 1 : (size_t)threads * GEMM_CHUNKS_PER_THREAD;
+	if (parts > m * n * k / GEMM_CHUNK_MIN_WORK)
+		parts = m * n * k / GEMM_CHUNK_MIN_WORK;
+	if (parts > tiles)
+		parts = tiles;
+	if (parts < 1)
+		parts = 1;
 	for (i = 0; i < parts; i++) {
-		size_t unit = by_cols ? kd->nr : GEMM_MR, len = by_cols ? n : m;
-		size_t tiles = (len + unit - 1) / unit;
 		size_t lo = tiles * i / parts * unit, hi = tiles * (i + 1) / parts * unit;
 		struct gemm_job *j = &jobs[i];
 		if (hi > len)
@@ -278,15 +312,19 @@ static void gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n
 		j->a = (const char *)a + (by_cols ? 0 : lo * lda) * es;
 		j->b = (const char *)b + (by_cols ? lo : 0) * es;
 		j->c = (char *)c + (by_cols ? lo : lo * ldc) * es;
-		started[i] = i > 0 && pthread_create(&tid[i], NULL, gemm_thread, j) == 0;
 	}
-	/* Parts whose thread could not start run here; the result is the same. */
-	for (i = 0; i < parts; i++)
-		if (!started[i])
-			gemm_block(&jobs[i]);
-	for (i = 1; i < parts; i++)
-		if (started[i])
-			pthread_join(tid[i], NULL);
+	q.jobs = jobs;
+	q.n = parts;
+	atomic_init(&q.next, 0);
+	if ((size_t)threads > parts)
+		threads = (int)parts;
+	for (t = 1; t < threads; t++)
+		started[t] = pthread_create(&tid[t], NULL, gemm_worker, &q) == 0;
+	/* This thread works too, and finishes whatever no thread could take. */
+	gemm_worker(&q);
+	for (t = 1; t < threads; t++)
+		if (started[t])
+			pthread_join(tid[t], NULL);
 }
 
 void bnf_sgemm(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,

@@ -253,6 +253,13 @@ static void add_bias(struct bnf_tensor *y, const struct bnf_tensor *b, size_t ba
 
 	for (i = 0; b && i < batch * channels; i++) {
 		double v = bnf_nn_get(b, i % channels);
+		if (y->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+			/* float + float rounds like the double sum stored as float. */
+			float *row = (float *)y->data + i * size, fv = (float)v;
+			for (j = 0; j < size; j++)
+				row[j] += fv;
+			continue;
+		}
 		for (j = 0; j < size; j++)
 			bnf_nn_set(y, i * size + j, bnf_nn_get(y, i * size + j) + v);
 	}

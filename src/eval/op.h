@@ -25,6 +25,7 @@ struct bnf_op_ctx {
 	                              are outputs the node leaves out. */
 	int threads;               /* worker threads the op may use (>= 1) */
 	struct bnf_error *err;
+	const struct bnf_external *ext; /* external tensor data (Constant) */
 };
 
 struct bnf_op {

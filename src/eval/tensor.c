@@ -1,10 +1,11 @@
 /*
  * Evaluator tensors: allocation, decoding ONNX TensorProtos (raw_data is
- * read byte by byte as little-endian, so the host's byte order never
- * matters), encoding results back, and the float16 / bfloat16 conversions
- * with round-to-nearest-even.
+ * little-endian; on a little-endian host types stored as held are copied
+ * or viewed in place, otherwise read byte by byte), encoding results back,
+ * and the float16 / bfloat16 conversions with round-to-nearest-even.
  */
 #include "eval/tensor.h"
+#include "external.h"
 #include "le.h"
 
 #include <stdlib.h>
@@ -80,34 +81,39 @@ static int shape_count(int rank, const int64_t *dims, size_t *count, struct bnf_
 	return BNF_OK;
 }
 
-struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims, struct bnf_error *err)
+/* A tensor without its buffer (data NULL); NULL with err set on a bad
+ * dtype or shape or no memory. */
+static struct bnf_tensor *tensor_shell(int dtype, int rank, const int64_t *dims,
+				       struct bnf_error *err)
 {
-	struct bnf_tensor *t;
-	size_t size = bnf_tensor_elem_size(dtype);
+	struct bnf_tensor *t = NULL;
 	size_t count = 0;
 
-	if (size == 0) {
+	if (bnf_tensor_elem_size(dtype) == 0)
 		bnf_fail(err, BNF_ERR_UNSUPPORTED, "unsupported dtype %s", bnf_dtype_name(dtype));
-		return NULL;
+	else if (shape_count(rank, dims, &count, err) == BNF_OK && !(t = calloc(1, sizeof(*t))))
+		bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating a tensor");
+	if (t) {
+		t->dtype = dtype;
+		t->rank = rank;
+		if (rank > 0)
+			memcpy(t->dims, dims, (size_t)rank * sizeof(dims[0]));
+		t->count = count;
 	}
-	if (shape_count(rank, dims, &count, err) != BNF_OK)
-		return NULL;
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		goto nomem;
-	t->dtype = dtype;
-	t->rank = rank;
-	if (rank > 0)
-		memcpy(t->dims, dims, (size_t)rank * sizeof(dims[0]));
-	t->count = count;
-	t->data = calloc(count ? count : 1, size);
-	if (!t->data)
-		goto nomem;
 	return t;
-nomem:
-	free(t);
-	bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating a tensor of %zu elements", count);
-	return NULL;
+}
+
+struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims, struct bnf_error *err)
+{
+	struct bnf_tensor *t = tensor_shell(dtype, rank, dims, err);
+
+	if (t && !(t->data = calloc(t->count ? t->count : 1, bnf_tensor_elem_size(dtype)))) {
+		bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating a tensor of %zu elements",
+			 t->count);
+		free(t);
+		t = NULL;
+	}
+	return t;
 }
 
 struct bnf_tensor *bnf_tensor_clone(const struct bnf_tensor *t, struct bnf_error *err)
@@ -317,19 +323,37 @@ static int decode_typed(const Onnx__TensorProto *tp, struct bnf_tensor *t, const
 	return BNF_OK;
 }
 
-int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
-			  struct bnf_error *err)
+/* Whether raw_data of dtype has exactly the in-memory layout: the same
+ * element size and a little-endian host. */
+static int raw_is_held(int dtype)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return dtype != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 &&
+	       dtype != ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16 &&
+	       dtype != ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+#else
+	(void)dtype;
+	return 0;
+#endif
+}
+
+/* Decode tp into *out. With view set, raw data already in the held layout
+ * and aligned for its type is pointed to rather than copied (*borrowed
+ * becomes 1). */
+static int decode_proto(const struct bnf_external *ext, const Onnx__TensorProto *tp, int view,
+			struct bnf_tensor **out, int *borrowed, struct bnf_error *err)
 {
 	const char *name = tp->name ? tp->name : "";
 	struct bnf_tensor *t = NULL;
+	struct bnf_tensor_bytes raw; /* raw_data, or an external file's bytes */
 	int64_t dims[BNF_MAX_RANK];
-	size_t i, stored;
+	size_t i, stored, es = bnf_tensor_elem_size(tp->data_type);
 	int rc;
 
 	*out = NULL;
-	if ((tp->has_data_location &&
-	     tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
-	    tp->n_external_data > 0) {
+	*borrowed = 0;
+	memset(&raw, 0, sizeof(raw));
+	if (bnf_tensor_is_external(tp) && !ext) {
 		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED,
 			      "tensor '%s' keeps its data in an external file", name);
 		goto out;
@@ -338,7 +362,7 @@ int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
 		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s' is segmented", name);
 		goto out;
 	}
-	if (bnf_tensor_elem_size(tp->data_type) == 0) {
+	if (es == 0) {
 		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s' has unsupported dtype %s",
 			      name, bnf_dtype_name(tp->data_type));
 		goto out;
@@ -350,33 +374,71 @@ int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
 	}
 	for (i = 0; i < tp->n_dims; i++)
 		dims[i] = tp->dims[i];
-	t = bnf_tensor_new(tp->data_type, (int)tp->n_dims, dims, err);
+	view = view && tp->has_raw_data && raw_is_held(tp->data_type) && tp->raw_data.len &&
+	       (uintptr_t)tp->raw_data.data % es == 0;
+	t = view ? tensor_shell(tp->data_type, (int)tp->n_dims, dims, err)
+		 : bnf_tensor_new(tp->data_type, (int)tp->n_dims, dims, err);
 	if (!t) {
 		bnf_error_prefix(err, "tensor '%s'", name);
 		rc = err ? err->status : BNF_ERR_INPUT;
 		goto out;
 	}
-	if (tp->has_raw_data) {
+	if (tp->has_raw_data || bnf_tensor_is_external(tp)) {
+		/* External bytes are mapped only while they are copied. */
+		if ((rc = bnf_tensor_bytes_get(ext, tp, &raw, err)) != BNF_OK)
+			goto out;
 		stored = stored_elem_size(t->dtype);
-		if (tp->raw_data.len != t->count * stored) {
+		if (raw.len != t->count * stored) {
 			rc = bnf_fail(err, BNF_ERR_INPUT,
 				      "tensor '%s' has %zu bytes of raw data for %zu elements of %s",
-				      name, tp->raw_data.len, t->count, bnf_dtype_name(t->dtype));
+				      name, raw.len, t->count, bnf_dtype_name(t->dtype));
 			goto out;
 		}
-		for (i = 0; i < t->count; i++)
-			set_from_bits(t, i, bnf_load_le(tp->raw_data.data + i * stored, stored));
+		if (view)
+			t->data = tp->raw_data.data;
+		else if (raw_is_held(t->dtype) && t->count)
+			memcpy(t->data, raw.data, raw.len);
+		else
+			for (i = 0; i < t->count; i++)
+				set_from_bits(t, i, bnf_load_le(raw.data + i * stored, stored));
 	} else {
 		rc = decode_typed(tp, t, name, err);
 		if (rc != BNF_OK)
 			goto out;
 	}
 	*out = t;
+	*borrowed = view;
 	t = NULL;
 	rc = BNF_OK;
 out:
-	bnf_tensor_free(t);
+	bnf_tensor_bytes_release(&raw);
+	if (view)
+		free(t);
+	else
+		bnf_tensor_free(t);
 	return rc;
+}
+
+int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
+			  struct bnf_error *err)
+{
+	int borrowed;
+
+	return decode_proto(NULL, tp, 0, out, &borrowed, err);
+}
+
+int bnf_tensor_from_proto_ext(const struct bnf_external *ext, const Onnx__TensorProto *tp,
+			      struct bnf_tensor **out, struct bnf_error *err)
+{
+	int borrowed;
+
+	return decode_proto(ext, tp, 0, out, &borrowed, err);
+}
+
+int bnf_tensor_view_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out, int *borrowed,
+			  struct bnf_error *err)
+{
+	return decode_proto(NULL, tp, 1, out, borrowed, err);
 }
 
 int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name, Onnx__TensorProto **out,

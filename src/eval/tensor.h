@@ -18,7 +18,9 @@
 
 /* Largest tensor the evaluator will allocate, in elements. A model that
  * asks for more is refused rather than allowed to exhaust memory. */
+#ifndef BNF_MAX_ELEMENTS /* the fuzz build sets a smaller one */
 #define BNF_MAX_ELEMENTS ((size_t)1 << 31)
+#endif
 
 /* dtype values are ONNX TensorProto.DataType numbers. The buffer's C type:
  *   FLOAT, FLOAT16, BFLOAT16: float      DOUBLE: double
@@ -54,6 +56,20 @@ void bnf_tensor_free(struct bnf_tensor *t);
  * new tensor. Refuses external data, element-count overflow, negative dims
  * and data whose length does not match the dims. Caller owns the result. */
 int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
+			  struct bnf_error *err);
+
+/* The same, reading external data through ext (external.h). */
+struct bnf_external;
+int bnf_tensor_from_proto_ext(const struct bnf_external *ext, const Onnx__TensorProto *tp,
+			      struct bnf_tensor **out, struct bnf_error *err);
+
+/* Like bnf_tensor_from_proto, but raw data that already has the in-memory
+ * layout (float32, double and integers on a little-endian host, aligned
+ * for the type) is not copied: the tensor's data points into
+ * tp->raw_data and *borrowed is 1. Such a tensor must not be written to or
+ * outlive tp, and is freed with free(t), not bnf_tensor_free. Otherwise
+ * *borrowed is 0 and the tensor owns a copy. */
+int bnf_tensor_view_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out, int *borrowed,
 			  struct bnf_error *err);
 
 /* Encode a tensor as a new TensorProto with raw_data (float16/bfloat16 are

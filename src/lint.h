@@ -1,0 +1,86 @@
+/*
+ * The deploy gate's lint: looks at an exported graph for the
+ * BatchNormalization and Dropout pathologies that make a model unfit to
+ * ship (training mode, untrained or broken statistics, folds not done,
+ * folded weights that float16/bfloat16 cannot hold) and returns them as
+ * findings with stable codes. It never changes the model and never prints.
+ */
+#ifndef BNF_LINT_H
+#define BNF_LINT_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "fold.h"
+#include "onnx.pb-c.h"
+
+/* The finding codes: stable names, listed in bnfold(1). */
+enum bnf_finding_code {
+	BNF_FINDING_CODE_BN_TRAINING_MODE = 0,
+	BNF_FINDING_CODE_BN_UNTRAINED_STATS,
+	BNF_FINDING_CODE_BN_BAD_VARIANCE,
+	BNF_FINDING_CODE_BN_NONFINITE_PARAM,
+	BNF_FINDING_CODE_BN_ZERO_EPSILON,
+	BNF_FINDING_CODE_BN_UNFOLDED,
+	BNF_FINDING_CODE_FP16_OVERFLOW,
+	BNF_FINDING_CODE_FP16_UNDERFLOW,
+	BNF_FINDING_CODE_DROPOUT_TRAINING_MODE,
+	BNF_FINDING_CODE_COUNT
+};
+
+/* "bn-training-mode", ...; "?" for a value out of range. */
+const char *bnf_finding_code_name(enum bnf_finding_code code);
+
+/* The code named name: returns 0 and sets *code, or -1 when unknown. */
+int bnf_finding_code_parse(const char *name, enum bnf_finding_code *code);
+
+struct bnf_finding {
+	enum bnf_finding_code code;
+	char *op;        /* op type of the node */
+	char *node;      /* node name, or its first output when unnamed */
+	char *graph;     /* "" for the main graph, else the subgraph's path */
+	char *message;   /* one line, without the node name */
+};
+
+struct bnf_lint_report {
+	struct bnf_finding *findings;   /* in graph order */
+	size_t n_findings;
+};
+
+struct bnf_lint_options {
+	/* Folds already applied to the model being linted (the report of
+	 * bnf_fold_model on it), or NULL: the weights they produced get the
+	 * float16/bfloat16 check too. Borrowed. */
+	const struct bnf_fold_report *folded;
+};
+
+/* Lint model (unchanged; a packed copy is folded to learn which
+ * BatchNormalization nodes could still fold) into rep, which the caller
+ * zeroes first and frees with bnf_lint_report_free. Fails only on a model
+ * too malformed to analyse (err names the node or tensor) or on memory. */
+int bnf_lint_model(const Onnx__ModelProto *model, const struct bnf_lint_options *opt,
+		   struct bnf_lint_report *rep, struct bnf_error *err);
+
+void bnf_lint_report_free(struct bnf_lint_report *rep);
+
+struct bnf_graph;
+
+/* 1 when BatchNormalization bn of the graph indexed by gi runs in training
+ * mode: is_test=0 before opset 7, training_mode=1 from opset 14, or an
+ * optional running-statistics output present (read or not). why receives
+ * a clause saying which. Shared with the --train-mode=eval pass. */
+int bnf_bn_training_mode(const struct bnf_graph *gi, const Onnx__NodeProto *bn, char *why,
+			 size_t len);
+
+/* 1 when Dropout node runs in training mode: is_test=0 (the default)
+ * before opset 7, or a constant true training_mode input from opset 12. */
+int bnf_dropout_training_mode(const struct bnf_graph *gi, const Onnx__NodeProto *node, char *why,
+			      size_t len);
+
+/* The attribute called name of node, or NULL. */
+const Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *node, const char *name);
+
+/* 1 for a node of op_type in the default ONNX domain. */
+int bnf_node_is(const Onnx__NodeProto *node, const char *op_type);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * SHA-256 (FIPS 180-4), incremental: the JSON report names the input and
+ * output files by their hash. Written from the standard's description.
+ */
+#ifndef BNF_SHA256_H
+#define BNF_SHA256_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct bnf_sha256 {
+	uint32_t state[8];
+	uint64_t total;        /* bytes fed so far */
+	uint8_t block[64];     /* a partial block waiting for more bytes */
+	size_t used;
+};
+
+void bnf_sha256_init(struct bnf_sha256 *h);
+void bnf_sha256_update(struct bnf_sha256 *h, const void *data, size_t len);
+
+/* Finish and write the digest as 64 lower-case hex digits and a NUL. */
+void bnf_sha256_hex(struct bnf_sha256 *h, char hex[65]);
+
+#endif

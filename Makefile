@@ -4,6 +4,7 @@
 #   make check      install missing test packages (as root), build, run the tests
 #   make demo       build and fold the shipped example model
 #   make asan       rebuild with AddressSanitizer + UBSan and rerun the tests
+#   make bench      time bnfold on a generated ResNet-50 (bench/results/latest.md)
 #   make install    PREFIX, DESTDIR, BINDIR, MANDIR are honoured
 
 PREFIX ?= /usr/local
@@ -34,13 +35,21 @@ ALL_CFLAGS = $(STD_FLAGS) $(WARN_FLAGS) $(WERROR) $(CFLAGS) $(SAN_FLAGS) \
 ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS) -pthread
 LIBS = $(PROTOBUF_LIBS) -lm
 
-LIB_SRC = $(filter-out src/main.c,$(wildcard src/*.c)) $(wildcard src/eval/*.c)
+# The command line (main.c and the cli_*.c files that print) is kept out of
+# the library objects the test programs link.
+CLI_SRC = src/main.c $(wildcard src/cli_*.c)
+LIB_SRC = $(filter-out $(CLI_SRC),$(wildcard src/*.c)) $(wildcard src/eval/*.c)
 LIB_OBJ = $(GEN)/onnx.pb-c.o $(LIB_SRC:%.c=$(BUILD)/%.o)
-MAIN_OBJ = $(BUILD)/src/main.o
+MAIN_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
 
-TEST_PROGS = $(BUILD)/tests/roundtrip
+# Fuzz targets (tests/fuzz/): each links as a replay program over corpus
+# folders (a test program) and, with clang, as a libFuzzer target.
+FUZZ_TARGETS = load fold eval
+FUZZ_OBJ = $(BUILD)/tests/fuzz/fuzz_common.o
+TEST_PROGS = $(BUILD)/tests/roundtrip $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/replay_%)
 
-.PHONY: all clean check test asan ubsan demo deps-build deps-test install uninstall format
+.PHONY: all clean check test asan ubsan demo deps-build deps-test install uninstall format bench \
+	fuzz fuzz-replay
 
 all: bnfold
 
@@ -69,7 +78,15 @@ $(BUILD)/tests/%.o: tests/%.c $(GEN)/onnx.pb-c.h
 $(BUILD)/tests/roundtrip: $(BUILD)/tests/roundtrip.o $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
--include $(wildcard $(BUILD)/src/*.d $(BUILD)/src/eval/*.d $(BUILD)/tests/*.d)
+$(BUILD)/tests/fuzz/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(FUZZ_OBJ) \
+		$(LIB_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ) $(LIB_OBJ)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+-include $(wildcard $(BUILD)/src/*.d $(BUILD)/src/eval/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d \
+	$(BUILD)/tests/fuzz/*.d)
 
 # Packages: the build needs a compiler and protobuf-c; the tests need the
 # real ONNX checker, numpy, pytest, ONNX's backend test data, Node.js for
@@ -91,6 +108,7 @@ demo: deps-build bnfold
 # The test build: warnings are errors.
 check: deps-test
 	$(MAKE) WERROR=-Werror bnfold $(TEST_PROGS)
+	$(MAKE) fuzz-replay
 	sh tests/run.sh
 
 test: check
@@ -98,18 +116,69 @@ test: check
 asan:
 	$(MAKE) BUILD=build/asan WERROR=-Werror \
 	  SAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	  CFLAGS="-O1 -g" build/asan/bnfold build/asan/tests/roundtrip
+	  CFLAGS="-O1 -g" build/asan/bnfold build/asan/tests/roundtrip \
+	  $(FUZZ_TARGETS:%=build/asan/tests/fuzz/replay_%)
 	BNFOLD_BUILD=build/asan sh tests/run.sh
 
 ubsan: asan
 
-install: bnfold
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
-	install -m 755 bnfold $(DESTDIR)$(BINDIR)/bnfold
+# Fuzzing. The fuzz builds lower BNF_MAX_ELEMENTS (4 Mi elements per
+# tensor) so that the evaluator target stays within libFuzzer's memory
+# limit. `make fuzz FUZZ_SECONDS=N` runs one campaign per target, one job
+# at low priority, adding new inputs to tests/fuzz/corpus/<target>/;
+# `make fuzz-replay` replays the committed corpora and tests/hostile/ under
+# AddressSanitizer and UBSan (part of `make check`).
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_DEFS = -DBNF_MAX_ELEMENTS=0x400000UL
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+fuzz:
+	$(MAKE) BUILD=build/libfuzzer CC=$(FUZZ_CC) WERROR=-Werror CFLAGS="-O1 -g $(FUZZ_DEFS)" \
+	  SAN_FLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	  $(FUZZ_TARGETS:%=build/libfuzzer/tests/fuzz/fuzz_%)
+	@mkdir -p build/libfuzzer/artifacts
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p tests/fuzz/corpus/$$t && \
+	  nice -n 19 build/libfuzzer/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=20 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+	    -artifact_prefix=build/libfuzzer/artifacts/$$t- \
+	    -dict=tests/fuzz/onnx.dict tests/fuzz/corpus/$$t || exit 1; \
+	done
+
+fuzz-replay:
+	$(MAKE) BUILD=build/fuzz-replay WERROR=-Werror CFLAGS="-O1 -g $(FUZZ_DEFS)" \
+	  SAN_FLAGS="$(FUZZ_SAN)" $(FUZZ_TARGETS:%=build/fuzz-replay/tests/fuzz/replay_%)
+	for t in $(FUZZ_TARGETS); do \
+	  build/fuzz-replay/tests/fuzz/replay_$$t tests/fuzz/corpus/$$t tests/hostile || exit 1; \
+	done
+
+# INSTALL_BIN lets a test install a binary built in another BUILD folder.
+INSTALL_BIN ?= bnfold
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+
+install: $(INSTALL_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(COMPLETIONDIR)
+	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/bnfold
 	install -m 644 man/bnfold.1 $(DESTDIR)$(MANDIR)/man1/bnfold.1
+	install -m 644 man/bnfold.bash-completion $(DESTDIR)$(COMPLETIONDIR)/bnfold
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/bnfold $(DESTDIR)$(MANDIR)/man1/bnfold.1
+	rm -f $(DESTDIR)$(BINDIR)/bnfold $(DESTDIR)$(MANDIR)/man1/bnfold.1 \
+	  $(DESTDIR)$(COMPLETIONDIR)/bnfold
+
+# The benchmark (not part of `make check`): bench/run.sh writes
+# bench/results/latest.md; the model is generated into bench/work/.
+$(BUILD)/bench/gemm_bench: $(BUILD)/bench/gemm_bench.o $(LIB_OBJ)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bench/%.o: bench/%.c $(GEN)/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+bench: $(BUILD)/bnfold $(BUILD)/bench/gemm_bench
+	@test -f bench/work/resnet50.onnx || $(PYTHON) bench/gen_resnet50.py
+	BNFOLD=$(BUILD)/bnfold GEMM_BENCH=$(BUILD)/bench/gemm_bench sh bench/run.sh
 
 format:
 	clang-format -i src/*.c src/*.h src/eval/*.c src/eval/*.h tests/*.c

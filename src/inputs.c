@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "validate.h"
 
 /* ---- command-line arguments ---- */
 
@@ -512,6 +513,16 @@ int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *
 			}
 		} else {
 			uint64_t s = seed ^ name_hash(vi->name) ^ ((uint64_t)sample * 0x9e3779b97f4a7c15ull);
+			uint64_t count;
+			/* Made-up values must not let a declaration exhaust memory. */
+			if (bnf_validate_shape_count((size_t)rank, dims, &count) != 0 ||
+			    count > BNF_LIMIT_INPUT_ELEMENTS) {
+				rc = bnf_fail(err, BNF_ERR_INPUT,
+					      "graph input '%s': its shape has more than %llu "
+					      "elements, the limit for random inputs",
+					      vi->name, (unsigned long long)BNF_LIMIT_INPUT_ELEMENTS);
+				goto fail;
+			}
 			t = bnf_tensor_random(dtype, rank, dims, s, err);
 			if (!t) {
 				rc = err ? err->status : BNF_ERR_NOMEM;

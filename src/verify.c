@@ -41,6 +41,7 @@ void bnf_verify_report_free(struct bnf_verify_report *rep)
 		free(rep->outputs[i].name);
 	for (i = 0; i < rep->n_folds; i++) {
 		free(rep->folds[i].bn_name);
+		free(rep->folds[i].op_type);
 		free(rep->folds[i].target);
 		free(rep->folds[i].note);
 	}
@@ -138,6 +139,7 @@ static int run_model(const Onnx__ModelProto *m, const struct bnf_verify_options 
 	eo.threads = opt->threads > 0 ? opt->threads : 1;
 	eo.promote_double = promote;
 	eo.max_bytes = opt->max_bytes;
+	eo.ext = opt->ext;
 	return bnf_eval_run(m, &eo, in->n, (const char *const *)in->names,
 			    (struct bnf_tensor *const *)in->tensors, outs, err);
 }
@@ -370,7 +372,7 @@ static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_si
 				     const int64_t *dims)
 {
 	const struct bnf_graph *gi = &site->index[site->depth];
-	Onnx__NodeProto *chain[4];
+	Onnx__NodeProto *chain[16];
 	int n_chain = 0, i;
 	const char *value = output;
 	Onnx__ModelProto *m = calloc(1, sizeof(*m));
@@ -388,7 +390,7 @@ static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_si
 	m->has_ir_version = 1;
 	m->ir_version = src->ir_version;
 	/* Walk back from the output through non-constant inputs to data. */
-	while (strcmp(value, data) != 0 && n_chain < 4) {
+	while (strcmp(value, data) != 0 && n_chain < 16) {
 		struct bnf_const_ref ref;
 		Onnx__NodeProto *p = bnf_graph_producer(gi, value, NULL);
 		if (!p)
@@ -532,6 +534,26 @@ static int layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *
 	return 0;
 }
 
+/* The input of a lowered BN's Mul: [1, C, 3, ...] with C the length of
+ * its constant [C, 1, ..., 1]. */
+static int lowered_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *mul, int *dtype,
+			       int *rank, int64_t *dims)
+{
+	struct bnf_const_ref s;
+	size_t i;
+
+	if (mul->n_input != 2 || !bnf_graph_constant(gi, mul->input[1], &s) ||
+	    s.tensor->n_dims < 1 || s.tensor->n_dims + 1 > BNF_MAX_RANK)
+		return -1;
+	*dtype = s.tensor->data_type;
+	*rank = (int)s.tensor->n_dims + 1;
+	dims[0] = 1;
+	dims[1] = s.tensor->dims[0];
+	for (i = 2; i < (size_t)*rank; i++)
+		dims[i] = 3;
+	return 0;
+}
+
 static double max_of(double a, double b)
 {
 	return a > b ? a : b;
@@ -600,33 +622,44 @@ static int verify_one(const Onnx__ModelProto *orig, const Onnx__ModelProto *fold
 
 	memset(&so, 0, sizeof(so));
 	memset(&sf, 0, sizeof(sf));
-	if (!find_site(orig->graph, opset, r->bn_output, "BatchNormalization", &so, 0)) {
-		snprintf(note, sizeof(note), "BatchNormalization not found in the original model");
+	/* The fold's result value: made by the original chain (BN, Mul, ...
+	 * or the layer after a BN) and by the folded node, which reads data. */
+	if (!find_site(orig->graph, opset, r->result, NULL, &so, 0)) {
+		snprintf(note, sizeof(note), "the folded value '%s' is not in the original model",
+			 r->result);
 		goto done;
 	}
-	if (!find_site(folded->graph, opset, r->bn_output, NULL, &sf, 0)) {
+	if (!find_site(folded->graph, opset, r->result, NULL, &sf, 0)) {
 		release_site(&so);
 		snprintf(note, sizeof(note), "folded node not found in the new model");
 		goto done;
 	}
-	layer = bnf_graph_producer(&so.index[so.depth], so.node->input[0], NULL);
-	if (layer && strcmp(layer->op_type, "Add") == 0) {
+	layer = sf.node;
+	if (layer && strcmp(layer->op_type, "Add") == 0 && r->kind != BNF_FOLD_KIND_LOWERED) {
 		size_t k;
 		Onnx__NodeProto *p = NULL;
 		for (k = 0; k < layer->n_input && !p; k++) {
-			p = bnf_graph_producer(&so.index[so.depth], layer->input[k], NULL);
+			p = bnf_graph_producer(&sf.index[sf.depth], layer->input[k], NULL);
 			if (p && strcmp(p->op_type, "MatMul") != 0)
 				p = NULL;
 		}
 		layer = p;
 	}
-	if (!layer || layer_input_shape(&so.index[so.depth], layer, &dtype, &rank, dims) != 0) {
+	if (r->kind == BNF_FOLD_KIND_LOWERED) {
+		/* X -> Mul(s) -> Add(t): X has the rank of s plus one, C = s's
+		 * first dim. */
+		layer = bnf_graph_producer(&sf.index[sf.depth], sf.node->input[0], NULL);
+		if (!layer || lowered_input_shape(&sf.index[sf.depth], layer, &dtype, &rank, dims) != 0) {
+			snprintf(note, sizeof(note), "cannot find a valid input shape for the Mul");
+			goto release;
+		}
+	} else if (!layer || layer_input_shape(&sf.index[sf.depth], layer, &dtype, &rank, dims) != 0) {
 		snprintf(note, sizeof(note), "cannot find a valid input shape for the layer");
 		goto release;
 	}
 	data = layer->input[0];
-	before = chain_model(orig, &so, data, r->bn_output, dtype, rank, dims);
-	after = chain_model(folded, &sf, data, r->bn_output, dtype, rank, dims);
+	before = chain_model(orig, &so, data, r->result, dtype, rank, dims);
+	after = chain_model(folded, &sf, data, r->result, dtype, rank, dims);
 	if (!before || !after) {
 		snprintf(note, sizeof(note), "cannot extract the pair from the models");
 		goto release;
@@ -658,8 +691,10 @@ int bnf_verify_folds(const Onnx__ModelProto *orig, const Onnx__ModelProto *folde
 	size_t i;
 	int rc;
 
-	for (i = 0; i < frep->n_records; i++) {
-		const struct bnf_bn_record *r = &frep->records[i];
+	for (i = 0; i < frep->n_records + frep->n_affine; i++) {
+		int affine = i >= frep->n_records;
+		const struct bnf_bn_record *r =
+			affine ? &frep->affine[i - frep->n_records] : &frep->records[i];
 		struct bnf_fold_check fc, *p;
 		char target[512];
 
@@ -668,11 +703,13 @@ int bnf_verify_folds(const Onnx__ModelProto *orig, const Onnx__ModelProto *folde
 		memset(&fc, 0, sizeof(fc));
 		snprintf(target, sizeof(target), "%s '%s'", r->target_op, r->target_name);
 		fc.bn_name = strdup(r->bn_name);
+		fc.op_type = affine ? strdup(r->op_type) : NULL;
 		fc.target = strdup(target);
 		rc = verify_one(orig, folded, r, opt, &fc, err);
 		p = realloc(rep->folds, (rep->n_folds + 1) * sizeof(*p));
-		if (!p || !fc.bn_name || !fc.target) {
+		if (!p || !fc.bn_name || !fc.target || (affine && !fc.op_type)) {
 			free(fc.bn_name);
+			free(fc.op_type);
 			free(fc.target);
 			free(fc.note);
 			if (p)

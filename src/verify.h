@@ -15,6 +15,8 @@
 #include "inputs.h"
 #include "onnx.pb-c.h"
 
+struct bnf_external;
+
 struct bnf_verify_options {
 	const struct bnf_input_spec *inputs;  /* borrowed */
 	int samples;
@@ -23,6 +25,7 @@ struct bnf_verify_options {
 	double atol, rtol;    /* negative: the defaults for each output's dtype */
 	int allow_nan;        /* NaN/inf at the same places in both is no failure */
 	size_t max_bytes;     /* memory budget of one evaluation (0: none) */
+	const struct bnf_external *ext; /* external tensor data (external.h) */
 };
 
 /* The default tolerances for a dtype: 1e-5 / 1e-4 for float and double,
@@ -40,6 +43,7 @@ struct bnf_output_check {
 
 struct bnf_fold_check {
 	char *bn_name;
+	char *op_type;         /* NULL for a BatchNormalization, else "Mul", "Add", ... */
 	char *target;          /* "Conv 'name'" */
 	double folded_abs, folded_rel;  /* folded node vs float64 reference */
 	double orig_abs, orig_rel;      /* original pair vs float64 reference */

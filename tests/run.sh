@@ -17,5 +17,16 @@ find tests/fixtures /usr/share/libonnx-testdata/data -path tests/fixtures/bad -p
 }
 tail -n 1 "$build/roundtrip.log"
 
+echo "== fuzz targets replayed over tests/fuzz/corpus/<target> and tests/hostile"
+for t in load fold eval; do
+	prog="$build/tests/fuzz/replay_$t"
+	if [ ! -x "$prog" ]; then
+		# make check and make asan build them; a hand-made build may not.
+		echo "SKIPPED: $prog not built (make BUILD=$build $prog)"
+		continue
+	fi
+	"$prog" "tests/fuzz/corpus/$t" tests/hostile
+done
+
 echo "== pytest"
 exec /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs tests

@@ -200,12 +200,11 @@ int fold_overflows(const double *vals, size_t count, int dtype, size_t *where)
 {
 	double max = bnf_dtype_max(dtype);
 	size_t i;
-	for (i = 0; i < count; i++) {
-		if (isfinite(vals[i]) && isinf(bnf_round_to_dtype(vals[i], dtype)))
+	/* Anything beyond the largest finite value would round to it or to
+	 * infinity; refusing both keeps the check one comparison per value. */
+	for (i = 0; i < count; i++)
+		if (!(fabs(vals[i]) <= max)) /* also true for NaN */
 			goto found;
-		if (!isfinite(vals[i]) || fabs(vals[i]) > max)
-			goto found;
-	}
 	return 0;
 found:
 	*where = i;

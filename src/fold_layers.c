@@ -117,8 +117,11 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	if ((rc = alloc_new(ctx, &fb, nw, m)) != BNF_OK)
 		goto out;
 	per = nw / m;
-	for (i = 0; i < nw; i++)
-		fb.w_new[i] = fb.w[i] * bn->s[i / per];
+	for (i = 0; i < m; i++) {
+		size_t k;
+		for (k = 0; k < per; k++)
+			fb.w_new[i * per + k] = fb.w[i * per + k] * bn->s[i];
+	}
 	for (i = 0; i < m; i++)
 		fb.b_new[i] = (has_bias ? fb.b[i] : 0.0) * bn->s[i] + bn->t[i];
 	if (keep_if_overflow(out, fb.w_new, nw, dtype, "weight", per) ||

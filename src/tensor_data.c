@@ -162,6 +162,15 @@ double bnf_dtype_max(int dtype)
 	}
 }
 
+/* raw_data is little-endian; on such hosts a float can be copied as is. */
+static int host_is_little_endian(void)
+{
+	const uint16_t probe = 1;
+	uint8_t first;
+	memcpy(&first, &probe, 1);
+	return first == 1;
+}
+
 static double decode_bits(uint64_t bits, int dtype)
 {
 	switch (dtype) {
@@ -249,15 +258,25 @@ int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__Tenso
 		rc = bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory", name);
 		goto out;
 	}
-	for (i = 0; i < n; i++) {
-		if (has_raw)
-			v[i] = decode_bits(bnf_load_le(raw.data + i * bytes, bytes), dtype);
-		else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
-			v[i] = t->float_data[i];
-		else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
-			v[i] = t->double_data[i];
-		else
-			v[i] = decode_bits((uint16_t)t->int32_data[i], dtype);
+	if (has_raw && dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && host_is_little_endian()) {
+		/* The common case, a hundred megabytes at a time: no per-element
+		 * dispatch. */
+		for (i = 0; i < n; i++) {
+			float f;
+			memcpy(&f, raw.data + i * 4, 4);
+			v[i] = f;
+		}
+	} else {
+		for (i = 0; i < n; i++) {
+			if (has_raw)
+				v[i] = decode_bits(bnf_load_le(raw.data + i * bytes, bytes), dtype);
+			else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+				v[i] = t->float_data[i];
+			else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
+				v[i] = t->double_data[i];
+			else
+				v[i] = decode_bits((uint16_t)t->int32_data[i], dtype);
+		}
 	}
 	*out = v;
 	*count = n;
@@ -279,8 +298,15 @@ int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals,
 	if (!raw)
 		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory",
 				t->name ? t->name : "");
-	for (i = 0; i < count; i++)
-		bnf_store_le(raw + i * bytes, encode_bits(vals[i], dtype), bytes);
+	if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && host_is_little_endian()) {
+		for (i = 0; i < count; i++) {
+			float f = (float)vals[i];
+			memcpy(raw + i * 4, &f, 4);
+		}
+	} else {
+		for (i = 0; i < count; i++)
+			bnf_store_le(raw + i * bytes, encode_bits(vals[i], dtype), bytes);
+	}
 	/* The tree's buffers come from protobuf-c's default allocator, which
 	 * is malloc/free, so replacing them with our own is safe. */
 	free(t->raw_data.data);

@@ -5,6 +5,7 @@
  */
 #include "graph.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,13 @@ const char *bnf_node_label(const Onnx__NodeProto *node)
 	if (node->n_output > 0 && node->output[0][0])
 		return node->output[0];
 	return node->op_type ? node->op_type : "?";
+}
+
+void bnf_subgraph_path(char *buf, size_t len, const char *path, const Onnx__NodeProto *node,
+		       const Onnx__GraphProto *sub)
+{
+	snprintf(buf, len, "%s%s%s/%s", path, path[0] ? "/" : "", bnf_node_label(node),
+		 sub->name ? sub->name : "body");
 }
 
 int bnf_node_for_each_subgraph(Onnx__NodeProto *node,
@@ -352,6 +360,18 @@ int bnf_graph_value_shape(const struct bnf_graph *gi, const char *name, int64_t 
 				return shape_from_value_info(g->output[i], dims, max);
 	}
 	return -1;
+}
+
+void bnf_graph_remove_value_info(Onnx__GraphProto *g, const char *name)
+{
+	size_t i, j = 0;
+	for (i = 0; i < g->n_value_info; i++) {
+		if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0)
+			onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
+		else
+			g->value_info[j++] = g->value_info[i];
+	}
+	g->n_value_info = j;
 }
 
 int bnf_graph_append_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t)

@@ -79,10 +79,18 @@ int bnf_graph_value_shape(const struct bnf_graph *gi, const char *name, int64_t 
 /* The name shown for a node in messages: its name, or its first output. */
 const char *bnf_node_label(const Onnx__NodeProto *node);
 
+/* Drop the value_info entries describing name (a value that is gone). */
+void bnf_graph_remove_value_info(Onnx__GraphProto *g, const char *name);
+
 /* Append to repeated protobuf-c fields (the tree's arrays are malloc'd,
  * so realloc is safe). Return 0 or -1 on allocation failure. */
 int bnf_graph_append_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t);
 int bnf_node_append_input(Onnx__NodeProto *node, const char *name);
+
+/* The path of subgraph sub of node inside the graph at path ("" for the
+ * main graph), as reports spell it: "If_0/then_branch". */
+void bnf_subgraph_path(char *buf, size_t len, const char *path, const Onnx__NodeProto *node,
+		       const Onnx__GraphProto *sub);
 
 /* The subgraphs held by a node's attributes: calls fn for each. */
 int bnf_node_for_each_subgraph(Onnx__NodeProto *node,

@@ -285,20 +285,12 @@ struct lint_sub {
 	int depth;
 };
 
-/* Subgraph paths are spelled as the fold report spells them. */
-static void subgraph_path(char *buf, size_t len, const char *path, const Onnx__NodeProto *node,
-			  const Onnx__GraphProto *sub)
-{
-	snprintf(buf, len, "%s%s%s/%s", path, path[0] ? "/" : "", bnf_node_label(node),
-		 sub->name ? sub->name : "body");
-}
-
 static int lint_subgraph_cb(Onnx__GraphProto *sub, void *arg)
 {
 	struct lint_sub *s = arg;
 	char path[512];
 
-	subgraph_path(path, sizeof(path), s->path, s->node, sub);
+	bnf_subgraph_path(path, sizeof(path), s->path, s->node, sub);
 	return lint_graph(s->ctx, sub, s->parent, path, s->depth + 1);
 }
 
@@ -521,7 +513,7 @@ static int weights_subgraph_cb(Onnx__GraphProto *sub, void *arg)
 	struct weights_sub *s = arg;
 	char path[512];
 
-	subgraph_path(path, sizeof(path), s->path, s->node, sub);
+	bnf_subgraph_path(path, sizeof(path), s->path, s->node, sub);
 	return weights_graph(s->wc, sub, s->parent, path, s->depth + 1);
 }
 

@@ -102,17 +102,6 @@ static void remove_attr(Onnx__NodeProto *node, const char *name)
 	node->n_attribute = j;
 }
 
-static void remove_value_info(Onnx__GraphProto *g, const char *name)
-{
-	size_t i, j = 0;
-	for (i = 0; i < g->n_value_info; i++) {
-		if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0)
-			onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
-		else
-			g->value_info[j++] = g->value_info[i];
-	}
-	g->n_value_info = j;
-}
 
 static int convert_bn(struct train_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *bn,
 		      const char *path)
@@ -134,7 +123,7 @@ static int convert_bn(struct train_ctx *ctx, const struct bnf_graph *gi, Onnx__N
 	snprintf(detail, sizeof(detail), "converted to eval mode (%s)", why);
 	for (i = 1; i < bn->n_output; i++) {
 		if (bn->output[i][0])
-			remove_value_info(gi->g, bn->output[i]);
+			bnf_graph_remove_value_info(gi->g, bn->output[i]);
 		if (throw_away(ctx, bn->output[i]) != BNF_OK)
 			return BNF_ERR_NOMEM;
 	}
@@ -183,8 +172,7 @@ static int train_subgraph_cb(Onnx__GraphProto *sub, void *arg)
 	struct train_sub *s = arg;
 	char path[512];
 
-	snprintf(path, sizeof(path), "%s%s%s/%s", s->path, s->path[0] ? "/" : "",
-		 bnf_node_label(s->node), sub->name ? sub->name : "body");
+	bnf_subgraph_path(path, sizeof(path), s->path, s->node, sub);
 	return train_graph(s->ctx, sub, s->parent, path, s->depth + 1);
 }
 

@@ -924,6 +924,9 @@ static int run_fold(const struct cli *cli)
 		goto out;
 	}
 	note_input(&st, cli);
+	/* The unpacked tree holds its own copy of every byte: the file's pages
+	 * need not stay resident while folding. */
+	bnf_model_release_pages(&st.model);
 	in_size = st.model.size + (size_t)bnf_model_external_bytes(st.model.proto);
 	plan.input_external = st.model.n_external;
 	opt.ext = cli->ext;

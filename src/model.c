@@ -248,6 +248,14 @@ void bnf_model_drop_bytes(struct bnf_model *model)
 	unmap_or_free(model);
 }
 
+void bnf_model_release_pages(struct bnf_model *model)
+{
+	/* A private read-only file mapping refills dropped pages from the
+	 * file on the next access, so the bytes stay usable. */
+	if (model->mapped && model->bytes && model->size)
+		madvise(model->bytes, model->size, MADV_DONTNEED);
+}
+
 /* A protobuf-c output sink that streams packed bytes into a stdio stream,
  * so the packed model never exists twice in memory. */
 struct file_sink {

@@ -53,6 +53,12 @@ void bnf_model_release(struct bnf_model *model);
  * are no longer needed), to lower peak memory. */
 void bnf_model_drop_bytes(struct bnf_model *model);
 
+/* Give the memory of a mapped file's pages back while keeping the bytes
+ * readable (they are read again from the file when touched): for the time
+ * between unpacking and an eventual verbatim write. No effect on stdin
+ * buffers. */
+void bnf_model_release_pages(struct bnf_model *model);
+
 /* Pack proto into path ("-" for standard output). Returns 0 and the number
  * of bytes written in *written (may be NULL). */
 int bnf_model_write(const char *path, const Onnx__ModelProto *proto, size_t *written,

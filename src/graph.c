@@ -374,6 +374,59 @@ void bnf_graph_remove_value_info(Onnx__GraphProto *g, const char *name)
 	g->n_value_info = j;
 }
 
+struct walk_step {
+	const struct bnf_walk *walk;
+	const struct bnf_graph *parent;
+	const char *path;
+	const Onnx__NodeProto *node;
+	int depth;
+};
+
+static int walk_graph(const struct bnf_walk *walk, Onnx__GraphProto *g,
+		      const struct bnf_graph *parent, const char *path, int depth);
+
+static int walk_subgraph_cb(Onnx__GraphProto *sub, void *arg)
+{
+	struct walk_step *step = arg;
+	char path[512];
+
+	bnf_subgraph_path(path, sizeof(path), step->path, step->node, sub);
+	return walk_graph(step->walk, sub, step->parent, path, step->depth + 1);
+}
+
+static int walk_graph(const struct bnf_walk *walk, Onnx__GraphProto *g,
+		      const struct bnf_graph *parent, const char *path, int depth)
+{
+	struct bnf_graph gi;
+	size_t i;
+	int rc;
+
+	memset(&gi, 0, sizeof(gi));
+	if (depth > 64) {
+		rc = bnf_fail(walk->err, BNF_ERR_INPUT, "subgraphs nested more than 64 deep at '%s'",
+			      path);
+		goto out;
+	}
+	if ((rc = bnf_graph_build(&gi, g, parent, walk->opset, walk->err)) != BNF_OK)
+		goto out;
+	for (i = 0; i < g->n_node && rc == BNF_OK; i++) {
+		struct walk_step step = { walk, &gi, path, g->node[i], depth };
+
+		rc = walk->visit(&gi, g->node[i], path, walk->arg);
+		if (rc == BNF_OK)
+			rc = bnf_node_for_each_subgraph(g->node[i], walk_subgraph_cb, &step);
+	}
+out:
+	bnf_graph_release(&gi);
+	return rc;
+}
+
+int bnf_graph_walk(const struct bnf_walk *walk, Onnx__GraphProto *g,
+		   const struct bnf_graph *parent, const char *path)
+{
+	return walk_graph(walk, g, parent, path, 0);
+}
+
 int bnf_graph_append_initializer(Onnx__GraphProto *g, Onnx__TensorProto *t)
 {
 	Onnx__TensorProto **p = realloc(g->initializer, (g->n_initializer + 1) * sizeof(*p));

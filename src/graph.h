@@ -92,6 +92,21 @@ int bnf_node_append_input(Onnx__NodeProto *node, const char *name);
 void bnf_subgraph_path(char *buf, size_t len, const char *path, const Onnx__NodeProto *node,
 		       const Onnx__GraphProto *sub);
 
+/* A depth-first visit of every node of a graph and of its subgraphs: visit
+ * is called for each node (in order) with the index of the graph holding
+ * it and that graph's path, and the node's subgraphs are walked right
+ * after it, indexed with the holding graph as parent. The walk stops at the
+ * first non-zero return; subgraphs nested more than 64 deep fail. */
+struct bnf_walk {
+	int (*visit)(struct bnf_graph *gi, Onnx__NodeProto *node, const char *path, void *arg);
+	void *arg;
+	int opset;
+	struct bnf_error *err;
+};
+
+int bnf_graph_walk(const struct bnf_walk *walk, Onnx__GraphProto *g,
+		   const struct bnf_graph *parent, const char *path);
+
 /* The subgraphs held by a node's attributes: calls fn for each. */
 int bnf_node_for_each_subgraph(Onnx__NodeProto *node,
 			       int (*fn)(Onnx__GraphProto *sub, void *arg), void *arg);

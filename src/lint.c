@@ -274,68 +274,30 @@ out:
 	return rc;
 }
 
-static int lint_graph(struct lint_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-		      const char *path, int depth);
-
-struct lint_sub {
-	struct lint_ctx *ctx;
-	const struct bnf_graph *parent;
-	const char *path;
-	const Onnx__NodeProto *node;
-	int depth;
-};
-
-static int lint_subgraph_cb(Onnx__GraphProto *sub, void *arg)
+/* The findings of one node: training mode and parameter health. */
+static int lint_node(struct bnf_graph *gi, Onnx__NodeProto *node, const char *path, void *arg)
 {
-	struct lint_sub *s = arg;
-	char path[512];
-
-	bnf_subgraph_path(path, sizeof(path), s->path, s->node, sub);
-	return lint_graph(s->ctx, sub, s->parent, path, s->depth + 1);
-}
-
-static int lint_graph(struct lint_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-		      const char *path, int depth)
-{
-	struct bnf_graph gi;
+	struct lint_ctx *ctx = arg;
 	char why[400];
-	size_t i;
-	int rc;
+	int rc = BNF_OK;
 
-	memset(&gi, 0, sizeof(gi));
-	if (depth > 64) {
-		rc = bnf_fail(ctx->err, BNF_ERR_INPUT, "subgraphs nested more than 64 deep at '%s'",
-			      path);
-		goto out;
-	}
-	if ((rc = bnf_graph_build(&gi, g, parent, ctx->opset, ctx->err)) != BNF_OK)
-		goto out;
-	for (i = 0; i < g->n_node && rc == BNF_OK; i++) {
-		const Onnx__NodeProto *node = g->node[i];
-		struct lint_sub s = { ctx, &gi, path, node, depth };
-
-		if (bnf_node_is(node, "BatchNormalization")) {
-			if (bnf_bn_training_mode(&gi, node, why, sizeof(why)))
-				rc = add_finding(ctx, BNF_FINDING_CODE_BN_TRAINING_MODE,
-						 "BatchNormalization", bnf_node_label(node), path,
-						 "%s: exported in training mode? outputs will depend on "
-						 "the batch",
-						 why);
-			if (rc == BNF_OK)
-				rc = lint_bn_params(ctx, &gi, node, path);
-		} else if (bnf_node_is(node, "Dropout") &&
-			   bnf_dropout_training_mode(&gi, node, why, sizeof(why))) {
-			rc = add_finding(ctx, BNF_FINDING_CODE_DROPOUT_TRAINING_MODE, "Dropout",
+	if (bnf_node_is(node, "BatchNormalization")) {
+		if (bnf_bn_training_mode(gi, node, why, sizeof(why)))
+			rc = add_finding(ctx, BNF_FINDING_CODE_BN_TRAINING_MODE, "BatchNormalization",
 					 bnf_node_label(node), path,
-					 "%s: exported in training mode? outputs will be randomly "
-					 "dropped",
+					 "%s: exported in training mode? outputs will depend on "
+					 "the batch",
 					 why);
-		}
 		if (rc == BNF_OK)
-			rc = bnf_node_for_each_subgraph(g->node[i], lint_subgraph_cb, &s);
+			rc = lint_bn_params(ctx, gi, node, path);
+	} else if (bnf_node_is(node, "Dropout") &&
+		   bnf_dropout_training_mode(gi, node, why, sizeof(why))) {
+		rc = add_finding(ctx, BNF_FINDING_CODE_DROPOUT_TRAINING_MODE, "Dropout",
+				 bnf_node_label(node), path,
+				 "%s: exported in training mode? outputs will be randomly "
+				 "dropped",
+				 why);
 	}
-out:
-	bnf_graph_release(&gi);
 	return rc;
 }
 
@@ -497,58 +459,27 @@ static int check_folded_weight(struct weight_check *wc, const struct bnf_graph *
 	return rc < 0 ? rc : BNF_OK;
 }
 
-static int weights_graph(struct weight_check *wc, Onnx__GraphProto *g,
-			 const struct bnf_graph *parent, const char *path, int depth);
-
-struct weights_sub {
-	struct weight_check *wc;
-	const struct bnf_graph *parent;
-	const char *path;
-	const Onnx__NodeProto *node;
-	int depth;
-};
-
-static int weights_subgraph_cb(Onnx__GraphProto *sub, void *arg)
-{
-	struct weights_sub *s = arg;
-	char path[512];
-
-	bnf_subgraph_path(path, sizeof(path), s->path, s->node, sub);
-	return weights_graph(s->wc, sub, s->parent, path, s->depth + 1);
-}
-
 /* Find the node each folded record now names (it produces the BN's old
  * output) and check its weight and bias. */
-static int weights_graph(struct weight_check *wc, Onnx__GraphProto *g,
-			 const struct bnf_graph *parent, const char *path, int depth)
+static int weights_node(struct bnf_graph *gi, Onnx__NodeProto *node, const char *path, void *arg)
 {
-	struct bnf_graph gi;
-	size_t i, k;
-	int rc;
+	struct weight_check *wc = arg;
+	size_t k;
+	int rc = BNF_OK;
 
-	memset(&gi, 0, sizeof(gi));
-	if (depth > 64) {
-		rc = BNF_OK;
-		goto out;
+	for (k = 0; k < wc->folds->n_records && rc == BNF_OK && node->n_output > 0; k++) {
+		const struct bnf_bn_record *r = &wc->folds->records[k];
+		if (r->kind != BNF_FOLD_KIND_NONE && strcmp(r->graph, path) == 0 &&
+		    strcmp(r->bn_output, node->output[0]) == 0 && node->n_input >= 2)
+			rc = check_folded_weight(wc, gi, node, r, path);
 	}
-	if ((rc = bnf_graph_build(&gi, g, parent, wc->ctx->opset, wc->ctx->err)) != BNF_OK)
-		goto out;
-	for (i = 0; i < g->n_node && rc == BNF_OK; i++) {
-		const Onnx__NodeProto *node = g->node[i];
-		struct weights_sub s = { wc, &gi, path, node, depth };
-
-		for (k = 0; k < wc->folds->n_records && rc == BNF_OK && node->n_output > 0; k++) {
-			const struct bnf_bn_record *r = &wc->folds->records[k];
-			if (r->kind != BNF_FOLD_KIND_NONE && strcmp(r->graph, path) == 0 &&
-			    strcmp(r->bn_output, node->output[0]) == 0 && node->n_input >= 2)
-				rc = check_folded_weight(wc, &gi, node, r, path);
-		}
-		if (rc == BNF_OK)
-			rc = bnf_node_for_each_subgraph(g->node[i], weights_subgraph_cb, &s);
-	}
-out:
-	bnf_graph_release(&gi);
 	return rc;
+}
+
+static int walk_weights(struct weight_check *wc, Onnx__GraphProto *g)
+{
+	struct bnf_walk walk = { weights_node, wc, wc->ctx->opset, wc->ctx->err };
+	return bnf_graph_walk(&walk, g, NULL, "");
 }
 
 /* ---- the fold a deployment-ready model would already have ---- */
@@ -596,7 +527,7 @@ static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model)
 	wc.folds = &probe;
 	wc.probe = 1;
 	if (rc == BNF_OK && probe.n_folded > 0)
-		rc = weights_graph(&wc, copy->graph, NULL, "", 0);
+		rc = walk_weights(&wc, copy->graph);
 out:
 	free(buf);
 	if (copy)
@@ -617,12 +548,15 @@ int bnf_lint_model(const Onnx__ModelProto *model, const struct bnf_lint_options 
 	ctx.opset = bnf_model_opset(model);
 	if (!model->graph)
 		return bnf_fail(err, BNF_ERR_INPUT, "the model has no graph");
-	rc = lint_graph(&ctx, model->graph, NULL, "", 0);
+	{
+		struct bnf_walk walk = { lint_node, &ctx, ctx.opset, ctx.err };
+		rc = bnf_graph_walk(&walk, model->graph, NULL, "");
+	}
 	if (rc == BNF_OK && opt && opt->folded && opt->folded->n_folded > 0) {
 		wc.ctx = &ctx;
 		wc.folds = opt->folded;
 		wc.probe = 0;
-		rc = weights_graph(&wc, model->graph, NULL, "", 0);
+		rc = walk_weights(&wc, model->graph);
 	}
 	if (rc == BNF_OK)
 		rc = lint_fold_probe(&ctx, model);

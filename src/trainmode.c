@@ -156,55 +156,16 @@ static int convert_dropout(struct train_ctx *ctx, const struct bnf_graph *gi,
 	return add_entry(ctx, node, path, 1, detail);
 }
 
-static int train_graph(struct train_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-		       const char *path, int depth);
-
-struct train_sub {
-	struct train_ctx *ctx;
-	const struct bnf_graph *parent;
-	const char *path;
-	const Onnx__NodeProto *node;
-	int depth;
-};
-
-static int train_subgraph_cb(Onnx__GraphProto *sub, void *arg)
+/* Convert one node when it runs in training mode. */
+static int train_node(struct bnf_graph *gi, Onnx__NodeProto *node, const char *path, void *arg)
 {
-	struct train_sub *s = arg;
-	char path[512];
+	struct train_ctx *ctx = arg;
 
-	bnf_subgraph_path(path, sizeof(path), s->path, s->node, sub);
-	return train_graph(s->ctx, sub, s->parent, path, s->depth + 1);
-}
-
-static int train_graph(struct train_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-		       const char *path, int depth)
-{
-	struct bnf_graph gi;
-	size_t i;
-	int rc;
-
-	memset(&gi, 0, sizeof(gi));
-	if (depth > 64) {
-		rc = bnf_fail(ctx->err, BNF_ERR_INPUT, "subgraphs nested more than 64 deep at '%s'",
-			      path);
-		goto out;
-	}
-	if ((rc = bnf_graph_build(&gi, g, parent, ctx->opset, ctx->err)) != BNF_OK)
-		goto out;
-	for (i = 0; i < g->n_node && rc == BNF_OK; i++) {
-		Onnx__NodeProto *node = g->node[i];
-		struct train_sub s = { ctx, &gi, path, node, depth };
-
-		if (bnf_node_is(node, "BatchNormalization"))
-			rc = convert_bn(ctx, &gi, node, path);
-		else if (bnf_node_is(node, "Dropout"))
-			rc = convert_dropout(ctx, &gi, node, path);
-		if (rc == BNF_OK)
-			rc = bnf_node_for_each_subgraph(node, train_subgraph_cb, &s);
-	}
-out:
-	bnf_graph_release(&gi);
-	return rc;
+	if (bnf_node_is(node, "BatchNormalization"))
+		return convert_bn(ctx, gi, node, path);
+	if (bnf_node_is(node, "Dropout"))
+		return convert_dropout(ctx, gi, node, path);
+	return BNF_OK;
 }
 
 int bnf_train_mode_to_eval(Onnx__ModelProto *model, struct bnf_train_report *rep,
@@ -220,7 +181,10 @@ int bnf_train_mode_to_eval(Onnx__ModelProto *model, struct bnf_train_report *rep
 	ctx.opset = bnf_model_opset(model);
 	if (!model->graph)
 		return bnf_fail(err, BNF_ERR_INPUT, "the model has no graph");
-	rc = train_graph(&ctx, model->graph, NULL, "", 0);
+	{
+		struct bnf_walk walk = { train_node, &ctx, ctx.opset, err };
+		rc = bnf_graph_walk(&walk, model->graph, NULL, "");
+	}
 	for (i = 0; i < ctx.n_garbage; i++)
 		free(ctx.garbage[i]);
 	free(ctx.garbage);

@@ -134,6 +134,7 @@ struct lint_ctx {
 	struct bnf_lint_report *rep;
 	struct bnf_error *err;
 	int opset;
+	struct bnf_external *ext;   /* borrowed from the options, may be NULL */
 };
 
 static int add_finding(struct lint_ctx *ctx, enum bnf_finding_code code, const char *op,
@@ -184,7 +185,7 @@ static int read_param(struct lint_ctx *ctx, const struct bnf_graph *gi, const On
 	    !bnf_graph_constant(gi, node->input[slot], &ref) || !ref.tensor->has_data_type ||
 	    !bnf_dtype_is_foldable(ref.tensor->data_type))
 		return 0;
-	rc = bnf_proto_read_doubles(ref.tensor, vals, count, ctx->err);
+	rc = bnf_proto_read_doubles_ext(ctx->ext, ref.tensor, vals, count, ctx->err);
 	if (rc != BNF_OK) {
 		bnf_error_prefix(ctx->err, "node '%s'", bnf_node_label(node));
 		return rc;
@@ -496,6 +497,7 @@ static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model)
 
 	memset(&probe, 0, sizeof(probe));
 	memset(&fo, 0, sizeof(fo));
+	fo.ext = ctx->ext; /* the copy's external tensors point at the same files */
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
@@ -546,6 +548,7 @@ int bnf_lint_model(const Onnx__ModelProto *model, const struct bnf_lint_options 
 	ctx.rep = rep;
 	ctx.err = err;
 	ctx.opset = bnf_model_opset(model);
+	ctx.ext = opt ? opt->ext : NULL;
 	if (!model->graph)
 		return bnf_fail(err, BNF_ERR_INPUT, "the model has no graph");
 	{

@@ -47,11 +47,16 @@ struct bnf_lint_report {
 	size_t n_findings;
 };
 
+struct bnf_external;
+
 struct bnf_lint_options {
 	/* Folds already applied to the model being linted (the report of
 	 * bnf_fold_model on it), or NULL: the weights they produced get the
 	 * float16/bfloat16 check too. Borrowed. */
 	const struct bnf_fold_report *folded;
+	/* External data of the model (external.h), or NULL when it has none:
+	 * parameters and weights kept outside the file are read through it. */
+	struct bnf_external *ext;
 };
 
 /* Lint model (unchanged; a packed copy is folded to learn which

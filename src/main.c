@@ -398,7 +398,9 @@ static int lint_step(const struct cli *cli, struct run_state *st, const struct b
 	int rc;
 
 	memset(&err, 0, sizeof(err));
+	memset(&lo, 0, sizeof(lo));
 	lo.folded = rep;
+	lo.ext = cli->ext;
 	phase_begin(st, cli, "checking the graph");
 	rc = bnf_lint_model(st->model.proto, &lo, &st->lint, &err);
 	phase_end(st, CLI_PHASE_LINT);

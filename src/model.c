@@ -205,11 +205,6 @@ fail:
 	return rc;
 }
 
-int bnf_model_read(const char *path, struct bnf_model *model, struct bnf_error *err)
-{
-	return bnf_model_read_ext(path, NULL, model, err);
-}
-
 int bnf_model_unpack_again(const struct bnf_model *model, const char *path,
 			   struct bnf_external *ext, Onnx__ModelProto **out,
 			   struct bnf_error *err)

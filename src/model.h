@@ -25,13 +25,9 @@ struct bnf_model {
 	size_t n_external;         /* tensors whose data is in external files */
 };
 
-/* Read and unpack the model at path ("-" for standard input) into *model,
- * and check that it is usable: a graph is present and no tensor keeps its
- * data in an external file (for callers that cannot read those). On failure nothing is left
- * allocated and err names the file. */
-int bnf_model_read(const char *path, struct bnf_model *model, struct bnf_error *err);
-
-/* The same, and tensors with external data are accepted: every location
+/* Read and unpack the model at path ("-" for standard input) into *model
+ * and check that a graph is present; on failure nothing is left allocated
+ * and err names the file. Tensors with external data are accepted: every location
  * is validated against the model's folder and registered in ext (see
  * external.h), through which their bytes are then read. A model read from
  * standard input may not have external data. */
@@ -46,7 +42,7 @@ int bnf_model_unpack_again(const struct bnf_model *model, const char *path,
 			   struct bnf_external *ext, Onnx__ModelProto **out,
 			   struct bnf_error *err);
 
-/* Free what bnf_model_read allocated; a zeroed model is allowed. */
+/* Free what bnf_model_read_ext allocated; a zeroed model is allowed. */
 void bnf_model_release(struct bnf_model *model);
 
 /* Drop the copy of the file's bytes (when the model has changed and they

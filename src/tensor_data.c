@@ -213,12 +213,6 @@ static uint64_t encode_bits(double v, int dtype)
 	}
 }
 
-int bnf_proto_read_doubles(const Onnx__TensorProto *t, double **out, size_t *count,
-			   struct bnf_error *err)
-{
-	return bnf_proto_read_doubles_ext(NULL, t, out, count, err);
-}
-
 int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__TensorProto *t,
 			       double **out, size_t *count, struct bnf_error *err)
 {

@@ -22,15 +22,12 @@ const char *bnf_dtype_label(int dtype);
 /* Element count of t from its dims, refusing negative dims and overflow. */
 int bnf_proto_numel(const Onnx__TensorProto *t, size_t *count, struct bnf_error *err);
 
+struct bnf_external;
+
 /* Decode a float, double, float16 or bfloat16 tensor into a new array of
  * doubles (*out, freed by the caller with free). The stored data must hold
- * exactly the number of elements the dims say; err names the tensor. */
-int bnf_proto_read_doubles(const Onnx__TensorProto *t, double **out, size_t *count,
-			   struct bnf_error *err);
-
-/* The same, reading external data through ext (external.h; NULL refuses
- * external tensors). */
-struct bnf_external;
+ * exactly the number of elements the dims say; err names the tensor.
+ * External data is read through ext (external.h; NULL refuses it). */
 int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__TensorProto *t,
 			       double **out, size_t *count, struct bnf_error *err);
 

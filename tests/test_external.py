@@ -296,3 +296,17 @@ def test_peak_memory_on_large_external_model(bnfold, tmp_path):
     # The output is complete: checker (with its data) and the same size.
     onnx.checker.check_model(out, full_check=True)
     assert os.path.getsize(out + ".data") >= LAYERS * largest
+
+
+def test_check_lints_external_parameters(bnfold, tmp_path):
+    """--check reads BatchNormalization parameters kept in a data file: the
+    findings are those of the same model stored inline."""
+    model = onnx.load(os.path.join(C.FIXTURES, "example.onnx"))
+    inline = C.run(bnfold, ["--check", os.path.join(C.FIXTURES, "example.onnx")])
+    path = save_external(model, str(tmp_path / "ext"))
+    ext = C.run(bnfold, ["--check", path])
+    assert inline.returncode == 1, C.describe(inline)
+    assert ext.returncode == 1, C.describe(ext)
+    findings = [l for l in inline.stderr.splitlines() if "bn-unfolded" in l]
+    assert len(findings) == 4
+    assert [l for l in ext.stderr.splitlines() if "bn-unfolded" in l] == findings

@@ -412,6 +412,25 @@ static int lint_step(const struct cli *cli, struct run_state *st, const struct b
 	return print_findings(cli, &st->lint) > 0 ? EXIT_CODE_CHECK_FAILED : -1;
 }
 
+/* The read phase of a fold or check run: read, validate and note the
+ * input (its size and hash for the report). Prints the error. */
+static int read_input(const struct cli *cli, struct run_state *st)
+{
+	struct bnf_error err;
+	int r;
+
+	memset(&err, 0, sizeof(err));
+	phase_begin(st, cli, "reading");
+	r = read_valid_model(cli->input, cli->ext, &st->model, &err);
+	phase_end(st, CLI_PHASE_READ);
+	if (r != BNF_OK) {
+		say("%s", err.msg);
+		return r;
+	}
+	note_input(st, cli);
+	return BNF_OK;
+}
+
 /* --check MODEL: lint, write nothing. The fold then runs on the model in
  * memory as an analysis, for the table of -v and the report. */
 static int run_check(const struct cli *cli)
@@ -424,15 +443,10 @@ static int run_check(const struct cli *cli)
 	run_state_init(&st, cli, "check");
 	memset(&opt, 0, sizeof(opt));
 	memset(&err, 0, sizeof(err));
-	phase_begin(&st, cli, "reading");
-	r = read_valid_model(cli->input, cli->ext, &st.model, &err);
-	phase_end(&st, CLI_PHASE_READ);
-	if (r != BNF_OK) {
-		say("%s", err.msg);
+	if (read_input(cli, &st) != BNF_OK) {
 		rc = EXIT_CODE_UNUSABLE;
 		goto out;
 	}
-	note_input(&st, cli);
 	r = lint_step(cli, &st, NULL);
 	if (r >= 0)
 		rc = r;
@@ -504,15 +518,10 @@ static int run_fold(const struct cli *cli)
 	run_state_init(&st, cli, cli->check ? "fold+check" : "fold");
 	memset(&opt, 0, sizeof(opt));
 	memset(&err, 0, sizeof(err));
-	phase_begin(&st, cli, "reading");
-	r = read_valid_model(cli->input, cli->ext, &st.model, &err);
-	phase_end(&st, CLI_PHASE_READ);
-	if (r != BNF_OK) {
-		say("%s", err.msg);
+	if (read_input(cli, &st) != BNF_OK) {
 		rc = EXIT_CODE_UNUSABLE;
 		goto out;
 	}
-	note_input(&st, cli);
 	/* The unpacked tree holds its own copy of every byte: the file's pages
 	 * need not stay resident while folding. */
 	bnf_model_release_pages(&st.model);

@@ -48,7 +48,7 @@ int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct 
 			     Onnx__NodeProto *convt, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
-	double *w = NULL, *b = NULL, *w_new = NULL, *b_new = NULL;
+	double *w = NULL, *b = NULL, *b_new = NULL; /* w is scaled in place */
 	size_t nw = 0, nb = 0, cin, mg, m, per, cin_per_group, i, where;
 	int has_bias = convt->n_input >= 3 && convt->input[2][0];
 	long long group = fold_attr_int(convt, "group", 1);
@@ -108,24 +108,23 @@ int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct 
 			  bnf_dtype_label(tensor_dtype(bt)));
 		goto out;
 	}
-	w_new = malloc((nw ? nw : 1) * sizeof(double));
 	b_new = malloc(m * sizeof(double));
-	if (!w_new || !b_new) {
+	if (!b_new) {
 		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	per = nw / (cin * mg);
 	cin_per_group = cin / (size_t)group;
 	for (i = 0; i < nw; i++)
-		w_new[i] = w[i] * bn->s[weight_channel(i, per, mg, cin_per_group)];
+		w[i] *= bn->s[weight_channel(i, per, mg, cin_per_group)];
 	for (i = 0; i < m; i++)
 		b_new[i] = (has_bias ? b[i] : 0.0) * bn->s[i] + bn->t[i];
 	/* As keep_if_overflow in fold_layers.c, but naming the output channel
 	 * of the weight element, which is not its first index here. */
-	if (fold_overflows(w_new, nw, dtype, &where)) {
+	if (fold_overflows(w, nw, dtype, &where)) {
 		fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
 			  "folded weight of channel %zu would be %.4g, outside the range of %s",
-			  weight_channel(where, per, mg, cin_per_group), w_new[where],
+			  weight_channel(where, per, mg, cin_per_group), w[where],
 			  bnf_dtype_label(dtype));
 		goto out;
 	}
@@ -137,7 +136,7 @@ int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct 
 	}
 
 	bias_dims[0] = (int64_t)m;
-	rc = fold_store_constant(ctx, gi, convt, 1, dtype, wt->dims, wt->n_dims, w_new, nw,
+	rc = fold_store_constant(ctx, gi, convt, 1, dtype, wt->dims, wt->n_dims, w, nw,
 				 convt->input[1]);
 	if (rc == BNF_OK) {
 		char base[256];
@@ -154,7 +153,6 @@ int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct 
 out:
 	free(w);
 	free(b);
-	free(w_new);
 	free(b_new);
 	return rc < 0 ? rc : BNF_OK;
 }

@@ -13,25 +13,25 @@
 #include "fold_internal.h"
 #include "tensor_data.h"
 
-/* Everything a fold reads and writes, freed in one place. */
+/* Everything a fold reads and writes, freed in one place. The weight is
+ * scaled where it was read (it is the largest tensor of the fold, and each
+ * new value depends on its old value alone); the bias gets a new array. */
 struct fold_buffers {
-	double *w, *b;           /* the layer's weight and bias as read */
-	double *w_new, *b_new;   /* the folded values */
+	double *w, *b;   /* the layer's weight (scaled in place) and bias as read */
+	double *b_new;   /* the folded bias */
 };
 
 static void free_buffers(struct fold_buffers *fb)
 {
 	free(fb->w);
 	free(fb->b);
-	free(fb->w_new);
 	free(fb->b_new);
 }
 
-static int alloc_new(struct fold_ctx *ctx, struct fold_buffers *fb, size_t nw, size_t nb)
+static int alloc_bias(struct fold_ctx *ctx, struct fold_buffers *fb, size_t nb)
 {
-	fb->w_new = malloc((nw ? nw : 1) * sizeof(double));
 	fb->b_new = malloc((nb ? nb : 1) * sizeof(double));
-	if (!fb->w_new || !fb->b_new)
+	if (!fb->b_new)
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	return BNF_OK;
 }
@@ -73,7 +73,7 @@ static int keep_if_overflow(struct fold_outcome *out, const double *vals, size_t
 int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
 		   Onnx__NodeProto *conv, struct fold_outcome *out)
 {
-	struct fold_buffers fb = { NULL, NULL, NULL, NULL };
+	struct fold_buffers fb = { NULL, NULL, NULL };
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
 	size_t nw = 0, nb = 0, m, per, i;
 	int has_bias = conv->n_input >= 3 && conv->input[2][0];
@@ -114,22 +114,22 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 			  bnf_dtype_label(dtype), bnf_dtype_label(tensor_dtype(bt)));
 		goto out;
 	}
-	if ((rc = alloc_new(ctx, &fb, nw, m)) != BNF_OK)
+	if ((rc = alloc_bias(ctx, &fb, m)) != BNF_OK)
 		goto out;
 	per = nw / m;
 	for (i = 0; i < m; i++) {
 		size_t k;
 		for (k = 0; k < per; k++)
-			fb.w_new[i * per + k] = fb.w[i * per + k] * bn->s[i];
+			fb.w[i * per + k] *= bn->s[i];
 	}
 	for (i = 0; i < m; i++)
 		fb.b_new[i] = (has_bias ? fb.b[i] : 0.0) * bn->s[i] + bn->t[i];
-	if (keep_if_overflow(out, fb.w_new, nw, dtype, "weight", per) ||
+	if (keep_if_overflow(out, fb.w, nw, dtype, "weight", per) ||
 	    keep_if_overflow(out, fb.b_new, m, dtype, "bias", 0))
 		goto out;
 
 	bias_dims[0] = (int64_t)m;
-	rc = fold_store_constant(ctx, gi, conv, 1, dtype, wt->dims, wt->n_dims, fb.w_new, nw,
+	rc = fold_store_constant(ctx, gi, conv, 1, dtype, wt->dims, wt->n_dims, fb.w, nw,
 				 conv->input[1]);
 	if (rc == BNF_OK) {
 		char base[256];
@@ -198,15 +198,14 @@ static int set_int_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char 
 	return BNF_OK;
 }
 
-/* Scale the N output columns of a 2-D weight by s: w is (K, N) when
- * transposed is 0, (N, K) when 1. */
-static void scale_columns(const double *w, double *w_new, size_t rows, size_t cols, int transposed,
-			  const double *s)
+/* Scale, in place, the N output columns of a 2-D weight by s: w is (K, N)
+ * when transposed is 0, (N, K) when 1. */
+static void scale_columns(double *w, size_t rows, size_t cols, int transposed, const double *s)
 {
 	size_t r, c;
 	for (r = 0; r < rows; r++)
 		for (c = 0; c < cols; c++)
-			w_new[r * cols + c] = w[r * cols + c] * s[transposed ? r : c];
+			w[r * cols + c] *= s[transposed ? r : c];
 }
 
 /*
@@ -227,7 +226,7 @@ static void scale_columns(const double *w, double *w_new, size_t rows, size_t co
 int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
 		   Onnx__NodeProto *gemm, struct fold_outcome *out)
 {
-	struct fold_buffers fb = { NULL, NULL, NULL, NULL };
+	struct fold_buffers fb = { NULL, NULL, NULL };
 	const Onnx__TensorProto *wt = NULL, *ct = NULL;
 	size_t nw = 0, nc = 0, n, rows_c = 1, cols_c = 1, r, c;
 	int has_c = gemm->n_input >= 3 && gemm->input[2][0];
@@ -284,15 +283,15 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 			goto out;
 		}
 	}
-	if ((rc = alloc_new(ctx, &fb, nw, rows_c * n)) != BNF_OK)
+	if ((rc = alloc_bias(ctx, &fb, rows_c * n)) != BNF_OK)
 		goto out;
-	scale_columns(fb.w, fb.w_new, (size_t)wt->dims[0], (size_t)wt->dims[1], trans_b, bn->s);
+	scale_columns(fb.w, (size_t)wt->dims[0], (size_t)wt->dims[1], trans_b, bn->s);
 	for (r = 0; r < rows_c; r++)
 		for (c = 0; c < n; c++) {
 			double cv = has_c ? fb.b[r * cols_c + (cols_c == 1 ? 0 : c)] : 0.0;
 			fb.b_new[r * n + c] = beta * cv * bn->s[c] + bn->t[c];
 		}
-	if (keep_if_overflow(out, fb.w_new, nw, dtype, "weight", 0) ||
+	if (keep_if_overflow(out, fb.w, nw, dtype, "weight", 0) ||
 	    keep_if_overflow(out, fb.b_new, rows_c * n, dtype, "bias", 0))
 		goto out;
 
@@ -304,7 +303,7 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 		c_dims[0] = (int64_t)n;
 		c_rank = 1;
 	}
-	rc = fold_store_constant(ctx, gi, gemm, 1, dtype, wt->dims, 2, fb.w_new, nw, gemm->input[1]);
+	rc = fold_store_constant(ctx, gi, gemm, 1, dtype, wt->dims, 2, fb.w, nw, gemm->input[1]);
 	if (rc == BNF_OK) {
 		char base[256];
 		snprintf(base, sizeof(base), "%s_bias", gemm->input[1]);
@@ -408,7 +407,7 @@ int fold_value_rank(const struct bnf_graph *gi, const char *name)
 int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
 		     Onnx__NodeProto *producer, struct fold_outcome *out)
 {
-	struct fold_buffers fb = { NULL, NULL, NULL, NULL };
+	struct fold_buffers fb = { NULL, NULL, NULL };
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
 	Onnx__NodeProto *mm = producer, *add = NULL;
 	size_t nw = 0, nb = 0, n, i, add_slot = 1;
@@ -489,12 +488,12 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 			  add->input[add_slot], bnf_node_label(add), n);
 		goto out;
 	}
-	if ((rc = alloc_new(ctx, &fb, nw, n)) != BNF_OK)
+	if ((rc = alloc_bias(ctx, &fb, n)) != BNF_OK)
 		goto out;
-	scale_columns(fb.w, fb.w_new, (size_t)wt->dims[0], n, 0, bn->s);
+	scale_columns(fb.w, (size_t)wt->dims[0], n, 0, bn->s);
 	for (i = 0; i < n; i++)
 		fb.b_new[i] = (add ? fb.b[nb == 1 ? 0 : i] : 0.0) * bn->s[i] + bn->t[i];
-	if (keep_if_overflow(out, fb.w_new, nw, dtype, "weight", 0) ||
+	if (keep_if_overflow(out, fb.w, nw, dtype, "weight", 0) ||
 	    keep_if_overflow(out, fb.b_new, n, dtype, "bias", 0))
 		goto out;
 
@@ -508,7 +507,7 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 			  bnf_node_label(mm));
 		goto out;
 	}
-	rc = fold_store_constant(ctx, gi, mm, 1, dtype, wt->dims, 2, fb.w_new, nw, mm->input[1]);
+	rc = fold_store_constant(ctx, gi, mm, 1, dtype, wt->dims, 2, fb.w, nw, mm->input[1]);
 	if (rc != BNF_OK)
 		goto out;
 	if (use_gemm) {

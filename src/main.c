@@ -21,6 +21,7 @@
 #include "fold.h"
 #include "inputs.h"
 #include "lint.h"
+#include "mem.h"
 #include "model.h"
 #include "trainmode.h"
 #include "validate.h"
@@ -791,6 +792,7 @@ int main(int argc, char **argv)
 	/* A closed pipe on stdout must be an error we report, not a silent
 	 * death by signal. */
 	signal(SIGPIPE, SIG_IGN);
+	bnf_mem_init();
 	memset(&cli, 0, sizeof(cli));
 	cli.verify.inputs = &cli.inputs;
 	cli.verify.samples = 2;

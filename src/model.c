@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "external.h"
+#include "mem.h"
 #include "validate.h"
 
 const char *bnf_path_label(const char *path, int writing)
@@ -182,7 +183,8 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 	/* protobuf-c recurses once per nesting level: bound it first. */
 	if ((rc = bnf_validate_wire(model->bytes, model->size, label, err)) != BNF_OK)
 		goto fail;
-	model->proto = onnx__model_proto__unpack(NULL, model->size, model->bytes);
+	bnf_heap_reserve(model->size);
+	model->proto = onnx__model_proto__unpack(&bnf_large_allocator, model->size, model->bytes);
 	if (!model->proto) {
 		rc = bnf_fail(err, BNF_ERR_INPUT,
 			      "%s: not a valid ONNX model (the protobuf data is truncated or corrupt)",
@@ -216,7 +218,7 @@ int bnf_model_unpack_again(const struct bnf_model *model, const char *path,
 	if (!model->bytes)
 		return bnf_fail(err, BNF_ERR_INPUT, "%s: the model's bytes were already dropped",
 				bnf_path_label(path, 0));
-	m = onnx__model_proto__unpack(NULL, model->size, model->bytes);
+	m = onnx__model_proto__unpack(&bnf_large_allocator, model->size, model->bytes);
 	if (!m)
 		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
 	if (ext)

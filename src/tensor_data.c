@@ -6,6 +6,7 @@
 
 #include "external.h"
 #include "le.h"
+#include "mem.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -247,7 +248,7 @@ int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__Tenso
 			      name, stored, n);
 		goto out;
 	}
-	v = malloc((n ? n : 1) * sizeof(*v));
+	v = bnf_malloc_large(n * sizeof(*v));
 	if (!v) {
 		rc = bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory", name);
 		goto out;
@@ -288,7 +289,7 @@ int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals,
 	if (!bytes)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': cannot store dtype %s",
 				t->name ? t->name : "", bnf_dtype_label(dtype));
-	raw = malloc(count * bytes + 1);
+	raw = bnf_malloc_large(count * bytes + 1);
 	if (!raw)
 		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory",
 				t->name ? t->name : "");

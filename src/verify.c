@@ -7,6 +7,7 @@
 #include "verify.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,19 +130,74 @@ static void free_outputs(struct bnf_tensor **outs, size_t n)
 	free(outs);
 }
 
-static int run_model(const Onnx__ModelProto *m, const struct bnf_verify_options *opt, int promote,
-		     const struct bnf_named_tensors *in, struct bnf_tensor ***outs,
-		     struct bnf_error *err)
+/* One evaluation, as a job that may run on a thread of its own. */
+struct run_job {
+	const Onnx__ModelProto *model;
+	const struct bnf_verify_options *opt;
+	const struct bnf_named_tensors *in;
+	int promote;
+	int threads;
+	struct bnf_tensor **outs;
+	struct bnf_error err;
+	int rc;
+};
+
+static void *run_job_main(void *arg)
 {
+	struct run_job *j = arg;
 	struct bnf_eval_options eo;
 
 	memset(&eo, 0, sizeof(eo));
-	eo.threads = opt->threads > 0 ? opt->threads : 1;
-	eo.promote_double = promote;
-	eo.max_bytes = opt->max_bytes;
-	eo.ext = opt->ext;
-	return bnf_eval_run(m, &eo, in->n, (const char *const *)in->names,
-			    (struct bnf_tensor *const *)in->tensors, outs, err);
+	eo.threads = j->threads > 0 ? j->threads : 1;
+	eo.promote_double = j->promote;
+	eo.max_bytes = j->opt->max_bytes;
+	eo.ext = j->opt->ext;
+	j->rc = bnf_eval_run(j->model, &eo, j->in->n, (const char *const *)j->in->names,
+			     (struct bnf_tensor *const *)j->in->tensors, &j->outs, &j->err);
+	return NULL;
+}
+
+static void run_job_init(struct run_job *j, const Onnx__ModelProto *m,
+			 const struct bnf_verify_options *opt, int promote,
+			 const struct bnf_named_tensors *in)
+{
+	memset(j, 0, sizeof(*j));
+	j->model = m;
+	j->opt = opt;
+	j->promote = promote;
+	j->in = in;
+	j->threads = opt->threads > 0 ? opt->threads : 1;
+}
+
+/* Run the jobs, side by side when there are threads for it: job 0 and
+ * those past the threads on the calling thread, in order, the others on
+ * threads of their own. The cores are shared out between the jobs that run
+ * at once (the evaluator's results do not depend on how many threads it
+ * has). Returns the first failure, its message in err. */
+#define RUN_JOBS_MAX 3
+static int run_jobs(struct run_job *jobs, int n, int threads, struct bnf_error *err)
+{
+	pthread_t tid[RUN_JOBS_MAX];
+	int started[RUN_JOBS_MAX] = {0}, conc, i;
+
+	conc = threads < n ? (threads > 0 ? threads : 1) : n;
+	for (i = 0; i < n; i++)
+		jobs[i].threads = i < conc ? threads / conc + (i < threads % conc) : 1;
+	for (i = 1; i < conc; i++)
+		started[i] = pthread_create(&tid[i], NULL, run_job_main, &jobs[i]) == 0;
+	for (i = 0; i < n; i++)
+		if (i == 0 || i >= conc || !started[i])
+			run_job_main(&jobs[i]);
+	for (i = 1; i < conc; i++)
+		if (started[i])
+			pthread_join(tid[i], NULL);
+	for (i = 0; i < n; i++)
+		if (jobs[i].rc != BNF_OK) {
+			if (err)
+				*err = jobs[i].err;
+			return jobs[i].rc;
+		}
+	return BNF_OK;
 }
 
 static int unsupported(const Onnx__ModelProto *m, const char *which, struct bnf_error *err)
@@ -187,11 +243,15 @@ int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 		struct bnf_named_tensors in;
 		struct bnf_tensor **oa = NULL, **ob = NULL;
 
+		struct run_job job[2];
+
 		if ((rc = bnf_inputs_make(a, opt->inputs, opt->seed, s, &in, err)) != BNF_OK)
 			goto out;
-		rc = run_model(a, opt, 0, &in, &oa, err);
-		if (rc == BNF_OK)
-			rc = run_model(b, opt, 0, &in, &ob, err);
+		run_job_init(&job[0], a, opt, 0, &in);
+		run_job_init(&job[1], b, opt, 0, &in);
+		rc = run_jobs(job, 2, opt->threads, err);
+		oa = job[0].outs;
+		ob = job[1].outs;
 		bnf_named_tensors_free(&in);
 		if (rc == BNF_OK) {
 			for (i = 0; i < n_out; i++) {
@@ -574,16 +634,19 @@ static int check_pair(const Onnx__ModelProto *before, const Onnx__ModelProto *af
 	for (s = 0; s < (opt->samples > 0 ? opt->samples : 1) && rc == BNF_OK; s++) {
 		struct bnf_named_tensors in;
 		struct bnf_input_spec none;
-		struct bnf_tensor **ref = NULL, **orig = NULL, **fold = NULL;
+		struct bnf_tensor **ref, **orig, **fold;
+		struct run_job job[3];
 
 		memset(&none, 0, sizeof(none));
 		if ((rc = bnf_inputs_make(before, &none, opt->seed, s, &in, err)) != BNF_OK)
 			break;
-		rc = run_model(before, opt, 1, &in, &ref, err);
-		if (rc == BNF_OK)
-			rc = run_model(before, opt, 0, &in, &orig, err);
-		if (rc == BNF_OK)
-			rc = run_model(after, opt, 0, &in, &fold, err);
+		run_job_init(&job[0], before, opt, 1, &in);
+		run_job_init(&job[1], before, opt, 0, &in);
+		run_job_init(&job[2], after, opt, 0, &in);
+		rc = run_jobs(job, 3, opt->threads, err);
+		ref = job[0].outs;
+		orig = job[1].outs;
+		fold = job[2].outs;
 		if (rc == BNF_OK) {
 			compare_tensors(fold[0], ref[0], atol, rtol, 0, &acc_fold);
 			compare_tensors(orig[0], ref[0], atol, rtol, 0, &acc_orig);

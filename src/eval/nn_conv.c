@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval/nn.h"
+#include "mem.h"
 
 struct conv_plan {
 	struct bnf_nn_window w;   /* image: X (Conv) or Y (ConvTranspose) spatial dims */
@@ -310,7 +311,7 @@ int bnf_nn_conv_compute(struct bnf_op_ctx *ctx)
 			rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "the column matrix is too large");
 			goto out;
 		}
-		col = malloc(rows * p.grid_size * es + 1);
+		col = bnf_malloc_large(rows * p.grid_size * es + 1);
 		if (!col) {
 			rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory for the column matrix");
 			goto out;
@@ -368,7 +369,7 @@ int bnf_nn_conv_transpose_compute(struct bnf_op_ctx *ctx)
 		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "the column matrix is too large");
 		goto out;
 	}
-	col = malloc(rows * p.grid_size * es + 1);
+	col = bnf_malloc_large(rows * p.grid_size * es + 1);
 	wt_t = malloc(wt->count * es + 1);
 	if (!col || !wt_t) {
 		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory for the column matrix");

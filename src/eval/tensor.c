@@ -7,6 +7,7 @@
 #include "eval/tensor.h"
 #include "external.h"
 #include "le.h"
+#include "mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +108,7 @@ struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims, stru
 {
 	struct bnf_tensor *t = tensor_shell(dtype, rank, dims, err);
 
-	if (t && !(t->data = calloc(t->count ? t->count : 1, bnf_tensor_elem_size(dtype)))) {
+	if (t && !(t->data = bnf_calloc_large(t->count ? t->count : 1, bnf_tensor_elem_size(dtype)))) {
 		bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating a tensor of %zu elements",
 			 t->count);
 		free(t);
@@ -473,7 +474,7 @@ int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name, Onnx__Tens
 	}
 	tp->has_raw_data = 1;
 	tp->raw_data.len = t->count * stored;
-	tp->raw_data.data = malloc(tp->raw_data.len ? tp->raw_data.len : 1);
+	tp->raw_data.data = bnf_malloc_large(tp->raw_data.len);
 	if (!tp->raw_data.data)
 		goto nomem;
 	for (i = 0; i < t->count; i++)

@@ -513,8 +513,11 @@ static int run_fold(const struct cli *cli)
 	struct bnf_error err;
 	Onnx__ModelProto *orig = NULL;
 	struct bnf_write_plan plan = cli->plan;
+	struct bnf_unpack_job ref_job;
 	size_t in_size, out_size = 0, data_size = 0;
 	int rc = EXIT_CODE_OK, verified = 0, usable, changed, r, verbatim;
+
+	memset(&ref_job, 0, sizeof(ref_job));
 
 	run_state_init(&st, cli, cli->check ? "fold+check" : "fold");
 	memset(&opt, 0, sizeof(opt));
@@ -523,9 +526,14 @@ static int run_fold(const struct cli *cli)
 		rc = EXIT_CODE_UNUSABLE;
 		goto out;
 	}
-	/* The unpacked tree holds its own copy of every byte: the file's pages
+	/* The check's reference, the input as it is, is unpacked a second time
+	 * on another core while this tree is folded. Without a check, the
+	 * unpacked tree holds its own copy of every byte: the file's pages
 	 * need not stay resident while folding. */
-	bnf_model_release_pages(&st.model);
+	if (!cli->no_verify && !cli->train_eval)
+		bnf_model_unpack_start(&st.model, &ref_job);
+	else
+		bnf_model_release_pages(&st.model);
 	in_size = st.model.size + (size_t)bnf_model_external_bytes(st.model.proto);
 	plan.input_external = st.model.n_external;
 	opt.ext = cli->ext;
@@ -571,11 +579,9 @@ static int run_fold(const struct cli *cli)
 			cli_print_bn_table(&st.rep, 1);
 	}
 	if (st.rep.n_changed > 0 && !cli->no_verify) {
-		/* The reference: the input as it was, unpacked a second time. */
-		if (!orig)
-			bnf_model_unpack_again(&st.model, cli->input, cli->ext, &orig, &err);
-		if (!orig) {
-			say("out of memory");
+		if (!orig && bnf_model_unpack_finish(&ref_job, &st.model, cli->input, cli->ext,
+						     &orig, &err) != BNF_OK) {
+			say("%s", err.msg);
 			rc = EXIT_CODE_UNUSABLE;
 			goto out;
 		}
@@ -600,6 +606,7 @@ static int run_fold(const struct cli *cli)
 			say("check failed; writing anyway because of --force");
 		}
 	} else if (changed) {
+		bnf_model_unpack_cancel(&ref_job);
 		bnf_model_drop_bytes(&st.model);
 	}
 	cli_count_model(st.model.proto, &st.facts.nodes_after, &st.facts.initializers_after);
@@ -638,6 +645,7 @@ static int run_fold(const struct cli *cli)
 	if (cli->check && (r = lint_step(cli, &st, &st.rep)) >= 0 && rc != EXIT_CODE_UNUSABLE)
 		rc = r;
 out:
+	bnf_model_unpack_cancel(&ref_job);
 	rc = finish_json(cli, &st, rc);
 	if (orig)
 		onnx__model_proto__free_unpacked(orig, NULL);

@@ -17,7 +17,7 @@
 
 static void advise_huge(void *p, size_t size)
 {
-#ifdef MADV_HUGEPAGE
+#if defined(MADV_HUGEPAGE) && !defined(BNF_NO_HUGE_PAGES)
 	uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
 	uintptr_t end = ((uintptr_t)p + size) & ~(HUGE_PAGE - 1);
 

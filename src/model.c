@@ -207,18 +207,44 @@ fail:
 	return rc;
 }
 
-int bnf_model_unpack_again(const struct bnf_model *model, const char *path,
-			   struct bnf_external *ext, Onnx__ModelProto **out,
-			   struct bnf_error *err)
+static void *unpack_main(void *arg)
+{
+	struct bnf_unpack_job *job = arg;
+
+	job->proto = onnx__model_proto__unpack(&bnf_large_allocator, job->model->size,
+					       job->model->bytes);
+	return NULL;
+}
+
+void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job *job)
+{
+	memset(job, 0, sizeof(*job));
+	job->model = model;
+	if (model->bytes)
+		job->started = pthread_create(&job->thread, NULL, unpack_main, job) == 0;
+}
+
+int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *model,
+			    const char *path, struct bnf_external *ext, Onnx__ModelProto **out,
+			    struct bnf_error *err)
 {
 	Onnx__ModelProto *m;
 	int rc = BNF_OK;
 
 	*out = NULL;
-	if (!model->bytes)
-		return bnf_fail(err, BNF_ERR_INPUT, "%s: the model's bytes were already dropped",
-				bnf_path_label(path, 0));
-	m = onnx__model_proto__unpack(&bnf_large_allocator, model->size, model->bytes);
+	if (job->started) {
+		pthread_join(job->thread, NULL);
+		job->started = 0;
+	} else {
+		if (!model->bytes)
+			return bnf_fail(err, BNF_ERR_INPUT,
+					"%s: the model's bytes were already dropped",
+					bnf_path_label(path, 0));
+		job->model = model;
+		unpack_main(job);
+	}
+	m = job->proto;
+	job->proto = NULL;
 	if (!m)
 		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
 	if (ext)
@@ -228,6 +254,15 @@ int bnf_model_unpack_again(const struct bnf_model *model, const char *path,
 	else
 		*out = m;
 	return rc;
+}
+
+void bnf_model_unpack_cancel(struct bnf_unpack_job *job)
+{
+	if (job->started)
+		pthread_join(job->thread, NULL);
+	if (job->proto)
+		onnx__model_proto__free_unpacked(job->proto, NULL);
+	memset(job, 0, sizeof(*job));
 }
 
 void bnf_model_release(struct bnf_model *model)

@@ -7,6 +7,7 @@
 #ifndef BNF_MODEL_H
 #define BNF_MODEL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,13 +35,31 @@ struct bnf_model {
 int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
 		       struct bnf_error *err);
 
-/* A second, independent unpacking of the bytes model was read from (with
- * its external tensors registered in ext, which may be NULL when it has
- * none). Needs the bytes: call before bnf_model_drop_bytes. The caller frees
- * *out with onnx__model_proto__free_unpacked. */
-int bnf_model_unpack_again(const struct bnf_model *model, const char *path,
-			   struct bnf_external *ext, Onnx__ModelProto **out,
-			   struct bnf_error *err);
+/* A second, independent unpacking of the bytes a model was read from (the
+ * check's reference), which may run on a thread of its own while the first
+ * tree is folded. */
+struct bnf_unpack_job {
+	const struct bnf_model *model;
+	Onnx__ModelProto *proto;
+	pthread_t thread;
+	int started;     /* a thread is running or awaits its join */
+};
+
+/* Start unpacking model's bytes on a new thread (or, when no thread can be
+ * made, leave it to bnf_model_unpack_finish). The bytes must stay until
+ * the job is finished or cancelled. */
+void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job *job);
+
+/* Wait for the job (or do it now if never started) and register the new
+ * tree's external tensors in ext (NULL when it has none). The caller frees
+ * *out with onnx__model_proto__free_unpacked. Call before
+ * bnf_model_drop_bytes. */
+int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *model,
+			    const char *path, struct bnf_external *ext, Onnx__ModelProto **out,
+			    struct bnf_error *err);
+
+/* Wait for a started job and free what it made; a zeroed job is allowed. */
+void bnf_model_unpack_cancel(struct bnf_unpack_job *job);
 
 /* Free what bnf_model_read_ext allocated; a zeroed model is allowed. */
 void bnf_model_release(struct bnf_model *model);

@@ -26,6 +26,15 @@ static inline double bnf_nn_get(const struct bnf_tensor *t, size_t i)
 	}
 }
 
+/* Whether t keeps its elements as float32 (float, float16, bfloat16): the
+ * fast paths of the operators index such data directly. */
+static inline int bnf_nn_is_f32(const struct bnf_tensor *t)
+{
+	return t->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE &&
+	       t->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__INT8 &&
+	       t->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+}
+
 /* Store v (already in range for integer dtypes) as element i. */
 static inline void bnf_nn_set(struct bnf_tensor *t, size_t i, double v)
 {

@@ -138,6 +138,53 @@ static void pool_window(const struct pool_plan *p, const struct bnf_tensor *x, s
 	}
 }
 
+/* pool_window for one plane of a 2-D float32 image, all positions at once:
+ * the same windows, order of summation and NaN rule (the first value inside
+ * a window is taken, later ones only when greater), without the odometer
+ * and dtype switch per element. */
+static void pool_plane_2d(const struct pool_plan *p, const float *x, float *y)
+{
+	const struct bnf_nn_window *w = &p->w;
+	int64_t oy, ox, ky, kx;
+
+	for (oy = 0; oy < w->grid[0]; oy++) {
+		int64_t y0 = oy * w->stride[0] - w->pad_begin[0];
+		for (ox = 0; ox < w->grid[1]; ox++) {
+			int64_t x0 = ox * w->stride[1] - w->pad_begin[1];
+			double best = -INFINITY, sum = 0;
+			size_t counted = 0;
+			int have = 0;
+			for (ky = 0; ky < w->kernel[0]; ky++) {
+				int64_t iy = y0 + ky * w->dilation[0];
+				int in_y = iy >= 0 && iy < w->image[0];
+				int pad_y = iy >= -w->pad_begin[0] && iy < w->image[0] + w->pad_end[0];
+				const float *row = x + (in_y ? iy : 0) * w->image[1];
+				for (kx = 0; kx < w->kernel[1]; kx++) {
+					int64_t ix = x0 + kx * w->dilation[1];
+					int inside = in_y && ix >= 0 && ix < w->image[1];
+					if (inside) {
+						double v = row[ix];
+						sum += v;
+						if (v > best || !have) {
+							best = v;
+							have = 1;
+						}
+						counted++;
+					} else if (p->count_include_pad && pad_y &&
+						   ix >= -w->pad_begin[1] &&
+						   ix < w->image[1] + w->pad_end[1]) {
+						counted++;
+					}
+				}
+			}
+			if (p->kind == POOL_KIND_MAX)
+				*y++ = (float)best;
+			else
+				*y++ = (float)(counted ? sum / (double)counted : 0.0);
+		}
+	}
+}
+
 static int pool_compute(struct bnf_op_ctx *ctx, enum pool_kind kind)
 {
 	const struct bnf_tensor *x = ctx->in[0];
@@ -152,6 +199,12 @@ static int pool_compute(struct bnf_op_ctx *ctx, enum pool_kind kind)
 		return rc;
 	image_size = bnf_nn_prod(p.w.image, p.w.n);
 	grid_size = bnf_nn_prod(p.w.grid, p.w.n);
+	if (p.w.n == 2 && !indices && bnf_nn_is_f32(x) && bnf_nn_is_f32(y)) {
+		for (plane = 0; plane < p.planes; plane++)
+			pool_plane_2d(&p, (const float *)x->data + plane * image_size,
+				      (float *)y->data + plane * grid_size);
+		return BNF_OK;
+	}
 	for (plane = 0; plane < p.planes; plane++) {
 		int64_t g[BNF_MAX_RANK] = {0};
 		for (o = 0; o < grid_size; o++, at++) {
@@ -204,6 +257,13 @@ static int global_pool(struct bnf_op_ctx *ctx, enum pool_kind kind)
 
 	for (c = 0; c < planes; c++) {
 		double acc = kind == POOL_KIND_MAX ? -INFINITY : 0.0;
+		if (kind == POOL_KIND_AVERAGE && bnf_nn_is_f32(x) && bnf_nn_is_f32(y)) {
+			const float *xf = (const float *)x->data + c * size;
+			for (i = 0; i < size; i++)
+				acc += xf[i];
+			((float *)y->data)[c] = (float)(size ? acc / (double)size : 0.0);
+			continue;
+		}
 		for (i = 0; i < size; i++) {
 			double v = bnf_nn_get(x, c * size + i);
 			if (kind == POOL_KIND_MAX)

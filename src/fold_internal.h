@@ -79,13 +79,20 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 			size_t slot, int dtype, const int64_t *dims, size_t rank, const double *vals,
 			size_t count, const char *base);
 
+/* As fold_store_constant, with the values already stored: raw (len bytes of
+ * dtype, malloc'd) is taken over in every case, also on failure. */
+int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
+		   int dtype, const int64_t *dims, size_t rank, uint8_t *raw, size_t len,
+		   const char *base);
+
 /* Make node produce `name` as its first output (the BN's output). */
 int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
 		       const char *name);
 
 /* Decode a constant input of a node: 1 and the values when it is a constant
  * of a foldable dtype, 0 (with a keep outcome set) otherwise, negative on a
- * hard error. *tensor (may be NULL) receives the TensorProto. */
+ * hard error. *tensor (may be NULL) receives the TensorProto. With vals
+ * NULL nothing is decoded: *count is the element count of its dims. */
 int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx__NodeProto *node,
 		       size_t slot, const char *role, double **vals, size_t *count,
 		       const Onnx__TensorProto **tensor, struct fold_outcome *out);

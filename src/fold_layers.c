@@ -13,19 +13,56 @@
 #include "fold_internal.h"
 #include "tensor_data.h"
 
-/* Everything a fold reads and writes, freed in one place. The weight is
- * scaled where it was read (it is the largest tensor of the fold, and each
- * new value depends on its old value alone); the bias gets a new array. */
+/* Everything a fold reads and writes, freed in one place. The weight, the
+ * largest tensor of a fold, goes from its stored bytes to its new stored
+ * bytes (bnf_proto_scale) without an array of doubles; the bias, small,
+ * is read into doubles. */
 struct fold_buffers {
-	double *w, *b;   /* the layer's weight (scaled in place) and bias as read */
-	double *b_new;   /* the folded bias */
+	struct bnf_scaled w;   /* the folded weight, stored */
+	double *b;             /* the layer's bias as read */
+	double *b_new;         /* the folded bias */
 };
 
 static void free_buffers(struct fold_buffers *fb)
 {
-	free(fb->w);
+	free(fb->w.raw);
 	free(fb->b);
 	free(fb->b_new);
+}
+
+/* The weight scaled channel by channel: element i by s[(i / inner) % m]. */
+static int scale_weight(struct fold_ctx *ctx, const Onnx__NodeProto *node,
+			const Onnx__TensorProto *wt, const double *s, size_t inner, size_t m,
+			struct fold_buffers *fb)
+{
+	int rc = bnf_proto_scale(ctx->opt ? ctx->opt->ext : NULL, wt, s, inner ? inner : 1, m,
+				 &fb->w, ctx->err);
+	if (rc != BNF_OK)
+		bnf_error_prefix(ctx->err, "node '%s'", bnf_node_label(node));
+	return rc;
+}
+
+/* The scaled weight would overflow its dtype: keep, naming the channel. */
+static int keep_if_weight_overflow(struct fold_outcome *out, const struct bnf_scaled *w, int dtype,
+				   size_t per_channel)
+{
+	if (!w->overflow)
+		return 0;
+	fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
+		  "folded weight of channel %zu would be %.4g, outside the range of %s",
+		  per_channel ? w->where / per_channel : w->where, w->value, bnf_dtype_label(dtype));
+	return 1;
+}
+
+/* Hand the scaled weight to node input 1. */
+static int store_weight(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+			int dtype, const Onnx__TensorProto *wt, struct fold_buffers *fb)
+{
+	uint8_t *raw = fb->w.raw;
+
+	fb->w.raw = NULL; /* taken over, also on failure */
+	return fold_store_raw(ctx, gi, node, 1, dtype, wt->dims, wt->n_dims, raw, fb->w.len,
+			      node->input[1]);
 }
 
 static int alloc_bias(struct fold_ctx *ctx, struct fold_buffers *fb, size_t nb)
@@ -73,7 +110,7 @@ static int keep_if_overflow(struct fold_outcome *out, const double *vals, size_t
 int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
 		   Onnx__NodeProto *conv, struct fold_outcome *out)
 {
-	struct fold_buffers fb = { NULL, NULL, NULL };
+	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
 	size_t nw = 0, nb = 0, m, per, i;
 	int has_bias = conv->n_input >= 3 && conv->input[2][0];
@@ -84,7 +121,8 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
 				 "Conv '%s' does not have the inputs and output of a Conv",
 				 bnf_node_label(conv));
-	rc = fold_read_constant(ctx, gi, conv, 1, "weight", &fb.w, &nw, &wt, out);
+	memset(&fb, 0, sizeof(fb));
+	rc = fold_read_constant(ctx, gi, conv, 1, "weight", NULL, &nw, &wt, out);
 	if (rc != 1)
 		goto out;
 	if (has_bias) {
@@ -117,20 +155,16 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	if ((rc = alloc_bias(ctx, &fb, m)) != BNF_OK)
 		goto out;
 	per = nw / m;
-	for (i = 0; i < m; i++) {
-		size_t k;
-		for (k = 0; k < per; k++)
-			fb.w[i * per + k] *= bn->s[i];
-	}
+	if ((rc = scale_weight(ctx, conv, wt, bn->s, per, m, &fb)) != BNF_OK)
+		goto out;
 	for (i = 0; i < m; i++)
 		fb.b_new[i] = (has_bias ? fb.b[i] : 0.0) * bn->s[i] + bn->t[i];
-	if (keep_if_overflow(out, fb.w, nw, dtype, "weight", per) ||
+	if (keep_if_weight_overflow(out, &fb.w, dtype, per) ||
 	    keep_if_overflow(out, fb.b_new, m, dtype, "bias", 0))
 		goto out;
 
 	bias_dims[0] = (int64_t)m;
-	rc = fold_store_constant(ctx, gi, conv, 1, dtype, wt->dims, wt->n_dims, fb.w, nw,
-				 conv->input[1]);
+	rc = store_weight(ctx, gi, conv, dtype, wt, &fb);
 	if (rc == BNF_OK) {
 		char base[256];
 		snprintf(base, sizeof(base), "%s_bias", conv->input[1]);
@@ -198,16 +232,6 @@ static int set_int_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char 
 	return BNF_OK;
 }
 
-/* Scale, in place, the N output columns of a 2-D weight by s: w is (K, N)
- * when transposed is 0, (N, K) when 1. */
-static void scale_columns(double *w, size_t rows, size_t cols, int transposed, const double *s)
-{
-	size_t r, c;
-	for (r = 0; r < rows; r++)
-		for (c = 0; c < cols; c++)
-			w[r * cols + c] *= s[transposed ? r : c];
-}
-
 /*
  * Gemm -> BatchNormalization
  *
@@ -226,7 +250,7 @@ static void scale_columns(double *w, size_t rows, size_t cols, int transposed, c
 int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
 		   Onnx__NodeProto *gemm, struct fold_outcome *out)
 {
-	struct fold_buffers fb = { NULL, NULL, NULL };
+	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *ct = NULL;
 	size_t nw = 0, nc = 0, n, rows_c = 1, cols_c = 1, r, c;
 	int has_c = gemm->n_input >= 3 && gemm->input[2][0];
@@ -240,7 +264,8 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
 				 "Gemm '%s' does not have the inputs and output of a Gemm",
 				 bnf_node_label(gemm));
-	rc = fold_read_constant(ctx, gi, gemm, 1, "B", &fb.w, &nw, &wt, out);
+	memset(&fb, 0, sizeof(fb));
+	rc = fold_read_constant(ctx, gi, gemm, 1, "B", NULL, &nw, &wt, out);
 	if (rc != 1)
 		goto out;
 	if (has_c) {
@@ -285,13 +310,16 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	}
 	if ((rc = alloc_bias(ctx, &fb, rows_c * n)) != BNF_OK)
 		goto out;
-	scale_columns(fb.w, (size_t)wt->dims[0], (size_t)wt->dims[1], trans_b, bn->s);
+	/* Output column n of B: its last axis, or its first when transB. */
+	rc = scale_weight(ctx, gemm, wt, bn->s, trans_b ? (size_t)wt->dims[1] : 1, n, &fb);
+	if (rc != BNF_OK)
+		goto out;
 	for (r = 0; r < rows_c; r++)
 		for (c = 0; c < n; c++) {
 			double cv = has_c ? fb.b[r * cols_c + (cols_c == 1 ? 0 : c)] : 0.0;
 			fb.b_new[r * n + c] = beta * cv * bn->s[c] + bn->t[c];
 		}
-	if (keep_if_overflow(out, fb.w, nw, dtype, "weight", 0) ||
+	if (keep_if_weight_overflow(out, &fb.w, dtype, 0) ||
 	    keep_if_overflow(out, fb.b_new, rows_c * n, dtype, "bias", 0))
 		goto out;
 
@@ -303,7 +331,7 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 		c_dims[0] = (int64_t)n;
 		c_rank = 1;
 	}
-	rc = fold_store_constant(ctx, gi, gemm, 1, dtype, wt->dims, 2, fb.w, nw, gemm->input[1]);
+	rc = store_weight(ctx, gi, gemm, dtype, wt, &fb);
 	if (rc == BNF_OK) {
 		char base[256];
 		snprintf(base, sizeof(base), "%s_bias", gemm->input[1]);
@@ -407,7 +435,7 @@ int fold_value_rank(const struct bnf_graph *gi, const char *name)
 int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
 		     Onnx__NodeProto *producer, struct fold_outcome *out)
 {
-	struct fold_buffers fb = { NULL, NULL, NULL };
+	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
 	Onnx__NodeProto *mm = producer, *add = NULL;
 	size_t nw = 0, nb = 0, n, i, add_slot = 1;
@@ -443,7 +471,8 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 	if (mm->n_input != 2 || mm->n_output != 1)
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
 				 "MatMul '%s' does not have two inputs", bnf_node_label(mm));
-	rc = fold_read_constant(ctx, gi, mm, 1, "weight", &fb.w, &nw, &wt, out);
+	memset(&fb, 0, sizeof(fb));
+	rc = fold_read_constant(ctx, gi, mm, 1, "weight", NULL, &nw, &wt, out);
 	if (rc != 1)
 		goto out;
 	if (add) {
@@ -490,10 +519,11 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 	}
 	if ((rc = alloc_bias(ctx, &fb, n)) != BNF_OK)
 		goto out;
-	scale_columns(fb.w, (size_t)wt->dims[0], n, 0, bn->s);
+	if ((rc = scale_weight(ctx, mm, wt, bn->s, 1, n, &fb)) != BNF_OK)
+		goto out;
 	for (i = 0; i < n; i++)
 		fb.b_new[i] = (add ? fb.b[nb == 1 ? 0 : i] : 0.0) * bn->s[i] + bn->t[i];
-	if (keep_if_overflow(out, fb.w, nw, dtype, "weight", 0) ||
+	if (keep_if_weight_overflow(out, &fb.w, dtype, 0) ||
 	    keep_if_overflow(out, fb.b_new, n, dtype, "bias", 0))
 		goto out;
 
@@ -507,7 +537,7 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 			  bnf_node_label(mm));
 		goto out;
 	}
-	rc = fold_store_constant(ctx, gi, mm, 1, dtype, wt->dims, 2, fb.w, nw, mm->input[1]);
+	rc = store_weight(ctx, gi, mm, dtype, wt, &fb);
 	if (rc != BNF_OK)
 		goto out;
 	if (use_gemm) {

@@ -165,8 +165,11 @@ int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const O
 			  role, name, node->op_type, bnf_node_label(node), bnf_dtype_label(dtype));
 		return 0;
 	}
-	rc = bnf_proto_read_doubles_ext(ctx->opt ? ctx->opt->ext : NULL, ref.tensor, vals, count,
-					ctx->err);
+	if (vals)
+		rc = bnf_proto_read_doubles_ext(ctx->opt ? ctx->opt->ext : NULL, ref.tensor, vals,
+						count, ctx->err);
+	else
+		rc = bnf_proto_numel(ref.tensor, count, ctx->err);
 	if (rc != BNF_OK) {
 		bnf_error_prefix(ctx->err, "node '%s'", bnf_node_label(node));
 		return rc;
@@ -208,9 +211,11 @@ static int set_dims(Onnx__TensorProto *t, const int64_t *dims, size_t rank)
 	return 0;
 }
 
-int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-			size_t slot, int dtype, const int64_t *dims, size_t rank, const double *vals,
-			size_t count, const char *base)
+/* fold_store_constant and fold_store_raw: the new data is vals (doubles)
+ * or raw (stored bytes, owned from here on). */
+static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+			  size_t slot, int dtype, const int64_t *dims, size_t rank,
+			  const double *vals, size_t count, uint8_t *raw, size_t len, const char *base)
 {
 	struct bnf_const_ref ref;
 	Onnx__TensorProto *t;
@@ -224,23 +229,31 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 	    !bnf_graph_is_output(gi, node->input[slot])) {
 		/* Only this node can see the constant: rewrite it where it is. */
 		t = (Onnx__TensorProto *)ref.tensor;
-		if (set_dims(t, dims, rank) != 0)
+		if (set_dims(t, dims, rank) != 0) {
+			free(raw);
 			return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-		rc = bnf_proto_write_doubles(t, dtype, vals, count, ctx->err);
-		if (rc != BNF_OK)
-			return rc;
+		}
+		if (raw) {
+			bnf_proto_set_raw(t, dtype, raw, len);
+		} else {
+			rc = bnf_proto_write_doubles(t, dtype, vals, count, ctx->err);
+			if (rc != BNF_OK)
+				return rc;
+		}
 		/* Large results go to the spill file, not memory (external.h). */
 		return bnf_external_spill(ctx->opt ? ctx->opt->ext : NULL, t, ctx->err);
 	}
 	if (slot < node->n_input && node->input[slot][0])
 		base = node->input[slot];
 	name = fold_unique_name(ctx, gi, base);
-	if (!name)
-		return BNF_ERR_NOMEM;
-	t = new_tensor(name, dims, rank);
-	if (!t)
-		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-	if (bnf_proto_write_doubles(t, dtype, vals, count, ctx->err) != BNF_OK ||
+	t = name ? new_tensor(name, dims, rank) : NULL;
+	if (!t) {
+		free(raw);
+		return name ? bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory") : BNF_ERR_NOMEM;
+	}
+	if (raw)
+		bnf_proto_set_raw(t, dtype, raw, len);
+	if ((!raw && bnf_proto_write_doubles(t, dtype, vals, count, ctx->err) != BNF_OK) ||
 	    bnf_external_spill(ctx->opt ? ctx->opt->ext : NULL, t, ctx->err) != BNF_OK ||
 	    bnf_graph_append_initializer(gi->g, t) != 0) {
 		onnx__tensor_proto__free_unpacked(t, NULL);
@@ -265,6 +278,20 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 	}
 	node->input[slot] = input_copy;
 	return BNF_OK;
+}
+
+int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+			size_t slot, int dtype, const int64_t *dims, size_t rank, const double *vals,
+			size_t count, const char *base)
+{
+	return store_constant(ctx, gi, node, slot, dtype, dims, rank, vals, count, NULL, 0, base);
+}
+
+int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
+		   int dtype, const int64_t *dims, size_t rank, uint8_t *raw, size_t len,
+		   const char *base)
+{
+	return store_constant(ctx, gi, node, slot, dtype, dims, rank, NULL, 0, raw, len, base);
 }
 
 int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,

@@ -183,7 +183,7 @@ static void print_fold_checks(const struct bnf_verify_report *vr, int verbose)
  * refuse activations beyond it. */
 static int compare_within_budget(const struct cli *cli, const Onnx__ModelProto *orig,
 				 const Onnx__ModelProto *folded, struct bnf_verify_report *vr,
-				 struct bnf_error *err)
+				 int *over_budget, struct bnf_error *err)
 {
 	struct bnf_verify_options vo = cli->verify;
 	size_t need = bnf_model_eval_bytes(orig), more = bnf_model_eval_bytes(folded);
@@ -195,6 +195,7 @@ static int compare_within_budget(const struct cli *cli, const Onnx__ModelProto *
 	format_size((double)cli->check_memory, b, sizeof(b));
 	if (cli->check_memory && need > cli->check_memory) {
 		memset(vr, 0, sizeof(*vr));
+		*over_budget = 1;
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
 				"the weights of both models need %s, above the --check-memory "
 				"budget of %s",
@@ -204,6 +205,7 @@ static int compare_within_budget(const struct cli *cli, const Onnx__ModelProto *
 		vo.max_bytes = cli->check_memory;
 	rc = bnf_compare_models(orig, folded, &vo, vr, err);
 	if (rc == BNF_ERR_NOMEM && cli->check_memory) {
+		*over_budget = 1;
 		bnf_error_prefix(err, "above the --check-memory budget of %s", b);
 		rc = BNF_ERR_UNSUPPORTED;
 	}
@@ -216,12 +218,13 @@ static int verify_fold(const struct cli *cli, const Onnx__ModelProto *orig,
 		       const Onnx__ModelProto *folded, const struct bnf_fold_report *rep,
 		       struct bnf_verify_report *vr, int *usable)
 {
+	struct bnf_verify_options per_fold = cli->verify;
 	struct bnf_error err;
-	int rc;
+	int rc, over_budget = 0;
 
 	memset(&err, 0, sizeof(err));
 	*usable = 1;
-	rc = compare_within_budget(cli, orig, folded, vr, &err);
+	rc = compare_within_budget(cli, orig, folded, vr, &over_budget, &err);
 	if (rc == BNF_ERR_UNSUPPORTED) {
 		snprintf(vr->fallback, sizeof(vr->fallback), "%s", err.msg);
 		vr->pass = 1;
@@ -230,7 +233,10 @@ static int verify_fold(const struct cli *cli, const Onnx__ModelProto *orig,
 		*usable = 0;
 		return 0;
 	}
-	rc = bnf_verify_folds(orig, folded, rep, &cli->verify, vr, &err);
+	/* Memory is short: the evaluations of each fold one at a time. */
+	if (over_budget)
+		per_fold.threads = 1;
+	rc = bnf_verify_folds(orig, folded, rep, &per_fold, vr, &err);
 	if (rc != BNF_OK) {
 		say("check: %s", err.msg);
 		*usable = 0;

@@ -280,30 +280,10 @@ out:
 	return rc;
 }
 
-int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals, size_t count,
-			    struct bnf_error *err)
+void bnf_proto_set_raw(Onnx__TensorProto *t, int dtype, uint8_t *raw, size_t len)
 {
-	size_t bytes = dtype_bytes(dtype), i;
-	uint8_t *raw;
-
-	if (!bytes)
-		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': cannot store dtype %s",
-				t->name ? t->name : "", bnf_dtype_label(dtype));
-	raw = bnf_malloc_large(count * bytes + 1);
-	if (!raw)
-		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory",
-				t->name ? t->name : "");
-	if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && host_is_little_endian()) {
-		for (i = 0; i < count; i++) {
-			float f = (float)vals[i];
-			memcpy(raw + i * 4, &f, 4);
-		}
-	} else {
-		for (i = 0; i < count; i++)
-			bnf_store_le(raw + i * bytes, encode_bits(vals[i], dtype), bytes);
-	}
-	/* The tree's buffers come from protobuf-c's default allocator, which
-	 * is malloc/free, so replacing them with our own is safe. */
+	/* The tree's buffers come from malloc (protobuf-c's allocator and
+	 * mem.h's both), so replacing them with our own is safe. */
 	free(t->raw_data.data);
 	free(t->float_data);
 	free(t->double_data);
@@ -315,10 +295,138 @@ int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals,
 	t->int32_data = NULL;
 	t->n_int32_data = 0;
 	t->raw_data.data = raw;
-	t->raw_data.len = count * bytes;
+	t->raw_data.len = len;
 	bnf_tensor_drop_external(t); /* the new bytes are inline */
 	t->has_raw_data = 1;
 	t->data_type = dtype;
 	t->has_data_type = 1;
+}
+
+/* vals[0..count) rounded once to dtype, as new little-endian bytes. */
+static uint8_t *encode_all(const double *vals, size_t count, int dtype, size_t bytes)
+{
+	uint8_t *raw = bnf_malloc_large(count * bytes + 1);
+	size_t i;
+
+	if (!raw)
+		return NULL;
+	if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && host_is_little_endian()) {
+		for (i = 0; i < count; i++) {
+			float f = (float)vals[i];
+			memcpy(raw + i * 4, &f, 4);
+		}
+	} else {
+		for (i = 0; i < count; i++)
+			bnf_store_le(raw + i * bytes, encode_bits(vals[i], dtype), bytes);
+	}
+	return raw;
+}
+
+int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals, size_t count,
+			    struct bnf_error *err)
+{
+	size_t bytes = dtype_bytes(dtype);
+	uint8_t *raw;
+
+	if (!bytes)
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': cannot store dtype %s",
+				t->name ? t->name : "", bnf_dtype_label(dtype));
+	raw = encode_all(vals, count, dtype, bytes);
+	if (!raw)
+		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory",
+				t->name ? t->name : "");
+	bnf_proto_set_raw(t, dtype, raw, count * bytes);
+	return BNF_OK;
+}
+
+/* The scale factor of element i (see bnf_proto_scale). */
+static inline double scale_of(const double *s, size_t i, size_t inner, size_t m)
+{
+	return s[(i / inner) % m];
+}
+
+int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src, const double *s,
+		    size_t inner, size_t m, struct bnf_scaled *out, struct bnf_error *err)
+{
+	const char *name = src->name ? src->name : "";
+	int dtype = src->has_data_type ? src->data_type : 0;
+	size_t bytes = dtype_bytes(dtype), n, i;
+	double max = bnf_dtype_max(dtype);
+	struct bnf_tensor_bytes view;
+	uint8_t *raw;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	memset(&view, 0, sizeof(view));
+	if (!bytes || inner == 0 || m == 0)
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': cannot scale dtype %s",
+				name, bnf_dtype_label(dtype));
+	if ((rc = bnf_proto_numel(src, &n, err)) != BNF_OK)
+		return rc;
+	if (!(src->has_raw_data || bnf_tensor_is_external(src))) {
+		/* Typed data fields (small tensors, old exporters): by way of
+		 * doubles. */
+		double *v;
+		if ((rc = bnf_proto_read_doubles_ext(ext, src, &v, &n, err)) != BNF_OK)
+			return rc;
+		for (i = 0; i < n; i++) {
+			v[i] *= scale_of(s, i, inner, m);
+			if (!(fabs(v[i]) <= max) && !out->overflow) {
+				out->overflow = 1;
+				out->where = i;
+				out->value = v[i];
+			}
+		}
+		raw = out->overflow ? NULL : encode_all(v, n, dtype, bytes);
+		free(v);
+		if (!out->overflow && !raw)
+			return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory", name);
+		out->raw = raw;
+		out->len = out->overflow ? 0 : n * bytes;
+		return BNF_OK;
+	}
+	/* Stored bytes (mapped, when external) straight to new stored bytes:
+	 * no array of doubles, the largest buffer of a fold otherwise. */
+	if ((rc = bnf_tensor_bytes_get(ext, src, &view, err)) != BNF_OK)
+		return rc;
+	if (view.len != n * bytes) {
+		bnf_tensor_bytes_release(&view);
+		return bnf_fail(err, BNF_ERR_INPUT, "tensor '%s': holds %zu values but its dims say %zu",
+				name, view.len / bytes, n);
+	}
+	raw = bnf_malloc_large(n * bytes + 1);
+	if (!raw) {
+		bnf_tensor_bytes_release(&view);
+		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory", name);
+	}
+	for (i = 0; i < n; i++) {
+		double v;
+		if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && host_is_little_endian()) {
+			float f;
+			memcpy(&f, view.data + i * 4, 4);
+			v = (double)f * scale_of(s, i, inner, m);
+			f = (float)v;
+			memcpy(raw + i * 4, &f, 4);
+		} else {
+			v = decode_bits(bnf_load_le(view.data + i * bytes, bytes), dtype) *
+			    scale_of(s, i, inner, m);
+			bnf_store_le(raw + i * bytes, encode_bits(v, dtype), bytes);
+		}
+		/* Beyond the largest finite value it would round to that or to
+		 * infinity: refused either way (also NaN). */
+		if (!(fabs(v) <= max)) {
+			out->overflow = 1;
+			out->where = i;
+			out->value = v;
+			break;
+		}
+	}
+	bnf_tensor_bytes_release(&view);
+	if (out->overflow) {
+		free(raw);
+		return BNF_OK;
+	}
+	out->raw = raw;
+	out->len = n * bytes;
 	return BNF_OK;
 }

@@ -37,6 +37,27 @@ int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__Tenso
 int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals, size_t count,
 			    struct bnf_error *err);
 
+/* Give t the stored bytes raw[0..len) of dtype (malloc'd; t owns them
+ * now), replacing whatever data it had, inline or external. */
+void bnf_proto_set_raw(Onnx__TensorProto *t, int dtype, uint8_t *raw, size_t len);
+
+/* A tensor's values scaled for a fold, as new stored bytes. */
+struct bnf_scaled {
+	uint8_t *raw;      /* malloc'd, len bytes; NULL on overflow */
+	size_t len;
+	int overflow;      /* a value would not fit the dtype: nothing made */
+	size_t where;      /* then: the first such element */
+	double value;      /* and its value */
+};
+
+/* src's values with element i multiplied by s[(i / inner) % m] (inner 1:
+ * the last axis is the channel; inner = row length: the first is), each
+ * product computed in double and rounded once to src's dtype, read straight
+ * from its stored (or external, mapped) bytes. A value beyond the dtype's
+ * largest finite one, or NaN, is an overflow: out->raw stays NULL. */
+int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src, const double *s,
+		    size_t inner, size_t m, struct bnf_scaled *out, struct bnf_error *err);
+
 /* v rounded once to dtype and widened back to double (inf on overflow). */
 double bnf_round_to_dtype(double v, int dtype);
 

@@ -345,6 +345,36 @@ static inline double scale_of(const double *s, size_t i, size_t inner, size_t m)
 	return s[(i / inner) % m];
 }
 
+/* One run of count values with one scale factor, stored bytes to stored
+ * bytes. Returns 0 when some product does not fit dtype (see
+ * bnf_proto_scale), found again afterwards by the caller. */
+static int scale_run(const uint8_t *src, uint8_t *dst, size_t count, double scale, int dtype,
+		     size_t bytes, double max)
+{
+	size_t i;
+	int ok = 1;
+
+	if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && host_is_little_endian()) {
+		/* No branch in the loop: the compiler may vectorise it. */
+		for (i = 0; i < count; i++) {
+			float f;
+			double v;
+			memcpy(&f, src + i * 4, 4);
+			v = (double)f * scale;
+			ok &= fabs(v) <= max;
+			f = (float)v;
+			memcpy(dst + i * 4, &f, 4);
+		}
+		return ok;
+	}
+	for (i = 0; i < count; i++) {
+		double v = decode_bits(bnf_load_le(src + i * bytes, bytes), dtype) * scale;
+		ok &= fabs(v) <= max;
+		bnf_store_le(dst + i * bytes, encode_bits(v, dtype), bytes);
+	}
+	return ok;
+}
+
 int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src, const double *s,
 		    size_t inner, size_t m, struct bnf_scaled *out, struct bnf_error *err)
 {
@@ -386,7 +416,11 @@ int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src
 		return BNF_OK;
 	}
 	/* Stored bytes (mapped, when external) straight to new stored bytes:
-	 * no array of doubles, the largest buffer of a fold otherwise. */
+	 * no array of doubles, the largest buffer of a fold otherwise. The
+	 * values are (outer, m, inner): a run of inner values per scale. */
+	if (n % (inner * m) != 0)
+		return bnf_fail(err, BNF_ERR_INPUT, "tensor '%s': %zu values are not %zu channels",
+				name, n, m);
 	if ((rc = bnf_tensor_bytes_get(ext, src, &view, err)) != BNF_OK)
 		return rc;
 	if (view.len != n * bytes) {
@@ -399,26 +433,20 @@ int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src
 		bnf_tensor_bytes_release(&view);
 		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory", name);
 	}
-	for (i = 0; i < n; i++) {
-		double v;
-		if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && host_is_little_endian()) {
-			float f;
-			memcpy(&f, view.data + i * 4, 4);
-			v = (double)f * scale_of(s, i, inner, m);
-			f = (float)v;
-			memcpy(raw + i * 4, &f, 4);
-		} else {
-			v = decode_bits(bnf_load_le(view.data + i * bytes, bytes), dtype) *
-			    scale_of(s, i, inner, m);
-			bnf_store_le(raw + i * bytes, encode_bits(v, dtype), bytes);
-		}
-		/* Beyond the largest finite value it would round to that or to
-		 * infinity: refused either way (also NaN). */
-		if (!(fabs(v) <= max)) {
-			out->overflow = 1;
-			out->where = i;
-			out->value = v;
-			break;
+	for (i = 0; i < n && !out->overflow; i += inner) {
+		size_t k;
+		double scale = scale_of(s, i, inner, m);
+		if (scale_run(view.data + i * bytes, raw + i * bytes, inner, scale, dtype, bytes, max))
+			continue;
+		for (k = 0; k < inner; k++) {
+			double v = decode_bits(bnf_load_le(view.data + (i + k) * bytes, bytes), dtype) *
+				   scale;
+			if (!(fabs(v) <= max)) {
+				out->overflow = 1;
+				out->where = i + k;
+				out->value = v;
+				break;
+			}
 		}
 	}
 	bnf_tensor_bytes_release(&view);

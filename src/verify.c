@@ -578,9 +578,12 @@ static int layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *
 		*rank = (int)w.tensor->n_dims;
 		dims[0] = 1;
 		dims[1] = w.tensor->dims[1] * group;
+		/* The kernel's extent plus one: at unit stride two positions per
+		 * axis away from any padding, each reading every weight (and the
+		 * cost of the check stays proportional to the weights). */
 		for (i = 2; i < w.tensor->n_dims; i++) {
 			int64_t d = dil && dil->n_ints > i - 2 ? dil->ints[i - 2] : 1;
-			dims[i] = (w.tensor->dims[i] - 1) * d + 1 + 3;
+			dims[i] = (w.tensor->dims[i] - 1) * d + 1 + 1;
 		}
 		return 0;
 	}

@@ -67,6 +67,8 @@ const char *bnf_basic_shape_str(const struct bnf_tensor *t, char *buf, size_t le
 
 int bnf_basic_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype, const struct bnf_tensor *like)
 {
+	if (bnf_op_take_donor(ctx, i, dtype, like->rank, like->dims))
+		return BNF_OK;
 	ctx->out[i] = bnf_tensor_new(dtype, like->rank, like->dims, ctx->err);
 	if (!ctx->out[i])
 		return ctx->err ? ctx->err->status : BNF_ERR_NOMEM;

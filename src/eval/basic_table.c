@@ -6,11 +6,12 @@
  */
 #include "eval/basic_ops.h"
 
-#define BINARY bnf_basic_binary_shape, bnf_basic_binary_compute
-#define VARIADIC bnf_basic_variadic_shape, bnf_basic_variadic_compute
-#define UNARY bnf_basic_unary_shape, bnf_basic_unary_compute
-#define SOFTMAX bnf_basic_softmax_shape, bnf_basic_softmax_compute
-#define PASS bnf_basic_identity_shape, bnf_basic_identity_compute
+/* Rows ending in 1 are elementwise in input 0 (see struct bnf_op). */
+#define BINARY bnf_basic_binary_shape, bnf_basic_binary_compute, 1
+#define VARIADIC bnf_basic_variadic_shape, bnf_basic_variadic_compute, 0
+#define UNARY bnf_basic_unary_shape, bnf_basic_unary_compute, 1
+#define SOFTMAX bnf_basic_softmax_shape, bnf_basic_softmax_compute, 0
+#define PASS bnf_basic_identity_shape, bnf_basic_identity_compute, 0
 
 const struct bnf_op bnf_ops_basic[] = {
 	{"Add", 1, BINARY},
@@ -23,7 +24,7 @@ const struct bnf_op bnf_ops_basic[] = {
 	{"Sum", 1, VARIADIC},
 	{"Max", 1, VARIADIC},
 	{"Min", 1, VARIADIC},
-	{"Where", 9, bnf_basic_where_shape, bnf_basic_where_compute},
+	{"Where", 9, bnf_basic_where_shape, bnf_basic_where_compute, 0},
 	{"Sqrt", 1, UNARY},
 	{"Exp", 1, UNARY},
 	{"Log", 1, UNARY},
@@ -44,8 +45,8 @@ const struct bnf_op bnf_ops_basic[] = {
 	{"Clip", 1, UNARY},
 	{"Softmax", 1, SOFTMAX},
 	{"LogSoftmax", 1, SOFTMAX},
-	{"Cast", 1, bnf_basic_cast_shape, bnf_basic_cast_compute},
+	{"Cast", 1, bnf_basic_cast_shape, bnf_basic_cast_compute, 0},
 	{"Identity", 1, PASS},
 	{"Dropout", 1, PASS},
-	{NULL, 0, NULL, NULL},
+	{NULL, 0, NULL, NULL, 0},
 };

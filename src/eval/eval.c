@@ -55,7 +55,7 @@ static int constant_compute(struct bnf_op_ctx *ctx);
 
 /* Constant is part of the executor rather than an operator family: every
  * graph uses it and promote_double has to see its values. */
-static const struct bnf_op constant_op = {"Constant", 1, constant_shape, constant_compute};
+static const struct bnf_op constant_op = {"Constant", 1, constant_shape, constant_compute, 0};
 
 static int is_default_domain(const char *domain)
 {
@@ -553,7 +553,7 @@ static int run_node(struct run *r, size_t i)
 	struct bnf_tensor **in = calloc(n_in + 1, sizeof(*in));
 	struct bnf_tensor **out = calloc(n_out + 1, sizeof(*out));
 	struct bnf_op_ctx ctx;
-	int rc;
+	int rc, donor;
 
 	if (!in || !out) {
 		rc = bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory");
@@ -578,7 +578,22 @@ static int run_node(struct run *r, size_t i)
 	ctx.threads = r->threads;
 	ctx.err = r->err;
 	ctx.ext = r->ext;
+	ctx.donor = NULL;
+	ctx.donor_taken = 0;
+	donor = n_in > 0 ? r->in_val[r->in_off[i]] : -1;
+	/* An elementwise op may write over its first input when this node is
+	 * its last reader, it is ours and nobody else is to see it. */
+	if (op->elementwise && donor >= 0 && in[0] && r->values[donor].owned == value_owner_all &&
+	    r->values[donor].uses_left == 1 && !r->values[donor].graph_output)
+		ctx.donor = in[0];
 	rc = op->shape(&ctx);
+	if (ctx.donor_taken) {
+		/* out[0] is in[0] now: the value lets go of it (its bytes are
+		 * counted again below, as the output's). */
+		r->live_bytes -= tensor_bytes(in[0]);
+		r->values[donor].t = NULL;
+		r->values[donor].owned = value_owner_none;
+	}
 	for (j = 0; j < n_out; j++)
 		r->live_bytes += tensor_bytes(out[j]);
 	for (j = 0; rc == BNF_OK && j < n_out; j++) {

@@ -145,3 +145,16 @@ int bnf_attr_string(const Onnx__NodeProto *node, const char *name, const char *d
 	out[n] = '\0';
 	return BNF_OK;
 }
+
+int bnf_op_take_donor(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank, const int64_t *dims)
+{
+	struct bnf_tensor *d = ctx->donor;
+
+	if (!d || i != 0 || ctx->n_out != 1 || d->dtype != dtype || d->rank != rank ||
+	    (rank > 0 && memcmp(d->dims, dims, (size_t)rank * sizeof(dims[0])) != 0))
+		return 0;
+	ctx->out[0] = d;
+	ctx->donor = NULL;
+	ctx->donor_taken = 1;
+	return 1;
+}

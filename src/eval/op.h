@@ -24,6 +24,10 @@ struct bnf_op_ctx {
 	                              executor owns them afterwards. NULL entries
 	                              are outputs the node leaves out. */
 	int threads;               /* worker threads the op may use (>= 1) */
+	struct bnf_tensor *donor;  /* in[0], when nothing reads it after this node
+	                              and the op is elementwise: the output
+	                              allocators may take it as out[0] */
+	int donor_taken;           /* set when they did */
 	struct bnf_error *err;
 	const struct bnf_external *ext; /* external tensor data (Constant) */
 };
@@ -33,12 +37,19 @@ struct bnf_op {
 	int min_opset;             /* first opset version whose semantics this row covers */
 	int (*shape)(struct bnf_op_ctx *ctx);
 	int (*compute)(struct bnf_op_ctx *ctx);
+	int elementwise;           /* 1: output element i needs input 0's element
+	                              i only (others broadcast), so the output may
+	                              overwrite input 0 in place */
 };
 
 /* One table per family; each ends with a row whose op_type is NULL. */
 extern const struct bnf_op bnf_ops_nn[];      /* conv, pooling, normalisation, gemm */
 extern const struct bnf_op bnf_ops_basic[];   /* elementwise, activations, softmax, cast */
 extern const struct bnf_op bnf_ops_shape[];   /* shapes, indexing, reductions, pad, resize */
+
+/* Take ctx->donor as output i when it may be: output 0 of a one-output
+ * node, with the donor's dtype and shape. Returns 1 when taken. */
+int bnf_op_take_donor(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank, const int64_t *dims);
 
 /* The row for op_type at the given opset (the row with the largest
  * min_opset <= opset), or NULL if the evaluator does not implement it. */

@@ -1,8 +1,9 @@
 /*
- * Validation before use (see validate.h): a bounded walk of the wire format
- * that keeps protobuf-c's recursive unpacker off deep nesting, then checks
- * of the unpacked tree so that later code can trust counts, lengths, names
- * and types. Limits are the BNF_LIMIT_* values, documented in bnfold(1).
+ * Validation before use (see validate.h), the graphs of the unpacked tree:
+ * the attributes of the operators bnfold reads, names and their scopes,
+ * nesting depth, and dependency cycles (subgraph reads of outer values
+ * included), so that later code can trust them. The bytes themselves are
+ * checked in validate_data.c. Limits are the BNF_LIMIT_*, in bnfold(1).
  */
 #include "validate.h"
 
@@ -11,305 +12,7 @@
 
 #include "graph.h"
 #include "strmap.h"
-
-/* ---- the wire format ---- */
-
-/* Read a varint at *pos; 0 when it runs past end or is longer than 10
- * bytes. */
-static int wire_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *out)
-{
-	uint64_t v = 0;
-	unsigned shift;
-
-	for (shift = 0; shift < 70 && *pos < end; shift += 7) {
-		uint8_t b = buf[(*pos)++];
-		v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
-		if (!(b & 0x80)) {
-			*out = v;
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* What the wire walk can find that protobuf-c would not refuse itself. */
-enum wire_fault {
-	WIRE_FAULT_NONE = 0,
-	WIRE_FAULT_TOO_DEEP,   /* the unpacker would recurse too deep */
-	WIRE_FAULT_FIELD_ZERO, /* kept as an unknown field, packed again as
-	                          bytes protobuf-c then refuses */
-	WIRE_FAULT_NUL,        /* a string with a NUL byte: protobuf-c's char *
-	                          would silently cut it short */
-};
-
-/* Walk one message of type desc in buf[pos, end). Malformed data stops the
- * walk quietly: the unpacker reports it. */
-static enum wire_fault wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
-				  size_t pos, size_t end, int depth)
-{
-	enum wire_fault fault = WIRE_FAULT_NONE;
-	uint64_t key, len;
-
-	if (depth > BNF_LIMIT_MESSAGE_DEPTH)
-		return WIRE_FAULT_TOO_DEEP;
-	while (fault == WIRE_FAULT_NONE && pos < end) {
-		const ProtobufCFieldDescriptor *f;
-		if (!wire_varint(buf, end, &pos, &key))
-			break;
-		if (key >> 3 == 0)
-			return WIRE_FAULT_FIELD_ZERO;
-		if ((key & 7) == 0 && !wire_varint(buf, end, &pos, &len))
-			break;
-		if ((key & 7) == 1 || (key & 7) == 5) {
-			len = (key & 7) == 1 ? 8 : 4;
-			if (end - pos < len)
-				break;
-			pos += (size_t)len;
-		}
-		if ((key & 7) == 2) {
-			if (!wire_varint(buf, end, &pos, &len) || len > end - pos)
-				break;
-			f = key >> 3 <= UINT32_MAX
-				    ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
-				    : NULL;
-			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE)
-				fault = wire_check(f->descriptor, buf, pos, pos + (size_t)len, depth + 1);
-			else if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(buf + pos, 0, (size_t)len))
-				fault = WIRE_FAULT_NUL;
-			pos += (size_t)len;
-		} else if ((key & 7) != 0 && (key & 7) != 1 && (key & 7) != 5) {
-			break;
-		}
-	}
-	return fault;
-}
-
-int bnf_validate_wire(const uint8_t *buf, size_t len, const char *label, struct bnf_error *err)
-{
-	switch (wire_check(&onnx__model_proto__descriptor, buf, 0, len, 1)) {
-	case WIRE_FAULT_TOO_DEEP:
-		return bnf_fail(err, BNF_ERR_INPUT, "%s: protobuf messages nested more than %d deep",
-				label, BNF_LIMIT_MESSAGE_DEPTH);
-	case WIRE_FAULT_FIELD_ZERO:
-		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: not a valid ONNX model (a protobuf field numbered 0)", label);
-	case WIRE_FAULT_NUL:
-		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: not a valid ONNX model (a name or string holds a NUL byte)", label);
-	default:
-		return BNF_OK;
-	}
-}
-
-/* ---- tensors and shapes ---- */
-
-int bnf_validate_shape_count(size_t rank, const int64_t *dims, uint64_t *count)
-{
-	uint64_t n = 1;
-	size_t i;
-
-	for (i = 0; i < rank; i++) {
-		if (dims[i] < 0)
-			return -1;
-		if (dims[i] != 0 && n > (uint64_t)INT64_MAX / (uint64_t)dims[i])
-			return -1;
-		n *= (uint64_t)dims[i];
-	}
-	*count = n;
-	return 0;
-}
-
-static const char *str_or_empty(const char *s)
-{
-	return s ? s : "";
-}
-
-/* Bytes of n elements of dtype in raw_data; 0 with *known 0 for dtypes
- * without a fixed size (string, unknown). */
-static uint64_t raw_bytes(int dtype, uint64_t n, int *known)
-{
-	*known = 1;
-	switch (dtype) {
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT8E4M3FN:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT8E4M3FNUZ:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT8E5M2:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT8E5M2FNUZ:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT8E8M0:
-		return n;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
-		return n * 2;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
-		return n * 4;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX64:
-		return n * 8;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX128:
-		return n * 16;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT4:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT4:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT4E2M1:
-		return n / 2 + n % 2;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT2:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT2:
-		return n / 4 + (n % 4 != 0);
-	default:
-		*known = 0;
-		return 0;
-	}
-}
-
-/* The typed field a dtype keeps its values in, with its length; packed
- * sub-byte types may hold one element per entry or be packed. */
-struct typed_field {
-	const char *name;
-	size_t len;
-	uint64_t want, want_packed;
-};
-
-static int typed_field_of(const Onnx__TensorProto *t, uint64_t n, struct typed_field *tf)
-{
-	memset(tf, 0, sizeof(*tf));
-	tf->want = n;
-	tf->want_packed = n;
-	switch (t->data_type) {
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX64:
-		tf->name = "float_data";
-		tf->len = t->n_float_data;
-		break;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX128:
-		tf->name = "double_data";
-		tf->len = t->n_double_data;
-		break;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
-		tf->name = "int64_data";
-		tf->len = t->n_int64_data;
-		break;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
-		tf->name = "uint64_data";
-		tf->len = t->n_uint64_data;
-		break;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__STRING:
-		tf->name = "string_data";
-		tf->len = t->n_string_data;
-		break;
-	default:
-		tf->name = "int32_data";
-		tf->len = t->n_int32_data;
-		break;
-	}
-	if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX64 ||
-	    t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX128)
-		tf->want = tf->want_packed = n * 2; /* n < 2^62: no overflow */
-	if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT4 ||
-	    t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT4 ||
-	    t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT4E2M1)
-		tf->want_packed = n / 2 + n % 2;
-	if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT2 ||
-	    t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT2)
-		tf->want_packed = n / 4 + (n % 4 != 0);
-	return (t->n_float_data != 0) + (t->n_double_data != 0) + (t->n_int64_data != 0) +
-	       (t->n_uint64_data != 0) + (t->n_string_data != 0) + (t->n_int32_data != 0);
-}
-
-static int is_external(const Onnx__TensorProto *t)
-{
-	return (t->has_data_location &&
-		t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
-	       t->n_external_data > 0;
-}
-
-static int validate_tensor(const Onnx__TensorProto *t, const char *label, struct bnf_error *err)
-{
-	const char *name = str_or_empty(t->name);
-	struct typed_field tf;
-	uint64_t n, bytes;
-	int known, n_typed;
-
-	if (bnf_validate_shape_count(t->n_dims, t->dims, &n) != 0)
-		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: tensor '%s': dims are negative or their product overflows",
-				label, name);
-	if (t->data_type <= ONNX__TENSOR_PROTO__DATA_TYPE__UNDEFINED ||
-	    t->data_type > ONNX__TENSOR_PROTO__DATA_TYPE__INT2)
-		return bnf_fail(err, BNF_ERR_INPUT, "%s: tensor '%s': unknown data type %d", label,
-				name, (int)t->data_type);
-	if (is_external(t))
-		return BNF_OK; /* lengths are checked against the data file */
-	n_typed = typed_field_of(t, n, &tf);
-	if (t->has_raw_data) {
-		bytes = raw_bytes(t->data_type, n, &known);
-		if (!known)
-			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: tensor '%s': a tensor of type %d cannot use raw_data",
-					label, name, (int)t->data_type);
-		if (n_typed)
-			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: tensor '%s': holds both raw_data and %s", label, name,
-					tf.name);
-		if (bytes != t->raw_data.len)
-			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: tensor '%s': raw_data holds %zu bytes, its dims need "
-					"%llu",
-					label, name, t->raw_data.len, (unsigned long long)bytes);
-		return BNF_OK;
-	}
-	if (n_typed > 1 || (n_typed == 1 && tf.len == 0))
-		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: tensor '%s': its values are not in %s, the field of its type",
-				label, name, tf.name);
-	if (tf.len != tf.want && tf.len != tf.want_packed)
-		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: tensor '%s': %s holds %zu values, its dims need %llu", label,
-				name, tf.name, tf.len, (unsigned long long)tf.want_packed);
-	return BNF_OK;
-}
-
-/* Declared shapes: no negative dim, no overflowing product. Returns the
- * element count (symbolic dims as 1) in *count. */
-static int validate_value_info(const Onnx__ValueInfoProto *vi, const char *label,
-			       uint64_t *count, struct bnf_error *err)
-{
-	const Onnx__TypeProto *tp = vi->type;
-	const Onnx__TensorShapeProto *shape = NULL;
-	uint64_t n = 1;
-	size_t i;
-
-	*count = 1;
-	if (tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->tensor_type)
-		shape = tp->tensor_type->shape;
-	for (i = 0; shape && i < shape->n_dim; i++) {
-		const Onnx__TensorShapeProto__Dimension *d = shape->dim[i];
-		int64_t v;
-		if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
-			continue;
-		v = d->dim_value;
-		if (v < 0)
-			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: value '%s': negative dimension %lld in its declared shape",
-					label, str_or_empty(vi->name), (long long)v);
-		if (v != 0 && n > (uint64_t)INT64_MAX / (uint64_t)v)
-			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: value '%s': the element count of its declared shape "
-					"overflows",
-					label, str_or_empty(vi->name));
-		n *= (uint64_t)v;
-	}
-	*count = n;
-	return BNF_OK;
-}
+#include "validate_internal.h"
 
 /* ---- operators bnfold reads ---- */
 
@@ -496,7 +199,7 @@ static int constant_dtype(const struct scope *owner, size_t val)
 	node = owner->g->node[val / 2];
 	for (i = 0; i < node->n_attribute; i++) {
 		const Onnx__AttributeProto *a = node->attribute[i];
-		const char *n = str_or_empty(a->name);
+		const char *n = bnf_str_or_empty(a->name);
 		if (strcmp(n, "value") == 0 && a->t)
 			return a->t->data_type;
 		if (strcmp(n, "value_float") == 0 || strcmp(n, "value_floats") == 0)
@@ -526,11 +229,65 @@ struct validator {
 	struct bnf_error *err;
 };
 
-static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
-			  const struct scope *parent, int depth, int is_main);
+/* Names without repeats, in the order first added, borrowed from the tree.
+ * Restarting the map lets one array hold consecutive groups (one per node
+ * of a graph), each free of repeats but not of names of other groups. */
+struct name_list {
+	struct bnf_strmap seen; /* the current group's names */
+	const char **names;
+	size_t n, cap;
+};
 
+static void name_list_init(struct name_list *l)
+{
+	memset(l, 0, sizeof(*l));
+	bnf_strmap_init(&l->seen);
+}
+
+static void name_list_restart(struct name_list *l)
+{
+	bnf_strmap_free(&l->seen);
+	bnf_strmap_init(&l->seen);
+}
+
+static void name_list_free(struct name_list *l)
+{
+	bnf_strmap_free(&l->seen);
+	free(l->names);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Add name to the current group; NULL and "" (an absent optional input)
+ * are skipped. Returns 0, or -1 when memory runs out. */
+static int name_list_add(struct name_list *l, const char *name)
+{
+	if (!name || !name[0] || bnf_strmap_get(&l->seen, name, NULL))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		const char **bigger;
+		if (cap > SIZE_MAX / sizeof(*bigger))
+			return -1;
+		bigger = realloc(l->names, cap * sizeof(*bigger));
+		if (!bigger)
+			return -1;
+		l->names = bigger;
+		l->cap = cap;
+	}
+	if (bnf_strmap_put(&l->seen, name, l->n) != 0)
+		return -1;
+	l->names[l->n++] = name;
+	return 0;
+}
+
+static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
+			  const struct scope *parent, int depth, int is_main,
+			  struct name_list *outer_reads);
+
+/* Subgraphs are checked with outer_reads collecting, for the node that
+ * holds them, the enclosing graphs' values they read. */
 static int validate_attributes(struct validator *v, const Onnx__NodeProto *node,
-			       const struct scope *sc, int depth)
+			       const struct scope *sc, int depth, struct name_list *outer_reads)
 {
 	size_t i, j;
 	int rc = BNF_OK;
@@ -538,22 +295,22 @@ static int validate_attributes(struct validator *v, const Onnx__NodeProto *node,
 	for (i = 0; rc == BNF_OK && i < node->n_attribute; i++) {
 		const Onnx__AttributeProto *a = node->attribute[i];
 		if (a->t)
-			rc = validate_tensor(a->t, v->label, v->err);
+			rc = bnf_validate_tensor(a->t, v->label, v->err);
 		for (j = 0; rc == BNF_OK && j < a->n_tensors; j++)
-			rc = validate_tensor(a->tensors[j], v->label, v->err);
+			rc = bnf_validate_tensor(a->tensors[j], v->label, v->err);
 		if (rc == BNF_OK && a->g)
-			rc = validate_graph(v, a->g, sc, depth + 1, 0);
+			rc = validate_graph(v, a->g, sc, depth + 1, 0, outer_reads);
 		for (j = 0; rc == BNF_OK && j < a->n_graphs; j++)
-			rc = validate_graph(v, a->graphs[j], sc, depth + 1, 0);
+			rc = validate_graph(v, a->graphs[j], sc, depth + 1, 0, outer_reads);
 	}
 	return rc;
 }
 
 static int validate_node(struct validator *v, const Onnx__NodeProto *node, const struct scope *sc,
-			 int depth)
+			 int depth, struct name_list *outer_reads)
 {
 	const struct op_rule *rule = find_op_rule(node);
-	const char *op = str_or_empty(node->op_type);
+	const char *op = bnf_str_or_empty(node->op_type);
 	size_t i, val;
 	int rc;
 
@@ -562,7 +319,7 @@ static int validate_node(struct validator *v, const Onnx__NodeProto *node, const
 				bnf_node_label(node));
 	for (i = 0; i < node->n_input; i++) {
 		const struct scope *owner;
-		const char *in = str_or_empty(node->input[i]);
+		const char *in = bnf_str_or_empty(node->input[i]);
 		int dt;
 		if (!in[0])
 			continue;
@@ -587,7 +344,7 @@ static int validate_node(struct validator *v, const Onnx__NodeProto *node, const
 				rule->min_in, rule->max_in);
 	if (rule && (rc = validate_attr_types(node, rule, v->label, v->err)) != BNF_OK)
 		return rc;
-	return validate_attributes(v, node, sc, depth);
+	return validate_attributes(v, node, sc, depth, outer_reads);
 }
 
 /* Define name in sc; a second definition is an error. */
@@ -599,7 +356,7 @@ static int define(struct validator *v, struct scope *sc, const char *name, size_
 			return bnf_fail(v->err, BNF_ERR_INPUT,
 					"%s: node '%s' (%s): output '%s' is already defined in the "
 					"graph",
-					v->label, bnf_node_label(node), str_or_empty(node->op_type), name);
+					v->label, bnf_node_label(node), bnf_str_or_empty(node->op_type), name);
 		return BNF_OK; /* an initializer that is also a graph input */
 	}
 	if (bnf_strmap_put(&sc->names, name, val) != 0)
@@ -608,11 +365,85 @@ static int define(struct validator *v, struct scope *sc, const char *name, size_
 	return BNF_OK;
 }
 
-/* Kahn's algorithm over the data dependencies between this graph's nodes:
- * a node left unordered is on (or behind) a cycle. Readers of each node
- * are listed in cons[off[p] .. off[p + 1]). */
-static int check_cycles(struct validator *v, const Onnx__GraphProto *g)
+/* What each node of a graph reads, for the cycle check: its inputs, then
+ * the enclosing-graph values its subgraphs read at any depth (If and Loop
+ * bodies read outer values by name), implicit[off[i] .. off[i + 1]) for
+ * node i. A value read that way must be computed before the node runs,
+ * exactly like an input. */
+struct node_reads {
+	const Onnx__GraphProto *g;
+	const char *const *implicit;
+	const size_t *off;
+};
+
+static size_t node_read_count(const struct node_reads *r, size_t i)
 {
+	return r->g->node[i]->n_input + (r->off[i + 1] - r->off[i]);
+}
+
+static const char *node_read(const struct node_reads *r, size_t i, size_t k)
+{
+	const Onnx__NodeProto *node = r->g->node[i];
+
+	return k < node->n_input ? node->input[k] : r->implicit[r->off[i] + k - node->n_input];
+}
+
+static int producer_of(const struct bnf_strmap *producer, const char *name, size_t *p)
+{
+	return name && name[0] && bnf_strmap_get(producer, name, p);
+}
+
+/* Name a node on a cycle among those Kahn's algorithm left (waiting > 0).
+ * Each of them reads a value of another one left, so following such reads
+ * backwards must meet a node seen before: that node is on a cycle. Going
+ * round it once tells whether a subgraph's read closes it, which the
+ * message then names. seen and via are scratch arrays of n_node entries. */
+static int report_cycle(struct validator *v, const struct node_reads *r,
+			const struct bnf_strmap *producer, const size_t *waiting, size_t *seen,
+			size_t *via)
+{
+	const Onnx__GraphProto *g = r->g;
+	const Onnx__NodeProto *node;
+	size_t x = 0, y, k, p = 0;
+
+	while (x < g->n_node && !waiting[x])
+		x++;
+	memset(seen, 0, g->n_node * sizeof(*seen));
+	while (x < g->n_node && !seen[x]) {
+		seen[x] = 1;
+		for (k = 0; k < node_read_count(r, x); k++)
+			if (producer_of(producer, node_read(r, x, k), &p) && waiting[p])
+				break;
+		if (k == node_read_count(r, x))
+			goto plain; /* not expected: x waits for some producer */
+		via[x] = k;
+		x = p;
+	}
+	y = x;
+	do {
+		node = g->node[y];
+		if (via[y] >= node->n_input)
+			return bnf_fail(v->err, BNF_ERR_INPUT,
+					"%s: node '%s' (%s): its subgraph reads '%s', which depends "
+					"on the node's own output (a cycle in the graph)",
+					v->label, bnf_node_label(node), bnf_str_or_empty(node->op_type),
+					node_read(r, y, via[y]));
+		producer_of(producer, node_read(r, y, via[y]), &y);
+	} while (y != x);
+plain:
+	node = g->node[x < g->n_node ? x : 0];
+	return bnf_fail(v->err, BNF_ERR_INPUT,
+			"%s: node '%s' (%s): its inputs depend on its own output "
+			"(a cycle in the graph)",
+			v->label, bnf_node_label(node), bnf_str_or_empty(node->op_type));
+}
+
+/* Kahn's algorithm over the data dependencies between a graph's nodes, the
+ * reads of their subgraphs included: a node left unordered is on (or
+ * behind) a cycle. Readers of node p are cons[off[p] .. off[p + 1]). */
+static int check_cycles(struct validator *v, const struct node_reads *r)
+{
+	const Onnx__GraphProto *g = r->g;
 	struct bnf_strmap producer;
 	size_t n = g->n_node, n_uses = 0, head = 0, tail = 0, i, j, k, p;
 	size_t *waiting = NULL, *ready = NULL, *off = NULL, *cons = NULL;
@@ -620,7 +451,7 @@ static int check_cycles(struct validator *v, const Onnx__GraphProto *g)
 
 	bnf_strmap_init(&producer);
 	for (i = 0; i < n; i++)
-		n_uses += g->node[i]->n_input;
+		n_uses += node_read_count(r, i);
 	waiting = calloc(n + 1, sizeof(*waiting));
 	ready = calloc(n + 1, sizeof(*ready));
 	off = calloc(n + 2, sizeof(*off));
@@ -633,16 +464,16 @@ static int check_cycles(struct validator *v, const Onnx__GraphProto *g)
 			    bnf_strmap_put(&producer, g->node[i]->output[j], i) != 0)
 				goto nomem;
 	for (i = 0; i < n; i++)
-		for (j = 0; j < g->node[i]->n_input; j++)
-			if (g->node[i]->input[j] && bnf_strmap_get(&producer, g->node[i]->input[j], &p)) {
+		for (j = 0; j < node_read_count(r, i); j++)
+			if (producer_of(&producer, node_read(r, i, j), &p)) {
 				off[p + 2]++;
 				waiting[i]++;
 			}
 	for (p = 0; p < n; p++)
 		off[p + 2] += off[p + 1];
 	for (i = 0; i < n; i++) {
-		for (j = 0; j < g->node[i]->n_input; j++)
-			if (g->node[i]->input[j] && bnf_strmap_get(&producer, g->node[i]->input[j], &p))
+		for (j = 0; j < node_read_count(r, i); j++)
+			if (producer_of(&producer, node_read(r, i, j), &p))
 				cons[off[p + 1]++] = i;
 		if (waiting[i] == 0)
 			ready[tail++] = i;
@@ -653,15 +484,9 @@ static int check_cycles(struct validator *v, const Onnx__GraphProto *g)
 			if (--waiting[cons[k]] == 0)
 				ready[tail++] = cons[k];
 	}
-	for (i = 0; tail < n && i < n; i++)
-		if (waiting[i]) {
-			rc = bnf_fail(v->err, BNF_ERR_INPUT,
-				      "%s: node '%s' (%s): its inputs depend on its own output "
-				      "(a cycle in the graph)",
-				      v->label, bnf_node_label(g->node[i]),
-				      str_or_empty(g->node[i]->op_type));
-			break;
-		}
+	/* ready and off are spent: they serve as the report's scratch. */
+	if (tail < n)
+		rc = report_cycle(v, r, &producer, waiting, ready, off);
 	goto out;
 nomem:
 	rc = bnf_fail(v->err, BNF_ERR_NOMEM, "%s: out of memory validating the graph", v->label);
@@ -674,10 +499,47 @@ out:
 	return rc;
 }
 
+/* Add name to outer unless g defines it (then it is no read of an
+ * enclosing graph's value). */
+static int add_outer_read(const struct scope *sc, const char *name, struct name_list *outer)
+{
+	if (!name || bnf_strmap_get(&sc->names, name, NULL))
+		return 0;
+	return name_list_add(outer, name);
+}
+
+/* Add to outer the enclosing graphs' values g reads: in node inputs, in
+ * its own subgraphs (reads), and as graph outputs, which may name an
+ * outer value directly. */
+static int add_outer_reads(struct validator *v, const Onnx__GraphProto *g, const struct scope *sc,
+			   const struct name_list *reads, struct name_list *outer)
+{
+	size_t i, j;
+	int fail = 0;
+
+	for (i = 0; !fail && i < g->n_node; i++)
+		for (j = 0; !fail && j < g->node[i]->n_input; j++)
+			fail = add_outer_read(sc, g->node[i]->input[j], outer);
+	for (i = 0; !fail && i < reads->n; i++)
+		fail = add_outer_read(sc, reads->names[i], outer);
+	for (i = 0; !fail && i < g->n_output; i++)
+		fail = add_outer_read(sc, g->output[i]->name, outer);
+	if (fail)
+		return bnf_fail(v->err, BNF_ERR_NOMEM, "%s: out of memory validating the graph",
+				v->label);
+	return BNF_OK;
+}
+
+/* Check g and its subgraphs. outer_reads (NULL for the main graph) gets
+ * the enclosing graphs' values that g reads. */
 static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
-			  const struct scope *parent, int depth, int is_main)
+			  const struct scope *parent, int depth, int is_main,
+			  struct name_list *outer_reads)
 {
 	struct scope sc;
+	struct name_list reads; /* per node, what its subgraphs read from g or above */
+	struct node_reads nr;
+	size_t *reads_off = NULL;
 	uint64_t count;
 	size_t i, j;
 	int rc = BNF_OK;
@@ -686,47 +548,48 @@ static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
 	sc.g = g;
 	sc.parent = parent;
 	bnf_strmap_init(&sc.names);
+	name_list_init(&reads);
 	if (depth > BNF_LIMIT_GRAPH_DEPTH) {
 		rc = bnf_fail(v->err, BNF_ERR_INPUT, "%s: graph '%s': subgraphs nested more than %d deep",
-			      v->label, str_or_empty(g->name), BNF_LIMIT_GRAPH_DEPTH);
+			      v->label, bnf_str_or_empty(g->name), BNF_LIMIT_GRAPH_DEPTH);
 		goto out;
 	}
 	for (i = 0; rc == BNF_OK && i < g->n_initializer; i++) {
-		rc = validate_tensor(g->initializer[i], v->label, v->err);
+		rc = bnf_validate_tensor(g->initializer[i], v->label, v->err);
 		if (rc == BNF_OK)
-			rc = define(v, &sc, str_or_empty(g->initializer[i]->name), 2 * i, NULL);
+			rc = define(v, &sc, bnf_str_or_empty(g->initializer[i]->name), 2 * i, NULL);
 	}
 	for (i = 0; rc == BNF_OK && i < g->n_sparse_initializer; i++) {
 		const Onnx__SparseTensorProto *sp = g->sparse_initializer[i];
 		if (sp->values)
-			rc = define(v, &sc, str_or_empty(sp->values->name), SIZE_MAX, NULL);
+			rc = define(v, &sc, bnf_str_or_empty(sp->values->name), SIZE_MAX, NULL);
 	}
 	for (i = 0; rc == BNF_OK && i < g->n_input + g->n_output; i++) {
 		const Onnx__ValueInfoProto *vi =
 			i < g->n_input ? g->input[i] : g->output[i - g->n_input];
 		if (!vi->name || !vi->name[0])
 			rc = bnf_fail(v->err, BNF_ERR_INPUT, "%s: graph '%s': %s %zu has no name",
-				      v->label, str_or_empty(g->name),
+				      v->label, bnf_str_or_empty(g->name),
 				      i < g->n_input ? "input" : "output",
 				      i < g->n_input ? i : i - g->n_input);
 	}
 	for (i = 0; rc == BNF_OK && i < g->n_input; i++) {
 		const Onnx__ValueInfoProto *vi = g->input[i];
-		rc = validate_value_info(vi, v->label, &count, v->err);
-		if (rc == BNF_OK && is_main && !bnf_strmap_get(&sc.names, str_or_empty(vi->name), NULL) &&
+		rc = bnf_validate_value_info(vi, v->label, &count, v->err);
+		if (rc == BNF_OK && is_main && !bnf_strmap_get(&sc.names, bnf_str_or_empty(vi->name), NULL) &&
 		    count > BNF_LIMIT_INPUT_ELEMENTS)
 			rc = bnf_fail(v->err, BNF_ERR_INPUT,
 				      "%s: graph input '%s' declares %llu elements, above the limit "
 				      "of %llu",
-				      v->label, str_or_empty(vi->name), (unsigned long long)count,
+				      v->label, bnf_str_or_empty(vi->name), (unsigned long long)count,
 				      (unsigned long long)BNF_LIMIT_INPUT_ELEMENTS);
-		if (rc == BNF_OK && !bnf_strmap_get(&sc.names, str_or_empty(vi->name), NULL))
-			rc = define(v, &sc, str_or_empty(vi->name), SIZE_MAX, NULL);
+		if (rc == BNF_OK && !bnf_strmap_get(&sc.names, bnf_str_or_empty(vi->name), NULL))
+			rc = define(v, &sc, bnf_str_or_empty(vi->name), SIZE_MAX, NULL);
 	}
 	for (i = 0; rc == BNF_OK && i < g->n_output; i++)
-		rc = validate_value_info(g->output[i], v->label, &count, v->err);
+		rc = bnf_validate_value_info(g->output[i], v->label, &count, v->err);
 	for (i = 0; rc == BNF_OK && i < g->n_value_info; i++)
-		rc = validate_value_info(g->value_info[i], v->label, &count, v->err);
+		rc = bnf_validate_value_info(g->value_info[i], v->label, &count, v->err);
 	for (i = 0; rc == BNF_OK && i < g->n_node; i++) {
 		const Onnx__NodeProto *node = g->node[i];
 		int is_constant = node->op_type && strcmp(node->op_type, "Constant") == 0 &&
@@ -736,19 +599,33 @@ static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
 				rc = define(v, &sc, node->output[j], is_constant ? 2 * i + 1 : SIZE_MAX,
 					    node);
 	}
-	for (i = 0; rc == BNF_OK && i < g->n_node; i++)
-		rc = validate_node(v, g->node[i], &sc, depth);
+	if (rc == BNF_OK && !(reads_off = calloc(g->n_node + 1, sizeof(*reads_off))))
+		rc = bnf_fail(v->err, BNF_ERR_NOMEM, "%s: out of memory validating the graph",
+			      v->label);
+	for (i = 0; rc == BNF_OK && i < g->n_node; i++) {
+		reads_off[i] = reads.n;
+		name_list_restart(&reads);
+		rc = validate_node(v, g->node[i], &sc, depth, &reads);
+		reads_off[i + 1] = reads.n;
+	}
 	for (i = 0; rc == BNF_OK && i < g->n_output; i++) {
 		const struct scope *owner;
 		size_t val;
-		if (!scope_find(&sc, str_or_empty(g->output[i]->name), &owner, &val))
+		if (!scope_find(&sc, bnf_str_or_empty(g->output[i]->name), &owner, &val))
 			rc = bnf_fail(v->err, BNF_ERR_INPUT,
 				      "%s: graph output '%s' is produced by nothing in the graph",
-				      v->label, str_or_empty(g->output[i]->name));
+				      v->label, bnf_str_or_empty(g->output[i]->name));
 	}
+	nr.g = g;
+	nr.implicit = reads.names;
+	nr.off = reads_off;
 	if (rc == BNF_OK)
-		rc = check_cycles(v, g);
+		rc = check_cycles(v, &nr);
+	if (rc == BNF_OK && outer_reads)
+		rc = add_outer_reads(v, g, &sc, &reads, outer_reads);
 out:
+	name_list_free(&reads);
+	free(reads_off);
 	bnf_strmap_free(&sc.names);
 	return rc;
 }
@@ -761,5 +638,5 @@ int bnf_validate_model(const Onnx__ModelProto *model, const char *label, struct 
 	v.err = err;
 	if (!model->graph)
 		return bnf_fail(err, BNF_ERR_INPUT, "%s: not an ONNX model (it has no graph)", label);
-	return validate_graph(&v, model->graph, NULL, 0, 1);
+	return validate_graph(&v, model->graph, NULL, 0, 1, NULL);
 }

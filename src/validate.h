@@ -37,7 +37,8 @@ int bnf_validate_wire(const uint8_t *buf, size_t len, const char *label, struct 
  * (no negative dim, no element-count overflow), dtype and data length;
  * declared shapes; main-graph inputs within BNF_LIMIT_INPUT_ELEMENTS;
  * node inputs that name existing values (outer graphs included); no value
- * defined twice; no dependency cycle; attribute types and constant dtypes
+ * defined twice; no dependency cycle (a node carrying a subgraph depends on
+ * the outer values its subgraphs read); attribute types and constant dtypes
  * of the operators bnfold reads; subgraph depth. Tensors kept in external
  * files are checked for dims only. Returns 0 or BNF_ERR_INPUT. */
 int bnf_validate_model(const Onnx__ModelProto *model, const char *label, struct bnf_error *err);

@@ -1,12 +1,15 @@
 """Writes appear whole or not at all: a full device, a file size limit hit
-in the middle of the write and a closed pipe each give exit 2 with the
-reason, leave no output or temporary file, and never touch the input."""
+in the middle of the write, a full file system (a 64 KiB tmpfs, for the
+model and for its external data file) and a closed pipe each give exit 2
+with the reason, leave no output or temporary file, and never touch the
+input."""
 
 import os
 import shutil
 import subprocess
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -97,3 +100,160 @@ def test_closed_pipe_is_an_error(bnfold, tmp_path, src):
     assert code == 2, "exit %d: %s" % (code, err)
     assert "cannot write to <stdout>" in err and "Broken pipe" in err, err
     assert sha256(path) == digest
+
+
+# ---------------------------------------------------------------------------
+# A full file system: the output folder is a 64 KiB tmpfs, mounted in a
+# private mount namespace, and the output needs about 300 kB.
+
+TMPFS_SIZE = "64k"
+# Run as `sh -c MOUNT_AND_RUN sh DIR LISTING PREVIOUS KEPT bnfold args...`:
+# mount the tmpfs on DIR, write PREVIOUS (unless empty) to DIR/model.onnx,
+# run bnfold, then record what DIR holds (hidden files too) in LISTING and
+# the content of DIR/model.onnx in KEPT, both outside the tmpfs since the
+# mount goes away with the namespace. Exit 97: the mount failed.
+MOUNT_AND_RUN = r"""
+dir=$1 listing=$2 previous=$3 kept=$4
+shift 4
+mount -t tmpfs -o size=%s tmpfs "$dir" || exit 97
+if [ -n "$previous" ]; then printf %%s "$previous" > "$dir/model.onnx" || exit 97; fi
+"$@"
+rc=$?
+ls -A "$dir" > "$listing"
+if [ -e "$dir/model.onnx" ]; then cat "$dir/model.onnx" > "$kept"; fi
+exit $rc
+""" % TMPFS_SIZE
+
+
+def make_big_model(path, external=False, with_bn=True):
+    """Conv with 128x64x3x3 float weights (295 kB), then a BatchNormalization
+    unless with_bn is false (nothing to fold then). external keeps every
+    tensor in weights.bin beside the model."""
+    rng = np.random.default_rng(11)
+    c_out, c_in = 128, 64
+    inits = [numpy_helper.from_array(rng.standard_normal((c_out, c_in, 3, 3)).astype(np.float32),
+                                     "W")]
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c" if with_bn else "y"], name="conv",
+                              pads=[1, 1, 1, 1])]
+    if with_bn:
+        for name in ("s", "b", "m", "v"):
+            v = rng.uniform(0.5, 1.5, c_out) if name in "sv" else rng.standard_normal(c_out)
+            inits.append(numpy_helper.from_array(v.astype(np.float32), name))
+        nodes.append(helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"],
+                                      name="bn"))
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c_out, 8, 8])],
+        initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    if external:
+        onnx.save(m, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location="weights.bin", size_threshold=0)
+    else:
+        with open(path, "wb") as f:
+            f.write(m.SerializeToString())
+
+
+_TMPFS = {}
+
+
+def tmpfs_launcher(tmp_path):
+    """The command prefix under which mounting a tmpfs is allowed (found
+    once per session), or pytest.skip saying what each way answered."""
+    if "way" not in _TMPFS:
+        _TMPFS["way"], _TMPFS["why"] = None, []
+        ways = []
+        if not shutil.which("unshare"):
+            _TMPFS["why"].append("no unshare program on PATH")
+        else:
+            ways.append(["unshare", "--user", "--map-root-user", "--mount"])
+            if os.geteuid() == 0:
+                ways.append(["unshare", "--mount"])
+            else:
+                _TMPFS["why"].append("unshare --mount: not tried, needs root")
+        probe = tmp_path / "probe"
+        probe.mkdir()
+        for way in ways:
+            p = subprocess.run(way + ["sh", "-c", 'mount -t tmpfs -o size=%s tmpfs "$1"'
+                                      % TMPFS_SIZE, "sh", str(probe)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=RUN_TIMEOUT)
+            if p.returncode == 0:
+                _TMPFS["way"] = way
+                break
+            _TMPFS["why"].append("%s: exit %d, %s" % (
+                " ".join(way), p.returncode, p.stdout.decode("utf-8", "replace").strip()))
+    if _TMPFS["way"] is None:
+        pytest.skip("cannot mount a small tmpfs for the ENOSPC tests: " +
+                    "; ".join(_TMPFS["why"]))
+    return _TMPFS["way"]
+
+
+def run_on_full_fs(bnfold, tmp_path, args, previous=""):
+    """Run bnfold with args, OUT standing for the output folder, a 64 KiB
+    tmpfs. Returns (exit code, stderr, names left in the folder, bytes of
+    OUT/model.onnx or None)."""
+    way = tmpfs_launcher(tmp_path)
+    out_dir = tmp_path / "full"
+    out_dir.mkdir()
+    listing, kept = tmp_path / "listing.txt", tmp_path / "kept"
+    args = [a.replace("OUT", str(out_dir)) for a in args]
+    p = subprocess.run(way + ["sh", "-c", MOUNT_AND_RUN, "sh", str(out_dir), str(listing),
+                              previous, str(kept), bnfold] + args,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=RUN_TIMEOUT)
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode != 97, "mounting the tmpfs failed after the probe worked: " + err
+    assert os.listdir(out_dir) == [], "bnfold wrote below the tmpfs"
+    return (p.returncode, err, listing.read_text().split(),
+            kept.read_bytes() if kept.exists() else None)
+
+
+def test_enospc_model(bnfold, tmp_path):
+    """The model's own write (or its fsync) fails with ENOSPC."""
+    src = str(tmp_path / "big.onnx")
+    make_big_model(src)
+    digest = sha256(src)
+    code, err, left, _ = run_on_full_fs(bnfold, tmp_path,
+                                        [src, "-o", "OUT/model.onnx", "--no-verify"])
+    out = str(tmp_path / "full" / "model.onnx")
+    assert code == 2, err
+    assert err == "bnfold: cannot write '%s': No space left on device\n" % out, err
+    assert left == [], "output or temporary file left behind: %s" % left
+    assert sha256(src) == digest
+
+
+def test_enospc_keeps_previous_output(bnfold, tmp_path):
+    src = str(tmp_path / "big.onnx")
+    make_big_model(src)
+    digest = sha256(src)
+    code, err, left, kept = run_on_full_fs(bnfold, tmp_path,
+                                           [src, "-o", "OUT/model.onnx", "--no-verify"],
+                                           previous="the previous output")
+    assert code == 2, err
+    assert "No space left on device" in err, err
+    assert left == ["model.onnx"], "a temporary file was left behind: %s" % left
+    assert kept == b"the previous output"
+    assert sha256(src) == digest
+
+
+@pytest.mark.parametrize("external,with_bn", [(False, True), (True, True), (True, False)],
+                         ids=["inline-folded", "external-folded", "external-copied"])
+def test_enospc_external_data_file(bnfold, tmp_path, external, with_bn):
+    """--external-data=FILE: the model itself would fit, its data file does
+    not. A folded weight goes to the data file as the fold makes it; the
+    tensors of an external input that nothing changed are copied into it
+    when the output is written."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = str(folder / "big.onnx")
+    make_big_model(src, external, with_bn)
+    digests = {n: sha256(folder / n) for n in os.listdir(folder)}
+    code, err, left, _ = run_on_full_fs(
+        bnfold, tmp_path, [src, "-o", "OUT/model.onnx", "--external-data=model.bin",
+                           "--external-threshold", "0", "--no-verify"])
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bnfold: "), err
+    assert "cannot write the data file: No space left on device" in lines[0], err
+    assert left == [], "model, data file or temporary file left behind: %s" % left
+    assert {n: sha256(folder / n) for n in os.listdir(folder)} == digests

@@ -417,6 +417,120 @@ def gen_attributes():
         "Gemm transB given as a string")
 
 
+def branch(name, nodes, out):
+    """An If branch (no inputs) with the given nodes and output out; its
+    nodes may read values of the enclosing graphs by name."""
+    return helper.make_graph(nodes, name, [],
+                             [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)])
+
+
+def with_if(then_g, else_g, tail=True):
+    """BASE with the BN's output renamed 'bn_out', then an If choosing between
+    then_g and else_g into 't', then (tail) a Relu from 't' to the graph
+    output 'Y'. A branch reading 'Y' depends on the If's own output."""
+    def edit(nodes, inits, inputs, outputs):
+        nodes[1].output[0] = "bn_out"
+        inputs.append(helper.make_tensor_value_info("cond", TensorProto.BOOL, []))
+        nodes.append(helper.make_node("If", ["cond"], ["t"], name="if",
+                                      then_branch=then_g, else_branch=else_g))
+        if tail:
+            nodes.append(helper.make_node("Relu", ["t"], ["Y"], name="relu"))
+        else:
+            outputs[0].name = "t"
+    return variant(edit)
+
+
+def gen_subgraph_cycles():
+    # In each refused model the one defect is a cycle: a subgraph reads, by
+    # name, a value computed from the output of the node holding it. Where
+    # onnx.checker refuses these it is for the node order ("must be
+    # topologically sorted"), which bnfold does not require; it accepts
+    # cycle_if_branch_output.onnx.
+    frag = "its subgraph reads 'Y', which depends on the node's own output"
+    defect = "; the defect is the cycle"
+    else_g = branch("else", [helper.make_node("Identity", ["bn_out"], ["e"])], "e")
+    then_g = branch("then", [helper.make_node("Identity", ["Y"], ["th"])], "th")
+    add("cycle_if_branch.onnx", with_if(then_g, else_g), 2, frag,
+        "If's then_branch reads 'Y', the Relu of the If's output: a cycle through a "
+        "subgraph" + defect)
+
+    inner = helper.make_node(
+        "If", ["cond"], ["u"], name="inner_if",
+        then_branch=branch("inner_then", [helper.make_node("Identity", ["Y"], ["th2"])], "th2"),
+        else_branch=branch("inner_else", [helper.make_node("Identity", ["bn_out"], ["e2"])],
+                           "e2"))
+    add("cycle_if_nested.onnx", with_if(branch("then", [inner], "u"), else_g), 2, frag,
+        "an If inside the then_branch of the main If reads 'Y', which the main graph computes "
+        "from the outer If's output: a cycle two subgraph levels down" + defect)
+
+    then_out = branch("then", [], "Y")
+    add("cycle_if_branch_output.onnx", with_if(then_out, else_g), 2, frag,
+        "then_branch has no node: its output is 'Y' itself, computed from the If's output "
+        "(onnx.checker accepts it)" + defect)
+
+    def loop(nodes, inits, inputs, outputs):
+        nodes[1].output[0] = "bn_out"
+        inits.append(tensor("trips", np.array(2, dtype=np.int64)))
+        inputs.append(helper.make_tensor_value_info("cond", TensorProto.BOOL, []))
+        body = helper.make_graph(
+            [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+             helper.make_node("Add", ["x", "Y"], ["x2"])],
+            "body",
+            [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+             helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+             helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+            [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+             helper.make_tensor_value_info("x2", TensorProto.FLOAT, None)])
+        nodes.append(helper.make_node("Loop", ["trips", "cond", "bn_out"], ["t"], name="loop",
+                                      body=body))
+        nodes.append(helper.make_node("Relu", ["t"], ["Y"], name="relu"))
+    add("cycle_loop_body.onnx", variant(loop), 2, frag,
+        "a Loop body adds 'Y', the Relu of the Loop's own output, to its carried value" +
+        defect)
+
+    own = branch("then", [helper.make_node("Identity", ["t"], ["th"])], "th")
+    add("cycle_if_reads_own_output.onnx", with_if(own, else_g, tail=False), 2,
+        "its subgraph reads 't'",
+        "then_branch reads 't', the If's own output" + defect)
+
+    # One level down: inside the main If's then_branch, an inner If whose
+    # branch reads a value that branch computes from the inner If's output.
+    inner = helper.make_node(
+        "If", ["cond"], ["u"], name="inner_if",
+        then_branch=branch("inner_then", [helper.make_node("Identity", ["v"], ["th2"])], "th2"),
+        else_branch=branch("inner_else", [helper.make_node("Identity", ["bn_out"], ["e2"])],
+                           "e2"))
+    then_g = branch("then", [inner, helper.make_node("Relu", ["u"], ["v"], name="inner_relu")],
+                    "v")
+    add("cycle_inside_branch.onnx", with_if(then_g, else_g), 2,
+        "node 'inner_if' (If): its subgraph reads 'v'",
+        "the cycle lies inside the main If's then_branch: an inner If reads 'v', computed "
+        "in that branch from the inner If's output" + defect)
+
+    # Not a cycle: the branches read a value computed before the If (the
+    # BN's output, so the BN still folds into the Conv).
+    then_ok = branch("then", [helper.make_node("Relu", ["bn_out"], ["th"])], "th")
+    else_ok = branch("else", [helper.make_node("Neg", ["bn_out"], ["e"])], "e")
+    add("if_reads_earlier_value.onnx", with_if(then_ok, else_ok), 0, "folded 1 of 1",
+        "both If branches read 'bn_out', computed before the If, and the Relu after the If "
+        "reads its output: no cycle, accepted and folded")
+
+    # Not a cycle either, though listed out of order: the If comes before
+    # the node computing 'z', which reads nothing of the If's.
+    def later(nodes, inits, inputs, outputs):
+        nodes[1].output[0] = "bn_out"
+        inputs.append(helper.make_tensor_value_info("cond", TensorProto.BOOL, []))
+        nodes.append(helper.make_node(
+            "If", ["cond"], ["t"], name="if",
+            then_branch=branch("then", [helper.make_node("Relu", ["z"], ["th"])], "th"),
+            else_branch=branch("else", [helper.make_node("Neg", ["z"], ["e"])], "e")))
+        nodes.append(helper.make_node("Sigmoid", ["bn_out"], ["z"], name="sigmoid"))
+        nodes.append(helper.make_node("Relu", ["t"], ["Y"], name="relu"))
+    add("if_reads_later_node.onnx", variant(later), 0, "folded 1 of 1",
+        "If branches read 'z', computed by a node listed after the If but not from its "
+        "output: no cycle, accepted (onnx.checker refuses the node order)")
+
+
 def nested_if(depth):
     """BASE's graph wrapped in `depth` If nodes (then_branch only), as raw
     protobuf so that building it stays linear in depth."""
@@ -482,6 +596,7 @@ def main():
     gen_bytes_level()
     gen_shapes()
     gen_structure()
+    gen_subgraph_cycles()
     gen_tensors()
     gen_attributes()
     gen_nesting()

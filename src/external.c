@@ -532,7 +532,8 @@ int ext_spill_append(struct bnf_external *ext, const uint8_t *data, size_t len, 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return bnf_fail(err, BNF_ERR_IO, "cannot write the data file: %s",
+			return bnf_fail(err, BNF_ERR_IO, "cannot write the data file in '%s': %s",
+					ext->spill_folder ? ext->spill_folder : "$TMPDIR",
 					n < 0 ? strerror(errno) : "short write");
 		done += (size_t)n;
 	}

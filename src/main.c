@@ -617,7 +617,10 @@ static int run_fold(const struct cli *cli)
 	}
 	cli_count_model(st.model.proto, &st.facts.nodes_after, &st.facts.initializers_after);
 	if (cli->dry_run) {
-		out_size = changed ? onnx__model_proto__get_packed_size(st.model.proto) : in_size;
+		/* What would be written: the model and its external tensors. */
+		out_size = changed ? onnx__model_proto__get_packed_size(st.model.proto) +
+					     (size_t)bnf_model_external_bytes(st.model.proto)
+				   : in_size;
 	} else {
 		phase_begin(&st, cli, "writing");
 		/* Nothing changed and nothing to move: hand back the input exactly

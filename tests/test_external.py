@@ -112,6 +112,26 @@ def test_default_writes_data_file_next_to_output(bnfold, ext_model, tmp_path):
     check_equal_in_ort(ext_model, out)
 
 
+def test_dry_run_counts_external_data(bnfold, ext_model, tmp_path):
+    """-n reports the size the output would have, its data file included
+    (it used to count the model file alone): within a few hundred bytes of
+    what the real run writes, which moves tensors under the threshold
+    inline."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    dry = C.run(bnfold, [ext_model, "-n", "--json", "-"])
+    assert dry.returncode == 0, C.describe(dry)
+    proc = C.run(bnfold, [ext_model, "-o", str(out_dir / "m.onnx")])
+    assert proc.returncode == 0, C.describe(proc)
+    written = sum(os.path.getsize(out_dir / n) for n in os.listdir(out_dir))
+    data = os.path.getsize(os.path.join(os.path.dirname(ext_model), "weights.bin"))
+    m = re.search(r"-> ([0-9.]+) (B|kB)", dry.stderr)
+    assert m, dry.stderr
+    reported = float(m.group(1)) * (1000 if m.group(2) == "kB" else 1)
+    assert reported >= data, "the dry run left the data file out: %s" % dry.stderr
+    assert abs(reported - written) <= max(300, 0.05 * written), (reported, written)
+
+
 def test_external_data_inline(bnfold, ext_model, tmp_path):
     out = str(tmp_path / "inline.onnx")
     proc = C.run(bnfold, [ext_model, "-o", out, "--external-data=inline"])

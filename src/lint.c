@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "graph.h"
+#include "mem.h"
 #include "tensor_data.h"
 
 static const char *const finding_code_names[BNF_FINDING_CODE_COUNT] = {
@@ -366,6 +367,9 @@ static size_t channel_of(const struct channel_layout *lay, size_t idx)
 static size_t flushed_channel(const double *w, size_t count, const struct channel_layout *lay,
 			      int dtype, unsigned char *nonzero, unsigned char *survives)
 {
+	/* The smallest normal value of dtype: at or above it nothing rounds to
+	 * zero, and the exact rounding is needed below it only. */
+	double normal = ldexp(1.0, dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ? -14 : -126);
 	size_t i, c;
 
 	memset(nonzero, 0, lay->channels);
@@ -375,7 +379,7 @@ static size_t flushed_channel(const double *w, size_t count, const struct channe
 		if (c >= lay->channels || w[i] == 0.0)
 			continue;
 		nonzero[c] = 1;
-		if (bnf_round_to_dtype(w[i], dtype) != 0.0)
+		if (fabs(w[i]) >= normal || bnf_round_to_dtype(w[i], dtype) != 0.0)
 			survives[c] = 1;
 	}
 	for (c = 0; c < lay->channels; c++)
@@ -485,37 +489,16 @@ static int walk_weights(struct weight_check *wc, Onnx__GraphProto *g)
 
 /* ---- the fold a deployment-ready model would already have ---- */
 
-static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model)
+/* Findings from a fold report: the BatchNormalization nodes an overflow
+ * kept and, from a probe's report (`probed`), those it could fold. */
+static int probe_findings(struct lint_ctx *ctx, const struct bnf_fold_report *probe, int probed)
 {
-	struct bnf_fold_report probe;
-	struct bnf_fold_options fo;
-	struct weight_check wc;
-	Onnx__ModelProto *copy = NULL;
-	uint8_t *buf = NULL;
-	size_t size = onnx__model_proto__get_packed_size(model), k;
+	size_t k;
 	int rc = BNF_OK;
 
-	memset(&probe, 0, sizeof(probe));
-	memset(&fo, 0, sizeof(fo));
-	fo.ext = ctx->ext; /* the copy's external tensors point at the same files */
-	buf = malloc(size ? size : 1);
-	if (!buf) {
-		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	onnx__model_proto__pack(model, buf);
-	copy = onnx__model_proto__unpack(NULL, size, buf);
-	if (!copy) {
-		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	free(buf);
-	buf = NULL;
-	if ((rc = bnf_fold_model(copy, &fo, &probe, ctx->err)) != BNF_OK)
-		goto out;
-	for (k = 0; k < probe.n_records && rc == BNF_OK; k++) {
-		const struct bnf_bn_record *r = &probe.records[k];
-		if (r->kind != BNF_FOLD_KIND_NONE)
+	for (k = 0; k < probe->n_records && rc == BNF_OK; k++) {
+		const struct bnf_bn_record *r = &probe->records[k];
+		if (r->kind != BNF_FOLD_KIND_NONE && probed)
 			rc = add_finding(ctx, BNF_FINDING_CODE_BN_UNFOLDED, "BatchNormalization",
 					 r->bn_name, r->graph,
 					 "could be folded into %s '%s' (%s): the model is not "
@@ -525,13 +508,51 @@ static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model)
 			rc = add_finding(ctx, BNF_FINDING_CODE_FP16_OVERFLOW, "BatchNormalization",
 					 r->bn_name, r->graph, "cannot be folded: %s", r->detail);
 	}
+	return rc;
+}
+
+static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model,
+			   const struct bnf_lint_options *opt)
+{
+	struct bnf_fold_report probe;
+	struct bnf_fold_options fo;
+	struct weight_check wc;
+	Onnx__ModelProto *copy = NULL;
+	uint8_t *buf = NULL;
+	size_t size;
+	int rc = BNF_OK;
+
+	memset(&probe, 0, sizeof(probe));
+	memset(&fo, 0, sizeof(fo));
+	fo.ext = ctx->ext; /* the copy's external tensors point at the same files */
+	if (opt && opt->bytes) {
+		copy = onnx__model_proto__unpack(&bnf_large_allocator, opt->size, opt->bytes);
+	} else {
+		size = onnx__model_proto__get_packed_size(model);
+		buf = bnf_malloc_large(size);
+		if (buf) {
+			onnx__model_proto__pack(model, buf);
+			copy = onnx__model_proto__unpack(&bnf_large_allocator, size, buf);
+			free(buf);
+		}
+	}
+	if (!copy) {
+		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = bnf_fold_model(copy, &fo, &probe, ctx->err)) != BNF_OK)
+		goto out;
+	rc = probe_findings(ctx, &probe, 1);
 	wc.ctx = ctx;
 	wc.folds = &probe;
 	wc.probe = 1;
 	if (rc == BNF_OK && probe.n_folded > 0)
 		rc = walk_weights(&wc, copy->graph);
+	if (rc == BNF_OK && opt && opt->probe_report) {
+		*opt->probe_report = probe; /* handed over */
+		memset(&probe, 0, sizeof(probe));
+	}
 out:
-	free(buf);
 	if (copy)
 		onnx__model_proto__free_unpacked(copy, NULL);
 	bnf_fold_report_free(&probe);
@@ -561,8 +582,12 @@ int bnf_lint_model(const Onnx__ModelProto *model, const struct bnf_lint_options 
 		wc.probe = 0;
 		rc = walk_weights(&wc, model->graph);
 	}
-	if (rc == BNF_OK)
-		rc = lint_fold_probe(&ctx, model);
+	/* bnfold's fold runs to a fixed point: on its result a probe would
+	 * fold nothing and keep for overflow what the fold kept. */
+	if (rc == BNF_OK && opt && opt->folded)
+		rc = probe_findings(&ctx, opt->folded, 0);
+	else if (rc == BNF_OK)
+		rc = lint_fold_probe(&ctx, model, opt);
 	return rc;
 }
 

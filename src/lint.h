@@ -57,10 +57,19 @@ struct bnf_lint_options {
 	/* External data of the model (external.h), or NULL when it has none:
 	 * parameters and weights kept outside the file are read through it. */
 	struct bnf_external *ext;
+	/* The serialized model when model is exactly its unpacking and has no
+	 * external tensors, or NULL: the fold probe's copy is unpacked from
+	 * these bytes instead of packing the model first. Borrowed. */
+	const uint8_t *bytes;
+	size_t size;
+	/* When not NULL (and folded is NULL), receives the fold probe's
+	 * report: what bnf_fold_model would do to the model. */
+	struct bnf_fold_report *probe_report;
 };
 
-/* Lint model (unchanged; a packed copy is folded to learn which
- * BatchNormalization nodes could still fold) into rep, which the caller
+/* Lint model (unchanged; a copy is folded to learn which BatchNormalization
+ * nodes could still fold; after bnfold's own fold, which runs to a fixed
+ * point, its report says it without a copy) into rep, which the caller
  * zeroes first and frees with bnf_lint_report_free. Fails only on a model
  * too malformed to analyse (err names the node or tensor) or on memory. */
 int bnf_lint_model(const Onnx__ModelProto *model, const struct bnf_lint_options *opt,

@@ -398,7 +398,8 @@ static int finish_json(const struct cli *cli, struct run_state *st, int rc)
 
 /* Lint the model in memory (the input, or the folded result whose folds
  * rep describes); returns -1 to go on, or an exit code. */
-static int lint_step(const struct cli *cli, struct run_state *st, const struct bnf_fold_report *rep)
+static int lint_step(const struct cli *cli, struct run_state *st, const struct bnf_fold_report *rep,
+		     struct bnf_fold_report *probe_report)
 {
 	struct bnf_lint_options lo;
 	struct bnf_error err;
@@ -408,6 +409,11 @@ static int lint_step(const struct cli *cli, struct run_state *st, const struct b
 	memset(&lo, 0, sizeof(lo));
 	lo.folded = rep;
 	lo.ext = cli->ext;
+	lo.probe_report = probe_report;
+	if (!rep && st->model.bytes && st->model.n_external == 0) {
+		lo.bytes = st->model.bytes; /* the model is the file as read */
+		lo.size = st->model.size;
+	}
 	phase_begin(st, cli, "checking the graph");
 	rc = bnf_lint_model(st->model.proto, &lo, &st->lint, &err);
 	phase_end(st, CLI_PHASE_LINT);
@@ -438,32 +444,24 @@ static int read_input(const struct cli *cli, struct run_state *st)
 	return BNF_OK;
 }
 
-/* --check MODEL: lint, write nothing. The fold then runs on the model in
- * memory as an analysis, for the table of -v and the report. */
+/* --check MODEL: lint, write nothing. The lint folds a copy of the model
+ * to see what could fold; that report is the table of -v and the report's. */
 static int run_check(const struct cli *cli)
 {
 	struct run_state st;
-	struct bnf_fold_options opt;
-	struct bnf_error err;
 	int rc = EXIT_CODE_OK, r;
 
 	run_state_init(&st, cli, "check");
-	memset(&opt, 0, sizeof(opt));
-	memset(&err, 0, sizeof(err));
 	if (read_input(cli, &st) != BNF_OK) {
 		rc = EXIT_CODE_UNUSABLE;
 		goto out;
 	}
-	r = lint_step(cli, &st, NULL);
+	/* The lint's fold probe is the analysis of the table and the report. */
+	r = lint_step(cli, &st, NULL, &st.rep);
 	if (r >= 0)
 		rc = r;
-	if (rc == EXIT_CODE_UNUSABLE || (!cli->verbose && !cli->json))
+	if (rc == EXIT_CODE_UNUSABLE)
 		goto out;
-	if (bnf_fold_model(st.model.proto, &opt, &st.rep, &err) != BNF_OK) {
-		say("%s: %s", bnf_path_label(cli->input, 0), err.msg);
-		rc = EXIT_CODE_UNUSABLE;
-		goto out;
-	}
 	st.facts.fold = &st.rep;
 	if (cli->verbose)
 		cli_print_bn_table(&st.rep, 0);
@@ -651,7 +649,7 @@ static int run_fold(const struct cli *cli)
 		else if (st.rep.n_changed > 0 && cli->no_verify)
 			say("not verified (--no-verify)");
 	}
-	if (cli->check && (r = lint_step(cli, &st, &st.rep)) >= 0 && rc != EXIT_CODE_UNUSABLE)
+	if (cli->check && (r = lint_step(cli, &st, &st.rep, NULL)) >= 0 && rc != EXIT_CODE_UNUSABLE)
 		rc = r;
 out:
 	bnf_model_unpack_cancel(&ref_job);

@@ -120,4 +120,9 @@ int bnf_external_write(struct bnf_external *ext, Onnx__ModelProto *model, const 
 		       const struct bnf_write_plan *plan, size_t *written, size_t *data_written,
 		       struct bnf_error *err);
 
+/* 1 when bnf_external_write would write the model to the file path as it
+ * is, inline, with nothing to move (so bnf_model_write_start may do it). */
+int bnf_external_write_is_plain(const Onnx__ModelProto *model, const struct bnf_write_plan *plan,
+				const char *path);
+
 #endif

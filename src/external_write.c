@@ -278,3 +278,14 @@ int bnf_external_write(struct bnf_external *ext, Onnx__ModelProto *model, const 
 				"--external-data=inline");
 	return write_files(ext, model, path, &resolved, written, data_written, err);
 }
+
+int bnf_external_write_is_plain(const Onnx__ModelProto *model, const struct bnf_write_plan *plan,
+				const char *path)
+{
+	uint64_t ext_bytes = bnf_model_external_bytes(model);
+	uint64_t total = onnx__model_proto__get_packed_size(model) + ext_bytes;
+
+	return strcmp(path, "-") != 0 && ext_bytes == 0 && total < INLINE_LIMIT &&
+	       bnf_data_mode_resolve(plan->mode, plan->input_external, total) ==
+		       BNF_DATA_MODE_INLINE;
+}

@@ -518,10 +518,12 @@ static int run_fold(const struct cli *cli)
 	Onnx__ModelProto *orig = NULL;
 	struct bnf_write_plan plan = cli->plan;
 	struct bnf_unpack_job ref_job;
+	struct bnf_staged_write staged;
 	size_t in_size, out_size = 0, data_size = 0;
-	int rc = EXIT_CODE_OK, verified = 0, usable, changed, r, verbatim;
+	int rc = EXIT_CODE_OK, verified = 0, usable, changed, r, verbatim, early = 0;
 
 	memset(&ref_job, 0, sizeof(ref_job));
+	memset(&staged, 0, sizeof(staged));
 
 	run_state_init(&st, cli, cli->check ? "fold+check" : "fold");
 	memset(&opt, 0, sizeof(opt));
@@ -590,6 +592,11 @@ static int run_fold(const struct cli *cli)
 			goto out;
 		}
 		bnf_model_drop_bytes(&st.model);
+		/* The output is written to its temporary file while the check
+		 * runs, and renamed into place only if it passes. */
+		early = !cli->dry_run &&
+			bnf_external_write_is_plain(st.model.proto, &plan, cli->output) &&
+			bnf_model_write_start(cli->output, st.model.proto, &staged, &err) == BNF_OK;
 		phase_begin(&st, cli, "checking");
 		verified = verify_fold(cli, orig, st.model.proto, &st.rep, &st.vr, &usable);
 		phase_end(&st, CLI_PHASE_CHECK);
@@ -625,7 +632,9 @@ static int run_fold(const struct cli *cli)
 		 * as it was. Otherwise tensors go where --external-data says. */
 		verbatim = !changed && st.model.n_external == 0 &&
 			   bnf_data_mode_resolve(plan.mode, 0, in_size) == BNF_DATA_MODE_INLINE;
-		if (verbatim)
+		if (early)
+			r = bnf_model_write_commit(&staged, &out_size, &err);
+		else if (verbatim)
 			r = bnf_model_write_bytes(cli->output, st.model.bytes, st.model.size, &err);
 		else
 			r = bnf_external_write(cli->ext, st.model.proto, cli->output, &plan,
@@ -652,6 +661,7 @@ static int run_fold(const struct cli *cli)
 	if (cli->check && (r = lint_step(cli, &st, &st.rep, NULL)) >= 0 && rc != EXIT_CODE_UNUSABLE)
 		rc = r;
 out:
+	bnf_model_write_abort(&staged);
 	bnf_model_unpack_cancel(&ref_job);
 	rc = finish_json(cli, &st, rc);
 	if (orig)

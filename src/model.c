@@ -365,6 +365,70 @@ int bnf_path_folder(const char *path, char *out, size_t len)
 	return 0;
 }
 
+/* Create the temporary file next to path (its name into tmp) with the
+ * mode a plain create would give; returns the open stream or NULL (err). */
+static FILE *open_temp(const char *path, char *tmp, size_t tmp_len, struct bnf_error *err)
+{
+	char folder[PATH_MAX];
+	FILE *f;
+	int fd;
+	mode_t mask;
+	struct stat st;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		bnf_fail(err, BNF_ERR_IO, "cannot write '%s': is a directory", path);
+		return NULL;
+	}
+	if (bnf_path_folder(path, folder, sizeof(folder)) != 0 ||
+	    snprintf(tmp, tmp_len, "%s/.bnfold-XXXXXX", folder) >= (int)tmp_len) {
+		bnf_fail(err, BNF_ERR_IO, "cannot write '%s': path too long", path);
+		return NULL;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	/* mkstemp makes the file private; give it the mode a plain create
+	 * would have had under the user's umask. */
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0666 & ~mask) != 0 || !(f = fdopen(fd, "wb"))) {
+		bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return NULL;
+	}
+	return f;
+}
+
+/* Stream the model (or buf) into f, make it durable and close f: 0 or the
+ * errno of the first failure. */
+static int fill_temp(FILE *f, const Onnx__ModelProto *proto, const uint8_t *buf, size_t len,
+		     size_t *written)
+{
+	int e = stream_write(f, proto, buf, len, written);
+
+	if (!e && fsync(fileno(f)) != 0)
+		e = errno;
+	if (fclose(f) != 0 && !e)
+		e = errno;
+	return e;
+}
+
+/* Put the complete temporary file in place: the companion data file
+ * (data_tmp, NULL if none) first, renamed to data_path, then the model. */
+static int commit_temp(const char *tmp, const char *path, const char *data_tmp,
+		       const char *data_path, struct bnf_error *err)
+{
+	if (data_tmp && rename(data_tmp, data_path) != 0)
+		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", data_path,
+				strerror(errno));
+	if (rename(tmp, path) != 0)
+		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+	return BNF_OK;
+}
+
 /* Write the model (or buf) to a temporary file next to path and rename it
  * into place; a companion data file (data_tmp, NULL if none) is renamed to
  * data_path just before, once the model is complete. */
@@ -372,61 +436,85 @@ static int write_atomic(const char *path, const Onnx__ModelProto *proto, const u
 			size_t len, const char *data_tmp, const char *data_path, size_t *written,
 			struct bnf_error *err)
 {
-	char folder[PATH_MAX];
 	char tmp[PATH_MAX];
-	FILE *f = NULL;
-	int fd = -1, e, rc = BNF_OK;
-	mode_t mask;
-	struct stat st;
+	FILE *f = open_temp(path, tmp, sizeof(tmp), err);
+	int e, rc;
 
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': is a directory", path);
-	if (bnf_path_folder(path, folder, sizeof(folder)) != 0 ||
-	    snprintf(tmp, sizeof(tmp), "%s/.bnfold-XXXXXX", folder) >= (int)sizeof(tmp))
-		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': path too long", path);
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-	/* mkstemp makes the file private; give it the mode a plain create
-	 * would have had under the user's umask. */
-	mask = umask(0);
-	umask(mask);
-	if (fchmod(fd, 0666 & ~mask) != 0) {
-		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-		goto fail;
-	}
-	f = fdopen(fd, "wb");
-	if (!f) {
-		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-		goto fail;
-	}
-	fd = -1;
-	e = stream_write(f, proto, buf, len, written);
-	if (!e && fsync(fileno(f)) != 0)
-		e = errno;
-	if (fclose(f) != 0 && !e)
-		e = errno;
-	f = NULL;
-	if (e) {
+	if (!f)
+		return err ? err->status : BNF_ERR_IO;
+	e = fill_temp(f, proto, buf, len, written);
+	if (e)
 		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(e));
-		goto fail;
-	}
-	if (data_tmp && rename(data_tmp, data_path) != 0) {
-		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", data_path, strerror(errno));
-		goto fail;
-	}
-	if (rename(tmp, path) != 0) {
-		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-		goto fail;
-	}
-	return BNF_OK;
-fail:
-	if (f)
-		fclose(f);
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+	else
+		rc = commit_temp(tmp, path, data_tmp, data_path, err);
+	if (rc != BNF_OK)
+		unlink(tmp);
 	return rc;
+}
+
+/* ---- a write that runs beside the check ---- */
+
+static void *staged_main(void *arg)
+{
+	struct bnf_staged_write *sw = arg;
+
+	sw->errnum = fill_temp(sw->f, sw->proto, NULL, 0, &sw->written);
+	sw->f = NULL;
+	return NULL;
+}
+
+int bnf_model_write_start(const char *path, const Onnx__ModelProto *proto,
+			  struct bnf_staged_write *sw, struct bnf_error *err)
+{
+	memset(sw, 0, sizeof(*sw));
+	if ((size_t)snprintf(sw->path, sizeof(sw->path), "%s", path) >= sizeof(sw->path))
+		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': path too long", path);
+	sw->proto = proto;
+	sw->f = open_temp(path, sw->tmp, sizeof(sw->tmp), err);
+	if (!sw->f)
+		return err ? err->status : BNF_ERR_IO;
+	sw->open = 1;
+	if (pthread_create(&sw->thread, NULL, staged_main, sw) == 0)
+		sw->started = 1;
+	else
+		staged_main(sw); /* no thread: write it now */
+	return BNF_OK;
+}
+
+static void staged_wait(struct bnf_staged_write *sw)
+{
+	if (sw->started) {
+		pthread_join(sw->thread, NULL);
+		sw->started = 0;
+	}
+}
+
+int bnf_model_write_commit(struct bnf_staged_write *sw, size_t *written, struct bnf_error *err)
+{
+	int rc;
+
+	staged_wait(sw);
+	if (!sw->open)
+		return bnf_fail(err, BNF_ERR_IO, "no write in progress");
+	sw->open = 0;
+	if (sw->errnum)
+		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", sw->path,
+			      strerror(sw->errnum));
+	else
+		rc = commit_temp(sw->tmp, sw->path, NULL, NULL, err);
+	if (rc != BNF_OK)
+		unlink(sw->tmp);
+	else if (written)
+		*written = sw->written;
+	return rc;
+}
+
+void bnf_model_write_abort(struct bnf_staged_write *sw)
+{
+	staged_wait(sw);
+	if (sw->open)
+		unlink(sw->tmp);
+	sw->open = 0;
 }
 
 int bnf_model_write(const char *path, const Onnx__ModelProto *proto, size_t *written,

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "error.h"
 #include "onnx.pb-c.h"
@@ -100,5 +101,28 @@ int bnf_path_folder(const char *path, char *out, size_t len);
 
 /* The name to show for path in messages ("<stdin>" / "<stdout>" for "-"). */
 const char *bnf_path_label(const char *path, int writing);
+
+/* A write of the model to a file that runs on a thread of its own while
+ * the caller checks the model, and is put in place only afterwards: the
+ * temporary file is complete and synced when bnf_model_write_commit
+ * renames it, or removed by bnf_model_write_abort. The model must not
+ * change in between. */
+struct bnf_staged_write {
+	const Onnx__ModelProto *proto;
+	FILE *f;
+	char path[4096];
+	char tmp[4096];
+	pthread_t thread;
+	int started;     /* the thread runs or awaits its join */
+	int open;        /* the temporary file exists */
+	int errnum;      /* errno of a failed write, 0 if none */
+	size_t written;
+};
+
+int bnf_model_write_start(const char *path, const Onnx__ModelProto *proto,
+			  struct bnf_staged_write *sw, struct bnf_error *err);
+int bnf_model_write_commit(struct bnf_staged_write *sw, size_t *written, struct bnf_error *err);
+/* Allowed on a zeroed or finished write. */
+void bnf_model_write_abort(struct bnf_staged_write *sw);
 
 #endif

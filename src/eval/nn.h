@@ -63,6 +63,10 @@ int bnf_nn_is_real(int dtype);
 int bnf_nn_check_inputs(const struct bnf_op_ctx *ctx, size_t min, size_t max,
 			unsigned real_mask);
 
+/* Output i, uninitialised, for operators that write every element. */
+int bnf_nn_new_output_uninit(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank,
+			     const int64_t *dims);
+
 /* Allocate output i with X's dtype (or `dtype` when not 0) and shape. */
 int bnf_nn_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank,
 		      const int64_t *dims);

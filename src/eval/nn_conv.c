@@ -287,7 +287,7 @@ int bnf_nn_conv_shape(struct bnf_op_ctx *ctx)
 	struct conv_plan p;
 	int rc = conv_plan(ctx, 0, &p);
 
-	return rc ? rc : bnf_nn_new_output(ctx, 0, 0, ctx->in[0]->rank, p.y_dims);
+	return rc ? rc : bnf_nn_new_output_uninit(ctx, 0, 0, ctx->in[0]->rank, p.y_dims);
 }
 
 int bnf_nn_conv_compute(struct bnf_op_ctx *ctx)

@@ -77,7 +77,7 @@ static int pool_shape(struct bnf_op_ctx *ctx, enum pool_kind kind)
 	int rc = pool_plan(ctx, kind, &p);
 
 	if (rc == BNF_OK)
-		rc = bnf_nn_new_output(ctx, 0, 0, rank, p.y_dims);
+		rc = bnf_nn_new_output_uninit(ctx, 0, 0, rank, p.y_dims);
 	if (rc == BNF_OK && kind == POOL_KIND_MAX && bnf_op_wants_output(ctx, 1))
 		rc = bnf_nn_new_output(ctx, 1, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, rank, p.y_dims);
 	return rc;

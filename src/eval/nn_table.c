@@ -55,15 +55,30 @@ int bnf_nn_check_inputs(const struct bnf_op_ctx *ctx, size_t min, size_t max,
 	return BNF_OK;
 }
 
-int bnf_nn_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank,
-		      const int64_t *dims)
+static int new_output(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank, const int64_t *dims,
+		      int zeroed)
 {
 	if (i >= ctx->n_out)
 		return i == 0 ? bnf_fail(ctx->err, BNF_ERR_INPUT, "has no output") : BNF_OK;
-	if (bnf_op_take_donor(ctx, i, dtype ? dtype : ctx->in[0]->dtype, rank, dims))
+	if (!dtype)
+		dtype = ctx->in[0]->dtype;
+	if (bnf_op_take_donor(ctx, i, dtype, rank, dims))
 		return BNF_OK;
-	ctx->out[i] = bnf_tensor_new(dtype ? dtype : ctx->in[0]->dtype, rank, dims, ctx->err);
+	ctx->out[i] = zeroed ? bnf_tensor_new(dtype, rank, dims, ctx->err)
+			     : bnf_tensor_new_uninit(dtype, rank, dims, ctx->err);
 	return ctx->out[i] ? BNF_OK : ctx->err->status;
+}
+
+int bnf_nn_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank,
+		      const int64_t *dims)
+{
+	return new_output(ctx, i, dtype, rank, dims, 1);
+}
+
+int bnf_nn_new_output_uninit(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank,
+			     const int64_t *dims)
+{
+	return new_output(ctx, i, dtype, rank, dims, 0);
 }
 
 size_t bnf_nn_prod(const int64_t *dims, int n)

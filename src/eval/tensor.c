@@ -104,17 +104,32 @@ static struct bnf_tensor *tensor_shell(int dtype, int rank, const int64_t *dims,
 	return t;
 }
 
-struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims, struct bnf_error *err)
+/* bnf_tensor_new and bnf_tensor_new_uninit. */
+static struct bnf_tensor *tensor_alloc(int dtype, int rank, const int64_t *dims, int zeroed,
+				       struct bnf_error *err)
 {
 	struct bnf_tensor *t = tensor_shell(dtype, rank, dims, err);
+	size_t n = t && t->count ? t->count : 1;
 
-	if (t && !(t->data = bnf_calloc_large(t->count ? t->count : 1, bnf_tensor_elem_size(dtype)))) {
+	if (t && !(t->data = zeroed ? bnf_calloc_large(n, bnf_tensor_elem_size(dtype))
+				    : bnf_malloc_large(n * bnf_tensor_elem_size(dtype)))) {
 		bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating a tensor of %zu elements",
 			 t->count);
 		free(t);
 		t = NULL;
 	}
 	return t;
+}
+
+struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims, struct bnf_error *err)
+{
+	return tensor_alloc(dtype, rank, dims, 1, err);
+}
+
+struct bnf_tensor *bnf_tensor_new_uninit(int dtype, int rank, const int64_t *dims,
+					 struct bnf_error *err)
+{
+	return tensor_alloc(dtype, rank, dims, 0, err);
 }
 
 struct bnf_tensor *bnf_tensor_clone(const struct bnf_tensor *t, struct bnf_error *err)

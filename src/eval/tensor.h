@@ -46,6 +46,11 @@ const char *bnf_dtype_name(int dtype);
 struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims,
 				  struct bnf_error *err);
 
+/* The same with data left uninitialised, for outputs an operator writes
+ * in full. */
+struct bnf_tensor *bnf_tensor_new_uninit(int dtype, int rank, const int64_t *dims,
+					 struct bnf_error *err);
+
 /* Deep copy; NULL with err set on failure. */
 struct bnf_tensor *bnf_tensor_clone(const struct bnf_tensor *t, struct bnf_error *err);
 

@@ -19,13 +19,16 @@
 
 #include "external_internal.h"
 #include "model.h"
+#include "tempfiles.h"
 
 struct bnf_external *bnf_external_new(void)
 {
 	struct bnf_external *ext = calloc(1, sizeof(*ext));
 
-	if (ext)
+	if (ext) {
 		ext->spill_fd = -1;
+		ext->spill_slot = -1;
+	}
 	return ext;
 }
 
@@ -42,6 +45,7 @@ void bnf_external_free(struct bnf_external *ext)
 		close(ext->spill_fd);
 	if (ext->spill_path && !ext->committed)
 		unlink(ext->spill_path);
+	bnf_temp_untrack(ext->spill_slot);
 	free(ext->spill_path);
 	free(ext->spill_folder);
 	free(ext);
@@ -515,6 +519,8 @@ int bnf_external_spill_open(struct bnf_external *ext, const char *folder, size_t
 		unlink(tmp); /* anonymous: gone when closed */
 	} else if (!(ext->spill_path = strdup(tmp)) || !(ext->spill_folder = strdup(folder))) {
 		rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+	} else {
+		ext->spill_slot = bnf_temp_track(tmp);
 	}
 	ext->threshold = threshold;
 	ext->spill_size = 0;

@@ -22,6 +22,7 @@ struct bnf_external {
 	size_t n_files;
 	int spill_fd;         /* -1 until bnf_external_spill_open */
 	char *spill_path;     /* NULL when anonymous */
+	int spill_slot;       /* its tempfiles.h slot, or -1 */
 	char *spill_folder;   /* the folder it was created in */
 	uint64_t spill_size;
 	size_t threshold;

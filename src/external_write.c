@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "external_internal.h"
+#include "tempfiles.h"
 #include "model.h"
 
 /* The protobuf format cannot hold a message of 2 GB or more. */
@@ -210,6 +211,8 @@ static int write_files(struct bnf_external *ext, Onnx__ModelProto *model, const 
 		close(ext->spill_fd);
 		ext->spill_fd = -1;
 		unlink(ext->spill_path);
+		bnf_temp_untrack(ext->spill_slot);
+		ext->spill_slot = -1;
 		free(ext->spill_path);
 		ext->spill_path = NULL;
 		return bnf_model_write(path, model, written, err);

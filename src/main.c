@@ -22,6 +22,7 @@
 #include "inputs.h"
 #include "lint.h"
 #include "mem.h"
+#include "tempfiles.h"
 #include "model.h"
 #include "trainmode.h"
 #include "validate.h"
@@ -809,6 +810,15 @@ static size_t default_check_memory(void)
 	return half > SIZE_MAX ? SIZE_MAX : (size_t)half;
 }
 
+/* A run ended by a signal takes its temporary files with it, then dies of
+ * the signal as it would have. */
+static void on_fatal_signal(int sig)
+{
+	bnf_temp_remove_all();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli;
@@ -817,6 +827,9 @@ int main(int argc, char **argv)
 	/* A closed pipe on stdout must be an error we report, not a silent
 	 * death by signal. */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_fatal_signal);
+	signal(SIGTERM, on_fatal_signal);
+	signal(SIGHUP, on_fatal_signal);
 	bnf_mem_init();
 	memset(&cli, 0, sizeof(cli));
 	cli.verify.inputs = &cli.inputs;

@@ -18,6 +18,7 @@
 
 #include "external.h"
 #include "mem.h"
+#include "tempfiles.h"
 #include "validate.h"
 
 const char *bnf_path_label(const char *path, int writing)
@@ -365,9 +366,11 @@ int bnf_path_folder(const char *path, char *out, size_t len)
 	return 0;
 }
 
-/* Create the temporary file next to path (its name into tmp) with the
- * mode a plain create would give; returns the open stream or NULL (err). */
-static FILE *open_temp(const char *path, char *tmp, size_t tmp_len, struct bnf_error *err)
+/* Create the temporary file next to path (its name into tmp, tracked in
+ * *slot for removal on a signal) with the mode a plain create would give;
+ * returns the open stream or NULL (err). */
+static FILE *open_temp(const char *path, char *tmp, size_t tmp_len, int *slot,
+		       struct bnf_error *err)
 {
 	char folder[PATH_MAX];
 	FILE *f;
@@ -389,6 +392,7 @@ static FILE *open_temp(const char *path, char *tmp, size_t tmp_len, struct bnf_e
 		bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
 		return NULL;
 	}
+	*slot = bnf_temp_track(tmp);
 	/* mkstemp makes the file private; give it the mode a plain create
 	 * would have had under the user's umask. */
 	mask = umask(0);
@@ -397,6 +401,7 @@ static FILE *open_temp(const char *path, char *tmp, size_t tmp_len, struct bnf_e
 		bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
 		close(fd);
 		unlink(tmp);
+		bnf_temp_untrack(*slot);
 		return NULL;
 	}
 	return f;
@@ -437,8 +442,8 @@ static int write_atomic(const char *path, const Onnx__ModelProto *proto, const u
 			struct bnf_error *err)
 {
 	char tmp[PATH_MAX];
-	FILE *f = open_temp(path, tmp, sizeof(tmp), err);
-	int e, rc;
+	int slot = -1, e, rc;
+	FILE *f = open_temp(path, tmp, sizeof(tmp), &slot, err);
 
 	if (!f)
 		return err ? err->status : BNF_ERR_IO;
@@ -449,6 +454,7 @@ static int write_atomic(const char *path, const Onnx__ModelProto *proto, const u
 		rc = commit_temp(tmp, path, data_tmp, data_path, err);
 	if (rc != BNF_OK)
 		unlink(tmp);
+	bnf_temp_untrack(slot);
 	return rc;
 }
 
@@ -470,7 +476,7 @@ int bnf_model_write_start(const char *path, const Onnx__ModelProto *proto,
 	if ((size_t)snprintf(sw->path, sizeof(sw->path), "%s", path) >= sizeof(sw->path))
 		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': path too long", path);
 	sw->proto = proto;
-	sw->f = open_temp(path, sw->tmp, sizeof(sw->tmp), err);
+	sw->f = open_temp(path, sw->tmp, sizeof(sw->tmp), &sw->slot, err);
 	if (!sw->f)
 		return err ? err->status : BNF_ERR_IO;
 	sw->open = 1;
@@ -506,14 +512,17 @@ int bnf_model_write_commit(struct bnf_staged_write *sw, size_t *written, struct 
 		unlink(sw->tmp);
 	else if (written)
 		*written = sw->written;
+	bnf_temp_untrack(sw->slot);
 	return rc;
 }
 
 void bnf_model_write_abort(struct bnf_staged_write *sw)
 {
 	staged_wait(sw);
-	if (sw->open)
+	if (sw->open) {
 		unlink(sw->tmp);
+		bnf_temp_untrack(sw->slot);
+	}
 	sw->open = 0;
 }
 

@@ -115,6 +115,7 @@ struct bnf_staged_write {
 	pthread_t thread;
 	int started;     /* the thread runs or awaits its join */
 	int open;        /* the temporary file exists */
+	int slot;        /* its tempfiles.h slot */
 	int errnum;      /* errno of a failed write, 0 if none */
 	size_t written;
 };

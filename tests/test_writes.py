@@ -6,7 +6,9 @@ input."""
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 import numpy as np
 import onnx
@@ -259,3 +261,40 @@ def test_enospc_external_data_file(bnfold, tmp_path, external, with_bn):
     assert lines[0].endswith(": No space left on device"), err
     assert left == [], "model, data file or temporary file left behind: %s" % left
     assert {n: sha256(folder / n) for n in os.listdir(folder)} == digests
+
+
+# ---------------------------------------------------------------------------
+# A run ended by a signal takes its temporary files with it.
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_during_check_leaves_no_temporary_file(bnfold, tmp_path, sig):
+    """The output is written to its temporary file while the check runs.
+    Here the check blocks opening its --input, a FIFO nobody writes, once
+    that file exists; the signal must remove it and end the run by the
+    signal, leaving the output folder as it was."""
+    src = str(tmp_path / "big.onnx")
+    make_big_model(src)
+    digest = sha256(src)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    fifo = str(tmp_path / "x.npy")
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([bnfold, src, "-o", str(out_dir / "model.onnx"),
+                             "--input", "x=" + fifo],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not os.listdir(out_dir) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        left = os.listdir(out_dir)
+        assert proc.poll() is None, "bnfold ended early: %s" % proc.stderr.read()
+        assert len(left) == 1 and left[0].startswith(".bnfold-"), left
+        proc.send_signal(sig)
+        proc.wait(timeout=RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -sig, proc.returncode
+    assert os.listdir(out_dir) == [], "temporary file left behind"
+    assert sha256(src) == digest

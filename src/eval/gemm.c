@@ -177,9 +177,12 @@ struct gemm_job {
 	const struct gemm_kind *kind;
 	size_t m, n, k;
 	const char *a, *b;
+	const struct bnf_gemm_bsrc *bsrc;  /* B's producer, instead of b */
+	size_t col0;                       /* the job's first column of B */
 	char *c;
 	size_t lda, ldb, ldc;
 	int accumulate;
+	int failed;                        /* no packing buffers, with bsrc */
 };
 
 static size_t round_up(size_t x, size_t to)
@@ -199,8 +202,11 @@ static void gemm_block(struct gemm_job *job)
 	size_t jc, pc, ic, jr, ir, i;
 
 	if (!edge || !pb) {
-		kd->plain(job->m, job->n, job->k, job->a, job->lda, job->b, job->ldb, job->c,
-			  job->ldc, job->accumulate);
+		if (job->bsrc)
+			job->failed = 1; /* nothing to read B from without a buffer */
+		else
+			kd->plain(job->m, job->n, job->k, job->a, job->lda, job->b, job->ldb,
+				  job->c, job->ldc, job->accumulate);
 		goto out;
 	}
 	for (jc = 0; jc < job->n; jc += GEMM_NC) {
@@ -208,7 +214,10 @@ static void gemm_block(struct gemm_job *job)
 		for (pc = 0; pc < job->k; pc += GEMM_KC) {
 			size_t kc = job->k - pc < GEMM_KC ? job->k - pc : GEMM_KC;
 			int add = pc > 0 || job->accumulate;
-			kd->pack_b(job->b + (pc * job->ldb + jc) * es, job->ldb, kc, nc, pb);
+			if (job->bsrc)
+				job->bsrc->pack(job->bsrc, pc, kc, job->col0 + jc, nc, kd->nr, pb);
+			else
+				kd->pack_b(job->b + (pc * job->ldb + jc) * es, job->ldb, kc, nc, pb);
 			for (i = m_full; i < job->m; i++)
 				memcpy(edge + (i - m_full) * kc * es, job->a + (i * job->lda + pc) * es,
 				       kc * es);
@@ -262,9 +271,9 @@ static void *gemm_worker(void *arg)
 	return NULL;
 }
 
-static void gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n, size_t k,
-		     const void *a, size_t lda, const void *b, size_t ldb, void *c, size_t ldc,
-		     int accumulate)
+static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n, size_t k,
+		    const void *a, size_t lda, const void *b, const struct bnf_gemm_bsrc *bsrc,
+		    size_t ldb, void *c, size_t ldc, int accumulate)
 {
 	struct gemm_job jobs[GEMM_MAX_CHUNKS];
 	struct gemm_queue q;
@@ -274,10 +283,10 @@ static void gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n
 	int by_cols, t;
 
 	if (m == 0 || n == 0)
-		return;
+		return 0;
 	if (k == 0) {
 		gemm_empty_k(kd, m, n, c, ldc, accumulate);
-		return;
+		return 0;
 	}
 	if (threads < 1 || m * n * k < GEMM_THREAD_MIN_WORK)
 		threads = 1;
@@ -310,7 +319,10 @@ static void gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n
 		j->m = by_cols ? m : hi - lo;
 		j->n = by_cols ? hi - lo : n;
 		j->a = (const char *)a + (by_cols ? 0 : lo * lda) * es;
-		j->b = (const char *)b + (by_cols ? lo : 0) * es;
+		j->b = bsrc ? NULL : (const char *)b + (by_cols ? lo : 0) * es;
+		j->bsrc = bsrc;
+		j->col0 = by_cols ? lo : 0;
+		j->failed = 0;
 		j->c = (char *)c + (by_cols ? lo : lo * ldc) * es;
 	}
 	q.jobs = jobs;
@@ -325,16 +337,32 @@ static void gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n
 	for (t = 1; t < threads; t++)
 		if (started[t])
 			pthread_join(tid[t], NULL);
+	for (i = 0; i < parts; i++)
+		if (jobs[i].failed)
+			return -1;
+	return 0;
 }
 
 void bnf_sgemm(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
 	       const float *b, size_t ldb, float *c, size_t ldc, int accumulate)
 {
-	gemm_run(&gemm_f32, threads, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+	gemm_run(&gemm_f32, threads, m, n, k, a, lda, b, NULL, ldb, c, ldc, accumulate);
+}
+
+int bnf_sgemm_bsrc(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
+		   const struct bnf_gemm_bsrc *b, float *c, size_t ldc)
+{
+	return gemm_run(&gemm_f32, threads, m, n, k, a, lda, NULL, b, 0, c, ldc, 0);
+}
+
+int bnf_dgemm_bsrc(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
+		   const struct bnf_gemm_bsrc *b, double *c, size_t ldc)
+{
+	return gemm_run(&gemm_f64, threads, m, n, k, a, lda, NULL, b, 0, c, ldc, 0);
 }
 
 void bnf_dgemm(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
 	       const double *b, size_t ldb, double *c, size_t ldc, int accumulate)
 {
-	gemm_run(&gemm_f64, threads, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+	gemm_run(&gemm_f64, threads, m, n, k, a, lda, b, NULL, ldb, c, ldc, accumulate);
 }

@@ -236,6 +236,98 @@ static void window_walk(const struct bnf_nn_window *w, size_t channels, size_t e
 	}
 }
 
+/* The im2col matrix of one group (window_walk's col) as a producer for the
+ * multiply: each block of it is made straight into the packed layout, so
+ * the matrix is never stored and read back. */
+struct conv_bsrc {
+	struct bnf_gemm_bsrc base;
+	const struct bnf_nn_window *w;
+	const char *image;      /* the group's first channel of X */
+	size_t image_size, kernel_size;
+};
+
+/* Element (row p0 + p, column j0 + j) of the block for j < nc, written by
+ * runs along the grid's last dim (valid_range gives the part of a run
+ * inside the image; the rest is padding). */
+#define CONV_DEFINE_PACK(name, real)                                                      \
+	static void name(const struct bnf_gemm_bsrc *src, size_t p0, size_t kc, size_t j0,   \
+			 size_t nc, size_t nr, void *dst)                                    \
+	{                                                                                    \
+		const struct conv_bsrc *cs = (const struct conv_bsrc *)src;                  \
+		const struct bnf_nn_window *w = cs->w;                                       \
+		int last = w->n - 1, i;                                                      \
+		size_t p, j, t;                                                              \
+		for (p = 0; p < kc; p++) {                                                   \
+			size_t r = p0 + p, kr = r % cs->kernel_size, g1 = j0;                \
+			const real *chan = (const real *)cs->image +                         \
+					   (r / cs->kernel_size) * cs->image_size;           \
+			int64_t kidx[BNF_MAX_RANK], gidx[BNF_MAX_RANK], off, lo, hi;         \
+			real *panel = (real *)dst + p * nr;                                  \
+			size_t within = 0;                                                   \
+			for (i = last; i >= 0; i--) {                                        \
+				kidx[i] = (int64_t)(kr % (size_t)w->kernel[i]);              \
+				kr /= (size_t)w->kernel[i];                                  \
+				gidx[i] = (int64_t)(g1 % (size_t)w->grid[i]);                \
+				g1 /= (size_t)w->grid[i];                                    \
+			}                                                                    \
+			off = kidx[last] * w->dilation[last] - w->pad_begin[last];           \
+			valid_range(off, w->stride[last], w->image[last], w->grid[last], &lo, &hi); \
+			for (j = 0; j < nc;) {                                               \
+				size_t run = (size_t)(w->grid[last] - gidx[last]), base = 0; \
+				int inside = 1;                                              \
+				if (run > nc - j)                                            \
+					run = nc - j;                                        \
+				for (i = 0; i < last; i++) {                                 \
+					int64_t x = gidx[i] * w->stride[i] - w->pad_begin[i] + \
+						    kidx[i] * w->dilation[i];                \
+					inside = inside && x >= 0 && x < w->image[i];        \
+					base = base * (size_t)w->image[i] + (size_t)(inside ? x : 0); \
+				}                                                            \
+				/* In pieces that stay inside one panel: padding,   \
+				 * the values under the window, padding. */          \
+				for (t = 0; t < run;) {                                      \
+					size_t seg = nr - within < run - t ? nr - within : run - t; \
+					int64_t g0 = gidx[last] + (int64_t)t, a, b, s;       \
+					real *out = panel + within;                          \
+					a = inside ? lo - g0 : (int64_t)seg;                 \
+					b = inside ? hi - g0 : (int64_t)seg;                 \
+					a = a < 0 ? 0 : a > (int64_t)seg ? (int64_t)seg : a; \
+					b = b < a ? a : b > (int64_t)seg ? (int64_t)seg : b; \
+					for (s = 0; s < a; s++)                              \
+						out[s] = 0;                                  \
+					if (b > a) {                                         \
+						const real *in = chan + base * (size_t)w->image[last] + \
+							(size_t)((g0 + a) * w->stride[last] + off); \
+						if (w->stride[last] == 1)                    \
+							memcpy(out + a, in, (size_t)(b - a) * sizeof(real)); \
+						else                                         \
+							for (s = a; s < b; s++)              \
+								out[s] = in[(s - a) * w->stride[last]]; \
+					}                                                    \
+					for (s = b; s < (int64_t)seg; s++)                   \
+						out[s] = 0;                                  \
+					t += seg;                                            \
+					within += seg;                                       \
+					if (within == nr) {                                  \
+						within = 0;                                  \
+						panel += nr * kc;                            \
+					}                                                    \
+				}                                                            \
+				j += run;                                                    \
+				gidx[last] += (int64_t)run;                                  \
+				for (i = last; i > 0 && gidx[i] == w->grid[i]; i--) {        \
+					gidx[i] = 0;                                         \
+					gidx[i - 1]++;                                       \
+				}                                                            \
+			}                                                                    \
+			while (within > 0 && within < nr)                                    \
+				panel[within++] = 0;                                         \
+		}                                                                            \
+	}
+
+CONV_DEFINE_PACK(conv_pack_f32, float)
+CONV_DEFINE_PACK(conv_pack_f64, double)
+
 /* C[m x n] = A[m x k] * B[k x n] in the tensor's precision. */
 static void matmul(const struct bnf_op_ctx *ctx, int dbl, size_t m, size_t n, size_t k,
 		   const void *a, const void *b, void *c)
@@ -297,40 +389,42 @@ int bnf_nn_conv_compute(struct bnf_op_ctx *ctx)
 	struct conv_plan p;
 	size_t es = elem_of(x), cg, mg, rows, nb, g;
 	int dbl = x->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, direct;
-	char *col = NULL;
+	struct conv_bsrc cs;
 	int rc = conv_plan(ctx, 0, &p);
 
 	if (rc != BNF_OK)
-		goto out;
+		return rc;
 	cg = p.c_in / p.group;
 	mg = p.c_out / p.group;
 	rows = cg * p.kernel_size;
 	direct = is_pointwise(&p.w);
-	if (!direct) {
-		if (rows && p.grid_size > BNF_MAX_ELEMENTS / rows) {
-			rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "the column matrix is too large");
-			goto out;
-		}
-		col = bnf_malloc_large(rows * p.grid_size * es + 1);
-		if (!col) {
-			rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory for the column matrix");
-			goto out;
-		}
-	}
+	cs.base.pack = dbl ? conv_pack_f64 : conv_pack_f32;
+	cs.w = &p.w;
+	cs.image_size = p.image_size;
+	cs.kernel_size = p.kernel_size;
 	for (nb = 0; nb < p.batch; nb++) {
 		for (g = 0; g < p.group; g++) {
 			char *xg = (char *)x->data + ((nb * p.c_in + g * cg) * p.image_size) * es;
 			char *yg = (char *)y->data + ((nb * p.c_out + g * mg) * p.grid_size) * es;
 			const char *wg = (const char *)wt->data + g * mg * rows * es;
-			if (!direct)
-				window_walk(&p.w, cg, es, 0, xg, col);
-			matmul(ctx, dbl, mg, p.grid_size, rows, wg, direct ? xg : col, yg);
+			if (direct) {
+				/* A 1x1 window at unit stride: X is the matrix. */
+				matmul(ctx, dbl, mg, p.grid_size, rows, wg, xg, yg);
+				continue;
+			}
+			cs.image = xg;
+			if ((dbl ? bnf_dgemm_bsrc(ctx->threads, mg, p.grid_size, rows,
+						  (const double *)wg, rows, &cs.base, (double *)yg,
+						  p.grid_size)
+				 : bnf_sgemm_bsrc(ctx->threads, mg, p.grid_size, rows,
+						  (const float *)wg, rows, &cs.base, (float *)yg,
+						  p.grid_size)) != 0)
+				return bnf_fail(ctx->err, BNF_ERR_NOMEM,
+						"out of memory for the matrix multiply");
 		}
 	}
 	add_bias(y, ctx->n_in > 2 ? ctx->in[2] : NULL, p.batch, p.c_out, p.grid_size);
-out:
-	free(col);
-	return rc;
+	return BNF_OK;
 }
 
 int bnf_nn_conv_transpose_shape(struct bnf_op_ctx *ctx)

@@ -87,6 +87,25 @@ int bnf_attr_string(const Onnx__NodeProto *node, const char *name, const char *d
  * every element is summed in the same order whatever the thread count. */
 void bnf_sgemm(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
 	       const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
+/* A B matrix that is never stored whole (Conv's im2col matrix): it writes
+ * rows p0 .. p0+kc-1 and columns j0 .. j0+nc-1 of itself into dst the way
+ * the multiply packs B, panels of nr columns one after the other, each
+ * k-major (element (p, j) of the block at dst[(j / nr) * nr * kc +
+ * p * nr + j % nr]), with zeros past column nc in the last panel. Called
+ * from several threads at once. */
+struct bnf_gemm_bsrc {
+	void (*pack)(const struct bnf_gemm_bsrc *src, size_t p0, size_t kc, size_t j0, size_t nc,
+		     size_t nr, void *dst);
+};
+
+/* bnf_sgemm / bnf_dgemm (without accumulation) with B from a producer;
+ * results are those of the stored matrix. Returns 0, or -1 when the
+ * packing buffers cannot be allocated (C is then incomplete). */
+int bnf_sgemm_bsrc(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
+		   const struct bnf_gemm_bsrc *b, float *c, size_t ldc);
+int bnf_dgemm_bsrc(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
+		   const struct bnf_gemm_bsrc *b, double *c, size_t ldc);
+
 /* The same in double precision, for the float64 reference runs. */
 void bnf_dgemm(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
 	       const double *b, size_t ldb, double *c, size_t ldc, int accumulate);

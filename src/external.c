@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "external_internal.h"
+#include "mem.h"
 #include "model.h"
 #include "tempfiles.h"
 
@@ -136,7 +137,7 @@ void bnf_tensor_drop_external(Onnx__TensorProto *t)
 	size_t i;
 
 	for (i = 0; i < t->n_external_data; i++)
-		onnx__string_string_entry_proto__free_unpacked(t->external_data[i], NULL);
+		onnx__string_string_entry_proto__free_unpacked(t->external_data[i], &bnf_large_allocator);
 	free(t->external_data);
 	t->external_data = NULL;
 	t->n_external_data = 0;
@@ -571,7 +572,7 @@ int bnf_external_spill(struct bnf_external *ext, Onnx__TensorProto *t, struct bn
 		return rc;
 	if (ext_make_spilled(t, offset, t->raw_data.len) != 0)
 		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-	free(t->raw_data.data);
+	bnf_free_sized(t->raw_data.data, t->raw_data.len);
 	t->raw_data.data = NULL;
 	t->raw_data.len = 0;
 	t->has_raw_data = 0;

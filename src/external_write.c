@@ -15,8 +15,9 @@
 #include <unistd.h>
 
 #include "external_internal.h"
-#include "tempfiles.h"
+#include "mem.h"
 #include "model.h"
+#include "tempfiles.h"
 
 /* The protobuf format cannot hold a message of 2 GB or more. */
 #define INLINE_LIMIT ((size_t)INT32_MAX)
@@ -96,7 +97,7 @@ static int inline_tensor(const struct bnf_external *ext, Onnx__TensorProto *t,
 				t->name ? t->name : "");
 	}
 	memcpy(copy, view.data, view.len);
-	free(t->raw_data.data);
+	bnf_free_sized(t->raw_data.data, t->raw_data.len);
 	t->raw_data.data = copy;
 	t->raw_data.len = view.len;
 	t->has_raw_data = 1;

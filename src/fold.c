@@ -15,6 +15,7 @@
 
 #include "external.h"
 #include "fold_internal.h"
+#include "mem.h"
 #include "tensor_data.h"
 
 static const char *const fold_kind_names[BNF_FOLD_KIND_COUNT] = {
@@ -427,7 +428,7 @@ static void compact_nodes(Onnx__GraphProto *g, const unsigned char *dead, size_t
 	size_t i, j = 0;
 	for (i = 0; i < g->n_node; i++) {
 		if (dead[i]) {
-			onnx__node_proto__free_unpacked(g->node[i], NULL);
+			onnx__node_proto__free_unpacked(g->node[i], &bnf_large_allocator);
 			(*removed)++;
 		} else {
 			g->node[j++] = g->node[i];
@@ -737,7 +738,7 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 			    bnf_strmap_get(&gi.inputs, name, NULL))
 				continue;
 			if (bnf_strmap_get(&gi.initializer, name, &idx)) {
-				onnx__tensor_proto__free_unpacked(g->initializer[idx], NULL);
+				onnx__tensor_proto__free_unpacked(g->initializer[idx], &bnf_large_allocator);
 				memmove(&g->initializer[idx], &g->initializer[idx + 1],
 					(g->n_initializer - idx - 1) * sizeof(*g->initializer));
 				g->n_initializer--;
@@ -749,7 +750,7 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 				if (node_is(node, "Identity") && node->n_input == 1 &&
 				    (rc = fold_release(ctx, &gi, node->input[0])) != BNF_OK)
 					goto out;
-				onnx__node_proto__free_unpacked(node, NULL);
+				onnx__node_proto__free_unpacked(node, &bnf_large_allocator);
 				memmove(&g->node[idx], &g->node[idx + 1],
 					(g->n_node - idx - 1) * sizeof(*g->node));
 				g->n_node--;

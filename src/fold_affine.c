@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fold_internal.h"
+#include "mem.h"
 #include "tensor_data.h"
 
 #define FOLD_MAX_RANK 16
@@ -287,7 +288,7 @@ static Onnx__NodeProto *new_mul(const char *name, const char *x, const char *sca
 	n->input = calloc(2, sizeof(*n->input));
 	n->output = calloc(1, sizeof(*n->output));
 	if (!n->input || !n->output) {
-		onnx__node_proto__free_unpacked(n, NULL);
+		onnx__node_proto__free_unpacked(n, &bnf_large_allocator);
 		return NULL;
 	}
 	n->n_input = 2;
@@ -298,7 +299,7 @@ static Onnx__NodeProto *new_mul(const char *name, const char *x, const char *sca
 	n->input[1] = strdup(scale);
 	n->output[0] = strdup(mid);
 	if (!n->op_type || !n->name || !n->input[0] || !n->input[1] || !n->output[0]) {
-		onnx__node_proto__free_unpacked(n, NULL);
+		onnx__node_proto__free_unpacked(n, &bnf_large_allocator);
 		return NULL;
 	}
 	return n;
@@ -372,7 +373,7 @@ int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn
 	mul = new_mul(bnf_node_label(node), x, node->input[1], mid);
 	if (!mul || insert_before(gi->g, mul, node) != 0) {
 		if (mul)
-			onnx__node_proto__free_unpacked(mul, NULL);
+			onnx__node_proto__free_unpacked(mul, &bnf_large_allocator);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	}
 	/* The Mul takes over the scale (rewritten in place when only the BN
@@ -393,7 +394,7 @@ int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn
 	if (rc != BNF_OK)
 		return rc;
 	for (d = 0; d < node->n_attribute; d++)
-		onnx__attribute_proto__free_unpacked(node->attribute[d], NULL);
+		onnx__attribute_proto__free_unpacked(node->attribute[d], &bnf_large_allocator);
 	node->n_attribute = 0;
 	out->reason = BNF_KEEP_REASON_NONE;
 	out->kind = BNF_FOLD_KIND_LOWERED;

@@ -12,6 +12,7 @@
 
 #include "external.h"
 #include "fold_internal.h"
+#include "mem.h"
 #include "tensor_data.h"
 
 int fold_keep(struct fold_outcome *out, enum bnf_keep_reason reason, const char *fmt, ...)
@@ -189,7 +190,7 @@ static Onnx__TensorProto *new_tensor(const char *name, const int64_t *dims, size
 	t->name = strdup(name);
 	t->dims = malloc((rank ? rank : 1) * sizeof(*t->dims));
 	if (!t->name || !t->dims) {
-		onnx__tensor_proto__free_unpacked(t, NULL);
+		onnx__tensor_proto__free_unpacked(t, &bnf_large_allocator);
 		return NULL;
 	}
 	if (rank)
@@ -256,7 +257,7 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	if ((!raw && bnf_proto_write_doubles(t, dtype, vals, count, ctx->err) != BNF_OK) ||
 	    bnf_external_spill(ctx->opt ? ctx->opt->ext : NULL, t, ctx->err) != BNF_OK ||
 	    bnf_graph_append_initializer(gi->g, t) != 0) {
-		onnx__tensor_proto__free_unpacked(t, NULL);
+		onnx__tensor_proto__free_unpacked(t, &bnf_large_allocator);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	}
 	if (slot >= node->n_input) {

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
+
 /* Tensors the index builds for Constant nodes written with value_float,
  * value_floats, value_int or value_ints, so that folds see every constant
  * as a TensorProto. Owned by the index. */
@@ -150,7 +152,7 @@ void bnf_graph_release(struct bnf_graph *gi)
 
 	if (gi->synth) {
 		for (i = 0; i < gi->synth->n; i++)
-			onnx__tensor_proto__free_unpacked(gi->synth->tensors[i], NULL);
+			onnx__tensor_proto__free_unpacked(gi->synth->tensors[i], &bnf_large_allocator);
 		free(gi->synth->tensors);
 		free(gi->synth->nodes);
 		free(gi->synth);
@@ -229,7 +231,7 @@ static const Onnx__TensorProto *synth_constant(const struct bnf_graph *gi,
 	if (np)
 		sy->nodes = np;
 	if (!t->name || !t->dims || (is_float ? !t->float_data : !t->int64_data) || !tp || !np) {
-		onnx__tensor_proto__free_unpacked(t, NULL);
+		onnx__tensor_proto__free_unpacked(t, &bnf_large_allocator);
 		return NULL;
 	}
 	t->has_data_type = 1;
@@ -367,7 +369,7 @@ void bnf_graph_remove_value_info(Onnx__GraphProto *g, const char *name)
 	size_t i, j = 0;
 	for (i = 0; i < g->n_value_info; i++) {
 		if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0)
-			onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
+			onnx__value_info_proto__free_unpacked(g->value_info[i], &bnf_large_allocator);
 		else
 			g->value_info[j++] = g->value_info[i];
 	}

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "model.h"
 #include "validate.h"
 
@@ -362,7 +363,7 @@ int bnf_tensor_load(const char *path, struct bnf_tensor **out, struct bnf_error 
 			rc = bnf_tensor_from_proto(tp, out, err);
 			if (rc != BNF_OK)
 				bnf_error_prefix(err, "%s", path);
-			onnx__tensor_proto__free_unpacked(tp, NULL);
+			onnx__tensor_proto__free_unpacked(tp, &bnf_large_allocator);
 		}
 	}
 	free(buf);
@@ -382,11 +383,11 @@ int bnf_tensor_save_pb(const struct bnf_tensor *t, const char *name, const char 
 	len = onnx__tensor_proto__get_packed_size(tp);
 	buf = malloc(len ? len : 1);
 	if (!buf) {
-		onnx__tensor_proto__free_unpacked(tp, NULL);
+		onnx__tensor_proto__free_unpacked(tp, &bnf_large_allocator);
 		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
 	}
 	onnx__tensor_proto__pack(tp, buf);
-	onnx__tensor_proto__free_unpacked(tp, NULL);
+	onnx__tensor_proto__free_unpacked(tp, &bnf_large_allocator);
 	rc = bnf_model_write_bytes(path, buf, len, err);
 	free(buf);
 	return rc;

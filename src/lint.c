@@ -554,7 +554,7 @@ static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model,
 	}
 out:
 	if (copy)
-		onnx__model_proto__free_unpacked(copy, NULL);
+		onnx__model_proto__free_unpacked(copy, &bnf_large_allocator);
 	bnf_fold_report_free(&probe);
 	return rc;
 }

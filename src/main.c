@@ -22,8 +22,8 @@
 #include "inputs.h"
 #include "lint.h"
 #include "mem.h"
-#include "tempfiles.h"
 #include "model.h"
+#include "tempfiles.h"
 #include "trainmode.h"
 #include "validate.h"
 #include "verify.h"
@@ -666,7 +666,7 @@ out:
 	bnf_model_unpack_cancel(&ref_job);
 	rc = finish_json(cli, &st, rc);
 	if (orig)
-		onnx__model_proto__free_unpacked(orig, NULL);
+		onnx__model_proto__free_unpacked(orig, &bnf_large_allocator);
 	bnf_lint_report_free(&st.lint);
 	bnf_train_report_free(&st.train);
 	bnf_verify_report_free(&st.vr);
@@ -819,6 +819,22 @@ static void on_fatal_signal(int sig)
 	raise(sig);
 }
 
+/* Tensor bytes are read from mappings of the model and data files while
+ * bnfold runs: a file cut short by someone else meanwhile faults on the
+ * missing pages. Say so and stop as for any unreadable input. */
+static void on_bus_error(int sig)
+{
+	static const char msg[] = "bnfold: an input file was truncated while bnfold was "
+				  "reading it; nothing written\n";
+
+	(void)sig;
+	bnf_temp_remove_all();
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more to do: the exit status says it */
+	}
+	_exit(EXIT_CODE_UNUSABLE);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli;
@@ -830,6 +846,7 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_fatal_signal);
 	signal(SIGTERM, on_fatal_signal);
 	signal(SIGHUP, on_fatal_signal);
+	signal(SIGBUS, on_bus_error);
 	bnf_mem_init();
 	memset(&cli, 0, sizeof(cli));
 	cli.verify.inputs = &cli.inputs;

@@ -105,10 +105,69 @@ static void *large_alloc(void *data, size_t size)
 	return bnf_malloc_large(size);
 }
 
+#define BORROW_SLOTS 4
+
+static struct {
+	uintptr_t start, end;
+	int file_backed;
+} borrowed[BORROW_SLOTS];
+
+int bnf_mem_borrow(const void *start, size_t len, int file_backed)
+{
+	int i;
+
+	for (i = 0; i < BORROW_SLOTS; i++)
+		if (borrowed[i].start == 0) {
+			borrowed[i].start = (uintptr_t)start;
+			borrowed[i].end = (uintptr_t)start + len;
+			borrowed[i].file_backed = file_backed;
+			return 0;
+		}
+	return -1;
+}
+
+void bnf_mem_unborrow(const void *start)
+{
+	int i;
+
+	for (i = 0; i < BORROW_SLOTS; i++)
+		if (borrowed[i].start == (uintptr_t)start) {
+			borrowed[i].start = borrowed[i].end = 0;
+			borrowed[i].file_backed = 0;
+		}
+}
+
+void bnf_free(void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	int i;
+
+	for (i = 0; i < BORROW_SLOTS; i++)
+		if (a >= borrowed[i].start && a < borrowed[i].end)
+			return;
+	free(p);
+}
+
+void bnf_free_sized(void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p, page = 4096, start, end;
+	int i;
+
+	for (i = 0; i < BORROW_SLOTS; i++)
+		if (a >= borrowed[i].start && a < borrowed[i].end) {
+			start = (a + page - 1) & ~(page - 1);
+			end = (a + len) & ~(page - 1);
+			if (borrowed[i].file_backed && end > start && a + len <= borrowed[i].end)
+				(void)madvise((void *)start, end - start, MADV_DONTNEED);
+			return;
+		}
+	free(p);
+}
+
 static void large_free(void *data, void *p)
 {
 	(void)data;
-	free(p);
+	bnf_free(p);
 }
 
 ProtobufCAllocator bnf_large_allocator = { large_alloc, large_free, NULL };

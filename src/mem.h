@@ -30,8 +30,25 @@ void bnf_mem_init(void);
  * memory is short. */
 void bnf_heap_reserve(size_t bytes);
 
-/* For protobuf-c's unpack: bnf_malloc_large and free. A tree unpacked with
- * it may be freed with a NULL allocator. */
+/* Memory a tree may point into without owning it: the bytes of a model
+ * file that tensors' raw_data borrows (model.c). bnf_free ignores pointers
+ * into these ranges. At most a few are registered at once. file_backed:
+ * a private mapping of a file, whose pages bnf_free_sized may drop (they
+ * read back from the file); other memory is never dropped, since a second
+ * unpacking may still be reading it. */
+int bnf_mem_borrow(const void *start, size_t len, int file_backed);
+void bnf_mem_unborrow(const void *start);
+
+/* free(), except for borrowed memory (see bnf_mem_borrow). */
+void bnf_free(void *p);
+
+/* free(p), or for borrowed bytes of a file mapping nothing needs any more,
+ * drop the whole pages among p's len bytes from memory (they read back
+ * from the file if touched). For a tensor's data being replaced. */
+void bnf_free_sized(void *p, size_t len);
+
+/* For protobuf-c: bnf_malloc_large and bnf_free. Every tree and subtree
+ * bnfold frees goes through it, since its raw_data may be borrowed. */
 extern ProtobufCAllocator bnf_large_allocator;
 
 #endif

@@ -165,11 +165,197 @@ static void unmap_or_free(struct bnf_model *model)
 	model->mapped = 0;
 }
 
+/* ---- unpacking that borrows the tensors' bytes ----
+ *
+ * protobuf-c copies every bytes field out of the buffer it parses: for a
+ * model that is every weight, so the tree would be a second copy of the
+ * file. Instead each large raw_data field (listed, in the order the
+ * unpacker meets them, by the wire walk) is handed a slot of its own in a
+ * reserved area to copy into; before the next allocation the copy is
+ * compared with the file's bytes and, when equal, its pages are given
+ * back. Afterwards each raw_data holding a slot is pointed at the file.
+ * Anything unexpected (a slot taken by another field of the same size, a
+ * copy that differs) and the tree is thrown away, intact since slots never
+ * overlap, and the model unpacked the ordinary way. Borrowed bytes are
+ * registered with mem.h, whose free leaves them alone. */
+
+#define BORROW_MIN 4096     /* smaller raw_data is copied: not worth a slot */
+
+struct borrow_unpack {
+	const uint8_t *buf;
+	const struct bnf_raw_ranges *raw;
+	char *area;         /* the slots, reserved, not committed */
+	size_t area_len;
+	size_t *slot;       /* slot k starts at area + slot[k] */
+	size_t next;        /* the next listed field expected */
+	size_t pending;     /* the slot handed out last, not yet compared */
+	size_t served;
+	int mismatch;
+};
+
+/* The whole pages inside [p, p + len) back to the kernel. */
+static void release_pages(char *p, size_t len)
+{
+	uintptr_t start = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+
+	if (end > start)
+		(void)madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+static void borrow_compare_pending(struct borrow_unpack *bu)
+{
+	const struct bnf_raw_range *r;
+	char *copy;
+
+	if (bu->pending == SIZE_MAX)
+		return;
+	r = &bu->raw->range[bu->pending];
+	copy = bu->area + bu->slot[bu->pending];
+	if (memcmp(copy, bu->buf + r->offset, r->length) != 0)
+		bu->mismatch = 1; /* keep it: it may be some other field's data */
+	else
+		release_pages(copy, r->length);
+	bu->pending = SIZE_MAX;
+}
+
+static void *borrow_alloc(void *data, size_t size)
+{
+	struct borrow_unpack *bu = data;
+
+	borrow_compare_pending(bu);
+	if (bu->next < bu->raw->n && size == bu->raw->range[bu->next].length) {
+		bu->pending = bu->next++;
+		bu->served++;
+		return bu->area + bu->slot[bu->pending];
+	}
+	return bnf_malloc_large(size);
+}
+
+static void borrow_free(void *data, void *p)
+{
+	(void)data;
+	bnf_free(p); /* slots are in a borrowed range: left alone */
+}
+
+struct borrow_fix {
+	struct borrow_unpack *bu;
+	size_t found;
+	int bad;
+};
+
+/* Point a tensor's slot at the file's bytes. */
+static int borrow_fix_tensor(Onnx__TensorProto *t, void *arg)
+{
+	struct borrow_fix *fx = arg;
+	struct borrow_unpack *bu = fx->bu;
+	uintptr_t p = (uintptr_t)t->raw_data.data, a = (uintptr_t)bu->area;
+	size_t lo = 0, hi = bu->raw->n, off;
+
+	if (!t->raw_data.data || p < a || p >= a + bu->area_len)
+		return 0;
+	off = (size_t)(p - a);
+	while (hi - lo > 1) { /* the last slot starting at or before off */
+		size_t mid = lo + (hi - lo) / 2;
+		if (bu->slot[mid] <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	if (bu->slot[lo] != off || t->raw_data.len != bu->raw->range[lo].length) {
+		fx->bad = 1;
+		return 0;
+	}
+	t->raw_data.data = (uint8_t *)bu->buf + bu->raw->range[lo].offset;
+	fx->found++;
+	return 0;
+}
+
+/* Lay the slots out (64-byte aligned, one after the other) and reserve
+ * address space for them; 0 or -1. */
+static int borrow_reserve(struct borrow_unpack *bu)
+{
+	size_t k, at = 0;
+	void *p;
+
+	bu->slot = malloc(bu->raw->n * sizeof(*bu->slot));
+	if (!bu->slot)
+		return -1;
+	for (k = 0; k < bu->raw->n; k++) {
+		size_t len = bu->raw->range[k].length;
+		if (len > SIZE_MAX - at - 64)
+			return -1;
+		bu->slot[k] = at;
+		at = (at + len + 63) & ~(size_t)63;
+	}
+	p = mmap(NULL, at, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	bu->area = p;
+	bu->area_len = at;
+	if (bnf_mem_borrow(bu->area, bu->area_len, 0) != 0) {
+		munmap(bu->area, bu->area_len);
+		bu->area = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
+					      const struct bnf_raw_ranges *raw, int *borrowed)
+{
+	ProtobufCAllocator alloc = { borrow_alloc, borrow_free, NULL };
+	struct borrow_unpack bu;
+	struct borrow_fix fx;
+	Onnx__ModelProto *m = NULL;
+
+	*borrowed = 0;
+	memset(&bu, 0, sizeof(bu));
+	bu.buf = buf;
+	bu.raw = raw;
+	bu.pending = SIZE_MAX;
+	if (raw && raw->n > 0 && borrow_reserve(&bu) == 0) {
+		alloc.allocator_data = &bu;
+		m = onnx__model_proto__unpack(&alloc, len, buf);
+		borrow_compare_pending(&bu);
+		memset(&fx, 0, sizeof(fx));
+		fx.bu = &bu;
+		if (m && !bu.mismatch && bnf_mem_borrow(buf, len, file_backed) == 0) {
+			bnf_model_for_each_tensor(m, borrow_fix_tensor, &fx);
+			if (!fx.bad && fx.found == bu.served) {
+				*borrowed = 1;
+			} else {
+				/* A slot is held by something other than a
+				 * tensor's raw_data: the ordinary way below. */
+				onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
+				m = NULL;
+				bnf_mem_unborrow(buf);
+			}
+		} else if (m) {
+			onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
+			m = NULL;
+		}
+		bnf_mem_unborrow(bu.area);
+	}
+	if (bu.area)
+		munmap(bu.area, bu.area_len);
+	free(bu.slot);
+	if (!*borrowed) {
+		bnf_heap_reserve(len);
+		m = onnx__model_proto__unpack(&bnf_large_allocator, len, buf);
+	}
+	return m;
+}
+
 int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
 		       struct bnf_error *err)
 {
 	const char *label = bnf_path_label(path, 0);
+	struct bnf_raw_ranges raw;
 	int rc = BNF_OK, mapped = 0;
+
+	memset(&raw, 0, sizeof(raw));
 
 	memset(model, 0, sizeof(*model));
 	if (strcmp(path, "-") != 0 && (mapped = map_file(path, &model->bytes, &model->size, err)) < 0)
@@ -181,11 +367,14 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 		rc = bnf_fail(err, BNF_ERR_INPUT, "%s: empty file, not an ONNX model", label);
 		goto fail;
 	}
-	/* protobuf-c recurses once per nesting level: bound it first. */
-	if ((rc = bnf_validate_wire(model->bytes, model->size, label, err)) != BNF_OK)
+	/* protobuf-c recurses once per nesting level: bound it first, and
+	 * note where the tensors' bytes are. */
+	raw.min_len = BORROW_MIN;
+	if ((rc = bnf_validate_wire_raw(model->bytes, model->size, label, &raw, err)) != BNF_OK)
 		goto fail;
-	bnf_heap_reserve(model->size);
-	model->proto = onnx__model_proto__unpack(&bnf_large_allocator, model->size, model->bytes);
+	model->proto = bnf_model_unpack_borrowing(model->bytes, model->size, model->mapped, &raw,
+						  &model->borrowed);
+	bnf_raw_ranges_free(&raw);
 	if (!model->proto) {
 		rc = bnf_fail(err, BNF_ERR_INPUT,
 			      "%s: not a valid ONNX model (the protobuf data is truncated or corrupt)",
@@ -204,6 +393,7 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 		goto fail;
 	return BNF_OK;
 fail:
+	bnf_raw_ranges_free(&raw);
 	bnf_model_release(model);
 	return rc;
 }
@@ -251,7 +441,7 @@ int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *
 	if (ext)
 		rc = bnf_external_adopt(ext, m, path, NULL, err);
 	if (rc != BNF_OK)
-		onnx__model_proto__free_unpacked(m, NULL);
+		onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
 	else
 		*out = m;
 	return rc;
@@ -262,7 +452,7 @@ void bnf_model_unpack_cancel(struct bnf_unpack_job *job)
 	if (job->started)
 		pthread_join(job->thread, NULL);
 	if (job->proto)
-		onnx__model_proto__free_unpacked(job->proto, NULL);
+		onnx__model_proto__free_unpacked(job->proto, &bnf_large_allocator);
 	memset(job, 0, sizeof(*job));
 }
 
@@ -271,21 +461,25 @@ void bnf_model_release(struct bnf_model *model)
 	if (!model)
 		return;
 	if (model->proto)
-		onnx__model_proto__free_unpacked(model->proto, NULL);
+		onnx__model_proto__free_unpacked(model->proto, &bnf_large_allocator);
+	if (model->borrowed)
+		bnf_mem_unborrow(model->bytes);
 	unmap_or_free(model);
 	memset(model, 0, sizeof(*model));
 }
 
 void bnf_model_drop_bytes(struct bnf_model *model)
 {
-	unmap_or_free(model);
+	if (!model->borrowed) /* else the tree's tensors are these bytes */
+		unmap_or_free(model);
 }
 
 void bnf_model_release_pages(struct bnf_model *model)
 {
 	/* A private read-only file mapping refills dropped pages from the
-	 * file on the next access, so the bytes stay usable. */
-	if (model->mapped && model->bytes && model->size)
+	 * file on the next access, so the bytes stay usable. A tree that
+	 * borrows them reads them again anyway. */
+	if (model->mapped && model->bytes && model->size && !model->borrowed)
 		madvise(model->bytes, model->size, MADV_DONTNEED);
 }
 

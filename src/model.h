@@ -25,7 +25,21 @@ struct bnf_model {
 	int mapped;                /* bytes is a read-only mapping of the file
 	                              (regular files), else malloc'd (stdin) */
 	size_t n_external;         /* tensors whose data is in external files */
+	int borrowed;              /* proto's raw_data points into bytes, which
+	                              then stay until bnf_model_release */
 };
+
+struct bnf_raw_ranges;
+
+/* Unpack buf (checked by bnf_validate_wire_raw, which listed its raw_data
+ * fields in raw) so that large raw_data fields point into buf instead of
+ * holding copies, when that can be done safely (*borrowed set; buf is then
+ * registered with bnf_mem_borrow, file_backed saying whether it is a
+ * mapping of a file, and must outlive the tree); otherwise an
+ * ordinary unpack. Free the tree with &bnf_large_allocator. NULL when
+ * protobuf-c refuses the bytes. */
+Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
+					      const struct bnf_raw_ranges *raw, int *borrowed);
 
 /* Read and unpack the model at path ("-" for standard input) into *model
  * and check that a graph is present; on failure nothing is left allocated

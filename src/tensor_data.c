@@ -284,7 +284,7 @@ void bnf_proto_set_raw(Onnx__TensorProto *t, int dtype, uint8_t *raw, size_t len
 {
 	/* The tree's buffers come from malloc (protobuf-c's allocator and
 	 * mem.h's both), so replacing them with our own is safe. */
-	free(t->raw_data.data);
+	bnf_free_sized(t->raw_data.data, t->raw_data.len);
 	free(t->float_data);
 	free(t->double_data);
 	free(t->int32_data);

@@ -13,6 +13,7 @@
 
 #include "graph.h"
 #include "lint.h"
+#include "mem.h"
 
 struct train_ctx {
 	struct bnf_train_report *rep;
@@ -95,7 +96,7 @@ static void remove_attr(Onnx__NodeProto *node, const char *name)
 	size_t i, j = 0;
 	for (i = 0; i < node->n_attribute; i++) {
 		if (node->attribute[i]->name && strcmp(node->attribute[i]->name, name) == 0)
-			onnx__attribute_proto__free_unpacked(node->attribute[i], NULL);
+			onnx__attribute_proto__free_unpacked(node->attribute[i], &bnf_large_allocator);
 		else
 			node->attribute[j++] = node->attribute[i];
 	}

@@ -14,6 +14,7 @@
 
 #include "eval/eval.h"
 #include "graph.h"
+#include "mem.h"
 
 void bnf_default_tolerance(int dtype, double *atol, double *rtol)
 {
@@ -368,7 +369,7 @@ static Onnx__ValueInfoProto *tensor_value_info(const char *name, int dtype, int 
 	return vi;
 fail_tree:
 	free(sh);
-	onnx__value_info_proto__free_unpacked(vi, NULL);
+	onnx__value_info_proto__free_unpacked(vi, &bnf_large_allocator);
 	return NULL;
 fail:
 	free(vi);
@@ -444,7 +445,7 @@ static void free_chain_model(Onnx__ModelProto *m)
 		g->initializer = NULL;
 		g->n_initializer = 0;
 	}
-	onnx__model_proto__free_unpacked(m, NULL);
+	onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
 }
 
 /* Build a model holding the chain of nodes that computes `output` from
@@ -527,14 +528,14 @@ static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_si
 		Onnx__ValueInfoProto *out = tensor_value_info(output, dtype, -1, NULL);
 		if (!in || append_ptr((void ***)&g->input, &g->n_input, in)) {
 			if (in)
-				onnx__value_info_proto__free_unpacked(in, NULL);
+				onnx__value_info_proto__free_unpacked(in, &bnf_large_allocator);
 			if (out)
-				onnx__value_info_proto__free_unpacked(out, NULL);
+				onnx__value_info_proto__free_unpacked(out, &bnf_large_allocator);
 			goto fail;
 		}
 		if (!out || append_ptr((void ***)&g->output, &g->n_output, out)) {
 			if (out)
-				onnx__value_info_proto__free_unpacked(out, NULL);
+				onnx__value_info_proto__free_unpacked(out, &bnf_large_allocator);
 			goto fail;
 		}
 	}

@@ -4,6 +4,7 @@ model and for its external data file) and a closed pipe each give exit 2
 with the reason, leave no output or temporary file, and never touch the
 input."""
 
+import io
 import os
 import shutil
 import signal
@@ -298,3 +299,61 @@ def test_signal_during_check_leaves_no_temporary_file(bnfold, tmp_path, sig):
     assert proc.returncode == -sig, proc.returncode
     assert os.listdir(out_dir) == [], "temporary file left behind"
     assert sha256(src) == digest
+
+
+def make_model_with_unfolded_weight(path):
+    """Conv + BatchNormalization (folded) -> Flatten -> Gemm whose 512 kB
+    weight nothing changes: bnfold reads that one from the input file's
+    mapping until it writes the output."""
+    rng = np.random.default_rng(12)
+    inits = [numpy_helper.from_array(rng.standard_normal((8, 4, 3, 3)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.standard_normal((8 * 16 * 16, 16)).astype(np.float32),
+                                     "W2")]
+    for name in ("s", "b", "m", "v"):
+        v = rng.uniform(0.5, 1.5, 8) if name in "sv" else rng.standard_normal(8)
+        inits.append(numpy_helper.from_array(v.astype(np.float32), name))
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"]),
+             helper.make_node("Flatten", ["n"], ["f"]),
+             helper.make_node("Gemm", ["f", "W2"], ["y"])]
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    with open(path, "wb") as f:
+        f.write(m.SerializeToString())
+
+
+def test_input_truncated_during_run_is_an_error(bnfold, tmp_path):
+    """The tensors nothing changes are read from the input's mapping up to
+    the end of the run. An input cut short meanwhile is reported (exit 2),
+    and nothing is written. The run is held in its check by a FIFO given as
+    --input while the file is truncated."""
+    src = str(tmp_path / "m.onnx")
+    make_model_with_unfolded_weight(src)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    fifo = str(tmp_path / "x.npy")
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([bnfold, src, "-o", str(out_dir / "model.onnx"),
+                             "--input", "x=" + fifo],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not os.listdir(out_dir) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "bnfold ended early: %s" % proc.stderr.read()
+        os.truncate(src, 0)
+        buf = io.BytesIO()  # np.save needs a seekable file; a FIFO is not
+        np.save(buf, np.ones((1, 4, 16, 16), np.float32))
+        with open(fifo, "wb") as f:
+            f.write(buf.getvalue())
+        _, err = proc.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = err.decode()
+    assert proc.returncode == 2, (proc.returncode, err)
+    assert "truncated while bnfold was reading it" in err, err
+    assert os.listdir(out_dir) == [], "output or temporary file left behind"

@@ -498,7 +498,7 @@ int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name, Onnx__Tens
 	return BNF_OK;
 nomem:
 	if (tp)
-		onnx__tensor_proto__free_unpacked(tp, NULL);
+		onnx__tensor_proto__free_unpacked(tp, &bnf_large_allocator);
 	return bnf_fail(err, BNF_ERR_NOMEM, "out of memory encoding tensor '%s'", name);
 }
 

@@ -6,8 +6,11 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "external.h"
+#include "mem.h"
+#include "model.h"
 #include "validate.h"
 
 static int is_external(Onnx__TensorProto *t, void *arg)
@@ -19,21 +22,34 @@ static int is_external(Onnx__TensorProto *t, void *arg)
 Onnx__ModelProto *bnf_fuzz_load(const uint8_t *data, size_t size)
 {
 	struct bnf_error err;
+	struct bnf_raw_ranges raw;
 	Onnx__ModelProto *m = NULL;
+	int borrowed = 0, rc;
 
-	if (size == 0 || bnf_validate_wire(data, size, "fuzz", &err) != BNF_OK)
+	memset(&raw, 0, sizeof(raw));
+	raw.min_len = 16; /* lower than the CLI's, to borrow in small inputs too */
+	if (size == 0)
 		return NULL;
-	m = onnx__model_proto__unpack(NULL, size, data);
+	rc = bnf_validate_wire_raw(data, size, "fuzz", &raw, &err);
+	if (rc == BNF_OK)
+		m = bnf_model_unpack_borrowing(data, size, 0, &raw, &borrowed);
+	bnf_raw_ranges_free(&raw);
 	if (!m)
 		return NULL;
 	/* A buffer has no folder to read external data from: refused, as the
 	 * CLI refuses it on standard input. */
 	if (!m->graph || bnf_model_for_each_tensor(m, is_external, NULL) != 0 ||
 	    bnf_validate_model(m, "fuzz", &err) != BNF_OK) {
-		onnx__model_proto__free_unpacked(m, NULL);
+		bnf_fuzz_release(m, data);
 		return NULL;
 	}
 	return m;
+}
+
+void bnf_fuzz_release(Onnx__ModelProto *m, const uint8_t *data)
+{
+	onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
+	bnf_mem_unborrow(data);
 }
 
 void bnf_fuzz_fail(const char *what, const char *detail)

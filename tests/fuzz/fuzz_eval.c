@@ -51,6 +51,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run_once(m, &in, 1);
 	}
 	bnf_named_tensors_free(&in);
-	onnx__model_proto__free_unpacked(m, NULL);
+	bnf_fuzz_release(m, data);
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fold.h"
+#include "mem.h"
 #include "validate.h"
 
 static void check_reload(const Onnx__ModelProto *m)
@@ -22,7 +23,7 @@ static void check_reload(const Onnx__ModelProto *m)
 		return;
 	if (onnx__model_proto__pack(m, buf) != len)
 		bnf_fuzz_fail("pack", "packed size differs from get_packed_size");
-	back = onnx__model_proto__unpack(NULL, len, buf);
+	back = onnx__model_proto__unpack(&bnf_large_allocator, len, buf);
 	if (!back)
 		bnf_fuzz_fail("reload", "the folded model does not unpack");
 	if (bnf_validate_model(back, "folded", &err) != BNF_OK)
@@ -35,7 +36,7 @@ static void check_reload(const Onnx__ModelProto *m)
 			bnf_fuzz_fail("reload", "unpack + pack changed the bytes");
 	}
 	free(again);
-	onnx__model_proto__free_unpacked(back, NULL);
+	onnx__model_proto__free_unpacked(back, &bnf_large_allocator);
 	free(buf);
 }
 
@@ -53,6 +54,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (bnf_fold_model(m, &opt, &rep, &err) == BNF_OK && rep.n_folded > 0)
 		check_reload(m);
 	bnf_fold_report_free(&rep);
-	onnx__model_proto__free_unpacked(m, NULL);
+	bnf_fuzz_release(m, data);
 	return 0;
 }

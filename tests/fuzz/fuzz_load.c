@@ -9,6 +9,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Onnx__ModelProto *m = bnf_fuzz_load(data, size);
 
 	if (m)
-		onnx__model_proto__free_unpacked(m, NULL);
+		bnf_fuzz_release(m, data);
 	return 0;
 }

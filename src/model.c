@@ -180,12 +180,14 @@ static void unmap_or_free(struct bnf_model *model)
  * registered with mem.h, whose free leaves them alone. */
 
 #define BORROW_MIN 4096     /* smaller raw_data is copied: not worth a slot */
+#define BORROW_MAP_MIN ((size_t)4 << 20) /* slots in a mapping from this size */
 
 struct borrow_unpack {
 	const uint8_t *buf;
 	const struct bnf_raw_ranges *raw;
-	char *area;         /* the slots, reserved, not committed */
+	char *area;         /* the slots: reserved, not committed, when mapped */
 	size_t area_len;
+	int area_mapped;    /* area is an anonymous mapping, else malloc'd */
 	size_t *slot;       /* slot k starts at area + slot[k] */
 	size_t next;        /* the next listed field expected */
 	size_t pending;     /* the slot handed out last, not yet compared */
@@ -288,17 +290,23 @@ static int borrow_reserve(struct borrow_unpack *bu)
 		bu->slot[k] = at;
 		at = (at + len + 63) & ~(size_t)63;
 	}
-	p = mmap(NULL, at, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
-	if (p == MAP_FAILED)
-		return -1;
+	/* Small areas come from the heap: a mapping per model would cost more
+	 * than it saves (and slows fuzzing twentyfold). */
+	if (at < BORROW_MAP_MIN) {
+		p = malloc(at ? at : 1);
+		if (!p)
+			return -1;
+	} else {
+		p = mmap(NULL, at, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			return -1;
+		bu->area_mapped = 1;
+	}
 	bu->area = p;
 	bu->area_len = at;
-	if (bnf_mem_borrow(bu->area, bu->area_len, 0) != 0) {
-		munmap(bu->area, bu->area_len);
-		bu->area = NULL;
+	if (bnf_mem_borrow(bu->area, bu->area_len, 0) != 0)
 		return -1;
-	}
 	return 0;
 }
 
@@ -338,13 +346,13 @@ Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int
 		}
 		bnf_mem_unborrow(bu.area);
 	}
-	if (bu.area)
+	if (bu.area_mapped)
 		munmap(bu.area, bu.area_len);
+	else
+		free(bu.area);
 	free(bu.slot);
-	if (!*borrowed) {
-		bnf_heap_reserve(len);
+	if (!*borrowed)
 		m = onnx__model_proto__unpack(&bnf_large_allocator, len, buf);
-	}
 	return m;
 }
 
@@ -353,6 +361,7 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 {
 	const char *label = bnf_path_label(path, 0);
 	struct bnf_raw_ranges raw;
+	size_t i, borrowable;
 	int rc = BNF_OK, mapped = 0;
 
 	memset(&raw, 0, sizeof(raw));
@@ -372,6 +381,11 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 	raw.min_len = BORROW_MIN;
 	if ((rc = bnf_validate_wire_raw(model->bytes, model->size, label, &raw, err)) != BNF_OK)
 		goto fail;
+	/* The heap readied for what the tree will copy: all but the
+	 * tensors it borrows. */
+	for (i = 0, borrowable = 0; i < raw.n; i++)
+		borrowable += raw.range[i].length;
+	bnf_heap_reserve(model->size - borrowable);
 	model->proto = bnf_model_unpack_borrowing(model->bytes, model->size, model->mapped, &raw,
 						  &model->borrowed);
 	bnf_raw_ranges_free(&raw);

@@ -67,44 +67,6 @@ void bnf_mem_init(void)
 #endif
 }
 
-void bnf_heap_reserve(size_t bytes)
-{
-#ifdef __GLIBC__
-	/* Blocks below the mmap threshold come from the heap, one after the
-	 * other: advise them and give them back; freed, they join the top of
-	 * the heap, where the allocations to come find them. */
-	enum { PIECES = 40 };
-	const size_t piece = 24 << 20;
-	void *p[PIECES];
-	uintptr_t lo = UINTPTR_MAX, hi = 0;
-	int n = 0, i;
-
-	while (n < PIECES && (size_t)n * piece < bytes && (p[n] = malloc(piece)) != NULL) {
-		if ((uintptr_t)p[n] < lo)
-			lo = (uintptr_t)p[n];
-		if ((uintptr_t)p[n] + piece > hi)
-			hi = (uintptr_t)p[n] + piece;
-		n++;
-	}
-	if (n && hi - lo <= (size_t)n * (piece + 64)) {
-		advise_huge((void *)lo, hi - lo); /* one run of heap */
-	} else {
-		for (i = 0; i < n; i++)
-			advise_huge(p[i], piece);
-	}
-	while (n > 0)
-		free(p[--n]);
-#else
-	(void)bytes;
-#endif
-}
-
-static void *large_alloc(void *data, size_t size)
-{
-	(void)data;
-	return bnf_malloc_large(size);
-}
-
 #define BORROW_SLOTS 4
 
 static struct {
@@ -162,6 +124,12 @@ void bnf_free_sized(void *p, size_t len)
 			return;
 		}
 	free(p);
+}
+
+static void *large_alloc(void *data, size_t size)
+{
+	(void)data;
+	return bnf_malloc_large(size);
 }
 
 static void large_free(void *data, void *p)

@@ -23,13 +23,6 @@ void *bnf_calloc_large(size_t n, size_t size);
  * megabytes freed and allocated again, node after node. Call once, first. */
 void bnf_mem_init(void);
 
-/* Prepare the heap for about `bytes` of allocations to come (an unpacked
- * model): grow it once by that much with huge pages advised and keep the
- * space for the allocations of the run, which then fault in 2 MiB at a
- * time (up to 960 MiB). Only a hint: it does nothing outside glibc or when
- * memory is short. */
-void bnf_heap_reserve(size_t bytes);
-
 /* Memory a tree may point into without owning it: the bytes of a model
  * file that tensors' raw_data borrows (model.c). bnf_free ignores pointers
  * into these ranges. At most a few are registered at once. file_backed:

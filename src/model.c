@@ -18,6 +18,7 @@
 
 #include "external.h"
 #include "mem.h"
+#include "skeleton.h"
 #include "tempfiles.h"
 #include "validate.h"
 
@@ -165,192 +166,80 @@ static void unmap_or_free(struct bnf_model *model)
 	model->mapped = 0;
 }
 
+/* raw_data under this many bytes is copied: not worth borrowing. */
+#define BORROW_MIN 4096
+
 /* ---- unpacking that borrows the tensors' bytes ----
  *
  * protobuf-c copies every bytes field out of the buffer it parses: for a
  * model that is every weight, so the tree would be a second copy of the
- * file. Instead each large raw_data field (listed, in the order the
- * unpacker meets them, by the wire walk) is handed a slot of its own in a
- * reserved area to copy into; before the next allocation the copy is
- * compared with the file's bytes and, when equal, its pages are given
- * back. Afterwards each raw_data holding a slot is pointed at the file.
- * Anything unexpected (a slot taken by another field of the same size, a
- * copy that differs) and the tree is thrown away, intact since slots never
- * overlap, and the model unpacked the ordinary way. Borrowed bytes are
- * registered with mem.h, whose free leaves them alone. */
+ * file. Instead the skeleton of the bytes (skeleton.h), in which each large
+ * raw_data payload is a marker, is unpacked, and each marked tensor is
+ * pointed at its bytes in the buffer. Anything unexpected (a marker missing
+ * or met twice) and the model is unpacked the ordinary way. Borrowed bytes
+ * are registered with mem.h, whose free leaves them alone. */
 
-#define BORROW_MIN 4096     /* smaller raw_data is copied: not worth a slot */
-#define BORROW_MAP_MIN ((size_t)4 << 20) /* slots in a mapping from this size */
-
-struct borrow_unpack {
+struct attach {
 	const uint8_t *buf;
-	const struct bnf_raw_ranges *raw;
-	char *area;         /* the slots: reserved, not committed, when mapped */
-	size_t area_len;
-	int area_mapped;    /* area is an anonymous mapping, else malloc'd */
-	size_t *slot;       /* slot k starts at area + slot[k] */
-	size_t next;        /* the next listed field expected */
-	size_t pending;     /* the slot handed out last, not yet compared */
-	size_t served;
-	int mismatch;
-};
-
-/* The whole pages inside [p, p + len) back to the kernel. */
-static void release_pages(char *p, size_t len)
-{
-	uintptr_t start = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
-	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)4095;
-
-	if (end > start)
-		(void)madvise((void *)start, end - start, MADV_DONTNEED);
-}
-
-static void borrow_compare_pending(struct borrow_unpack *bu)
-{
-	const struct bnf_raw_range *r;
-	char *copy;
-
-	if (bu->pending == SIZE_MAX)
-		return;
-	r = &bu->raw->range[bu->pending];
-	copy = bu->area + bu->slot[bu->pending];
-	if (memcmp(copy, bu->buf + r->offset, r->length) != 0)
-		bu->mismatch = 1; /* keep it: it may be some other field's data */
-	else
-		release_pages(copy, r->length);
-	bu->pending = SIZE_MAX;
-}
-
-static void *borrow_alloc(void *data, size_t size)
-{
-	struct borrow_unpack *bu = data;
-
-	borrow_compare_pending(bu);
-	if (bu->next < bu->raw->n && size == bu->raw->range[bu->next].length) {
-		bu->pending = bu->next++;
-		bu->served++;
-		return bu->area + bu->slot[bu->pending];
-	}
-	return bnf_malloc_large(size);
-}
-
-static void borrow_free(void *data, void *p)
-{
-	(void)data;
-	bnf_free(p); /* slots are in a borrowed range: left alone */
-}
-
-struct borrow_fix {
-	struct borrow_unpack *bu;
+	const struct bnf_skeleton *sk;
+	unsigned char *seen;
 	size_t found;
 	int bad;
 };
 
-/* Point a tensor's slot at the file's bytes. */
-static int borrow_fix_tensor(Onnx__TensorProto *t, void *arg)
+static int attach_tensor(Onnx__TensorProto *t, void *arg)
 {
-	struct borrow_fix *fx = arg;
-	struct borrow_unpack *bu = fx->bu;
-	uintptr_t p = (uintptr_t)t->raw_data.data, a = (uintptr_t)bu->area;
-	size_t lo = 0, hi = bu->raw->n, off;
+	struct attach *at = arg;
+	const uint8_t *mark = t->raw_data.data;
+	uint64_t k = 0;
+	int i;
 
-	if (!t->raw_data.data || p < a || p >= a + bu->area_len)
+	if (t->raw_data.len != BNF_SKELETON_MARK ||
+	    memcmp(mark, at->sk->magic, BNF_SKELETON_MAGIC) != 0)
 		return 0;
-	off = (size_t)(p - a);
-	while (hi - lo > 1) { /* the last slot starting at or before off */
-		size_t mid = lo + (hi - lo) / 2;
-		if (bu->slot[mid] <= off)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	if (bu->slot[lo] != off || t->raw_data.len != bu->raw->range[lo].length) {
-		fx->bad = 1;
+	for (i = 7; i >= 0; i--)
+		k = k << 8 | mark[BNF_SKELETON_MAGIC + i];
+	if (k >= at->sk->n || at->seen[k]) {
+		at->bad = 1;
 		return 0;
 	}
-	t->raw_data.data = (uint8_t *)bu->buf + bu->raw->range[lo].offset;
-	fx->found++;
-	return 0;
-}
-
-/* Lay the slots out (64-byte aligned, one after the other) and reserve
- * address space for them; 0 or -1. */
-static int borrow_reserve(struct borrow_unpack *bu)
-{
-	size_t k, at = 0;
-	void *p;
-
-	bu->slot = malloc(bu->raw->n * sizeof(*bu->slot));
-	if (!bu->slot)
-		return -1;
-	for (k = 0; k < bu->raw->n; k++) {
-		size_t len = bu->raw->range[k].length;
-		if (len > SIZE_MAX - at - 64)
-			return -1;
-		bu->slot[k] = at;
-		at = (at + len + 63) & ~(size_t)63;
-	}
-	/* Small areas come from the heap: a mapping per model would cost more
-	 * than it saves (and slows fuzzing twentyfold). */
-	if (at < BORROW_MAP_MIN) {
-		p = malloc(at ? at : 1);
-		if (!p)
-			return -1;
-	} else {
-		p = mmap(NULL, at, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			return -1;
-		bu->area_mapped = 1;
-	}
-	bu->area = p;
-	bu->area_len = at;
-	if (bnf_mem_borrow(bu->area, bu->area_len, 0) != 0)
-		return -1;
+	at->seen[k] = 1;
+	bnf_free(t->raw_data.data);
+	t->raw_data.data = (uint8_t *)at->buf + at->sk->range[k].offset;
+	t->raw_data.len = at->sk->range[k].length;
+	at->found++;
 	return 0;
 }
 
 Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
-					      const struct bnf_raw_ranges *raw, int *borrowed)
+					      size_t min_len, int *borrowed)
 {
-	ProtobufCAllocator alloc = { borrow_alloc, borrow_free, NULL };
-	struct borrow_unpack bu;
-	struct borrow_fix fx;
+	struct bnf_skeleton sk;
+	struct attach at;
 	Onnx__ModelProto *m = NULL;
 
 	*borrowed = 0;
-	memset(&bu, 0, sizeof(bu));
-	bu.buf = buf;
-	bu.raw = raw;
-	bu.pending = SIZE_MAX;
-	if (raw && raw->n > 0 && borrow_reserve(&bu) == 0) {
-		alloc.allocator_data = &bu;
-		m = onnx__model_proto__unpack(&alloc, len, buf);
-		borrow_compare_pending(&bu);
-		memset(&fx, 0, sizeof(fx));
-		fx.bu = &bu;
-		if (m && !bu.mismatch && bnf_mem_borrow(buf, len, file_backed) == 0) {
-			bnf_model_for_each_tensor(m, borrow_fix_tensor, &fx);
-			if (!fx.bad && fx.found == bu.served) {
-				*borrowed = 1;
-			} else {
-				/* A slot is held by something other than a
-				 * tensor's raw_data: the ordinary way below. */
-				onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
-				m = NULL;
-				bnf_mem_unborrow(buf);
-			}
-		} else if (m) {
+	memset(&at, 0, sizeof(at));
+	if (bnf_skeleton_build(buf, len, min_len, &sk) == 0 &&
+	    (at.seen = calloc(sk.n, 1)) != NULL &&
+	    (m = onnx__model_proto__unpack(&bnf_large_allocator, sk.len, sk.bytes)) != NULL &&
+	    bnf_mem_borrow(buf, len, file_backed) == 0) {
+		at.buf = buf;
+		at.sk = &sk;
+		bnf_model_for_each_tensor(m, attach_tensor, &at);
+		if (!at.bad && at.found == sk.n) {
+			*borrowed = 1;
+		} else {
 			onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
 			m = NULL;
+			bnf_mem_unborrow(buf);
 		}
-		bnf_mem_unborrow(bu.area);
+	} else if (m) {
+		onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
+		m = NULL;
 	}
-	if (bu.area_mapped)
-		munmap(bu.area, bu.area_len);
-	else
-		free(bu.area);
-	free(bu.slot);
+	free(at.seen);
+	bnf_skeleton_free(&sk);
 	if (!*borrowed)
 		m = onnx__model_proto__unpack(&bnf_large_allocator, len, buf);
 	return m;
@@ -360,11 +249,8 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 		       struct bnf_error *err)
 {
 	const char *label = bnf_path_label(path, 0);
-	struct bnf_raw_ranges raw;
-	size_t i, borrowable;
 	int rc = BNF_OK, mapped = 0;
 
-	memset(&raw, 0, sizeof(raw));
 
 	memset(model, 0, sizeof(*model));
 	if (strcmp(path, "-") != 0 && (mapped = map_file(path, &model->bytes, &model->size, err)) < 0)
@@ -376,19 +262,11 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 		rc = bnf_fail(err, BNF_ERR_INPUT, "%s: empty file, not an ONNX model", label);
 		goto fail;
 	}
-	/* protobuf-c recurses once per nesting level: bound it first, and
-	 * note where the tensors' bytes are. */
-	raw.min_len = BORROW_MIN;
-	if ((rc = bnf_validate_wire_raw(model->bytes, model->size, label, &raw, err)) != BNF_OK)
+	/* protobuf-c recurses once per nesting level: bound it first. */
+	if ((rc = bnf_validate_wire(model->bytes, model->size, label, err)) != BNF_OK)
 		goto fail;
-	/* The heap readied for what the tree will copy: all but the
-	 * tensors it borrows. */
-	for (i = 0, borrowable = 0; i < raw.n; i++)
-		borrowable += raw.range[i].length;
-	bnf_heap_reserve(model->size - borrowable);
-	model->proto = bnf_model_unpack_borrowing(model->bytes, model->size, model->mapped, &raw,
-						  &model->borrowed);
-	bnf_raw_ranges_free(&raw);
+	model->proto = bnf_model_unpack_borrowing(model->bytes, model->size, model->mapped,
+						  BORROW_MIN, &model->borrowed);
 	if (!model->proto) {
 		rc = bnf_fail(err, BNF_ERR_INPUT,
 			      "%s: not a valid ONNX model (the protobuf data is truncated or corrupt)",
@@ -407,7 +285,6 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 		goto fail;
 	return BNF_OK;
 fail:
-	bnf_raw_ranges_free(&raw);
 	bnf_model_release(model);
 	return rc;
 }

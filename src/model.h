@@ -29,17 +29,14 @@ struct bnf_model {
 	                              then stay until bnf_model_release */
 };
 
-struct bnf_raw_ranges;
-
-/* Unpack buf (checked by bnf_validate_wire_raw, which listed its raw_data
- * fields in raw) so that large raw_data fields point into buf instead of
- * holding copies, when that can be done safely (*borrowed set; buf is then
- * registered with bnf_mem_borrow, file_backed saying whether it is a
- * mapping of a file, and must outlive the tree); otherwise an
- * ordinary unpack. Free the tree with &bnf_large_allocator. NULL when
- * protobuf-c refuses the bytes. */
+/* Unpack buf (checked by bnf_validate_wire) so that raw_data fields of at
+ * least min_len bytes point into buf instead of holding copies, when that
+ * can be done safely (*borrowed set; buf is then registered with
+ * bnf_mem_borrow, file_backed saying whether it is a mapping of a file, and
+ * must outlive the tree); otherwise an ordinary unpack. Free the tree with
+ * &bnf_large_allocator. NULL when protobuf-c refuses the bytes. */
 Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
-					      const struct bnf_raw_ranges *raw, int *borrowed);
+					      size_t min_len, int *borrowed);
 
 /* Read and unpack the model at path ("-" for standard input) into *model
  * and check that a graph is present; on failure nothing is left allocated

@@ -33,22 +33,6 @@
  * it); label names the file in the message. */
 int bnf_validate_wire(const uint8_t *buf, size_t len, const char *label, struct bnf_error *err);
 
-/* Where the raw_data of each TensorProto lies in the bytes, in the order
- * protobuf-c's unpack meets them (only fields of min_len bytes or more). */
-struct bnf_raw_range {
-	size_t offset, length;
-};
-struct bnf_raw_ranges {
-	size_t min_len;               /* set by the caller */
-	struct bnf_raw_range *range;
-	size_t n, cap;
-};
-
-/* bnf_validate_wire, listing the raw_data fields in *raw as it walks. */
-int bnf_validate_wire_raw(const uint8_t *buf, size_t len, const char *label,
-			  struct bnf_raw_ranges *raw, struct bnf_error *err);
-void bnf_raw_ranges_free(struct bnf_raw_ranges *raw);
-
 /* Check an unpacked model (borrowed, not changed): every tensor's dims
  * (no negative dim, no element-count overflow), dtype and data length;
  * declared shapes; main-graph inputs within BNF_LIMIT_INPUT_ELEMENTS;

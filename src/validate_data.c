@@ -38,35 +38,12 @@ enum wire_fault {
 	                          bytes protobuf-c then refuses */
 	WIRE_FAULT_NUL,        /* a string with a NUL byte: protobuf-c's char *
 	                          would silently cut it short */
-	WIRE_FAULT_NOMEM,      /* no memory for the raw_data list */
 };
 
-/* Note a TensorProto raw_data field (when raw is not NULL and the field
- * is at least raw->min_len bytes); 0, or -1 when memory runs out. */
-static int note_raw(struct bnf_raw_ranges *raw, size_t offset, size_t len)
-{
-	if (!raw || len < raw->min_len)
-		return 0;
-	if (raw->n == raw->cap) {
-		size_t cap = raw->cap ? 2 * raw->cap : 64;
-		struct bnf_raw_range *p = realloc(raw->range, cap * sizeof(*p));
-		if (!p)
-			return -1;
-		raw->range = p;
-		raw->cap = cap;
-	}
-	raw->range[raw->n].offset = offset;
-	raw->range[raw->n].length = len;
-	raw->n++;
-	return 0;
-}
-
-/* Walk one message of type desc in buf[pos, end), in the order protobuf-c
- * parses (fields as they come, each message where it stands), noting
- * raw_data fields in raw. Malformed data stops the walk quietly: the
- * unpacker reports it. */
+/* Walk one message of type desc in buf[pos, end). Malformed data stops the
+ * walk quietly: the unpacker reports it. */
 static enum wire_fault wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
-				  size_t pos, size_t end, int depth, struct bnf_raw_ranges *raw)
+				  size_t pos, size_t end, int depth)
 {
 	enum wire_fault fault = WIRE_FAULT_NONE;
 	uint64_t key, len;
@@ -94,14 +71,9 @@ static enum wire_fault wire_check(const ProtobufCMessageDescriptor *desc, const 
 				    ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
 				    : NULL;
 			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE)
-				fault = wire_check(f->descriptor, buf, pos, pos + (size_t)len, depth + 1,
-						   raw);
+				fault = wire_check(f->descriptor, buf, pos, pos + (size_t)len, depth + 1);
 			else if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(buf + pos, 0, (size_t)len))
 				fault = WIRE_FAULT_NUL;
-			else if (f && desc == &onnx__tensor_proto__descriptor &&
-				 f->type == PROTOBUF_C_TYPE_BYTES && strcmp(f->name, "raw_data") == 0 &&
-				 note_raw(raw, pos, (size_t)len) != 0)
-				fault = WIRE_FAULT_NOMEM;
 			pos += (size_t)len;
 		} else if ((key & 7) != 0 && (key & 7) != 1 && (key & 7) != 5) {
 			break;
@@ -112,22 +84,7 @@ static enum wire_fault wire_check(const ProtobufCMessageDescriptor *desc, const 
 
 int bnf_validate_wire(const uint8_t *buf, size_t len, const char *label, struct bnf_error *err)
 {
-	return bnf_validate_wire_raw(buf, len, label, NULL, err);
-}
-
-void bnf_raw_ranges_free(struct bnf_raw_ranges *raw)
-{
-	free(raw->range);
-	raw->range = NULL;
-	raw->n = raw->cap = 0;
-}
-
-int bnf_validate_wire_raw(const uint8_t *buf, size_t len, const char *label,
-			  struct bnf_raw_ranges *raw, struct bnf_error *err)
-{
-	switch (wire_check(&onnx__model_proto__descriptor, buf, 0, len, 1, raw)) {
-	case WIRE_FAULT_NOMEM:
-		return bnf_fail(err, BNF_ERR_NOMEM, "%s: out of memory reading the model", label);
+	switch (wire_check(&onnx__model_proto__descriptor, buf, 0, len, 1)) {
 	case WIRE_FAULT_TOO_DEEP:
 		return bnf_fail(err, BNF_ERR_INPUT, "%s: protobuf messages nested more than %d deep",
 				label, BNF_LIMIT_MESSAGE_DEPTH);

@@ -22,18 +22,13 @@ static int is_external(Onnx__TensorProto *t, void *arg)
 Onnx__ModelProto *bnf_fuzz_load(const uint8_t *data, size_t size)
 {
 	struct bnf_error err;
-	struct bnf_raw_ranges raw;
-	Onnx__ModelProto *m = NULL;
-	int borrowed = 0, rc;
+	Onnx__ModelProto *m;
+	int borrowed;
 
-	memset(&raw, 0, sizeof(raw));
-	raw.min_len = 16; /* lower than the CLI's, to borrow in small inputs too */
-	if (size == 0)
+	if (size == 0 || bnf_validate_wire(data, size, "fuzz", &err) != BNF_OK)
 		return NULL;
-	rc = bnf_validate_wire_raw(data, size, "fuzz", &raw, &err);
-	if (rc == BNF_OK)
-		m = bnf_model_unpack_borrowing(data, size, 0, &raw, &borrowed);
-	bnf_raw_ranges_free(&raw);
+	/* A lower threshold than the CLI's, so that small inputs borrow too. */
+	m = bnf_model_unpack_borrowing(data, size, 0, 32, &borrowed);
 	if (!m)
 		return NULL;
 	/* A buffer has no folder to read external data from: refused, as the

@@ -125,7 +125,9 @@ ubsan: asan
 # Fuzzing. The fuzz builds lower BNF_MAX_ELEMENTS (4 Mi elements per
 # tensor) so that the evaluator target stays within libFuzzer's memory
 # limit. `make fuzz FUZZ_SECONDS=N` runs one campaign per target, one job
-# at low priority, adding new inputs to tests/fuzz/corpus/<target>/;
+# at low priority (so the timeout is generous: libFuzzer's clock is wall
+# time, and a starved job once reported a 40 ms input as a 28 s timeout),
+# adding new inputs to tests/fuzz/corpus/<target>/;
 # `make fuzz-replay` replays the committed corpora and tests/hostile/ under
 # AddressSanitizer and UBSan (part of `make check`).
 FUZZ_SECONDS ?= 60
@@ -141,7 +143,7 @@ fuzz:
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p tests/fuzz/corpus/$$t && \
 	  nice -n 19 build/libfuzzer/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
-	    -timeout=20 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+	    -timeout=120 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
 	    -artifact_prefix=build/libfuzzer/artifacts/$$t- \
 	    -dict=tests/fuzz/onnx.dict tests/fuzz/corpus/$$t || exit 1; \
 	done

@@ -593,6 +593,7 @@ static int run_fold(const struct cli *cli)
 			goto out;
 		}
 		bnf_model_drop_bytes(&st.model);
+		bnf_mem_trim(); /* the fold's buffers, before the check's */
 		/* The output is written to its temporary file while the check
 		 * runs, and renamed into place only if it passes. */
 		early = !cli->dry_run &&

@@ -67,6 +67,13 @@ void bnf_mem_init(void)
 #endif
 }
 
+void bnf_mem_trim(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 #define BORROW_SLOTS 4
 
 static struct {

@@ -309,7 +309,9 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 					v->name);
 		/* Viewing spares copying every weight on every run. */
 		borrowed = 0;
-		if (bnf_tensor_is_external(tp))
+		if (bnf_tensor_is_external(tp) && r->promote)
+			rc = bnf_tensor_from_proto_ext_double(r->ext, tp, &t, r->err);
+		else if (bnf_tensor_is_external(tp))
 			rc = bnf_tensor_from_proto_ext(r->ext, tp, &t, r->err);
 		else
 			rc = bnf_tensor_view_proto(tp, &t, &borrowed, r->err);

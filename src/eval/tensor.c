@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 size_t bnf_tensor_elem_size(int dtype)
 {
@@ -449,6 +450,66 @@ int bnf_tensor_from_proto_ext(const struct bnf_external *ext, const Onnx__Tensor
 	int borrowed;
 
 	return decode_proto(ext, tp, 0, out, &borrowed, err);
+}
+
+int bnf_tensor_from_proto_ext_double(const struct bnf_external *ext, const Onnx__TensorProto *tp,
+				     struct bnf_tensor **out, struct bnf_error *err)
+{
+	const size_t chunk = (size_t)1 << 18; /* values converted between page drops */
+	const char *name = tp->name ? tp->name : "";
+	struct bnf_tensor_bytes raw;
+	struct bnf_tensor *t;
+	int64_t dims[BNF_MAX_RANK];
+	uintptr_t dropped;
+	size_t i, j;
+	int rc;
+
+	if (tp->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || !ext || tp->segment ||
+	    tp->n_dims > BNF_MAX_RANK || !bnf_tensor_is_external(tp))
+		return bnf_tensor_from_proto_ext(ext, tp, out, err);
+	*out = NULL;
+	for (i = 0; i < tp->n_dims; i++)
+		dims[i] = tp->dims[i];
+	t = bnf_tensor_new_uninit(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, (int)tp->n_dims, dims, err);
+	if (!t) {
+		bnf_error_prefix(err, "tensor '%s'", name);
+		return err ? err->status : BNF_ERR_INPUT;
+	}
+	memset(&raw, 0, sizeof(raw));
+	if ((rc = bnf_tensor_bytes_get(ext, tp, &raw, err)) != BNF_OK)
+		goto out;
+	if (raw.len != t->count * 4) {
+		rc = bnf_fail(err, BNF_ERR_INPUT,
+			      "tensor '%s' has %zu bytes of raw data for %zu elements of float",
+			      name, raw.len, t->count);
+		goto out;
+	}
+	/* Straight from the file's pages to double, dropping the pages behind
+	 * (they read back from the file if needed): the float copy and the
+	 * mapped file never add to the double's memory. */
+	dropped = (uintptr_t)raw.map;
+	for (i = 0; i < t->count; i = j) {
+		j = t->count - i < chunk ? t->count : i + chunk;
+		for (; i < j; i++) {
+			uint32_t bits = (uint32_t)bnf_load_le(raw.data + 4 * i, 4);
+			float f;
+			memcpy(&f, &bits, sizeof(f));
+			((double *)t->data)[i] = f;
+		}
+		if (raw.map) {
+			uintptr_t hi = ((uintptr_t)(raw.data + 4 * j)) & ~(uintptr_t)4095;
+			if (hi > dropped) {
+				(void)madvise((void *)dropped, hi - dropped, MADV_DONTNEED);
+				dropped = hi;
+			}
+		}
+	}
+	*out = t;
+	t = NULL;
+out:
+	bnf_tensor_bytes_release(&raw);
+	bnf_tensor_free(t);
+	return rc;
 }
 
 int bnf_tensor_view_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out, int *borrowed,

@@ -68,6 +68,12 @@ struct bnf_external;
 int bnf_tensor_from_proto_ext(const struct bnf_external *ext, const Onnx__TensorProto *tp,
 			      struct bnf_tensor **out, struct bnf_error *err);
 
+/* An external float tensor decoded straight to float64 for the
+ * evaluator's double runs, the file's pages dropped as they are read (any
+ * other tensor: bnf_tensor_from_proto_ext). */
+int bnf_tensor_from_proto_ext_double(const struct bnf_external *ext, const Onnx__TensorProto *tp,
+				     struct bnf_tensor **out, struct bnf_error *err);
+
 /* Like bnf_tensor_from_proto, but raw data that already has the in-memory
  * layout (float32, double and integers on a little-endian host, aligned
  * for the type) is not copied: the tensor's data points into

@@ -89,7 +89,7 @@ static int before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 		       Onnx__NodeProto *conv, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
-	double *w = NULL, *b = NULL, *w_new = NULL, *b_new = NULL;
+	double *w = NULL, *b = NULL, *b_new = NULL; /* w is scaled in place */
 	size_t nw = 0, nb = 0, m, cg, per, mg, i, c, k;
 	long long group = fold_attr_int(conv, "group", 1);
 	int has_bias = conv->n_input >= 3 && conv->input[2][0];
@@ -129,9 +129,8 @@ static int before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 			  bnf_node_label(conv));
 		goto out;
 	}
-	w_new = malloc((nw ? nw : 1) * sizeof(double));
 	b_new = malloc(m * sizeof(double));
-	if (!w_new || !b_new) {
+	if (!b_new) {
 		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -143,23 +142,20 @@ static int before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 			size_t ch = (i / mg) * cg + c;
 			for (k = 0; k < per; k++) {
 				size_t idx = (i * cg + c) * per + k;
-				w_new[idx] = w[idx] * bn->s[ch];
-				acc += w[idx] * bn->t[ch];
+				acc += w[idx] * bn->t[ch]; /* the weight as read, then */
+				w[idx] *= bn->s[ch];
 			}
 		}
 		b_new[i] = acc;
 	}
-	if (keep_overflow(out, w_new, nw, dtype, "weight") ||
+	if (keep_overflow(out, w, nw, dtype, "weight") ||
 	    keep_overflow(out, b_new, m, dtype, "bias"))
 		goto out;
 	bias_dims[0] = (int64_t)m;
-	rc = fold_store_constant(ctx, gi, conv, 1, dtype, wt->dims, wt->n_dims, w_new, nw,
+	rc = fold_store_constant(ctx, gi, conv, 1, dtype, wt->dims, wt->n_dims, w, nw,
 				 conv->input[1]);
-	if (rc == BNF_OK) {
-		char base[256];
-		snprintf(base, sizeof(base), "%s_bias", conv->input[1]);
-		rc = fold_store_constant(ctx, gi, conv, 2, dtype, bias_dims, 1, b_new, m, base);
-	}
+	if (rc == BNF_OK)
+		rc = fold_store_bias(ctx, gi, conv, 2, dtype, bias_dims, 1, b_new, m, conv);
 	if (rc == BNF_OK)
 		rc = fold_set_input(ctx, gi, conv, 0, bn->node->input[0]);
 	if (rc == BNF_OK) {
@@ -171,7 +167,6 @@ static int before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 out:
 	free(w);
 	free(b);
-	free(w_new);
 	free(b_new);
 	return rc < 0 ? rc : BNF_OK;
 }
@@ -198,7 +193,7 @@ static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 			 Onnx__NodeProto *layer, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *ct = NULL;
-	double *w = NULL, *cv = NULL, *w_new = NULL, *c_new = NULL;
+	double *w = NULL, *cv = NULL, *c_new = NULL; /* w is scaled in place */
 	int gemm = fold_node_is(layer, "Gemm");
 	int trans_b = gemm && fold_attr_int(layer, "transB", 0) != 0;
 	int has_c = gemm && layer->n_input >= 3 && layer->input[2][0];
@@ -266,9 +261,8 @@ static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 			c_rank = 2;
 		}
 	}
-	w_new = malloc(nw * sizeof(double));
 	c_new = malloc(rows_c * n * sizeof(double));
-	if (!w_new || !c_new) {
+	if (!c_new) {
 		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -276,25 +270,22 @@ static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 		double shift = 0.0;
 		for (k = 0; k < kdim; k++) {
 			size_t idx = trans_b ? j * kdim + k : k * n + j;
-			w_new[idx] = w[idx] * bn->s[k];
-			shift += bn->t[k] * w[idx];
+			shift += bn->t[k] * w[idx]; /* the weight as read, then */
+			w[idx] *= bn->s[k];
 		}
 		for (r = 0; r < rows_c; r++)
 			c_new[r * n + j] =
 				(has_c ? beta * cv[r * cols_c + (cols_c == 1 ? 0 : j)] : 0.0) +
 				alpha * shift;
 	}
-	if (keep_overflow(out, w_new, nw, dtype, "weight") ||
+	if (keep_overflow(out, w, nw, dtype, "weight") ||
 	    keep_overflow(out, c_new, rows_c * n, dtype, "bias"))
 		goto out;
 	c_dims[c_rank - 1] = (int64_t)n;
-	rc = fold_store_constant(ctx, gi, layer, 1, dtype, wt->dims, 2, w_new, nw, layer->input[1]);
-	if (rc == BNF_OK) {
-		char base[256];
-		snprintf(base, sizeof(base), "%s_bias", layer->input[1]);
-		rc = fold_store_constant(ctx, gi, layer, 2, dtype, c_dims, c_rank, c_new, rows_c * n,
-					 base);
-	}
+	rc = fold_store_constant(ctx, gi, layer, 1, dtype, wt->dims, 2, w, nw, layer->input[1]);
+	if (rc == BNF_OK)
+		rc = fold_store_bias(ctx, gi, layer, 2, dtype, c_dims, c_rank, c_new, rows_c * n,
+				     layer);
 	if (rc == BNF_OK && gemm && beta != 1.0)
 		rc = fold_set_float_attr(ctx, layer, "beta", 1.0f);
 	if (rc == BNF_OK && !gemm)
@@ -310,7 +301,6 @@ static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 out:
 	free(w);
 	free(cv);
-	free(w_new);
 	free(c_new);
 	return rc < 0 ? rc : BNF_OK;
 }

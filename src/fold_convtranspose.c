@@ -138,11 +138,8 @@ int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct 
 	bias_dims[0] = (int64_t)m;
 	rc = fold_store_constant(ctx, gi, convt, 1, dtype, wt->dims, wt->n_dims, w, nw,
 				 convt->input[1]);
-	if (rc == BNF_OK) {
-		char base[256];
-		snprintf(base, sizeof(base), "%s_bias", convt->input[1]);
-		rc = fold_store_constant(ctx, gi, convt, 2, dtype, bias_dims, 1, b_new, m, base);
-	}
+	if (rc == BNF_OK)
+		rc = fold_store_bias(ctx, gi, convt, 2, dtype, bias_dims, 1, b_new, m, convt);
 	if (rc == BNF_OK)
 		rc = fold_rename_output(ctx, gi, convt, bn->node->output[0]);
 	if (rc == BNF_OK) {

@@ -79,6 +79,12 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 			size_t slot, int dtype, const int64_t *dims, size_t rank, const double *vals,
 			size_t count, const char *base);
 
+/* fold_store_constant for a layer's folded bias: a new constant is named
+ * after the layer's weight (input 1) with "_bias" appended. */
+int fold_store_bias(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
+		    int dtype, const int64_t *dims, size_t rank, const double *vals, size_t count,
+		    const Onnx__NodeProto *layer);
+
 /* As fold_store_constant, with the values already stored: raw (len bytes of
  * dtype, malloc'd) is taken over in every case, also on failure. */
 int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,

@@ -165,11 +165,8 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 
 	bias_dims[0] = (int64_t)m;
 	rc = store_weight(ctx, gi, conv, dtype, wt, &fb);
-	if (rc == BNF_OK) {
-		char base[256];
-		snprintf(base, sizeof(base), "%s_bias", conv->input[1]);
-		rc = fold_store_constant(ctx, gi, conv, 2, dtype, bias_dims, 1, fb.b_new, m, base);
-	}
+	if (rc == BNF_OK)
+		rc = fold_store_bias(ctx, gi, conv, 2, dtype, bias_dims, 1, fb.b_new, m, conv);
 	if (rc == BNF_OK)
 		rc = fold_rename_output(ctx, gi, conv, bn->node->output[0]);
 	if (rc == BNF_OK) {
@@ -332,12 +329,9 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 		c_rank = 1;
 	}
 	rc = store_weight(ctx, gi, gemm, dtype, wt, &fb);
-	if (rc == BNF_OK) {
-		char base[256];
-		snprintf(base, sizeof(base), "%s_bias", gemm->input[1]);
-		rc = fold_store_constant(ctx, gi, gemm, 2, dtype, c_dims, c_rank, fb.b_new,
-					 rows_c * n, base);
-	}
+	if (rc == BNF_OK)
+		rc = fold_store_bias(ctx, gi, gemm, 2, dtype, c_dims, c_rank, fb.b_new, rows_c * n,
+				     gemm);
 	if (rc == BNF_OK && beta != 1.0)
 		rc = fold_set_float_attr(ctx, gemm, "beta", 1.0f);
 	if (rc == BNF_OK && gi->opset < 7 && !(rows_c > 1 && c_rank == 2))
@@ -541,19 +535,17 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 	if (rc != BNF_OK)
 		goto out;
 	if (use_gemm) {
-		char base[256];
-		snprintf(base, sizeof(base), "%s_bias", mm->input[1]);
 		if (add) {
 			/* The Add's constant moves into the Gemm as C. */
-			rc = fold_store_constant(ctx, gi, add, add_slot, dtype, b_dims, 1, fb.b_new, n,
-						 base);
+			rc = fold_store_bias(ctx, gi, add, add_slot, dtype, b_dims, 1, fb.b_new, n,
+					     mm);
 			if (rc == BNF_OK)
 				rc = bnf_node_append_input(mm, add->input[add_slot]) == 0
 					     ? BNF_OK
 					     : bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 			out->also_removed = add;
 		} else {
-			rc = fold_store_constant(ctx, gi, mm, 2, dtype, b_dims, 1, fb.b_new, n, base);
+			rc = fold_store_bias(ctx, gi, mm, 2, dtype, b_dims, 1, fb.b_new, n, mm);
 		}
 		if (rc == BNF_OK)
 			rc = fold_set_op_type(ctx, mm, "Gemm");

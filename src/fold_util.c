@@ -288,6 +288,16 @@ int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 	return store_constant(ctx, gi, node, slot, dtype, dims, rank, vals, count, NULL, 0, base);
 }
 
+int fold_store_bias(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
+		    int dtype, const int64_t *dims, size_t rank, const double *vals, size_t count,
+		    const Onnx__NodeProto *layer)
+{
+	char base[256];
+
+	snprintf(base, sizeof(base), "%s_bias", layer->input[1]);
+	return fold_store_constant(ctx, gi, node, slot, dtype, dims, rank, vals, count, base);
+}
+
 int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
 		   int dtype, const int64_t *dims, size_t rank, uint8_t *raw, size_t len,
 		   const char *base)

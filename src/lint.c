@@ -14,6 +14,7 @@
 
 #include "graph.h"
 #include "mem.h"
+#include "model.h"
 #include "tensor_data.h"
 
 static const char *const finding_code_names[BNF_FINDING_CODE_COUNT] = {
@@ -520,13 +521,14 @@ static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model,
 	Onnx__ModelProto *copy = NULL;
 	uint8_t *buf = NULL;
 	size_t size;
-	int rc = BNF_OK;
+	int rc = BNF_OK, borrowed = 0;
 
 	memset(&probe, 0, sizeof(probe));
 	memset(&fo, 0, sizeof(fo));
 	fo.ext = ctx->ext; /* the copy's external tensors point at the same files */
 	if (opt && opt->bytes) {
-		copy = onnx__model_proto__unpack(&bnf_large_allocator, opt->size, opt->bytes);
+		copy = bnf_model_unpack_borrowing(opt->bytes, opt->size, opt->bytes_file_backed,
+						  BNF_BORROW_MIN, &borrowed);
 	} else {
 		size = onnx__model_proto__get_packed_size(model);
 		buf = bnf_malloc_large(size);
@@ -555,6 +557,8 @@ static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model,
 out:
 	if (copy)
 		onnx__model_proto__free_unpacked(copy, &bnf_large_allocator);
+	if (borrowed)
+		bnf_mem_unborrow(opt->bytes);
 	bnf_fold_report_free(&probe);
 	return rc;
 }

@@ -59,9 +59,11 @@ struct bnf_lint_options {
 	struct bnf_external *ext;
 	/* The serialized model when model is exactly its unpacking and has no
 	 * external tensors, or NULL: the fold probe's copy is unpacked from
-	 * these bytes instead of packing the model first. Borrowed. */
+	 * these bytes, borrowing its tensors' data from them (model.h), instead
+	 * of packing the model first. bytes_file_backed: they map a file. */
 	const uint8_t *bytes;
 	size_t size;
+	int bytes_file_backed;
 	/* When not NULL (and folded is NULL), receives the fold probe's
 	 * report: what bnf_fold_model would do to the model. */
 	struct bnf_fold_report *probe_report;

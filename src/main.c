@@ -414,6 +414,7 @@ static int lint_step(const struct cli *cli, struct run_state *st, const struct b
 	if (!rep && st->model.bytes && st->model.n_external == 0) {
 		lo.bytes = st->model.bytes; /* the model is the file as read */
 		lo.size = st->model.size;
+		lo.bytes_file_backed = st->model.mapped;
 	}
 	phase_begin(st, cli, "checking the graph");
 	rc = bnf_lint_model(st->model.proto, &lo, &st->lint, &err);
@@ -593,7 +594,6 @@ static int run_fold(const struct cli *cli)
 			goto out;
 		}
 		bnf_model_drop_bytes(&st.model);
-		bnf_mem_trim(); /* the fold's buffers, before the check's */
 		/* The output is written to its temporary file while the check
 		 * runs, and renamed into place only if it passes. */
 		early = !cli->dry_run &&
@@ -823,14 +823,14 @@ static void on_fatal_signal(int sig)
 /* Tensor bytes are read from mappings of the model and data files while
  * bnfold runs: a file cut short by someone else meanwhile faults on the
  * missing pages. Say so and stop as for any unreadable input. */
+static char bus_error_msg[512] = "bnfold: an input file was truncated while bnfold was "
+				 "reading it; nothing written\n";
+
 static void on_bus_error(int sig)
 {
-	static const char msg[] = "bnfold: an input file was truncated while bnfold was "
-				  "reading it; nothing written\n";
-
 	(void)sig;
 	bnf_temp_remove_all();
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+	if (write(STDERR_FILENO, bus_error_msg, strlen(bus_error_msg)) < 0) {
 		/* nothing more to do: the exit status says it */
 	}
 	_exit(EXIT_CODE_UNUSABLE);
@@ -865,6 +865,11 @@ int main(int argc, char **argv)
 		return EXIT_CODE_UNUSABLE;
 	}
 	rc = cli_parse_args(argc, argv, &cli);
+	if (cli.input)
+		snprintf(bus_error_msg, sizeof(bus_error_msg),
+			 "bnfold: '%s' (or a data file of it) was truncated while bnfold was reading "
+			 "it; nothing written\n",
+			 bnf_path_label(cli.input, 0));
 	if (rc < 0) {
 		if (cli.mode == CLI_MODE_RUN)
 			rc = run_model_mode(&cli);

@@ -67,13 +67,6 @@ void bnf_mem_init(void)
 #endif
 }
 
-void bnf_mem_trim(void)
-{
-#ifdef __GLIBC__
-	malloc_trim(0);
-#endif
-}
-
 #define BORROW_SLOTS 4
 
 static struct {
@@ -99,10 +92,12 @@ void bnf_mem_unborrow(const void *start)
 {
 	int i;
 
+	/* One registration: two trees may borrow the same bytes. */
 	for (i = 0; i < BORROW_SLOTS; i++)
 		if (borrowed[i].start == (uintptr_t)start) {
 			borrowed[i].start = borrowed[i].end = 0;
 			borrowed[i].file_backed = 0;
+			return;
 		}
 }
 

@@ -23,10 +23,6 @@ void *bnf_calloc_large(size_t n, size_t size);
  * megabytes freed and allocated again, node after node. Call once, first. */
 void bnf_mem_init(void);
 
-/* Give memory freed so far back to the system (the heap keeps it
- * otherwise, see bnf_mem_init): between phases whose buffers differ. */
-void bnf_mem_trim(void);
-
 /* Memory a tree may point into without owning it: the bytes of a model
  * file that tensors' raw_data borrows (model.c). bnf_free ignores pointers
  * into these ranges. At most a few are registered at once. file_backed:
@@ -34,6 +30,8 @@ void bnf_mem_trim(void);
  * read back from the file); other memory is never dropped, since a second
  * unpacking may still be reading it. */
 int bnf_mem_borrow(const void *start, size_t len, int file_backed);
+/* Undo one bnf_mem_borrow of start (the same bytes may be registered by
+ * several trees). */
 void bnf_mem_unborrow(const void *start);
 
 /* free(), except for borrowed memory (see bnf_mem_borrow). */

@@ -166,9 +166,6 @@ static void unmap_or_free(struct bnf_model *model)
 	model->mapped = 0;
 }
 
-/* raw_data under this many bytes is copied: not worth borrowing. */
-#define BORROW_MIN 4096
-
 /* ---- unpacking that borrows the tensors' bytes ----
  *
  * protobuf-c copies every bytes field out of the buffer it parses: for a
@@ -266,7 +263,7 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 	if ((rc = bnf_validate_wire(model->bytes, model->size, label, err)) != BNF_OK)
 		goto fail;
 	model->proto = bnf_model_unpack_borrowing(model->bytes, model->size, model->mapped,
-						  BORROW_MIN, &model->borrowed);
+						  BNF_BORROW_MIN, &model->borrowed);
 	if (!model->proto) {
 		rc = bnf_fail(err, BNF_ERR_INPUT,
 			      "%s: not a valid ONNX model (the protobuf data is truncated or corrupt)",

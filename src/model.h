@@ -35,6 +35,10 @@ struct bnf_model {
  * bnf_mem_borrow, file_backed saying whether it is a mapping of a file, and
  * must outlive the tree); otherwise an ordinary unpack. Free the tree with
  * &bnf_large_allocator. NULL when protobuf-c refuses the bytes. */
+/* raw_data under this many bytes is copied by bnf_model_read_ext: not worth
+ * borrowing. */
+#define BNF_BORROW_MIN 4096
+
 Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
 					      size_t min_len, int *borrowed);
 

@@ -267,6 +267,25 @@ def test_enospc_external_data_file(bnfold, tmp_path, external, with_bn):
 # ---------------------------------------------------------------------------
 # A run ended by a signal takes its temporary files with it.
 
+def start_held_in_check(bnfold, src, out_dir, tmp_path):
+    """Start bnfold on src (input 'x') with output in out_dir, its --input a
+    FIFO (tmp_path/x.npy) nobody writes yet: the check blocks opening it,
+    after the output's temporary file is made. Returns the process once
+    that file is there; bnfold must still be running."""
+    out_dir.mkdir()
+    fifo = str(tmp_path / "x.npy")
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([bnfold, src, "-o", str(out_dir / "model.onnx"),
+                             "--input", "x=" + fifo],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not os.listdir(out_dir) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if proc.poll() is not None:
+        pytest.fail("bnfold ended early: %s" % proc.stderr.read())
+    return proc
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_check_leaves_no_temporary_file(bnfold, tmp_path, sig):
     """The output is written to its temporary file while the check runs.
@@ -277,18 +296,9 @@ def test_signal_during_check_leaves_no_temporary_file(bnfold, tmp_path, sig):
     make_big_model(src)
     digest = sha256(src)
     out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    fifo = str(tmp_path / "x.npy")
-    os.mkfifo(fifo)
-    proc = subprocess.Popen([bnfold, src, "-o", str(out_dir / "model.onnx"),
-                             "--input", "x=" + fifo],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = start_held_in_check(bnfold, src, out_dir, tmp_path)
     try:
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while not os.listdir(out_dir) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
         left = os.listdir(out_dir)
-        assert proc.poll() is None, "bnfold ended early: %s" % proc.stderr.read()
         assert len(left) == 1 and left[0].startswith(".bnfold-"), left
         proc.send_signal(sig)
         proc.wait(timeout=RUN_TIMEOUT)
@@ -332,17 +342,9 @@ def test_input_truncated_during_run_is_an_error(bnfold, tmp_path):
     src = str(tmp_path / "m.onnx")
     make_model_with_unfolded_weight(src)
     out_dir = tmp_path / "out"
-    out_dir.mkdir()
+    proc = start_held_in_check(bnfold, src, out_dir, tmp_path)
     fifo = str(tmp_path / "x.npy")
-    os.mkfifo(fifo)
-    proc = subprocess.Popen([bnfold, src, "-o", str(out_dir / "model.onnx"),
-                             "--input", "x=" + fifo],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while not os.listdir(out_dir) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert proc.poll() is None, "bnfold ended early: %s" % proc.stderr.read()
         os.truncate(src, 0)
         buf = io.BytesIO()  # np.save needs a seekable file; a FIFO is not
         np.save(buf, np.ones((1, 4, 16, 16), np.float32))
@@ -356,4 +358,5 @@ def test_input_truncated_during_run_is_an_error(bnfold, tmp_path):
     err = err.decode()
     assert proc.returncode == 2, (proc.returncode, err)
     assert "truncated while bnfold was reading it" in err, err
+    assert src in err, "the message names the input: %s" % err
     assert os.listdir(out_dir) == [], "output or temporary file left behind"

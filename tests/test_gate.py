@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 import onnx
+from onnx import helper, numpy_helper
 import pytest
 
 import conftest as C
@@ -206,3 +207,34 @@ def test_torch_training_export_converted_matches_eval_mode(bnfold, ort, tmp_path
         # Not the batch-statistics result: the training-mode graph on onnxruntime.
         train = ortutil.run_ort(TORCH_TRAINING, {"input": x})["output"]
         assert not np.allclose(got, train, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+@pytest.mark.parametrize("extra", [[], ["-v"], ["--json", "-"]], ids=["plain", "v", "json"])
+def test_check_on_large_weights(bnfold, tmp_path, stdin, extra):
+    """The gate's fold probe and the model read both borrow the tensors'
+    bytes (weights of 4 KiB and more) from the same input: each tree gives
+    its borrowing back on its own. A 295 kB Conv weight before a
+    BatchNormalization is one finding, and the run ends cleanly."""
+    rng = np.random.default_rng(21)
+    w = rng.standard_normal((128, 64, 3, 3)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "W")]
+    for name in ("s", "b", "m", "v"):
+        v = rng.uniform(0.5, 1.5, 128) if name in "sv" else rng.standard_normal(128)
+        inits.append(numpy_helper.from_array(v.astype(np.float32), name))
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], name="conv"),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"],
+                                   name="bn")]
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 128, 6, 6])],
+        initializer=inits)
+    path = tmp_path / "big.onnx"
+    path.write_bytes(helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    if stdin:
+        proc = C.run(bnfold, ["--check", "-"] + extra, stdin=path.read_bytes())
+    else:
+        proc = C.run(bnfold, ["--check", str(path)] + extra)
+    assert proc.returncode == 1, C.describe(proc)
+    assert [(f["code"], f["node"]) for f in findings(proc.stderr)] == [("bn-unfolded", "bn")]

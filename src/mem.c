@@ -1,4 +1,5 @@
-/* Large allocations with huge pages where offered (see mem.h). */
+/* Large allocations with huge pages where offered, and the registry of
+ * borrowed bytes (see mem.h). */
 #include "mem.h"
 
 #include <limits.h>

@@ -1,11 +1,11 @@
 /*
- * Allocation of large buffers (tensor bytes, weights as doubles,
- * activations). A fold moves every byte of the model through fresh memory,
- * and with 4 KiB pages the kernel's page faults cost more than the copying
- * itself. These functions are malloc and calloc that also ask the kernel
- * for transparent huge pages on the part of a large block that covers
- * whole 2 MiB pages (madvise, where the kernel allows it); the memory is
- * released with free() as usual.
+ * Memory for tensors. Large buffers (new weights, activations) come from
+ * malloc and calloc that also ask the kernel for transparent huge pages on
+ * the whole 2 MiB pages of the block (madvise, where the kernel allows it),
+ * since page faults cost more than the copying itself; they are released
+ * with free() as usual. Tensors may also borrow their bytes from a model
+ * file (model.c): those ranges are registered here, and every tree is
+ * freed through bnf_large_allocator, whose free leaves them alone.
  */
 #ifndef BNF_MEM_H
 #define BNF_MEM_H

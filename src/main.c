@@ -535,9 +535,10 @@ static int run_fold(const struct cli *cli)
 		goto out;
 	}
 	/* The check's reference, the input as it is, is unpacked a second time
-	 * on another core while this tree is folded. Without a check, the
-	 * unpacked tree holds its own copy of every byte: the file's pages
-	 * need not stay resident while folding. */
+	 * (with copies of the weights, which the evaluator wants aligned) on
+	 * another core while this tree is folded. Without a check, a tree that
+	 * copied the file's bytes (one that borrows them keeps them) lets the
+	 * file's pages go while folding. */
 	if (!cli->no_verify && !cli->train_eval)
 		bnf_model_unpack_start(&st.model, &ref_job);
 	else

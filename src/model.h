@@ -68,8 +68,8 @@ void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job
 
 /* Wait for the job (or do it now if never started) and register the new
  * tree's external tensors in ext (NULL when it has none). The caller frees
- * *out with onnx__model_proto__free_unpacked. Call before
- * bnf_model_drop_bytes. */
+ * *out with onnx__model_proto__free_unpacked and &bnf_large_allocator.
+ * Call before bnf_model_drop_bytes. */
 int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *model,
 			    const char *path, struct bnf_external *ext, Onnx__ModelProto **out,
 			    struct bnf_error *err);
@@ -80,14 +80,14 @@ void bnf_model_unpack_cancel(struct bnf_unpack_job *job);
 /* Free what bnf_model_read_ext allocated; a zeroed model is allowed. */
 void bnf_model_release(struct bnf_model *model);
 
-/* Drop the copy of the file's bytes (when the model has changed and they
- * are no longer needed), to lower peak memory. */
+/* Drop the file's bytes (when the model has changed and they are no longer
+ * needed), to lower peak memory; kept while the tree borrows them. */
 void bnf_model_drop_bytes(struct bnf_model *model);
 
 /* Give the memory of a mapped file's pages back while keeping the bytes
  * readable (they are read again from the file when touched): for the time
  * between unpacking and an eventual verbatim write. No effect on stdin
- * buffers. */
+ * buffers, nor on bytes the tree borrows. */
 void bnf_model_release_pages(struct bnf_model *model);
 
 /* Pack proto into path ("-" for standard output). Returns 0 and the number

@@ -30,17 +30,23 @@ GEN = $(BUILD)/gen
 PROTOBUF_CFLAGS := $(shell $(PKG_CONFIG) --cflags libprotobuf-c 2>/dev/null)
 PROTOBUF_LIBS := $(shell $(PKG_CONFIG) --libs libprotobuf-c 2>/dev/null || echo -lprotobuf-c)
 
-ALL_CFLAGS = $(STD_FLAGS) $(WARN_FLAGS) $(WERROR) $(CFLAGS) $(SAN_FLAGS) \
-             -I$(GEN) -Isrc $(PROTOBUF_CFLAGS) -pthread -MMD -MP
+ALL_CPPFLAGS = -I$(GEN) -Isrc $(PROTOBUF_CFLAGS) $(CPPFLAGS)
+ALL_CFLAGS = $(STD_FLAGS) $(WARN_FLAGS) $(WERROR) $(CFLAGS) $(SAN_FLAGS) -pthread -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS) -pthread
 LIBS = $(PROTOBUF_LIBS) -lm
 
-# The command line (main.c and the cli_*.c files that print) is kept out of
-# the library objects the test programs link.
-CLI_SRC = src/main.c $(wildcard src/cli_*.c)
-LIB_SRC = $(filter-out $(CLI_SRC),$(wildcard src/*.c)) $(wildcard src/eval/*.c)
-LIB_OBJ = $(GEN)/onnx.pb-c.o $(LIB_SRC:%.c=$(BUILD)/%.o)
-MAIN_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
+# The rooms of src/, lowest first. Each room is its own archive and
+# programs link them highest first, so a call from a room to one above it
+# (a backward door) is an undefined reference at link time, not a review
+# comment. The command line (src/cli/) is the program itself, not a room
+# archive: it is the only code that prints or exits.
+ROOMS = util io graph eval fold check
+room_obj = $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/$(1)/*.c))
+ROOM_LIBS = $(foreach r,$(ROOMS),$(BUILD)/lib/libbnf_$(r).a)
+# Link order: the reverse of ROOMS (check first, util last).
+LINK_ROOMS = $(foreach r,check fold eval graph io util,$(BUILD)/lib/libbnf_$(r).a)
+LIB_OBJ = $(GEN)/onnx.pb-c.o $(foreach r,$(ROOMS),$(call room_obj,$(r)))
+MAIN_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/*.c))
 
 # Fuzz targets (tests/fuzz/): each links as a replay program over corpus
 # folders (a test program) and, with clang, as a libFuzzer target.
@@ -48,45 +54,89 @@ FUZZ_TARGETS = load fold eval
 FUZZ_OBJ = $(BUILD)/tests/fuzz/fuzz_common.o
 TEST_PROGS = $(BUILD)/tests/roundtrip $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/replay_%)
 
-.PHONY: all clean check test asan ubsan demo deps-build deps-test install uninstall format bench \
-	fuzz fuzz-replay
+.PHONY: all clean check test asan ubsan demo deps-build deps-test install uninstall format \
+	format-check bench fuzz fuzz-replay lib FORCE
 
-all: bnfold
+all: bnfold $(BUILD)/libbnfold.a $(BUILD)/lib/doors.ok
+
+lib: $(BUILD)/libbnfold.a
 
 bnfold: $(BUILD)/bnfold
 	cp $(BUILD)/bnfold $@
 
-$(BUILD)/bnfold: $(MAIN_OBJ) $(LIB_OBJ)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/bnfold: $(MAIN_OBJ) $(ROOM_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(MAIN_OBJ) $(LINK_ROOMS) $(LIBS)
 
-$(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h: proto/onnx.proto
+# One archive per room; the generated protobuf code goes with io, the
+# lowest room that reads ONNX.
+$(BUILD)/lib/libbnf_util.a: $(call room_obj,util)
+$(BUILD)/lib/libbnf_io.a: $(GEN)/onnx.pb-c.o $(call room_obj,io)
+$(BUILD)/lib/libbnf_graph.a: $(call room_obj,graph)
+$(BUILD)/lib/libbnf_eval.a: $(call room_obj,eval)
+$(BUILD)/lib/libbnf_fold.a: $(call room_obj,fold)
+$(BUILD)/lib/libbnf_check.a: $(call room_obj,check)
+$(BUILD)/lib/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# The doors open one way: every member of a room's archive, linked whole
+# into a program with only the rooms below it, must leave nothing
+# undefined. A call to a room above fails here by name.
+$(BUILD)/lib/doors.ok: $(ROOM_LIBS)
+	@printf 'int main(void) { return 0; }\n' > $(BUILD)/lib/doors_main.c
+	@$(CC) -c -o $(BUILD)/lib/doors_main.o $(BUILD)/lib/doors_main.c
+	@below=""; for r in $(ROOMS); do \
+	  $(CC) $(ALL_LDFLAGS) -o $(BUILD)/lib/doors_$$r $(BUILD)/lib/doors_main.o \
+	    -Wl,--whole-archive $(BUILD)/lib/libbnf_$$r.a -Wl,--no-whole-archive $$below $(LIBS) || \
+	    { echo "bnfold: room $$r calls a room above it (src/$$r/ may use only:$$below)" >&2; exit 1; }; \
+	  rm -f $(BUILD)/lib/doors_$$r; below="$(BUILD)/lib/libbnf_$$r.a $$below"; \
+	done
+	@touch $@
+
+# libbnfold.a: every room in one archive, for programs outside this tree.
+$(BUILD)/libbnfold.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# protoc-c writes both files in one run: a grouped target, so that a
+# parallel make runs it once.
+$(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h &: proto/onnx.proto
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) --proto_path=proto proto/onnx.proto
 
+# Every object depends on the flags it was built with: a changed CFLAGS,
+# CPPFLAGS, WERROR or SAN_FLAGS rebuilds everything (make && make check
+# compiles the test build with -Werror).
+FLAGS_STAMP = $(BUILD)/.flags
+FLAGS_NOW = $(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(FLAGS_NOW)' | cmp -s - $@ || echo '$(FLAGS_NOW)' > $@
+
 # Generated code is compiled without our warning set: it is protoc-c's.
-$(GEN)/onnx.pb-c.o: $(GEN)/onnx.pb-c.c
-	$(CC) $(STD_FLAGS) $(CFLAGS) $(SAN_FLAGS) -I$(GEN) $(PROTOBUF_CFLAGS) -c -o $@ $<
+$(GEN)/onnx.pb-c.o: $(GEN)/onnx.pb-c.c $(FLAGS_STAMP)
+	$(CC) $(STD_FLAGS) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -I$(GEN) $(PROTOBUF_CFLAGS) -c -o $@ $<
 
-$(BUILD)/src/%.o: src/%.c $(GEN)/onnx.pb-c.h
+$(BUILD)/src/%.o: src/%.c $(GEN)/onnx.pb-c.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%.o: tests/%.c $(GEN)/onnx.pb-c.h
+$(BUILD)/tests/%.o: tests/%.c $(GEN)/onnx.pb-c.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/roundtrip: $(BUILD)/tests/roundtrip.o $(LIB_OBJ)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/tests/roundtrip: $(BUILD)/tests/roundtrip.o $(ROOM_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LINK_ROOMS) $(LIBS)
 
 $(BUILD)/tests/fuzz/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay.o $(FUZZ_OBJ) \
-		$(LIB_OBJ)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+		$(ROOM_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LINK_ROOMS) $(LIBS)
 
-$(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ) $(LIB_OBJ)
-	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+$(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ) $(ROOM_LIBS)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(LINK_ROOMS) $(LIBS)
 
--include $(wildcard $(BUILD)/src/*.d $(BUILD)/src/eval/*.d $(BUILD)/tests/*.d $(BUILD)/bench/*.d \
-	$(BUILD)/tests/fuzz/*.d)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # Packages: the build needs a compiler and protobuf-c; the tests need the
 # real ONNX checker, numpy, pytest, ONNX's backend test data, Node.js for
@@ -107,7 +157,7 @@ demo: deps-build bnfold
 
 # The test build: warnings are errors.
 check: deps-test
-	$(MAKE) WERROR=-Werror bnfold $(TEST_PROGS)
+	$(MAKE) WERROR=-Werror all $(TEST_PROGS)
 	$(MAKE) fuzz-replay
 	sh tests/run.sh
 
@@ -171,19 +221,27 @@ uninstall:
 
 # The benchmark (not part of `make check`): bench/run.sh writes
 # bench/results/latest.md; the model is generated into bench/work/.
-$(BUILD)/bench/gemm_bench: $(BUILD)/bench/gemm_bench.o $(LIB_OBJ)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/bench/gemm_bench: $(BUILD)/bench/gemm_bench.o $(ROOM_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LINK_ROOMS) $(LIBS)
 
-$(BUILD)/bench/%.o: bench/%.c $(GEN)/onnx.pb-c.h
+$(BUILD)/bench/%.o: bench/%.c $(GEN)/onnx.pb-c.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 bench: $(BUILD)/bnfold $(BUILD)/bench/gemm_bench
 	@test -f bench/work/resnet50.onnx || $(PYTHON) bench/gen_resnet50.py
 	BNFOLD=$(BUILD)/bnfold GEMM_BENCH=$(BUILD)/bench/gemm_bench sh bench/run.sh
 
+# Every C file of the project follows .clang-format; make check fails
+# when one does not (make format fixes them).
+FORMAT_FILES = $(wildcard src/*/*.c src/*/*.h tests/*.c tests/fuzz/*.c tests/fuzz/*.h bench/*.c)
+
 format:
-	clang-format -i src/*.c src/*.h src/eval/*.c src/eval/*.h tests/*.c
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@clang-format --dry-run -Werror $(FORMAT_FILES) || \
+	  { echo "bnfold: C files differ from .clang-format: run 'make format'" >&2; exit 1; }
 
 clean:
 	rm -rf build bnfold

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mem.h"
-#include "model.h"
+#include "util/mem.h"
+#include "io/model.h"
 
 static int borrowed_models;
 

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "eval/op.h"
-#include "external.h"
-#include "strmap.h"
+#include "io/external.h"
+#include "util/strmap.h"
 
 /* Who frees a value's tensor: caller inputs are borrowed; initializers
  * may be views of the model's raw data (only the struct is ours). */

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "eval/tensor.h"
 #include "onnx.pb-c.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "eval/nn.h"
-#include "mem.h"
+#include "util/mem.h"
 
 struct conv_plan {
 	struct bnf_nn_window w;   /* image: X (Conv) or Y (ConvTranspose) spatial dims */

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "eval/tensor.h"
 #include "onnx.pb-c.h"
 

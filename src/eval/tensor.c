@@ -5,9 +5,9 @@
  * and the float16 / bfloat16 conversions with round-to-nearest-even.
  */
 #include "eval/tensor.h"
-#include "external.h"
-#include "le.h"
-#include "mem.h"
+#include "io/external.h"
+#include "util/le.h"
+#include "util/mem.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "onnx.pb-c.h"
 
 #define BNF_MAX_RANK 8

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "external.h"
-#include "mem.h"
-#include "model.h"
-#include "validate.h"
+#include "io/external.h"
+#include "util/mem.h"
+#include "io/model.h"
+#include "io/validate.h"
 
 static int is_external(Onnx__TensorProto *t, void *arg)
 {

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "eval/eval.h"
-#include "inputs.h"
+#include "check/inputs.h"
 
 #define FUZZ_EVAL_BUDGET ((size_t)64 << 20)
 

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fold.h"
-#include "mem.h"
-#include "validate.h"
+#include "fold/fold.h"
+#include "util/mem.h"
+#include "io/validate.h"
 
 static void check_reload(const Onnx__ModelProto *m)
 {

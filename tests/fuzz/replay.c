@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "fuzz_common.h"
-#include "model.h"
+#include "io/model.h"
 
 static int replay_file(const char *path, size_t *count)
 {

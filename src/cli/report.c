@@ -1,0 +1,449 @@
+/*
+ * The command line's reports: assembles the --json document (schema 1,
+ * documented in bnfold(1): add fields, never rename or remove them without
+ * raising "schema"), prints the -v table, and shows progress on a terminal.
+ */
+#include "cli/report.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "graph/graph.h"
+#include "util/json.h"
+#include "util/sha256.h"
+#include "io/tensor_data.h"
+
+static const char *const phase_names[CLI_PHASE_COUNT] = {
+	[CLI_PHASE_READ] = "read",   [CLI_PHASE_TRAIN_MODE] = "train_mode",
+	[CLI_PHASE_FOLD] = "fold",   [CLI_PHASE_CHECK] = "check",
+	[CLI_PHASE_LINT] = "lint",   [CLI_PHASE_WRITE] = "write",
+};
+
+static const char *const level_names[] = { "error", "warning", "ignored" };
+
+double cli_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- hashes and counts ---- */
+
+void cli_sha256_bytes(const void *buf, size_t len, char hex[65])
+{
+	struct bnf_sha256 h;
+	bnf_sha256_init(&h);
+	bnf_sha256_update(&h, buf, len);
+	bnf_sha256_hex(&h, hex);
+}
+
+int cli_sha256_file(const char *path, char hex[65])
+{
+	struct bnf_sha256 h;
+	unsigned char chunk[1 << 16];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+	int rc = 0;
+
+	hex[0] = '\0';
+	if (!f)
+		return -1;
+	bnf_sha256_init(&h);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		bnf_sha256_update(&h, chunk, n);
+	if (ferror(f))
+		rc = -1;
+	else
+		bnf_sha256_hex(&h, hex);
+	fclose(f);
+	return rc;
+}
+
+struct hashing_buffer {
+	ProtobufCBuffer base;   /* first: protobuf-c calls base.append */
+	struct bnf_sha256 h;
+};
+
+static void hashing_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
+{
+	struct hashing_buffer *hb = (struct hashing_buffer *)buffer;
+	bnf_sha256_update(&hb->h, data, len);
+}
+
+void cli_sha256_model(const Onnx__ModelProto *model, char hex[65])
+{
+	struct hashing_buffer hb;
+
+	hb.base.append = hashing_append;
+	bnf_sha256_init(&hb.h);
+	onnx__model_proto__pack_to_buffer(model, &hb.base);
+	bnf_sha256_hex(&hb.h, hex);
+}
+
+struct counts {
+	size_t nodes, initializers;
+	int depth;
+};
+
+static int count_graph(Onnx__GraphProto *g, void *arg)
+{
+	struct counts *c = arg;
+	size_t i;
+
+	c->nodes += g->n_node;
+	c->initializers += g->n_initializer;
+	if (c->depth++ > 64)
+		return BNF_OK;
+	for (i = 0; i < g->n_node; i++)
+		bnf_node_for_each_subgraph(g->node[i], count_graph, c);
+	c->depth--;
+	return BNF_OK;
+}
+
+void cli_count_model(const Onnx__ModelProto *model, size_t *nodes, size_t *initializers)
+{
+	struct counts c = { 0, 0, 0 };
+	if (model->graph)
+		count_graph(model->graph, &c);
+	*nodes = c.nodes;
+	*initializers = c.initializers;
+}
+
+/* ---- the JSON report ---- */
+
+static void json_file(struct bnf_json *j, const char *key, const char *path, size_t size,
+		      const char *sha)
+{
+	bnf_json_object_begin(j, key);
+	bnf_json_string(j, "path", path);
+	bnf_json_integer(j, "size", (long long)size);
+	bnf_json_string(j, "sha256", sha[0] ? sha : NULL);
+	bnf_json_object_end(j);
+}
+
+static void json_counts(struct bnf_json *j, const char *key, size_t nodes, size_t inits)
+{
+	bnf_json_object_begin(j, key);
+	bnf_json_integer(j, "nodes", (long long)nodes);
+	bnf_json_integer(j, "initializers", (long long)inits);
+	bnf_json_object_end(j);
+}
+
+static void json_batchnorms(struct bnf_json *j, const struct cli_facts *f)
+{
+	size_t i;
+
+	bnf_json_array_begin(j, "batchnorms");
+	for (i = 0; f->fold && i < f->fold->n_records; i++) {
+		const struct bnf_bn_record *r = &f->fold->records[i];
+		int folded = r->kind != BNF_FOLD_KIND_NONE;
+
+		bnf_json_object_begin(j, NULL);
+		bnf_json_string(j, "name", r->bn_name);
+		bnf_json_string(j, "graph", r->graph);
+		bnf_json_string(j, "fate", !folded ? "kept" : f->folding ? "folded" : "foldable");
+		if (folded) {
+			bnf_json_object_begin(j, "target");
+			bnf_json_string(j, "op", r->target_op);
+			bnf_json_string(j, "name", r->target_name);
+			bnf_json_object_end(j);
+			bnf_json_string(j, "fold_kind", bnf_fold_kind_name(r->kind));
+			bnf_json_null(j, "reason");
+			bnf_json_null(j, "detail");
+		} else {
+			bnf_json_null(j, "target");
+			bnf_json_null(j, "fold_kind");
+			bnf_json_string(j, "reason", bnf_keep_reason_code(r->reason));
+			bnf_json_string(j, "detail", r->detail);
+		}
+		if (folded || r->max_scale != 0.0) {
+			bnf_json_number(j, "max_scale", r->max_scale);
+			bnf_json_integer(j, "max_scale_channel", (long long)r->max_scale_channel);
+		} else {
+			bnf_json_null(j, "max_scale");
+			bnf_json_null(j, "max_scale_channel");
+		}
+		bnf_json_object_end(j);
+	}
+	bnf_json_array_end(j);
+}
+
+static void json_train_mode(struct bnf_json *j, const struct bnf_train_report *t)
+{
+	size_t i;
+
+	if (!t) {
+		bnf_json_null(j, "train_mode");
+		return;
+	}
+	bnf_json_array_begin(j, "train_mode");
+	for (i = 0; i < t->n_nodes; i++) {
+		bnf_json_object_begin(j, NULL);
+		bnf_json_string(j, "op", t->nodes[i].op);
+		bnf_json_string(j, "node", t->nodes[i].node);
+		bnf_json_string(j, "graph", t->nodes[i].graph);
+		bnf_json_bool(j, "converted", t->nodes[i].converted);
+		bnf_json_string(j, "detail", t->nodes[i].detail);
+		bnf_json_object_end(j);
+	}
+	bnf_json_array_end(j);
+}
+
+static void json_check(struct bnf_json *j, const struct bnf_verify_report *v)
+{
+	size_t i;
+
+	if (!v) {
+		bnf_json_null(j, "check");
+		return;
+	}
+	bnf_json_object_begin(j, "check");
+	bnf_json_bool(j, "pass", v->pass);
+	bnf_json_bool(j, "whole_graph", v->whole_graph);
+	bnf_json_string(j, "fallback", v->whole_graph || !v->fallback[0] ? NULL : v->fallback);
+	bnf_json_integer(j, "samples", v->samples);
+	bnf_json_number(j, "max_abs", v->max_abs);
+	bnf_json_number(j, "max_rel", v->max_rel);
+	bnf_json_array_begin(j, "outputs");
+	for (i = 0; i < v->n_outputs; i++) {
+		const struct bnf_output_check *o = &v->outputs[i];
+		bnf_json_object_begin(j, NULL);
+		bnf_json_string(j, "name", o->name);
+		bnf_json_string(j, "dtype", bnf_dtype_label(o->dtype));
+		bnf_json_bool(j, "pass", o->pass);
+		bnf_json_number(j, "max_abs", o->max_abs);
+		bnf_json_number(j, "max_rel", o->max_rel);
+		bnf_json_number(j, "norm_err", o->norm_err);
+		bnf_json_integer(j, "elements", (long long)o->n_elements);
+		bnf_json_integer(j, "outside_tolerance", (long long)o->n_bad);
+		bnf_json_integer(j, "nonfinite_original", (long long)o->nan_a);
+		bnf_json_integer(j, "nonfinite_folded", (long long)o->nan_b);
+		bnf_json_object_end(j);
+	}
+	bnf_json_array_end(j);
+	bnf_json_array_begin(j, "folds");
+	for (i = 0; i < v->n_folds; i++) {
+		const struct bnf_fold_check *c = &v->folds[i];
+		bnf_json_object_begin(j, NULL);
+		bnf_json_string(j, "batchnorm", c->bn_name);
+		bnf_json_string(j, "target", c->target);
+		bnf_json_bool(j, "checked", c->note == NULL);
+		bnf_json_bool(j, "pass", c->pass);
+		bnf_json_number(j, "folded_abs", c->folded_abs);
+		bnf_json_number(j, "folded_rel", c->folded_rel);
+		bnf_json_number(j, "original_abs", c->orig_abs);
+		bnf_json_number(j, "original_rel", c->orig_rel);
+		bnf_json_string(j, "note", c->note);
+		bnf_json_object_end(j);
+	}
+	bnf_json_array_end(j);
+	bnf_json_object_end(j);
+}
+
+static void json_findings(struct bnf_json *j, const struct cli_facts *f)
+{
+	size_t i;
+
+	if (!f->lint) {
+		bnf_json_null(j, "findings");
+		return;
+	}
+	bnf_json_array_begin(j, "findings");
+	for (i = 0; i < f->lint->n_findings; i++) {
+		const struct bnf_finding *x = &f->lint->findings[i];
+		enum cli_finding_level level = f->levels[x->code];
+		if (level == CLI_FINDING_LEVEL_IGNORED)
+			continue;
+		bnf_json_object_begin(j, NULL);
+		bnf_json_string(j, "code", bnf_finding_code_name(x->code));
+		bnf_json_string(j, "level", level_names[level]);
+		bnf_json_string(j, "op", x->op);
+		bnf_json_string(j, "node", x->node);
+		bnf_json_string(j, "graph", x->graph);
+		bnf_json_string(j, "message", x->message);
+		bnf_json_object_end(j);
+	}
+	bnf_json_array_end(j);
+}
+
+char *cli_report_json(const struct cli_facts *f, const char *version)
+{
+	struct bnf_json j;
+	const char *text;
+	char *copy = NULL;
+	size_t k;
+
+	memset(&j, 0, sizeof(j));
+	bnf_json_object_begin(&j, NULL);
+	bnf_json_integer(&j, "schema", 1);
+	bnf_json_string(&j, "tool", "bnfold");
+	bnf_json_string(&j, "version", version);
+	bnf_json_string(&j, "mode", f->mode);
+	json_file(&j, "input", f->input, f->input_size, f->input_sha256);
+	if (f->output)
+		json_file(&j, "output", f->output, f->output_size, f->output_sha256);
+	else
+		bnf_json_null(&j, "output");
+	bnf_json_object_begin(&j, "counts");
+	json_counts(&j, "before", f->nodes_before, f->initializers_before);
+	json_counts(&j, "after", f->nodes_after, f->initializers_after);
+	bnf_json_object_end(&j);
+	bnf_json_object_begin(&j, "summary");
+	bnf_json_integer(&j, "batchnorms", f->fold ? (long long)f->fold->n_records : 0);
+	bnf_json_integer(&j, "folded", f->fold && f->folding ? (long long)f->fold->n_folded : 0);
+	bnf_json_integer(&j, "foldable", f->fold ? (long long)f->fold->n_folded : 0);
+	bnf_json_object_begin(&j, "by_kind");
+	for (k = 1; k < BNF_FOLD_KIND_COUNT; k++)
+		bnf_json_integer(&j, bnf_fold_kind_name((enum bnf_fold_kind)k),
+				 f->fold ? (long long)f->fold->by_kind[k] : 0);
+	bnf_json_object_end(&j);
+	bnf_json_integer(&j, "nodes_removed",
+			 f->fold && f->folding ? (long long)f->fold->nodes_removed : 0);
+	bnf_json_integer(&j, "initializers_removed",
+			 f->fold && f->folding ? (long long)f->fold->initializers_removed : 0);
+	bnf_json_integer(&j, "converted_to_eval", f->train ? (long long)f->train->n_converted : 0);
+	bnf_json_object_end(&j);
+	json_batchnorms(&j, f);
+	json_train_mode(&j, f->train);
+	json_check(&j, f->verify);
+	json_findings(&j, f);
+	bnf_json_object_begin(&j, "timings_ms");
+	for (k = 0; k < CLI_PHASE_COUNT; k++) {
+		if (f->phase_ms[k] < 0)
+			bnf_json_null(&j, phase_names[k]);
+		else
+			bnf_json_number(&j, phase_names[k], (double)(long long)(f->phase_ms[k] * 1000) / 1000);
+	}
+	bnf_json_object_end(&j);
+	bnf_json_integer(&j, "exit_code", f->exit_code);
+	bnf_json_object_end(&j);
+	text = bnf_json_finish(&j);
+	if (text)
+		copy = strdup(text);
+	bnf_json_free(&j);
+	return copy;
+}
+
+/* ---- the -v table ---- */
+
+static int text_width(const char *s)
+{
+	size_t n = strlen(s);
+	return n > 200 ? 200 : (int)n;
+}
+
+void cli_print_bn_table(const struct bnf_fold_report *rep, int folding)
+{
+	static const char *const head[5] = { "BatchNormalization", "fate", "kind", "into / reason",
+					     "worst scale" };
+	char (*cells)[5][160];
+	int width[5], c;
+	size_t i;
+
+	if (rep->n_records == 0)
+		return;
+	cells = calloc(rep->n_records, sizeof(*cells));
+	if (!cells)
+		return;
+	for (c = 0; c < 5; c++)
+		width[c] = text_width(head[c]);
+	for (i = 0; i < rep->n_records; i++) {
+		const struct bnf_bn_record *r = &rep->records[i];
+		int folded = r->kind != BNF_FOLD_KIND_NONE;
+
+		snprintf(cells[i][0], sizeof(cells[i][0]), "%s%s%s", r->graph, r->graph[0] ? "/" : "",
+			 r->bn_name);
+		snprintf(cells[i][1], sizeof(cells[i][1]), "%s",
+			 !folded ? "kept" : folding ? "folded" : "foldable");
+		snprintf(cells[i][2], sizeof(cells[i][2]), "%s",
+			 folded ? bnf_fold_kind_name(r->kind) : "-");
+		if (folded)
+			snprintf(cells[i][3], sizeof(cells[i][3]), "%s '%s'", r->target_op,
+				 r->target_name);
+		else
+			snprintf(cells[i][3], sizeof(cells[i][3]), "%s",
+				 bnf_keep_reason_code(r->reason));
+		if (folded || r->max_scale != 0.0)
+			snprintf(cells[i][4], sizeof(cells[i][4]), "%.4g (channel %zu)", r->max_scale,
+				 r->max_scale_channel);
+		else
+			snprintf(cells[i][4], sizeof(cells[i][4]), "-");
+		for (c = 0; c < 5; c++)
+			if (text_width(cells[i][c]) > width[c])
+				width[c] = text_width(cells[i][c]);
+	}
+	/* Every stderr line starts with "bnfold: ", the table's too. */
+	fprintf(stderr, "bnfold:   %-*s  %-*s  %-*s  %-*s  %s\n", width[0], head[0], width[1],
+		head[1], width[2], head[2], width[3], head[3], head[4]);
+	for (i = 0; i < rep->n_records; i++)
+		fprintf(stderr, "bnfold:   %-*s  %-*s  %-*s  %-*s  %s\n", width[0], cells[i][0], width[1],
+			cells[i][1], width[2], cells[i][2], width[3], cells[i][3], cells[i][4]);
+	free(cells);
+}
+
+/* ---- progress on a terminal ---- */
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	const char *phase;
+	double started;
+	int active, shown;
+} progress = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
+
+static void *progress_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&progress.lock);
+	while (progress.active) {
+		struct timespec until;
+		double elapsed;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 250 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&progress.wake, &progress.lock, &until);
+		elapsed = cli_now_ms() - progress.started;
+		if (progress.active && elapsed >= 1000.0) {
+			fprintf(stderr, "\rbnfold: %s... %.0f s", progress.phase, elapsed / 1000.0);
+			fflush(stderr);
+			progress.shown = 1;
+		}
+	}
+	pthread_mutex_unlock(&progress.lock);
+	return NULL;
+}
+
+void cli_progress_begin(const char *phase)
+{
+	if (!isatty(STDERR_FILENO) || progress.active)
+		return;
+	progress.phase = phase;
+	progress.started = cli_now_ms();
+	progress.shown = 0;
+	progress.active = 1;
+	if (pthread_create(&progress.thread, NULL, progress_main, NULL) != 0)
+		progress.active = 0;
+}
+
+void cli_progress_end(void)
+{
+	if (!progress.active)
+		return;
+	pthread_mutex_lock(&progress.lock);
+	progress.active = 0;
+	pthread_cond_signal(&progress.wake);
+	pthread_mutex_unlock(&progress.lock);
+	pthread_join(progress.thread, NULL);
+	if (progress.shown)
+		fputs("\r\033[K", stderr);
+}

@@ -1,0 +1,793 @@
+/*
+ * The fold driver: finds every BatchNormalization, decides whether it runs
+ * in eval mode with constant parameters, hands it to the fold for its
+ * producer, repeats until nothing more folds (a fold can expose another),
+ * then removes the tensors and nodes that no longer have readers.
+ */
+#include "fold/fold.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/external.h"
+#include "fold/internal.h"
+#include "util/mem.h"
+#include "io/tensor_data.h"
+
+static const char *const fold_kind_names[BNF_FOLD_KIND_COUNT] = {
+	[BNF_FOLD_KIND_NONE] = "none",
+	[BNF_FOLD_KIND_CONV] = "conv",
+	[BNF_FOLD_KIND_GEMM] = "gemm",
+	[BNF_FOLD_KIND_MATMUL] = "matmul",
+	[BNF_FOLD_KIND_CONVTRANSPOSE] = "convtranspose",
+	[BNF_FOLD_KIND_AFFINE] = "affine",
+	[BNF_FOLD_KIND_LOWERED] = "lowered",
+};
+
+static const char *const keep_reason_codes[BNF_KEEP_REASON_COUNT] = {
+	[BNF_KEEP_REASON_NONE] = "none",
+	[BNF_KEEP_REASON_OTHER_CONSUMER] = "other-consumer",
+	[BNF_KEEP_REASON_GRAPH_OUTPUT] = "graph-output",
+	[BNF_KEEP_REASON_NON_CONSTANT] = "non-constant",
+	[BNF_KEEP_REASON_TRAINING_MODE] = "training-mode",
+	[BNF_KEEP_REASON_SPATIAL] = "spatial",
+	[BNF_KEEP_REASON_SHAPE_MISMATCH] = "shape-mismatch",
+	[BNF_KEEP_REASON_UNKNOWN_SHAPE] = "unknown-shape",
+	[BNF_KEEP_REASON_UNSUPPORTED_PRODUCER] = "unsupported-producer",
+	[BNF_KEEP_REASON_NO_PRODUCER] = "no-producer",
+	[BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = "unsupported-dtype",
+	[BNF_KEEP_REASON_OVERFLOW] = "overflow",
+	[BNF_KEEP_REASON_PADDING] = "padding",
+	[BNF_KEEP_REASON_NOT_PER_CHANNEL] = "not-per-channel",
+	[BNF_KEEP_REASON_PASS_THROUGH_UNSAFE] = "pass-through-unsafe",
+	[BNF_KEEP_REASON_ZERO_DIVISOR] = "zero-divisor",
+	[BNF_KEEP_REASON_NOT_AFFINE] = "not-affine",
+};
+
+const char *bnf_fold_kind_name(enum bnf_fold_kind kind)
+{
+	return (unsigned)kind < BNF_FOLD_KIND_COUNT ? fold_kind_names[kind] : "?";
+}
+
+const char *bnf_keep_reason_code(enum bnf_keep_reason reason)
+{
+	return (unsigned)reason < BNF_KEEP_REASON_COUNT ? keep_reason_codes[reason] : "?";
+}
+
+/* ---- eval-mode identities between a layer and what follows it ---- */
+
+/* 1 when the bool constant name holds false. */
+static int constant_false(const struct bnf_graph *gi, const char *name)
+{
+	struct bnf_const_ref ref;
+	const Onnx__TensorProto *t;
+
+	if (!bnf_graph_constant(gi, name, &ref))
+		return 0;
+	t = ref.tensor;
+	if (!t->has_data_type || t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__BOOL)
+		return 0;
+	if (t->has_raw_data && t->raw_data.len == 1)
+		return t->raw_data.data[0] == 0;
+	if (!t->has_raw_data && t->n_int32_data == 1)
+		return t->int32_data[0] == 0;
+	return 0;
+}
+
+/* Is Dropout node p the identity here? Eval mode (is_test=1 before opset
+ * 7; training_mode absent or constant false from opset 12) and a mask
+ * that nothing reads. The ratio does not matter in eval mode. */
+static int dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
+			       struct fold_outcome *out)
+{
+	if (gi->opset < 7 && fold_attr_int(p, "is_test", 0) == 0)
+		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
+				 "Dropout '%s' has is_test=0 (opset %d): it drops values",
+				 bnf_node_label(p), gi->opset),
+		       0;
+	if (p->n_output >= 2 && p->output[1][0] &&
+	    (bnf_graph_uses(gi, p->output[1]) > 0 || bnf_graph_is_output(gi, p->output[1])))
+		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
+				 "the mask '%s' of Dropout '%s' is read", p->output[1],
+				 bnf_node_label(p)),
+		       0;
+	if (p->n_input >= 3 && p->input[2][0] && !constant_false(gi, p->input[2]))
+		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
+				 "the training_mode '%s' of Dropout '%s' is not a constant false",
+				 p->input[2], bnf_node_label(p)),
+		       0;
+	return 1;
+}
+
+Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const char **x,
+				struct fold_outcome *out)
+{
+	Onnx__NodeProto *p;
+
+	for (;;) {
+		if (bnf_graph_producer(gi, *x, NULL) && !fold_producer(ctx, gi, *x)) {
+			fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+				  "'%s' was changed by another fold of this sweep", *x);
+			return NULL;
+		}
+		p = fold_producer(ctx, gi, *x);
+		if (!p || !(bnf_node_is(p, "Identity") || bnf_node_is(p, "Dropout")))
+			return p;
+		/* A value read elsewhere stops the walk: the caller refuses it. */
+		if (bnf_graph_uses(gi, *x) != 1 || bnf_graph_is_output(gi, *x) || p->n_input < 1 ||
+		    !p->input[0][0] || out->n_pass >= sizeof(out->pass) / sizeof(out->pass[0]))
+			return p;
+		if (bnf_node_is(p, "Dropout") && !dropout_is_identity(gi, p, out))
+			return NULL;
+		out->pass[out->n_pass++] = p;
+		*x = p->input[0];
+	}
+}
+
+/* ---- BatchNormalization analysis ---- */
+
+/* Is the BN used for training? Each opset family says so differently:
+ * is_test=0 before opset 7, training_mode=1 from opset 14, and in every
+ * version the optional running-statistics outputs exist only for training. */
+static int bn_training_mode(const Onnx__NodeProto *bn, int opset, struct fold_outcome *out)
+{
+	size_t i;
+
+	if (opset < 7 && fold_attr_int(bn, "is_test", 0) == 0)
+		return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
+				 "is_test=0 (opset %d): the node normalises with batch statistics", opset),
+		       1;
+	if (opset >= 14 && fold_attr_int(bn, "training_mode", 0) != 0)
+		return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
+				 "training_mode=1: the node normalises with batch statistics"),
+		       1;
+	for (i = 1; i < bn->n_output; i++)
+		if (bn->output[i][0])
+			return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
+					 "optional output '%s' is present: the node is exported "
+					 "for training",
+					 bn->output[i]),
+			       1;
+	return 0;
+}
+
+/* Read scale, B, mean and var and turn them into s and t. Returns 1 when
+ * the BN is usable, 0 when kept (out set), negative on a malformed model. */
+static int bn_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, struct fold_bn *bn,
+		     struct fold_outcome *out)
+{
+	static const char *const roles[4] = { "scale", "B", "mean", "var" };
+	const Onnx__NodeProto *node = bn->node;
+	const Onnx__TensorProto *tensors[4] = { NULL, NULL, NULL, NULL };
+	double *v[4] = { NULL, NULL, NULL, NULL };
+	size_t n[4] = { 0, 0, 0, 0 };
+	double eps = fold_attr_float(node, "epsilon", (double)1e-5f);
+	int rc = 1, k;
+	size_t c;
+
+	for (k = 0; k < 4 && rc == 1; k++)
+		rc = fold_read_constant(ctx, gi, node, (size_t)k + 1, roles[k], &v[k], &n[k],
+					&tensors[k], out);
+	if (rc != 1)
+		goto out;
+	for (k = 1; k < 4; k++)
+		if (n[k] != n[0]) {
+			rc = bnf_fail(ctx->err, BNF_ERR_INPUT,
+				      "node '%s': BatchNormalization %s '%s' has %zu values but "
+				      "scale '%s' has %zu",
+				      bnf_node_label(node), roles[k], node->input[k + 1], n[k],
+				      node->input[1], n[0]);
+			goto out;
+		}
+	/* spatial=0 (opsets before 9) means one parameter per element of
+	 * C x D1 x ...; that is only per-channel when the extra dims are 1. */
+	if (gi->opset < 9 && fold_attr_int(node, "spatial", 1) == 0) {
+		size_t d;
+		for (d = 1; d < tensors[0]->n_dims; d++)
+			if (tensors[0]->dims[d] != 1) {
+				rc = fold_keep(out, BNF_KEEP_REASON_SPATIAL,
+					       "spatial=0 with per-element parameters of rank %zu",
+					       tensors[0]->n_dims);
+				rc = 0;
+				goto out;
+			}
+	}
+	bn->channels = n[0];
+	bn->s = malloc((n[0] ? n[0] : 1) * sizeof(double));
+	bn->t = malloc((n[0] ? n[0] : 1) * sizeof(double));
+	if (!bn->s || !bn->t) {
+		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (c = 0; c < n[0]; c++) {
+		bn->s[c] = v[0][c] / sqrt(v[3][c] + eps);
+		bn->t[c] = v[1][c] - v[2][c] * bn->s[c];
+	}
+out:
+	for (k = 0; k < 4; k++)
+		free(v[k]);
+	return rc;
+}
+
+/* Fold the BN into the layer producing its input x (through pass-through
+ * nodes already walked), or say why not. */
+static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+			    Onnx__NodeProto *producer, const char *x, struct fold_outcome *out)
+{
+	if (!producer)
+		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
+				 "its input '%s' is a graph input or constant, not a layer output", x);
+	if (bnf_graph_is_output(gi, x))
+		return fold_keep(out, BNF_KEEP_REASON_GRAPH_OUTPUT,
+				 "the output '%s' of %s '%s' is also a graph output", x,
+				 producer->op_type, bnf_node_label(producer));
+	if (bnf_graph_uses(gi, x) > 1)
+		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
+				 "the output '%s' of %s '%s' is also read by another node", x,
+				 producer->op_type, bnf_node_label(producer));
+	if (bnf_node_is(producer, "Conv"))
+		return fold_into_conv(ctx, gi, bn, producer, out);
+	if (bnf_node_is(producer, "ConvTranspose"))
+		return fold_into_conv_transpose(ctx, gi, bn, producer, out);
+	if (bnf_node_is(producer, "Gemm"))
+		return fold_into_gemm(ctx, gi, bn, producer, out);
+	if (bnf_node_is(producer, "MatMul") || bnf_node_is(producer, "Add"))
+		return fold_into_matmul(ctx, gi, bn, producer, out);
+	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+			 "its input comes from %s '%s'; bnfold folds into Conv, ConvTranspose, "
+			 "Gemm and MatMul",
+			 producer->op_type ? producer->op_type : "?", bnf_node_label(producer));
+}
+
+/* Try to fold the BN: into the layer before it (through Identity and
+ * eval-mode Dropout), else into the layer after it. On return out says
+ * what happened. */
+static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *bn_node,
+		    struct fold_outcome *out, struct fold_bn *bn)
+{
+	struct fold_outcome before;
+	Onnx__NodeProto *producer;
+	const char *x;
+	int rc, tried = 0;
+
+	memset(bn, 0, sizeof(*bn));
+	bn->node = bn_node;
+	if (bn_node->n_input < 5 || bn_node->n_output < 1 || !bn_node->output[0][0])
+		return bnf_fail(ctx->err, BNF_ERR_INPUT,
+				"node '%s': BatchNormalization needs 5 inputs and an output, has %zu "
+				"inputs",
+				bnf_node_label(bn_node), bn_node->n_input);
+	if (bn_training_mode(bn_node, gi->opset, out))
+		return BNF_OK;
+	rc = bn_affine(ctx, gi, bn, out);
+	if (rc <= 0)
+		return rc;
+	x = bn_node->input[0];
+	producer = fold_walk_back(ctx, gi, &x, out);
+	if (out->reason == BNF_KEEP_REASON_NONE) {
+		rc = fold_after_layer(ctx, gi, bn, producer, x, out);
+		if (rc != BNF_OK || out->reason == BNF_KEEP_REASON_NONE)
+			return rc;
+	}
+	/* No layer in front can take it: maybe the one after it can. */
+	switch (out->reason) {
+	case BNF_KEEP_REASON_NO_PRODUCER:
+	case BNF_KEEP_REASON_UNSUPPORTED_PRODUCER:
+	case BNF_KEEP_REASON_OTHER_CONSUMER:
+	case BNF_KEEP_REASON_GRAPH_OUTPUT:
+	case BNF_KEEP_REASON_PASS_THROUGH_UNSAFE:
+		break;
+	default:
+		return BNF_OK;
+	}
+	memset(&before, 0, sizeof(before));
+	rc = fold_bn_before_layer(ctx, gi, bn, &before, &tried);
+	if (rc == BNF_OK && tried)
+		*out = before;
+	return rc;
+}
+
+static double max_abs(const double *v, size_t n, size_t *where)
+{
+	double best = 0.0;
+	size_t i;
+	*where = 0;
+	for (i = 0; i < n; i++)
+		if (fabs(v[i]) > best || isnan(v[i])) {
+			best = fabs(v[i]);
+			*where = i;
+		}
+	return best;
+}
+
+static void free_record(struct bnf_bn_record *r)
+{
+	free(r->bn_name);
+	free(r->bn_output);
+	free(r->op_type);
+	free(r->result);
+	free(r->graph);
+	free(r->detail);
+	free(r->target_op);
+	free(r->target_name);
+}
+
+/* A later fold renamed `from` (the value an earlier fold's node produced)
+ * to `to`: the earlier folds of this graph now end in `to`. */
+static int absorb_records(struct bnf_bn_record *recs, size_t n, const char *path,
+			  const char *from, const char *to)
+{
+	size_t i;
+	for (i = 0; i < n; i++) {
+		char *copy;
+		if (recs[i].kind == BNF_FOLD_KIND_NONE || strcmp(recs[i].graph, path) != 0 ||
+		    strcmp(recs[i].result, from) != 0)
+			continue;
+		if (!(copy = strdup(to)))
+			return -1;
+		free(recs[i].result);
+		recs[i].result = copy;
+	}
+	return 0;
+}
+
+/* Record what happened to node (a BN, or with affine set a Mul/Add/Sub/Div). */
+static int add_record(struct fold_ctx *ctx, const char *path, const Onnx__NodeProto *bn_node,
+		      const struct fold_outcome *out, const struct fold_bn *bn, int affine)
+{
+	struct bnf_fold_report *rep = ctx->rep;
+	struct bnf_bn_record **list = affine ? &rep->affine : &rep->records;
+	size_t *n = affine ? &rep->n_affine : &rep->n_records;
+	struct bnf_bn_record *p = realloc(*list, (*n + 1) * sizeof(*p));
+	struct bnf_bn_record *r;
+	const char *result = "";
+
+	if (!p)
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	*list = p;
+	r = &p[*n];
+	memset(r, 0, sizeof(*r));
+	if (out->reason == BNF_KEEP_REASON_NONE)
+		result = out->result ? out->result : bn_node->output[0];
+	r->bn_name = strdup(bnf_node_label(bn_node));
+	r->bn_output = strdup(bn_node->n_output ? bn_node->output[0] : "");
+	r->op_type = strdup(affine ? bn_node->op_type : "BatchNormalization");
+	r->result = strdup(result);
+	r->graph = strdup(path);
+	r->reason = out->reason;
+	r->detail = strdup(out->reason ? out->detail : "");
+	if (out->reason == BNF_KEEP_REASON_NONE) {
+		r->kind = out->kind;
+		r->target_op = strdup(out->target->op_type);
+		r->target_name = strdup(bnf_node_label(out->target));
+	} else {
+		r->target_op = strdup("");
+		r->target_name = strdup("");
+	}
+	if (bn && bn->s)
+		r->max_scale = max_abs(bn->s, bn->channels, &r->max_scale_channel);
+	if (!r->bn_name || !r->bn_output || !r->op_type || !r->result || !r->graph || !r->detail ||
+	    !r->target_op || !r->target_name) {
+		free_record(r);
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
+	/* Folds this one absorbed now end where it ends. */
+	if (out->reason == BNF_KEEP_REASON_NONE && ctx->renamed_from &&
+	    (absorb_records(rep->records, rep->n_records, path, ctx->renamed_from, result) != 0 ||
+	     absorb_records(rep->affine, rep->n_affine, path, ctx->renamed_from, result) != 0)) {
+		free_record(r);
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
+	(*n)++;
+	if (out->reason == BNF_KEEP_REASON_NONE) {
+		rep->n_changed++;
+		rep->by_kind[out->kind]++;
+		if (affine)
+			rep->n_affine_folded++;
+		else if (out->kind == BNF_FOLD_KIND_LOWERED)
+			rep->n_lowered++;
+		else
+			rep->n_folded++;
+	}
+	return BNF_OK;
+}
+
+/* Free the nodes marked dead and close the gaps, keeping node order. */
+static void compact_nodes(Onnx__GraphProto *g, const unsigned char *dead, size_t *removed)
+{
+	size_t i, j = 0;
+	for (i = 0; i < g->n_node; i++) {
+		if (dead[i]) {
+			onnx__node_proto__free_unpacked(g->node[i], &bnf_large_allocator);
+			(*removed)++;
+		} else {
+			g->node[j++] = g->node[i];
+		}
+	}
+	g->n_node = j;
+}
+
+static int mark_dead(const struct bnf_graph *gi, const Onnx__NodeProto *node, unsigned char *dead)
+{
+	size_t i;
+	for (i = 0; i < gi->g->n_node; i++)
+		if (gi->g->node[i] == node) {
+			dead[i] = 1;
+			return 1;
+		}
+	return 0;
+}
+
+/* Check that every node input names something that exists: a node output,
+ * an initializer or a graph input here or in an enclosing graph. */
+static int check_inputs(struct fold_ctx *ctx, const struct bnf_graph *gi)
+{
+	size_t i, j;
+	for (i = 0; i < gi->g->n_node; i++) {
+		const Onnx__NodeProto *node = gi->g->node[i];
+		for (j = 0; j < node->n_input; j++) {
+			const struct bnf_graph *scope;
+			const char *name = node->input[j];
+			if (!name[0])
+				continue;
+			for (scope = gi; scope; scope = scope->parent)
+				if (bnf_strmap_get(&scope->producer, name, NULL) ||
+				    bnf_strmap_get(&scope->initializer, name, NULL) ||
+				    bnf_strmap_get(&scope->inputs, name, NULL))
+					break;
+			if (!scope)
+				return bnf_fail(ctx->err, BNF_ERR_INPUT,
+						"node '%s': input '%s' names a tensor that does not exist",
+						bnf_node_label(node), name);
+		}
+	}
+	return BNF_OK;
+}
+
+struct kept_entry {
+	Onnx__NodeProto *node;
+	struct fold_outcome out;
+	struct fold_bn bn;
+	int affine;   /* a Mul/Add/Sub/Div, not a BN */
+};
+
+static int is_affine_op(const Onnx__NodeProto *node)
+{
+	return bnf_node_is(node, "Mul") || bnf_node_is(node, "Add") || bnf_node_is(node, "Sub") ||
+	       bnf_node_is(node, "Div");
+}
+
+/* Mark node (of gi's graph) in flags; returns 0 when it is not there. */
+static int mark_node(const struct bnf_graph *gi, const Onnx__NodeProto *node, unsigned char *flags)
+{
+	return node ? mark_dead(gi, node, flags) : 0;
+}
+
+/* Release every input and output of a node that a fold removed. */
+static int release_node(struct fold_ctx *ctx, const struct bnf_graph *gi,
+			const Onnx__NodeProto *node)
+{
+	size_t k;
+	int rc = BNF_OK;
+	for (k = 0; k < node->n_input && rc == BNF_OK; k++)
+		rc = fold_release(ctx, gi, node->input[k]);
+	for (k = 1; k < node->n_output && rc == BNF_OK; k++)
+		rc = fold_release(ctx, gi, node->output[k]);
+	return rc;
+}
+
+/* Can a kept BN be lowered to Mul + Add? Not when its parameters are
+ * unusable or it runs in training mode. */
+static int lowerable(const struct kept_entry *k)
+{
+	switch (k->out.reason) {
+	case BNF_KEEP_REASON_NON_CONSTANT:
+	case BNF_KEEP_REASON_TRAINING_MODE:
+	case BNF_KEEP_REASON_SPATIAL:
+	case BNF_KEEP_REASON_UNSUPPORTED_DTYPE:
+		return 0;
+	default:
+		return !k->affine && k->bn.s && k->bn.t;
+	}
+}
+
+static void free_kept(struct kept_entry *kept, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++) {
+		free(kept[i].bn.s);
+		free(kept[i].bn.t);
+	}
+	free(kept);
+}
+
+static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
+		      int opset, const char *path, int depth);
+
+struct sub_ctx {
+	struct fold_ctx *ctx;
+	const struct bnf_graph *parent;
+	int opset;
+	const char *path;
+	const Onnx__NodeProto *node;
+	int depth;
+};
+
+static int fold_subgraph_cb(Onnx__GraphProto *sub, void *arg)
+{
+	struct sub_ctx *s = arg;
+	char path[512];
+
+	bnf_subgraph_path(path, sizeof(path), s->path, s->node, sub);
+	return fold_graph(s->ctx, sub, s->parent, s->opset, path, s->depth + 1);
+}
+
+static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
+		      int opset, const char *path, int depth)
+{
+	struct bnf_graph gi;
+	struct kept_entry *kept = NULL;
+	size_t n_kept = 0, i, k;
+	unsigned char *dead = NULL, *stale = NULL;
+	int rc = BNF_OK, changed = 1, pass;
+
+	if (depth > 64)
+		return bnf_fail(ctx->err, BNF_ERR_INPUT, "subgraphs nested more than 64 deep at '%s'",
+				path);
+	memset(&gi, 0, sizeof(gi));
+	while (changed) {
+		changed = 0;
+		free_kept(kept, n_kept);
+		kept = NULL;
+		n_kept = 0;
+		bnf_graph_release(&gi);
+		if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+			goto out;
+		if ((rc = check_inputs(ctx, &gi)) != BNF_OK)
+			goto out;
+		free(dead);
+		free(stale);
+		dead = calloc(g->n_node + 1, 1);
+		stale = calloc(g->n_node + 1, 1);
+		kept = calloc(g->n_node + 1, sizeof(*kept));
+		ctx->stale = stale;
+		if (!dead || !stale || !kept) {
+			rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		/* BNs first (so MatMul -> Add -> BN stays one matmul fold), then
+		 * the Mul/Add/Sub/Div by constants. A node a fold of this sweep
+		 * touched waits for the next sweep and its fresh index. */
+		for (pass = 0; pass < 2; pass++)
+			for (i = 0; i < g->n_node; i++) {
+				Onnx__NodeProto *node = g->node[i];
+				struct fold_outcome out;
+				struct fold_bn bn;
+				int tried = 1;
+
+				if (stale[i] || !(pass == 0 ? bnf_node_is(node, "BatchNormalization")
+							    : is_affine_op(node)))
+					continue;
+				memset(&out, 0, sizeof(out));
+				memset(&bn, 0, sizeof(bn));
+				ctx->renamed_from = NULL;
+				if (pass == 0)
+					rc = fold_one(ctx, &gi, node, &out, &bn);
+				else
+					rc = fold_affine(ctx, &gi, node, &out, &tried);
+				if (rc != BNF_OK || !tried || out.reason != BNF_KEEP_REASON_NONE) {
+					if (rc == BNF_OK && tried) {
+						kept[n_kept].node = node;
+						kept[n_kept].out = out;
+						kept[n_kept].bn = bn;
+						kept[n_kept].affine = pass;
+						n_kept++;
+					} else {
+						free(bn.s);
+						free(bn.t);
+					}
+					if (rc != BNF_OK)
+						goto out;
+					continue;
+				}
+				rc = add_record(ctx, path, node, &out, &bn, pass);
+				free(bn.s);
+				free(bn.t);
+				if (rc == BNF_OK)
+					rc = release_node(ctx, &gi, node);
+				for (k = 0; k < out.n_pass && rc == BNF_OK; k++) {
+					rc = release_node(ctx, &gi, out.pass[k]);
+					if (rc == BNF_OK)
+						rc = fold_release(ctx, &gi, out.pass[k]->output[0]);
+					mark_node(&gi, out.pass[k], dead);
+					mark_node(&gi, out.pass[k], stale);
+				}
+				if (rc != BNF_OK)
+					goto out;
+				dead[i] = stale[i] = 1;
+				mark_node(&gi, out.also_removed, dead);
+				mark_node(&gi, out.also_removed, stale);
+				mark_node(&gi, out.target, stale);
+				changed = 1;
+			}
+		ctx->stale = NULL;
+		compact_nodes(g, dead, &ctx->rep->nodes_removed);
+	}
+	/* Nothing more folds: lower what is left, if asked. */
+	for (i = 0; i < n_kept && ctx->opt && ctx->opt->lower_bn; i++) {
+		struct fold_outcome lo;
+		if (!lowerable(&kept[i]))
+			continue;
+		memset(&lo, 0, sizeof(lo));
+		ctx->renamed_from = NULL;
+		if ((rc = fold_lower_bn(ctx, &gi, &kept[i].bn, &lo)) != BNF_OK)
+			goto out;
+		if (lo.reason == BNF_KEEP_REASON_NONE) {
+			kept[i].out = lo;
+		} else {
+			size_t used = strlen(kept[i].out.detail);
+			snprintf(kept[i].out.detail + used, sizeof(kept[i].out.detail) - used,
+				 "; not lowered: %s", lo.detail);
+		}
+	}
+	for (i = 0; i < n_kept; i++)
+		if ((rc = add_record(ctx, path, kept[i].node, &kept[i].out, &kept[i].bn,
+				     kept[i].affine)) != BNF_OK)
+			goto out;
+	/* Subgraphs see this graph's values: index it as it is now. */
+	bnf_graph_release(&gi);
+	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+		goto out;
+	for (i = 0; i < g->n_node; i++) {
+		struct sub_ctx s = { ctx, &gi, opset, path, g->node[i], depth };
+		rc = bnf_node_for_each_subgraph(g->node[i], fold_subgraph_cb, &s);
+		if (rc != BNF_OK)
+			goto out;
+	}
+out:
+	ctx->stale = NULL;
+	free_kept(kept, n_kept);
+	free(dead);
+	free(stale);
+	bnf_graph_release(&gi);
+	return rc;
+}
+
+/* ---- removing what lost its last reader ---- */
+
+
+static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
+			 int opset, int depth);
+
+struct cleanup_sub {
+	struct fold_ctx *ctx;
+	const struct bnf_graph *parent;
+	int opset;
+	int depth;
+};
+
+static int cleanup_subgraph_cb(Onnx__GraphProto *sub, void *arg)
+{
+	struct cleanup_sub *s = arg;
+	return cleanup_graph(s->ctx, sub, s->parent, s->opset, s->depth + 1);
+}
+
+/* Remove released values of g that nothing reads any more: initializers,
+ * Constant nodes and the Identity nodes exporters put in front of shared
+ * constants (whose own input is then released in turn). Subgraphs are
+ * cleaned first because their reads keep outer values alive. */
+static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
+			 int opset, int depth)
+{
+	struct bnf_graph gi;
+	size_t i;
+	int rc, again = 1;
+
+	if (depth > 64)
+		return BNF_OK;
+	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+		goto out;
+	for (i = 0; i < g->n_node; i++) {
+		struct cleanup_sub s = { ctx, &gi, opset, depth };
+		if ((rc = bnf_node_for_each_subgraph(g->node[i], cleanup_subgraph_cb, &s)) != BNF_OK)
+			goto out;
+	}
+	while (again) {
+		again = 0;
+		bnf_graph_release(&gi);
+		if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+			goto out;
+		for (i = 0; i < ctx->n_released; i++) {
+			const char *name = ctx->released[i].name;
+			size_t idx;
+			Onnx__NodeProto *node;
+
+			if (ctx->released[i].g != g || !name)
+				continue;
+			if (bnf_graph_uses(&gi, name) > 0 || bnf_graph_is_output(&gi, name) ||
+			    bnf_strmap_get(&gi.inputs, name, NULL))
+				continue;
+			if (bnf_strmap_get(&gi.initializer, name, &idx)) {
+				onnx__tensor_proto__free_unpacked(g->initializer[idx], &bnf_large_allocator);
+				memmove(&g->initializer[idx], &g->initializer[idx + 1],
+					(g->n_initializer - idx - 1) * sizeof(*g->initializer));
+				g->n_initializer--;
+				ctx->rep->initializers_removed++;
+				again = 1;
+			} else if ((node = bnf_graph_producer(&gi, name, &idx)) != NULL &&
+				   node->n_output == 1 &&
+				   (bnf_node_is(node, "Constant") || bnf_node_is(node, "Identity"))) {
+				if (bnf_node_is(node, "Identity") && node->n_input == 1 &&
+				    (rc = fold_release(ctx, &gi, node->input[0])) != BNF_OK)
+					goto out;
+				onnx__node_proto__free_unpacked(node, &bnf_large_allocator);
+				memmove(&g->node[idx], &g->node[idx + 1],
+					(g->n_node - idx - 1) * sizeof(*g->node));
+				g->n_node--;
+				ctx->rep->nodes_removed++;
+				again = 1;
+			} else if (bnf_graph_producer(&gi, name, NULL) == NULL) {
+				bnf_graph_remove_value_info(g, name);
+			} else {
+				continue;
+			}
+			/* Handled: forget it so it is not considered again. */
+			free(ctx->released[i].name);
+			ctx->released[i].name = NULL;
+			if (again)
+				break; /* the index is stale: rebuild it */
+		}
+	}
+	/* Value infos of removed values describe nothing any more. */
+	for (i = 0; i < ctx->n_released; i++)
+		if (ctx->released[i].g == g && ctx->released[i].name &&
+		    !bnf_graph_name_taken(&gi, ctx->released[i].name))
+			bnf_graph_remove_value_info(g, ctx->released[i].name);
+out:
+	bnf_graph_release(&gi);
+	return rc;
+}
+
+int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
+		   struct bnf_fold_report *rep, struct bnf_error *err)
+{
+	struct fold_ctx ctx;
+	int opset = bnf_model_opset(model);
+	size_t i;
+	int rc;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.opt = opt;
+	ctx.rep = rep;
+	ctx.err = err;
+	bnf_strmap_init(&ctx.new_names);
+	rc = fold_graph(&ctx, model->graph, NULL, opset, "", 0);
+	if (rc == BNF_OK && rep->n_changed > 0)
+		rc = cleanup_graph(&ctx, model->graph, NULL, opset, 0);
+	for (i = 0; i < ctx.n_released; i++)
+		free(ctx.released[i].name);
+	free(ctx.released);
+	for (i = 0; i < ctx.n_owned; i++)
+		free(ctx.owned[i]);
+	free(ctx.owned);
+	bnf_strmap_free(&ctx.new_names);
+	return rc;
+}
+
+void bnf_fold_report_free(struct bnf_fold_report *rep)
+{
+	size_t i;
+	if (!rep)
+		return;
+	for (i = 0; i < rep->n_records; i++)
+		free_record(&rep->records[i]);
+	for (i = 0; i < rep->n_affine; i++)
+		free_record(&rep->affine[i]);
+	free(rep->records);
+	free(rep->affine);
+	memset(rep, 0, sizeof(*rep));
+}

@@ -17,7 +17,7 @@ static int borrowed_models;
 
 /* Pack m and compare with the bytes it came from; 1 when equal. */
 static int same_bytes(const char *path, const char *how, const Onnx__ModelProto *m,
-		      const uint8_t *bytes, size_t len)
+                      const uint8_t *bytes, size_t len)
 {
 	size_t packed_len = onnx__model_proto__get_packed_size(m), i;
 	uint8_t *packed = malloc(packed_len ? packed_len : 1);

@@ -58,13 +58,13 @@ static int parse_dims(const char *s, int64_t *dims, int *rank)
 	return 0;
 }
 
-#define APPEND(arr, n, item)                                                      \
-	do {                                                                      \
-		void *grown_ = realloc((arr), ((n) + 1) * sizeof(*(arr)));        \
-		if (!grown_)                                                      \
-			goto nomem;                                               \
-		(arr) = grown_;                                                   \
-		(arr)[(n)++] = (item);                                            \
+#define APPEND(arr, n, item)                                                                       \
+	do {                                                                                       \
+		void *grown_ = realloc((arr), ((n) + 1) * sizeof(*(arr)));                         \
+		if (!grown_)                                                                       \
+			goto nomem;                                                                \
+		(arr) = grown_;                                                                    \
+		(arr)[(n)++] = (item);                                                             \
 	} while (0)
 
 int bnf_input_spec_add_shape(struct bnf_input_spec *spec, const char *arg, struct bnf_error *err)
@@ -77,7 +77,7 @@ int bnf_input_spec_add_shape(struct bnf_input_spec *spec, const char *arg, struc
 	if (!s.name || parse_dims(value, s.dims, &s.rank) != 0) {
 		free(s.name);
 		return bnf_fail(err, BNF_ERR_INPUT,
-				"--shape '%s': expected NAME=DIMS such as input=1x3x224x224", arg);
+		                "--shape '%s': expected NAME=DIMS such as input=1x3x224x224", arg);
 	}
 	APPEND(spec->shapes, spec->n_shapes, s);
 	return BNF_OK;
@@ -103,7 +103,7 @@ int bnf_input_spec_add_dim(struct bnf_input_spec *spec, const char *arg, struct 
 	}
 	if (!d.symbol)
 		return bnf_fail(err, BNF_ERR_INPUT, "--dim '%s': expected SYMBOL=N such as batch=8",
-				arg);
+		                arg);
 	APPEND(spec->dims, spec->n_dims, d);
 	return BNF_OK;
 nomem:
@@ -120,8 +120,8 @@ int bnf_input_spec_add_file(struct bnf_input_spec *spec, const char *arg, struct
 	f.path = f.name ? strdup(value) : NULL;
 	if (!f.name || !f.path) {
 		free(f.name);
-		return bnf_fail(err, BNF_ERR_INPUT, "--input '%s': expected NAME=FILE (.pb or .npy)",
-				arg);
+		return bnf_fail(err, BNF_ERR_INPUT,
+		                "--input '%s': expected NAME=FILE (.pb or .npy)", arg);
 	}
 	APPEND(spec->files, spec->n_files, f);
 	return BNF_OK;
@@ -177,7 +177,7 @@ static double uniform01(uint64_t *state)
 }
 
 struct bnf_tensor *bnf_tensor_random(int dtype, int rank, const int64_t *dims, uint64_t seed,
-				     struct bnf_error *err)
+                                     struct bnf_error *err)
 {
 	struct bnf_tensor *t = bnf_tensor_new(dtype, rank, dims, err);
 	uint64_t state = seed;
@@ -240,14 +240,14 @@ static int npy_dtype(const char *descr)
 		const char *descr;
 		int dtype;
 	} map[] = {
-		{ "<f4", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT },
-		{ "<f8", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE },
-		{ "<f2", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 },
-		{ "<i8", ONNX__TENSOR_PROTO__DATA_TYPE__INT64 },
-		{ "<i4", ONNX__TENSOR_PROTO__DATA_TYPE__INT32 },
-		{ "|i1", ONNX__TENSOR_PROTO__DATA_TYPE__INT8 },
-		{ "|u1", ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 },
-		{ "|b1", ONNX__TENSOR_PROTO__DATA_TYPE__BOOL },
+	    {"<f4", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT},
+	    {"<f8", ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE},
+	    {"<f2", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16},
+	    {"<i8", ONNX__TENSOR_PROTO__DATA_TYPE__INT64},
+	    {"<i4", ONNX__TENSOR_PROTO__DATA_TYPE__INT32},
+	    {"|i1", ONNX__TENSOR_PROTO__DATA_TYPE__INT8},
+	    {"|u1", ONNX__TENSOR_PROTO__DATA_TYPE__UINT8},
+	    {"|b1", ONNX__TENSOR_PROTO__DATA_TYPE__BOOL},
 	};
 	size_t i;
 	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -257,7 +257,7 @@ static int npy_dtype(const char *descr)
 }
 
 static int npy_parse(const char *path, const uint8_t *buf, size_t len, struct bnf_tensor **out,
-		     struct bnf_error *err)
+                     struct bnf_error *err)
 {
 	size_t hlen, off, i, esize;
 	char header[4096];
@@ -284,15 +284,15 @@ static int npy_parse(const char *path, const uint8_t *buf, size_t len, struct bn
 	memcpy(header, buf + off, hlen);
 	header[hlen] = '\0';
 	if (strstr(header, "'fortran_order': True"))
-		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s: Fortran-order arrays are not supported",
-				path);
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
+		                "%s: Fortran-order arrays are not supported", path);
 	p = strstr(header, "'descr':");
 	if (!p || !(p = strchr(p + 8, '\'')))
 		return bnf_fail(err, BNF_ERR_INPUT, "%s: .npy header has no descr", path);
 	dtype = npy_dtype(p + 1);
 	if (!dtype)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s: unsupported .npy dtype '%.3s'", path,
-				p + 1);
+		                p + 1);
 	p = strstr(header, "'shape':");
 	if (!p || !(p = strchr(p, '(')))
 		return bnf_fail(err, BNF_ERR_INPUT, "%s: .npy header has no shape", path);
@@ -316,8 +316,9 @@ static int npy_parse(const char *path, const uint8_t *buf, size_t len, struct bn
 	data = buf + off + hlen;
 	if (len - off - hlen != t->count * esize) {
 		bnf_tensor_free(t);
-		return bnf_fail(err, BNF_ERR_INPUT, "%s: .npy data holds %zu bytes, shape needs %zu",
-				path, len - off - hlen, t->count * esize);
+		return bnf_fail(err, BNF_ERR_INPUT,
+		                "%s: .npy data holds %zu bytes, shape needs %zu", path,
+		                len - off - hlen, t->count * esize);
 	}
 	for (i = 0; i < t->count; i++) {
 		const uint8_t *e = data + i * esize;
@@ -335,7 +336,8 @@ static int npy_parse(const char *path, const uint8_t *buf, size_t len, struct bn
 			break;
 		}
 		default:
-			memcpy((uint8_t *)t->data + i * esize, &bits, esize); /* little-endian host */
+			memcpy((uint8_t *)t->data + i * esize, &bits,
+			       esize); /* little-endian host */
 			break;
 		}
 	}
@@ -357,8 +359,8 @@ int bnf_tensor_load(const char *path, struct bnf_tensor **out, struct bnf_error 
 	} else {
 		tp = onnx__tensor_proto__unpack(NULL, len, buf);
 		if (!tp) {
-			rc = bnf_fail(err, BNF_ERR_INPUT, "%s: neither a TensorProto nor a .npy file",
-				      path);
+			rc = bnf_fail(err, BNF_ERR_INPUT,
+			              "%s: neither a TensorProto nor a .npy file", path);
 		} else {
 			rc = bnf_tensor_from_proto(tp, out, err);
 			if (rc != BNF_OK)
@@ -371,7 +373,7 @@ int bnf_tensor_load(const char *path, struct bnf_tensor **out, struct bnf_error 
 }
 
 int bnf_tensor_save_pb(const struct bnf_tensor *t, const char *name, const char *path,
-		       struct bnf_error *err)
+                       struct bnf_error *err)
 {
 	Onnx__TensorProto *tp = NULL;
 	uint8_t *buf;
@@ -406,14 +408,14 @@ static int is_initializer(const Onnx__GraphProto *g, const char *name)
 
 /* Declared dtype and shape of a graph input, with symbols resolved. */
 static int declared_shape(const Onnx__ValueInfoProto *vi, const struct bnf_input_spec *spec,
-			  int *dtype, int *rank, int64_t *dims, struct bnf_error *err)
+                          int *dtype, int *rank, int64_t *dims, struct bnf_error *err)
 {
 	const Onnx__TypeProto__Tensor *tt;
 	size_t i, j;
 
 	if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "graph input '%s' is not a tensor",
-				vi->name);
+		                vi->name);
 	tt = vi->type->tensor_type;
 	*dtype = tt->has_elem_type ? tt->elem_type : 0;
 	for (i = 0; i < spec->n_shapes; i++)
@@ -423,12 +425,13 @@ static int declared_shape(const Onnx__ValueInfoProto *vi, const struct bnf_input
 			return BNF_OK;
 		}
 	if (!tt->shape)
-		return bnf_fail(err, BNF_ERR_INPUT,
-				"graph input '%s' has no declared shape; give one with --shape %s=DIMS",
-				vi->name, vi->name);
+		return bnf_fail(
+		    err, BNF_ERR_INPUT,
+		    "graph input '%s' has no declared shape; give one with --shape %s=DIMS",
+		    vi->name, vi->name);
 	if (tt->shape->n_dim > BNF_MAX_RANK)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "graph input '%s' has rank %zu", vi->name,
-				tt->shape->n_dim);
+		                tt->shape->n_dim);
 	*rank = (int)tt->shape->n_dim;
 	for (i = 0; i < tt->shape->n_dim; i++) {
 		const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
@@ -441,8 +444,8 @@ static int declared_shape(const Onnx__ValueInfoProto *vi, const struct bnf_input
 					dims[i] = spec->dims[j].value;
 		}
 		if (dims[i] < 0)
-			return bnf_fail(err, BNF_ERR_INPUT, "graph input '%s' has a negative dimension",
-					vi->name);
+			return bnf_fail(err, BNF_ERR_INPUT,
+			                "graph input '%s' has a negative dimension", vi->name);
 	}
 	return BNF_OK;
 }
@@ -467,15 +470,16 @@ static int symbol_used(const Onnx__GraphProto *g, const char *symbol)
 		    !(sh = tp->tensor_type->shape))
 			continue;
 		for (d = 0; d < sh->n_dim; d++)
-			if (sh->dim[d]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
+			if (sh->dim[d]->value_case ==
+			        ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
 			    strcmp(sh->dim[d]->dim_param, symbol) == 0)
 				return 1;
 	}
 	return 0;
 }
 
-int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *spec,
-		    uint64_t seed, int sample, struct bnf_named_tensors *out, struct bnf_error *err)
+int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *spec, uint64_t seed,
+                    int sample, struct bnf_named_tensors *out, struct bnf_error *err)
 {
 	const Onnx__GraphProto *g = model->graph;
 	size_t i, j;
@@ -507,21 +511,24 @@ int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *
 				goto fail;
 			if (dtype && rc == BNF_OK && t->dtype != dtype) {
 				rc = bnf_fail(err, BNF_ERR_INPUT,
-					      "--input %s: file holds %s, the model declares %s",
-					      vi->name, bnf_dtype_name(t->dtype), bnf_dtype_name(dtype));
+				              "--input %s: file holds %s, the model declares %s",
+				              vi->name, bnf_dtype_name(t->dtype),
+				              bnf_dtype_name(dtype));
 				bnf_tensor_free(t);
 				goto fail;
 			}
 		} else {
-			uint64_t s = seed ^ name_hash(vi->name) ^ ((uint64_t)sample * 0x9e3779b97f4a7c15ull);
+			uint64_t s =
+			    seed ^ name_hash(vi->name) ^ ((uint64_t)sample * 0x9e3779b97f4a7c15ull);
 			uint64_t count;
 			/* Made-up values must not let a declaration exhaust memory. */
 			if (bnf_validate_shape_count((size_t)rank, dims, &count) != 0 ||
 			    count > BNF_LIMIT_INPUT_ELEMENTS) {
 				rc = bnf_fail(err, BNF_ERR_INPUT,
-					      "graph input '%s': its shape has more than %llu "
-					      "elements, the limit for random inputs",
-					      vi->name, (unsigned long long)BNF_LIMIT_INPUT_ELEMENTS);
+				              "graph input '%s': its shape has more than %llu "
+				              "elements, the limit for random inputs",
+				              vi->name,
+				              (unsigned long long)BNF_LIMIT_INPUT_ELEMENTS);
 				goto fail;
 			}
 			t = bnf_tensor_random(dtype, rank, dims, s, err);
@@ -542,21 +549,23 @@ int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *
 	/* A misspelt name must not silently leave the defaults in place. */
 	for (j = 0; j < spec->n_files; j++)
 		if (!named_input(out, spec->files[j].name)) {
-			rc = bnf_fail(err, BNF_ERR_INPUT, "--input %s: the model has no such graph input",
-				      spec->files[j].name);
+			rc = bnf_fail(err, BNF_ERR_INPUT,
+			              "--input %s: the model has no such graph input",
+			              spec->files[j].name);
 			goto fail;
 		}
 	for (j = 0; j < spec->n_shapes; j++)
 		if (!named_input(out, spec->shapes[j].name)) {
-			rc = bnf_fail(err, BNF_ERR_INPUT, "--shape %s: the model has no such graph input",
-				      spec->shapes[j].name);
+			rc = bnf_fail(err, BNF_ERR_INPUT,
+			              "--shape %s: the model has no such graph input",
+			              spec->shapes[j].name);
 			goto fail;
 		}
 	for (j = 0; j < spec->n_dims; j++)
 		if (!symbol_used(g, spec->dims[j].symbol)) {
 			rc = bnf_fail(err, BNF_ERR_INPUT,
-				      "--dim %s: no graph input has a dimension of that name",
-				      spec->dims[j].symbol);
+			              "--dim %s: no graph input has a dimension of that name",
+			              spec->dims[j].symbol);
 			goto fail;
 		}
 	return BNF_OK;

@@ -61,13 +61,13 @@ void bnf_named_tensors_free(struct bnf_named_tensors *set);
  * declared dtype and shape, symbolic dims taken from --dim or 1, the whole
  * shape from --shape when given. A file whose shape or dtype disagrees with
  * the declaration is refused. */
-int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *spec,
-		    uint64_t seed, int sample, struct bnf_named_tensors *out, struct bnf_error *err);
+int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *spec, uint64_t seed,
+                    int sample, struct bnf_named_tensors *out, struct bnf_error *err);
 
 /* A random tensor of dtype and shape (floats normal(0, 1), integers 0 or 1,
  * bools random) from seed. Caller owns it. */
 struct bnf_tensor *bnf_tensor_random(int dtype, int rank, const int64_t *dims, uint64_t seed,
-				     struct bnf_error *err);
+                                     struct bnf_error *err);
 
 /* Read a tensor from an ONNX TensorProto file (.pb) or a NumPy .npy file
  * (chosen by content). Caller owns the result. */
@@ -75,6 +75,6 @@ int bnf_tensor_load(const char *path, struct bnf_tensor **out, struct bnf_error 
 
 /* Write t as a TensorProto named name to path (atomically). */
 int bnf_tensor_save_pb(const struct bnf_tensor *t, const char *name, const char *path,
-		       struct bnf_error *err);
+                       struct bnf_error *err);
 
 #endif

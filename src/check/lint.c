@@ -18,20 +18,19 @@
 #include "io/tensor_data.h"
 
 static const char *const finding_code_names[BNF_FINDING_CODE_COUNT] = {
-	[BNF_FINDING_CODE_BN_TRAINING_MODE] = "bn-training-mode",
-	[BNF_FINDING_CODE_BN_UNTRAINED_STATS] = "bn-untrained-stats",
-	[BNF_FINDING_CODE_BN_BAD_VARIANCE] = "bn-bad-variance",
-	[BNF_FINDING_CODE_BN_NONFINITE_PARAM] = "bn-nonfinite-param",
-	[BNF_FINDING_CODE_BN_ZERO_EPSILON] = "bn-zero-epsilon",
-	[BNF_FINDING_CODE_BN_UNFOLDED] = "bn-unfolded",
-	[BNF_FINDING_CODE_FP16_OVERFLOW] = "fp16-overflow",
-	[BNF_FINDING_CODE_FP16_UNDERFLOW] = "fp16-underflow",
-	[BNF_FINDING_CODE_DROPOUT_TRAINING_MODE] = "dropout-training-mode",
+    [BNF_FINDING_CODE_BN_TRAINING_MODE] = "bn-training-mode",
+    [BNF_FINDING_CODE_BN_UNTRAINED_STATS] = "bn-untrained-stats",
+    [BNF_FINDING_CODE_BN_BAD_VARIANCE] = "bn-bad-variance",
+    [BNF_FINDING_CODE_BN_NONFINITE_PARAM] = "bn-nonfinite-param",
+    [BNF_FINDING_CODE_BN_ZERO_EPSILON] = "bn-zero-epsilon",
+    [BNF_FINDING_CODE_BN_UNFOLDED] = "bn-unfolded",
+    [BNF_FINDING_CODE_FP16_OVERFLOW] = "fp16-overflow",
+    [BNF_FINDING_CODE_FP16_UNDERFLOW] = "fp16-underflow",
+    [BNF_FINDING_CODE_DROPOUT_TRAINING_MODE] = "dropout-training-mode",
 };
 
-_Static_assert(sizeof(finding_code_names) / sizeof(finding_code_names[0]) ==
-		       BNF_FINDING_CODE_COUNT,
-	       "one name per finding code");
+_Static_assert(sizeof(finding_code_names) / sizeof(finding_code_names[0]) == BNF_FINDING_CODE_COUNT,
+               "one name per finding code");
 
 const char *bnf_finding_code_name(enum bnf_finding_code code)
 {
@@ -55,15 +54,15 @@ struct lint_ctx {
 	struct bnf_lint_report *rep;
 	struct bnf_error *err;
 	int opset;
-	struct bnf_external *ext;   /* borrowed from the options, may be NULL */
+	struct bnf_external *ext; /* borrowed from the options, may be NULL */
 };
 
 static int add_finding(struct lint_ctx *ctx, enum bnf_finding_code code, const char *op,
-		       const char *node, const char *graph, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+                       const char *node, const char *graph, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 static int add_finding(struct lint_ctx *ctx, enum bnf_finding_code code, const char *op,
-		       const char *node, const char *graph, const char *fmt, ...)
+                       const char *node, const char *graph, const char *fmt, ...)
 {
 	struct bnf_lint_report *rep = ctx->rep;
 	struct bnf_finding *p = realloc(rep->findings, (rep->n_findings + 1) * sizeof(*p));
@@ -97,7 +96,7 @@ static int add_finding(struct lint_ctx *ctx, enum bnf_finding_code code, const c
 /* The values of a constant float input, or 0 (not a constant or not a
  * float type: nothing to check) or negative on a malformed tensor. */
 static int read_param(struct lint_ctx *ctx, const struct bnf_graph *gi, const Onnx__NodeProto *node,
-		      size_t slot, double **vals, size_t *count)
+                      size_t slot, double **vals, size_t *count)
 {
 	struct bnf_const_ref ref;
 	int rc;
@@ -127,15 +126,15 @@ static int all_equal(const double *v, size_t n, double value)
  * variances that are negative or zero with eps 0, eps 0, and statistics
  * that were never trained. */
 static int lint_bn_params(struct lint_ctx *ctx, const struct bnf_graph *gi,
-			  const Onnx__NodeProto *bn, const char *path)
+                          const Onnx__NodeProto *bn, const char *path)
 {
-	static const char *const roles[4] = { "scale", "B", "input_mean", "input_var" };
+	static const char *const roles[4] = {"scale", "B", "input_mean", "input_var"};
 	const Onnx__AttributeProto *eps_attr = bnf_node_attr(bn, "epsilon");
 	double eps = eps_attr && eps_attr->has_f ? (double)eps_attr->f : (double)1e-5f;
 	const char *label = bnf_node_label(bn);
-	double *v[4] = { NULL, NULL, NULL, NULL };
-	size_t n[4] = { 0, 0, 0, 0 }, c;
-	int have[4] = { 0, 0, 0, 0 }, k, rc = BNF_OK, nonfinite = 0;
+	double *v[4] = {NULL, NULL, NULL, NULL};
+	size_t n[4] = {0, 0, 0, 0}, c;
+	int have[4] = {0, 0, 0, 0}, k, rc = BNF_OK, nonfinite = 0;
 
 	for (k = 0; k < 4; k++) {
 		have[k] = read_param(ctx, gi, bn, (size_t)k + 1, &v[k], &n[k]);
@@ -146,50 +145,51 @@ static int lint_bn_params(struct lint_ctx *ctx, const struct bnf_graph *gi,
 	}
 	if (!isfinite(eps)) {
 		nonfinite = 1;
-		rc = add_finding(ctx, BNF_FINDING_CODE_BN_NONFINITE_PARAM, "BatchNormalization", label,
-				 path, "epsilon is %g", eps);
+		rc = add_finding(ctx, BNF_FINDING_CODE_BN_NONFINITE_PARAM, "BatchNormalization",
+		                 label, path, "epsilon is %g", eps);
 	}
 	for (k = 0; k < 4 && rc == BNF_OK && !nonfinite; k++)
 		for (c = 0; have[k] == 1 && c < n[k]; c++)
 			if (!isfinite(v[k][c])) {
 				nonfinite = 1;
 				rc = add_finding(ctx, BNF_FINDING_CODE_BN_NONFINITE_PARAM,
-						 "BatchNormalization", label, path,
-						 "%s '%s' holds %g at channel %zu", roles[k],
-						 bn->input[k + 1], v[k][c], c);
+				                 "BatchNormalization", label, path,
+				                 "%s '%s' holds %g at channel %zu", roles[k],
+				                 bn->input[k + 1], v[k][c], c);
 				break;
 			}
 	if (rc != BNF_OK)
 		goto out;
 	if (eps == 0.0)
-		rc = add_finding(ctx, BNF_FINDING_CODE_BN_ZERO_EPSILON, "BatchNormalization", label, path,
-				 "epsilon is 0: a variance of 0 divides by zero");
+		rc = add_finding(ctx, BNF_FINDING_CODE_BN_ZERO_EPSILON, "BatchNormalization", label,
+		                 path, "epsilon is 0: a variance of 0 divides by zero");
 	for (c = 0; rc == BNF_OK && have[3] == 1 && c < n[3]; c++) {
 		if (v[3][c] < 0.0) {
-			rc = add_finding(ctx, BNF_FINDING_CODE_BN_BAD_VARIANCE, "BatchNormalization",
-					 label, path, "input_var '%s' is negative (%g) at channel %zu",
-					 bn->input[4], v[3][c], c);
+			rc = add_finding(ctx, BNF_FINDING_CODE_BN_BAD_VARIANCE,
+			                 "BatchNormalization", label, path,
+			                 "input_var '%s' is negative (%g) at channel %zu",
+			                 bn->input[4], v[3][c], c);
 			break;
 		}
 		if (v[3][c] + eps <= 0.0) {
-			rc = add_finding(ctx, BNF_FINDING_CODE_BN_BAD_VARIANCE, "BatchNormalization",
-					 label, path,
-					 "input_var '%s' is 0 at channel %zu and epsilon is %g: "
-					 "division by zero",
-					 bn->input[4], c, eps);
+			rc = add_finding(ctx, BNF_FINDING_CODE_BN_BAD_VARIANCE,
+			                 "BatchNormalization", label, path,
+			                 "input_var '%s' is 0 at channel %zu and epsilon is %g: "
+			                 "division by zero",
+			                 bn->input[4], c, eps);
 			break;
 		}
 	}
 	if (rc == BNF_OK && have[2] == 1 && have[3] == 1 && all_equal(v[2], n[2], 0.0) &&
 	    all_equal(v[3], n[3], 1.0))
-		rc = add_finding(ctx, BNF_FINDING_CODE_BN_UNTRAINED_STATS, "BatchNormalization", label,
-				 path,
-				 "every running mean is 0 and every running variance 1%s: the "
-				 "statistics look never trained or reset",
-				 have[0] == 1 && have[1] == 1 && all_equal(v[0], n[0], 1.0) &&
-						 all_equal(v[1], n[1], 0.0)
-					 ? " (and scale 1, B 0)"
-					 : "");
+		rc = add_finding(ctx, BNF_FINDING_CODE_BN_UNTRAINED_STATS, "BatchNormalization",
+		                 label, path,
+		                 "every running mean is 0 and every running variance 1%s: the "
+		                 "statistics look never trained or reset",
+		                 have[0] == 1 && have[1] == 1 && all_equal(v[0], n[0], 1.0) &&
+		                         all_equal(v[1], n[1], 0.0)
+		                     ? " (and scale 1, B 0)"
+		                     : "");
 out:
 	for (k = 0; k < 4; k++)
 		free(v[k]);
@@ -205,20 +205,20 @@ static int lint_node(struct bnf_graph *gi, Onnx__NodeProto *node, const char *pa
 
 	if (bnf_node_is(node, "BatchNormalization")) {
 		if (bnf_bn_training_mode(gi, node, why, sizeof(why)))
-			rc = add_finding(ctx, BNF_FINDING_CODE_BN_TRAINING_MODE, "BatchNormalization",
-					 bnf_node_label(node), path,
-					 "%s: exported in training mode? outputs will depend on "
-					 "the batch",
-					 why);
+			rc = add_finding(ctx, BNF_FINDING_CODE_BN_TRAINING_MODE,
+			                 "BatchNormalization", bnf_node_label(node), path,
+			                 "%s: exported in training mode? outputs will depend on "
+			                 "the batch",
+			                 why);
 		if (rc == BNF_OK)
 			rc = lint_bn_params(ctx, gi, node, path);
 	} else if (bnf_node_is(node, "Dropout") &&
-		   bnf_dropout_training_mode(gi, node, why, sizeof(why))) {
+	           bnf_dropout_training_mode(gi, node, why, sizeof(why))) {
 		rc = add_finding(ctx, BNF_FINDING_CODE_DROPOUT_TRAINING_MODE, "Dropout",
-				 bnf_node_label(node), path,
-				 "%s: exported in training mode? outputs will be randomly "
-				 "dropped",
-				 why);
+		                 bnf_node_label(node), path,
+		                 "%s: exported in training mode? outputs will be randomly "
+		                 "dropped",
+		                 why);
 	}
 	return rc;
 }
@@ -237,7 +237,7 @@ struct channel_layout {
 
 /* 1 when the layout is known, 0 when the weight's shape does not allow it. */
 static int weight_layout(const Onnx__NodeProto *target, const Onnx__TensorProto *w, size_t count,
-			 struct channel_layout *lay)
+                         struct channel_layout *lay)
 {
 	size_t d;
 
@@ -285,7 +285,7 @@ static size_t channel_of(const struct channel_layout *lay, size_t idx)
 /* The first channel whose values are not all zero but all round to zero
  * in dtype, or (size_t)-1. */
 static size_t flushed_channel(const double *w, size_t count, const struct channel_layout *lay,
-			      int dtype, unsigned char *nonzero, unsigned char *survives)
+                              int dtype, unsigned char *nonzero, unsigned char *survives)
 {
 	/* The smallest normal value of dtype: at or above it nothing rounds to
 	 * zero, and the exact rounding is needed below it only. */
@@ -311,12 +311,12 @@ static size_t flushed_channel(const double *w, size_t count, const struct channe
 struct weight_check {
 	struct lint_ctx *ctx;
 	const struct bnf_fold_report *folds;
-	int probe;    /* 1: the folds of a copy (name the BN), 0: done on the model */
+	int probe; /* 1: the folds of a copy (name the BN), 0: done on the model */
 };
 
 static int check_folded_weight(struct weight_check *wc, const struct bnf_graph *gi,
-			       const Onnx__NodeProto *target, const struct bnf_bn_record *r,
-			       const char *path)
+                               const Onnx__NodeProto *target, const struct bnf_bn_record *r,
+                               const char *path)
 {
 	const int f16 = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16;
 	const int bf16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
@@ -333,9 +333,10 @@ static int check_folded_weight(struct weight_check *wc, const struct bnf_graph *
 
 	if (wc->probe)
 		snprintf(what, sizeof(what), "folding it into %s '%s' (%s) gives", r->target_op,
-			 r->target_name, bnf_fold_kind_name(r->kind));
+		         r->target_name, bnf_fold_kind_name(r->kind));
 	else
-		snprintf(what, sizeof(what), "the fold of BatchNormalization '%s' gave", r->bn_name);
+		snprintf(what, sizeof(what), "the fold of BatchNormalization '%s' gave",
+		         r->bn_name);
 	for (slot = 1; slot <= 2 && rc == BNF_OK; slot++) {
 		free(w);
 		w = NULL;
@@ -353,10 +354,10 @@ static int check_folded_weight(struct weight_check *wc, const struct bnf_graph *
 		in_bf16 = isinf(bnf_round_to_dtype(worst, bf16));
 		if (in_f16) {
 			rc = add_finding(ctx, BNF_FINDING_CODE_FP16_OVERFLOW, op, name, path,
-					 "%s %s '%s' values up to %.6g (element %zu): beyond "
-					 "float16's largest 65504%s",
-					 what, slot == 1 ? "weight" : "bias", target->input[slot], worst,
-					 where, in_bf16 ? " and bfloat16's" : "");
+			                 "%s %s '%s' values up to %.6g (element %zu): beyond "
+			                 "float16's largest 65504%s",
+			                 what, slot == 1 ? "weight" : "bias", target->input[slot],
+			                 worst, where, in_bf16 ? " and bfloat16's" : "");
 			break;
 		}
 		if (slot != 1 || !bnf_graph_constant(gi, target->input[1], &ref) ||
@@ -371,12 +372,13 @@ static int check_folded_weight(struct weight_check *wc, const struct bnf_graph *
 		ch = flushed_channel(w, count, &lay, f16, nonzero, survives);
 		if (ch != (size_t)-1)
 			rc = add_finding(ctx, BNF_FINDING_CODE_FP16_UNDERFLOW, op, name, path,
-					 "%s weight '%s' whose channel %zu rounds to 0 entirely in "
-					 "float16%s",
-					 what, target->input[1], ch,
-					 flushed_channel(w, count, &lay, bf16, nonzero, survives) == ch
-						 ? " and bfloat16"
-						 : "");
+			                 "%s weight '%s' whose channel %zu rounds to 0 entirely in "
+			                 "float16%s",
+			                 what, target->input[1], ch,
+			                 flushed_channel(w, count, &lay, bf16, nonzero, survives) ==
+			                         ch
+			                     ? " and bfloat16"
+			                     : "");
 	}
 	free(nonzero);
 	free(survives);
@@ -403,7 +405,7 @@ static int weights_node(struct bnf_graph *gi, Onnx__NodeProto *node, const char 
 
 static int walk_weights(struct weight_check *wc, Onnx__GraphProto *g)
 {
-	struct bnf_walk walk = { weights_node, wc, wc->ctx->opset, wc->ctx->err };
+	struct bnf_walk walk = {weights_node, wc, wc->ctx->opset, wc->ctx->err};
 	return bnf_graph_walk(&walk, g, NULL, "");
 }
 
@@ -420,19 +422,19 @@ static int probe_findings(struct lint_ctx *ctx, const struct bnf_fold_report *pr
 		const struct bnf_bn_record *r = &probe->records[k];
 		if (r->kind != BNF_FOLD_KIND_NONE && probed)
 			rc = add_finding(ctx, BNF_FINDING_CODE_BN_UNFOLDED, "BatchNormalization",
-					 r->bn_name, r->graph,
-					 "could be folded into %s '%s' (%s): the model is not "
-					 "deployment-ready",
-					 r->target_op, r->target_name, bnf_fold_kind_name(r->kind));
+			                 r->bn_name, r->graph,
+			                 "could be folded into %s '%s' (%s): the model is not "
+			                 "deployment-ready",
+			                 r->target_op, r->target_name, bnf_fold_kind_name(r->kind));
 		else if (r->reason == BNF_KEEP_REASON_OVERFLOW)
 			rc = add_finding(ctx, BNF_FINDING_CODE_FP16_OVERFLOW, "BatchNormalization",
-					 r->bn_name, r->graph, "cannot be folded: %s", r->detail);
+			                 r->bn_name, r->graph, "cannot be folded: %s", r->detail);
 	}
 	return rc;
 }
 
 static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model,
-			   const struct bnf_lint_options *opt)
+                           const struct bnf_lint_options *opt)
 {
 	struct bnf_fold_report probe;
 	struct bnf_fold_options fo;
@@ -447,7 +449,7 @@ static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model,
 	fo.ext = ctx->ext; /* the copy's external tensors point at the same files */
 	if (opt && opt->bytes) {
 		copy = bnf_model_unpack_borrowing(opt->bytes, opt->size, opt->bytes_file_backed,
-						  BNF_BORROW_MIN, &borrowed);
+		                                  BNF_BORROW_MIN, &borrowed);
 	} else {
 		size = onnx__model_proto__get_packed_size(model);
 		buf = bnf_malloc_large(size);
@@ -483,7 +485,7 @@ out:
 }
 
 int bnf_lint_model(const Onnx__ModelProto *model, const struct bnf_lint_options *opt,
-		   struct bnf_lint_report *rep, struct bnf_error *err)
+                   struct bnf_lint_report *rep, struct bnf_error *err)
 {
 	struct lint_ctx ctx;
 	struct weight_check wc;
@@ -496,7 +498,7 @@ int bnf_lint_model(const Onnx__ModelProto *model, const struct bnf_lint_options 
 	if (!model->graph)
 		return bnf_fail(err, BNF_ERR_INPUT, "the model has no graph");
 	{
-		struct bnf_walk walk = { lint_node, &ctx, ctx.opset, ctx.err };
+		struct bnf_walk walk = {lint_node, &ctx, ctx.opset, ctx.err};
 		rc = bnf_graph_walk(&walk, model->graph, NULL, "");
 	}
 	if (rc == BNF_OK && opt && opt->folded && opt->folded->n_folded > 0) {

@@ -36,14 +36,14 @@ int bnf_finding_code_parse(const char *name, enum bnf_finding_code *code);
 
 struct bnf_finding {
 	enum bnf_finding_code code;
-	char *op;        /* op type of the node */
-	char *node;      /* node name, or its first output when unnamed */
-	char *graph;     /* "" for the main graph, else the subgraph's path */
-	char *message;   /* one line, without the node name */
+	char *op;      /* op type of the node */
+	char *node;    /* node name, or its first output when unnamed */
+	char *graph;   /* "" for the main graph, else the subgraph's path */
+	char *message; /* one line, without the node name */
 };
 
 struct bnf_lint_report {
-	struct bnf_finding *findings;   /* in graph order */
+	struct bnf_finding *findings; /* in graph order */
 	size_t n_findings;
 };
 
@@ -75,7 +75,7 @@ struct bnf_lint_options {
  * zeroes first and frees with bnf_lint_report_free. Fails only on a model
  * too malformed to analyse (err names the node or tensor) or on memory. */
 int bnf_lint_model(const Onnx__ModelProto *model, const struct bnf_lint_options *opt,
-		   struct bnf_lint_report *rep, struct bnf_error *err);
+                   struct bnf_lint_report *rep, struct bnf_error *err);
 
 void bnf_lint_report_free(struct bnf_lint_report *rep);
 

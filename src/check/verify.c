@@ -61,7 +61,7 @@ struct compare_acc {
 
 /* Compare a (under test) with b (reference) element by element. */
 static void compare_tensors(const struct bnf_tensor *a, const struct bnf_tensor *b, double atol,
-			    double rtol, int allow_nan, struct compare_acc *acc)
+                            double rtol, int allow_nan, struct compare_acc *acc)
 {
 	double rms = 0.0, scaled_atol;
 	size_t i;
@@ -112,7 +112,7 @@ static void compare_tensors(const struct bnf_tensor *a, const struct bnf_tensor 
 }
 
 static void tolerance_for(const struct bnf_verify_options *opt, int dtype, double *atol,
-			  double *rtol)
+                          double *rtol)
 {
 	bnf_default_tolerance(dtype, atol, rtol);
 	if (opt->atol >= 0)
@@ -154,13 +154,13 @@ static void *run_job_main(void *arg)
 	eo.max_bytes = j->opt->max_bytes;
 	eo.ext = j->opt->ext;
 	j->rc = bnf_eval_run(j->model, &eo, j->in->n, (const char *const *)j->in->names,
-			     (struct bnf_tensor *const *)j->in->tensors, &j->outs, &j->err);
+	                     (struct bnf_tensor *const *)j->in->tensors, &j->outs, &j->err);
 	return NULL;
 }
 
 static void run_job_init(struct run_job *j, const Onnx__ModelProto *m,
-			 const struct bnf_verify_options *opt, int promote,
-			 const struct bnf_named_tensors *in)
+                         const struct bnf_verify_options *opt, int promote,
+                         const struct bnf_named_tensors *in)
 {
 	memset(j, 0, sizeof(*j));
 	j->model = m;
@@ -206,26 +206,27 @@ static int unsupported(const Onnx__ModelProto *m, const char *which, struct bnf_
 	char op[128], node[256];
 	if (bnf_eval_find_unsupported(m, op, sizeof(op), node, sizeof(node)))
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-				"the evaluator does not support operator %s (node '%s' of the %s "
-				"model)",
-				op, node, which);
+		                "the evaluator does not support operator %s (node '%s' of the %s "
+		                "model)",
+		                op, node, which);
 	return BNF_OK;
 }
 
 int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
-		       const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
-		       struct bnf_error *err)
+                       const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
+                       struct bnf_error *err)
 {
 	struct compare_acc *acc = NULL;
 	size_t n_out = a->graph->n_output, i;
 	int rc, s;
 
 	memset(rep, 0, sizeof(*rep));
-	if ((rc = unsupported(a, "first", err)) != BNF_OK || (rc = unsupported(b, "second", err)) != BNF_OK)
+	if ((rc = unsupported(a, "first", err)) != BNF_OK ||
+	    (rc = unsupported(b, "second", err)) != BNF_OK)
 		return rc;
 	if (b->graph->n_output != n_out)
 		return bnf_fail(err, BNF_ERR_INPUT, "the models have %zu and %zu outputs", n_out,
-				b->graph->n_output);
+		                b->graph->n_output);
 	acc = calloc(n_out + 1, sizeof(*acc));
 	rep->outputs = calloc(n_out + 1, sizeof(*rep->outputs));
 	if (!acc || !rep->outputs) {
@@ -234,7 +235,8 @@ int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 	}
 	rep->n_outputs = n_out;
 	for (i = 0; i < n_out; i++) {
-		rep->outputs[i].name = strdup(a->graph->output[i]->name ? a->graph->output[i]->name : "");
+		rep->outputs[i].name =
+		    strdup(a->graph->output[i]->name ? a->graph->output[i]->name : "");
 		if (!rep->outputs[i].name) {
 			rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
 			goto out;
@@ -276,7 +278,7 @@ int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 		o->max_abs = acc[i].max_abs;
 		o->max_rel = acc[i].max_rel;
 		o->norm_err = acc[i].sum_sq_ref > 0 ? acc[i].sum_sq_diff / acc[i].sum_sq_ref
-						    : acc[i].sum_sq_diff;
+		                                    : acc[i].sum_sq_diff;
 		o->n_elements = acc[i].n;
 		o->n_bad = acc[i].n_bad;
 		o->nan_a = acc[i].nan_b; /* a is the reference */
@@ -327,7 +329,7 @@ static int append_ptr(void ***arr, size_t *n, void *item)
 }
 
 static Onnx__ValueInfoProto *tensor_value_info(const char *name, int dtype, int rank,
-					       const int64_t *dims)
+                                               const int64_t *dims)
 {
 	Onnx__ValueInfoProto *vi = calloc(1, sizeof(*vi));
 	Onnx__TypeProto *tp = calloc(1, sizeof(*tp));
@@ -381,22 +383,22 @@ fail:
 
 /* Where a BN and its layer live: the graph index (with its parents). */
 struct pair_site {
-	struct bnf_graph index[66];  /* index[depth], parents below it */
+	struct bnf_graph index[66]; /* index[depth], parents below it */
 	int depth;
-	Onnx__NodeProto *node;       /* the node producing the wanted value */
+	Onnx__NodeProto *node; /* the node producing the wanted value */
 };
 
 /* Find, in g and its subgraphs, the node producing `output` (with op type
  * op_type when given). Indexes every graph on the path. */
 static int find_site(Onnx__GraphProto *g, int opset, const char *output, const char *op_type,
-		     struct pair_site *site, int depth)
+                     struct pair_site *site, int depth)
 {
 	struct bnf_graph *gi = &site->index[depth];
 	Onnx__NodeProto *node;
 	size_t i, j, k;
 
-	if (depth >= 64 || bnf_graph_build(gi, g, depth ? &site->index[depth - 1] : NULL, opset,
-					   NULL) != BNF_OK) {
+	if (depth >= 64 ||
+	    bnf_graph_build(gi, g, depth ? &site->index[depth - 1] : NULL, opset, NULL) != BNF_OK) {
 		bnf_graph_release(gi);
 		return 0;
 	}
@@ -412,7 +414,8 @@ static int find_site(Onnx__GraphProto *g, int opset, const char *output, const c
 			if (a->g && find_site(a->g, opset, output, op_type, site, depth + 1))
 				return 1;
 			for (k = 0; k < a->n_graphs; k++)
-				if (find_site(a->graphs[k], opset, output, op_type, site, depth + 1))
+				if (find_site(a->graphs[k], opset, output, op_type, site,
+				              depth + 1))
 					return 1;
 		}
 	bnf_graph_release(gi);
@@ -451,8 +454,8 @@ static void free_chain_model(Onnx__ModelProto *m)
 /* Build a model holding the chain of nodes that computes `output` from
  * `data` in the site's graph, with every other input as an initializer. */
 static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_site *site,
-				     const char *data, const char *output, int dtype, int rank,
-				     const int64_t *dims)
+                                     const char *data, const char *output, int dtype, int rank,
+                                     const int64_t *dims)
 {
 	const struct bnf_graph *gi = &site->index[site->depth];
 	Onnx__NodeProto *chain[16];
@@ -491,7 +494,8 @@ static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_si
 	if (strcmp(value, data) != 0)
 		goto fail;
 	for (k = 0; k < src->n_opset_import; k++) {
-		void *op = copy_message(src->opset_import[k], &onnx__operator_set_id_proto__descriptor);
+		void *op =
+		    copy_message(src->opset_import[k], &onnx__operator_set_id_proto__descriptor);
 		if (!op || append_ptr((void ***)&m->opset_import, &m->n_opset_import, op))
 			goto fail;
 	}
@@ -515,7 +519,8 @@ static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_si
 					goto fail;
 				*t = *ref.tensor;
 				t->name = strdup(copy->input[k]);
-				if (!t->name || append_ptr((void ***)&g->initializer, &g->n_initializer, t)) {
+				if (!t->name ||
+				    append_ptr((void ***)&g->initializer, &g->n_initializer, t)) {
 					free(t->name);
 					free(t);
 					goto fail;
@@ -559,7 +564,7 @@ static long long attr_int(const Onnx__NodeProto *node, const char *name, long lo
  * of its dims may grow to hold several samples at once (*batch_dim, -1 when
  * none may). */
 static int layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *layer, int *dtype,
-			     int *rank, int64_t *dims, int *batch_dim)
+                             int *rank, int64_t *dims, int *batch_dim)
 {
 	struct bnf_const_ref w, c;
 	size_t i;
@@ -574,7 +579,8 @@ static int layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *
 		if (w.tensor->n_dims < 3 || w.tensor->n_dims > BNF_MAX_RANK)
 			return -1;
 		for (i = 0; i < layer->n_attribute; i++)
-			if (layer->attribute[i]->name && strcmp(layer->attribute[i]->name, "dilations") == 0)
+			if (layer->attribute[i]->name &&
+			    strcmp(layer->attribute[i]->name, "dilations") == 0)
 				dil = layer->attribute[i];
 		*rank = (int)w.tensor->n_dims;
 		dims[0] = 1;
@@ -607,9 +613,11 @@ static int layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *
 		return -1;
 	*rank = 2;
 	if (bnf_node_is(layer, "Gemm")) {
-		int64_t m = 3, k = attr_int(layer, "transB", 0) ? w.tensor->dims[1] : w.tensor->dims[0];
-		if (layer->n_input >= 3 && layer->input[2][0] && bnf_graph_constant(gi, layer->input[2], &c) &&
-		    c.tensor->n_dims == 2 && c.tensor->dims[0] > 1) {
+		int64_t m = 3,
+		        k = attr_int(layer, "transB", 0) ? w.tensor->dims[1] : w.tensor->dims[0];
+		if (layer->n_input >= 3 && layer->input[2][0] &&
+		    bnf_graph_constant(gi, layer->input[2], &c) && c.tensor->n_dims == 2 &&
+		    c.tensor->dims[0] > 1) {
 			m = c.tensor->dims[0]; /* C's rows fix A's */
 			*batch_dim = -1;
 		}
@@ -632,7 +640,7 @@ static int layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *
 /* The input of a lowered BN's Mul: [1, C, 3, ...] with C the length of
  * its constant [C, 1, ..., 1]. */
 static int lowered_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *mul, int *dtype,
-			       int *rank, int64_t *dims)
+                               int *rank, int64_t *dims)
 {
 	struct bnf_const_ref s;
 	size_t i;
@@ -656,8 +664,8 @@ static double max_of(double a, double b)
 
 /* Run the three evaluations of one fold `runs` times and fill fc. */
 static int check_pair(const Onnx__ModelProto *before, const Onnx__ModelProto *after, int dtype,
-		      int runs, const struct bnf_verify_options *opt, struct bnf_fold_check *fc,
-		      struct bnf_error *err)
+                      int runs, const struct bnf_verify_options *opt, struct bnf_fold_check *fc,
+                      struct bnf_error *err)
 {
 	struct compare_acc acc_fold, acc_orig;
 	double atol, rtol;
@@ -700,15 +708,15 @@ static int check_pair(const Onnx__ModelProto *before, const Onnx__ModelProto *af
 	/* The folded node passes when it is within tolerance of the float64
 	 * reference, or no further from it than the original pair's own
 	 * rounding (which matters in float16). */
-	fc->pass = !acc_fold.shape_mismatch && acc_fold.nan_a == 0 &&
-		   (acc_fold.n_bad == 0 ||
-		    acc_fold.max_abs <= 2.0 * max_of(acc_orig.max_abs, 1e-300));
+	fc->pass =
+	    !acc_fold.shape_mismatch && acc_fold.nan_a == 0 &&
+	    (acc_fold.n_bad == 0 || acc_fold.max_abs <= 2.0 * max_of(acc_orig.max_abs, 1e-300));
 	return BNF_OK;
 }
 
 static int verify_one(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
-		      const struct bnf_bn_record *r, const struct bnf_verify_options *opt,
-		      struct bnf_fold_check *fc, struct bnf_error *err)
+                      const struct bnf_bn_record *r, const struct bnf_verify_options *opt,
+                      struct bnf_fold_check *fc, struct bnf_error *err)
 {
 	struct pair_site so, sf;
 	Onnx__NodeProto *layer;
@@ -725,7 +733,7 @@ static int verify_one(const Onnx__ModelProto *orig, const Onnx__ModelProto *fold
 	 * or the layer after a BN) and by the folded node, which reads data. */
 	if (!find_site(orig->graph, opset, r->result, NULL, &so, 0)) {
 		snprintf(note, sizeof(note), "the folded value '%s' is not in the original model",
-			 r->result);
+		         r->result);
 		goto done;
 	}
 	if (!find_site(folded->graph, opset, r->result, NULL, &sf, 0)) {
@@ -748,12 +756,13 @@ static int verify_one(const Onnx__ModelProto *orig, const Onnx__ModelProto *fold
 		/* X -> Mul(s) -> Add(t): X has the rank of s plus one, C = s's
 		 * first dim. */
 		layer = bnf_graph_producer(&sf.index[sf.depth], sf.node->input[0], NULL);
-		if (!layer || lowered_input_shape(&sf.index[sf.depth], layer, &dtype, &rank, dims) != 0) {
+		if (!layer ||
+		    lowered_input_shape(&sf.index[sf.depth], layer, &dtype, &rank, dims) != 0) {
 			snprintf(note, sizeof(note), "cannot find a valid input shape for the Mul");
 			goto release;
 		}
-	} else if (!layer ||
-		   layer_input_shape(&sf.index[sf.depth], layer, &dtype, &rank, dims, &batch_dim) != 0) {
+	} else if (!layer || layer_input_shape(&sf.index[sf.depth], layer, &dtype, &rank, dims,
+	                                       &batch_dim) != 0) {
 		snprintf(note, sizeof(note), "cannot find a valid input shape for the layer");
 		goto release;
 	}
@@ -789,8 +798,8 @@ done:
 }
 
 int bnf_verify_folds(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
-		     const struct bnf_fold_report *frep, const struct bnf_verify_options *opt,
-		     struct bnf_verify_report *rep, struct bnf_error *err)
+                     const struct bnf_fold_report *frep, const struct bnf_verify_options *opt,
+                     struct bnf_verify_report *rep, struct bnf_error *err)
 {
 	size_t i;
 	int rc;
@@ -798,7 +807,7 @@ int bnf_verify_folds(const Onnx__ModelProto *orig, const Onnx__ModelProto *folde
 	for (i = 0; i < frep->n_records + frep->n_affine; i++) {
 		int affine = i >= frep->n_records;
 		const struct bnf_bn_record *r =
-			affine ? &frep->affine[i - frep->n_records] : &frep->records[i];
+		    affine ? &frep->affine[i - frep->n_records] : &frep->records[i];
 		struct bnf_fold_check fc, *p;
 		char target[512];
 

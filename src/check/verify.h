@@ -18,13 +18,13 @@
 struct bnf_external;
 
 struct bnf_verify_options {
-	const struct bnf_input_spec *inputs;  /* borrowed */
+	const struct bnf_input_spec *inputs; /* borrowed */
 	int samples;
 	uint64_t seed;
 	int threads;
-	double atol, rtol;    /* negative: the defaults for each output's dtype */
-	int allow_nan;        /* NaN/inf at the same places in both is no failure */
-	size_t max_bytes;     /* memory budget of one evaluation (0: none) */
+	double atol, rtol;              /* negative: the defaults for each output's dtype */
+	int allow_nan;                  /* NaN/inf at the same places in both is no failure */
+	size_t max_bytes;               /* memory budget of one evaluation (0: none) */
 	const struct bnf_external *ext; /* external tensor data (external.h) */
 };
 
@@ -37,30 +37,30 @@ struct bnf_output_check {
 	int dtype;
 	double max_abs, max_rel, norm_err;
 	size_t n_elements, n_bad;
-	size_t nan_a, nan_b;   /* non-finite values in each run */
+	size_t nan_a, nan_b; /* non-finite values in each run */
 	int pass;
 };
 
 struct bnf_fold_check {
 	char *bn_name;
-	char *op_type;         /* NULL for a BatchNormalization, else "Mul", "Add", ... */
-	char *target;          /* "Conv 'name'" */
-	double folded_abs, folded_rel;  /* folded node vs float64 reference */
-	double orig_abs, orig_rel;      /* original pair vs float64 reference */
+	char *op_type;                 /* NULL for a BatchNormalization, else "Mul", "Add", ... */
+	char *target;                  /* "Conv 'name'" */
+	double folded_abs, folded_rel; /* folded node vs float64 reference */
+	double orig_abs, orig_rel;     /* original pair vs float64 reference */
 	int pass;
-	char *note;            /* why it was not checked, or NULL */
+	char *note; /* why it was not checked, or NULL */
 };
 
 struct bnf_verify_report {
-	int whole_graph;           /* 1 when the whole-graph comparison ran */
-	char fallback[512];        /* why it did not, when it did not */
+	int whole_graph;    /* 1 when the whole-graph comparison ran */
+	char fallback[512]; /* why it did not, when it did not */
 	int samples;
 	struct bnf_output_check *outputs;
 	size_t n_outputs;
 	struct bnf_fold_check *folds;
 	size_t n_folds;
-	size_t n_unchecked;        /* folds the per-fold check could not run */
-	double max_abs, max_rel;   /* worst over outputs (or folds) */
+	size_t n_unchecked;      /* folds the per-fold check could not run */
+	double max_abs, max_rel; /* worst over outputs (or folds) */
 	int pass;
 };
 
@@ -71,14 +71,14 @@ void bnf_verify_report_free(struct bnf_verify_report *rep);
  * evaluator cannot run one of them, and BNF_ERR_INPUT when their inputs or
  * outputs differ in name or count. rep is zeroed first. */
 int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
-		       const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
-		       struct bnf_error *err);
+                       const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
+                       struct bnf_error *err);
 
 /* Check each fold of frep: the BatchNormalization and its layer as they are
  * in orig against the node that replaced them in folded. Appends to
  * rep->folds and updates rep->pass. */
 int bnf_verify_folds(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
-		     const struct bnf_fold_report *frep, const struct bnf_verify_options *opt,
-		     struct bnf_verify_report *rep, struct bnf_error *err);
+                     const struct bnf_fold_report *frep, const struct bnf_verify_options *opt,
+                     struct bnf_verify_report *rep, struct bnf_error *err);
 
 #endif

@@ -108,7 +108,7 @@ static int parse_number(const char *opt, const char *arg, double min, double *ou
 
 /* A whole number in [min, max]; anything else is a usage error. */
 static int parse_count(const char *opt, const char *arg, long long min, long long max,
-		       long long *out)
+                       long long *out)
 {
 	char *end;
 	long long v;
@@ -116,8 +116,8 @@ static int parse_count(const char *opt, const char *arg, long long min, long lon
 	errno = 0;
 	v = strtoll(arg, &end, 10);
 	if (errno || end == arg || *end || v < min || v > max)
-		return usage_error("option '%s' needs a whole number from %lld to %lld, not '%s'", opt,
-				   min, max, arg);
+		return usage_error("option '%s' needs a whole number from %lld to %lld, not '%s'",
+		                   opt, min, max, arg);
 	*out = v;
 	return -1;
 }
@@ -149,7 +149,7 @@ enum long_only_option {
 
 /* --warn-only / --ignore: a comma-separated list of finding codes. */
 static int parse_codes(const char *opt, const char *arg, enum cli_finding_level level,
-		       struct cli *cli)
+                       struct cli *cli)
 {
 	char *copy = strdup(arg), *tok, *save = NULL;
 	enum bnf_finding_code code;
@@ -186,8 +186,8 @@ static int parse_bytes(const char *opt, const char *arg, size_t *out)
 		end++;
 	if (errno || end == arg || *end || arg[0] == '-' || v > (SIZE_MAX >> shift))
 		return usage_error("option '%s' needs a byte count (suffix K, M or G allowed), "
-				   "not '%s'",
-				   opt, arg);
+		                   "not '%s'",
+		                   opt, arg);
 	*out = (size_t)v << shift;
 	return -1;
 }
@@ -209,36 +209,36 @@ static void parse_external_data(const char *arg, struct bnf_write_plan *plan)
 int cli_parse_args(int argc, char **argv, struct cli *cli)
 {
 	static const struct option options[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "threads", required_argument, NULL, 'j' },
-		{ "no-verify", no_argument, NULL, OPT_NO_VERIFY },
-		{ "force", no_argument, NULL, OPT_FORCE },
-		{ "samples", required_argument, NULL, OPT_SAMPLES },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "shape", required_argument, NULL, OPT_SHAPE },
-		{ "dim", required_argument, NULL, OPT_DIM },
-		{ "input", required_argument, NULL, OPT_INPUT },
-		{ "atol", required_argument, NULL, OPT_ATOL },
-		{ "rtol", required_argument, NULL, OPT_RTOL },
-		{ "allow-nan", no_argument, NULL, OPT_ALLOW_NAN },
-		{ "run", no_argument, NULL, OPT_RUN },
-		{ "output-dir", required_argument, NULL, OPT_OUTPUT_DIR },
-		{ "compare", no_argument, NULL, OPT_COMPARE },
-		{ "check", no_argument, NULL, OPT_CHECK },
-		{ "train-mode", required_argument, NULL, OPT_TRAIN_MODE },
-		{ "json", required_argument, NULL, OPT_JSON },
-		{ "warn-only", required_argument, NULL, OPT_WARN_ONLY },
-		{ "ignore", required_argument, NULL, OPT_IGNORE },
-		{ "external-data", required_argument, NULL, OPT_EXTERNAL_DATA },
-		{ "external-threshold", required_argument, NULL, OPT_EXTERNAL_THRESHOLD },
-		{ "check-memory", required_argument, NULL, OPT_CHECK_MEMORY },
-		{ "lower-bn", no_argument, NULL, OPT_LOWER_BN },
-		{ NULL, 0, NULL, 0 },
+	    {"output", required_argument, NULL, 'o'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"threads", required_argument, NULL, 'j'},
+	    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+	    {"force", no_argument, NULL, OPT_FORCE},
+	    {"samples", required_argument, NULL, OPT_SAMPLES},
+	    {"seed", required_argument, NULL, OPT_SEED},
+	    {"shape", required_argument, NULL, OPT_SHAPE},
+	    {"dim", required_argument, NULL, OPT_DIM},
+	    {"input", required_argument, NULL, OPT_INPUT},
+	    {"atol", required_argument, NULL, OPT_ATOL},
+	    {"rtol", required_argument, NULL, OPT_RTOL},
+	    {"allow-nan", no_argument, NULL, OPT_ALLOW_NAN},
+	    {"run", no_argument, NULL, OPT_RUN},
+	    {"output-dir", required_argument, NULL, OPT_OUTPUT_DIR},
+	    {"compare", no_argument, NULL, OPT_COMPARE},
+	    {"check", no_argument, NULL, OPT_CHECK},
+	    {"train-mode", required_argument, NULL, OPT_TRAIN_MODE},
+	    {"json", required_argument, NULL, OPT_JSON},
+	    {"warn-only", required_argument, NULL, OPT_WARN_ONLY},
+	    {"ignore", required_argument, NULL, OPT_IGNORE},
+	    {"external-data", required_argument, NULL, OPT_EXTERNAL_DATA},
+	    {"external-threshold", required_argument, NULL, OPT_EXTERNAL_THRESHOLD},
+	    {"check-memory", required_argument, NULL, OPT_CHECK_MEMORY},
+	    {"lower-bn", no_argument, NULL, OPT_LOWER_BN},
+	    {NULL, 0, NULL, 0},
 	};
 	struct bnf_error err;
 	long long n;
@@ -322,7 +322,8 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 			if (strcmp(optarg, "eval") == 0 || strcmp(optarg, "refuse") == 0)
 				cli->train_eval = strcmp(optarg, "eval") == 0;
 			else
-				rc = usage_error("--train-mode takes 'refuse' or 'eval', not '%s'", optarg);
+				rc = usage_error("--train-mode takes 'refuse' or 'eval', not '%s'",
+				                 optarg);
 			break;
 		case OPT_JSON:
 			cli->json = optarg;
@@ -357,7 +358,7 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 	}
 	if (cli->mode != CLI_MODE_FOLD && (cli->check || cli->json || cli->train_eval))
 		return usage_error("--check, --json and --train-mode apply to folding, not to "
-				   "--run or --compare");
+		                   "--run or --compare");
 	positional = argc - optind;
 	if (positional < 1)
 		return usage_error("no input model given");
@@ -377,11 +378,12 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 	}
 	if (!cli->output && !cli->dry_run && !cli->check)
 		return usage_error("no output given (use -o FILE, or -n for a dry run)");
-	if (cli->json && strcmp(cli->json, "-") == 0 && cli->output && strcmp(cli->output, "-") == 0)
+	if (cli->json && strcmp(cli->json, "-") == 0 && cli->output &&
+	    strcmp(cli->output, "-") == 0)
 		return usage_error("--json - and -o - cannot both use standard output");
 	if (cli->check && cli->train_eval && !cli->output && !cli->dry_run)
 		return usage_error("--train-mode=eval converts before folding: with --check, give "
-				   "-o FILE or -n");
+		                   "-o FILE or -n");
 	if (cli->verbose && cli->quiet)
 		return usage_error("--verbose and --quiet cannot be combined");
 	return -1;

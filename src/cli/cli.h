@@ -33,26 +33,25 @@ enum cli_mode {
 struct cli {
 	enum cli_mode mode;
 	const char *input;
-	const char *second;       /* --compare: the model under test */
+	const char *second; /* --compare: the model under test */
 	const char *output;
-	const char *output_dir;   /* --run */
+	const char *output_dir; /* --run */
 	int dry_run;
 	int verbose;
 	int quiet;
 	int no_verify;
 	int force;
-	int lower_bn;             /* --lower-bn */
-	int check;                /* --check: lint the model (or the folded result) */
-	int train_eval;           /* --train-mode=eval */
-	const char *json;         /* --json FILE, "-" for stdout */
+	int lower_bn;     /* --lower-bn */
+	int check;        /* --check: lint the model (or the folded result) */
+	int train_eval;   /* --train-mode=eval */
+	const char *json; /* --json FILE, "-" for stdout */
 	enum cli_finding_level levels[BNF_FINDING_CODE_COUNT]; /* --warn-only, --ignore */
 	struct bnf_input_spec inputs;
 	struct bnf_verify_options verify;
-	struct bnf_external *ext;       /* external data of every model read */
-	struct bnf_write_plan plan;     /* --external-data, --external-threshold */
-	size_t check_memory;            /* --check-memory: whole-graph check budget */
+	struct bnf_external *ext;   /* external data of every model read */
+	struct bnf_write_plan plan; /* --external-data, --external-threshold */
+	size_t check_memory;        /* --check-memory: whole-graph check budget */
 };
-
 
 /* Parse argv into cli (which the caller has filled with defaults). Returns
  * -1 to go on, or the exit code to leave with (after --help, --version or

@@ -44,7 +44,7 @@ static void say(const char *fmt, ...)
 }
 
 static int read_valid_model(const char *path, struct bnf_external *ext, struct bnf_model *model,
-			    struct bnf_error *err)
+                            struct bnf_error *err)
 {
 	int rc = bnf_model_read_ext(path, ext, model, err);
 
@@ -57,7 +57,7 @@ static int read_valid_model(const char *path, struct bnf_external *ext, struct b
 /* Sizes in decimal units, as file managers show them. */
 static void format_size(double bytes, char *buf, size_t len)
 {
-	static const char *const units[] = { "B", "kB", "MB", "GB", "TB" };
+	static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
 	size_t u = 0;
 	while (bytes >= 1000.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
 		bytes /= 1000.0;
@@ -99,8 +99,8 @@ static void print_records(const struct bnf_fold_report *rep, int verbose)
 		if (r->graph[0])
 			snprintf(where, sizeof(where), " [in %s]", r->graph);
 		if (r->kind != BNF_FOLD_KIND_NONE)
-			say("%s '%s': folded into %s '%s' (%s)%s", r->op_type, r->bn_name, r->target_op,
-			    r->target_name, bnf_fold_kind_name(r->kind), where);
+			say("%s '%s': folded into %s '%s' (%s)%s", r->op_type, r->bn_name,
+			    r->target_op, r->target_name, bnf_fold_kind_name(r->kind), where);
 		else
 			say("%s '%s': kept (%s): %s%s", r->op_type, r->bn_name,
 			    bnf_keep_reason_code(r->reason), r->detail, where);
@@ -115,9 +115,9 @@ static void print_summary(const struct bnf_fold_report *rep, size_t in_size, siz
 	for (k = 1; k < BNF_FOLD_KIND_COUNT; k++) {
 		if (!rep->by_kind[k] || k == BNF_FOLD_KIND_AFFINE || k == BNF_FOLD_KIND_LOWERED)
 			continue;
-		used += (size_t)snprintf(kinds + used, sizeof(kinds) - used, "%s%s %zu",
-					 used ? ", " : " (", bnf_fold_kind_name((enum bnf_fold_kind)k),
-					 rep->by_kind[k]);
+		used += (size_t)snprintf(
+		    kinds + used, sizeof(kinds) - used, "%s%s %zu", used ? ", " : " (",
+		    bnf_fold_kind_name((enum bnf_fold_kind)k), rep->by_kind[k]);
 		if (used >= sizeof(kinds))
 			break;
 	}
@@ -125,11 +125,11 @@ static void print_summary(const struct bnf_fold_report *rep, size_t in_size, siz
 		strcat(kinds, ")");
 	used = strlen(kinds);
 	if (rep->n_lowered)
-		used += (size_t)snprintf(kinds + used, sizeof(kinds) - used, ", lowered %zu to Mul + Add",
-					 rep->n_lowered);
+		used += (size_t)snprintf(kinds + used, sizeof(kinds) - used,
+		                         ", lowered %zu to Mul + Add", rep->n_lowered);
 	if (rep->n_affine_folded && used < sizeof(kinds))
 		snprintf(kinds + used, sizeof(kinds) - used, " and %zu affine node%s",
-			 rep->n_affine_folded, rep->n_affine_folded == 1 ? "" : "s");
+		         rep->n_affine_folded, rep->n_affine_folded == 1 ? "" : "s");
 	format_size((double)in_size, a, sizeof(a));
 	format_size((double)out_size, b, sizeof(b));
 	say("folded %zu of %zu BatchNormalization nodes%s; %zu nodes and %zu initializers "
@@ -139,19 +139,19 @@ static void print_summary(const struct bnf_fold_report *rep, size_t in_size, siz
 }
 
 static void print_output_checks(const struct bnf_verify_report *vr, const char *a_label,
-				const char *b_label)
+                                const char *b_label)
 {
 	size_t i;
 	for (i = 0; i < vr->n_outputs; i++) {
 		const struct bnf_output_check *o = &vr->outputs[i];
-		say("output '%s': max abs err %.2g, max rel err %.2g, normalised err %.2g%s", o->name,
-		    o->max_abs, o->max_rel, o->norm_err, o->pass ? "" : " FAILED");
+		say("output '%s': max abs err %.2g, max rel err %.2g, normalised err %.2g%s",
+		    o->name, o->max_abs, o->max_rel, o->norm_err, o->pass ? "" : " FAILED");
 		if (o->nan_a || o->nan_b)
-			say("output '%s': %zu NaN or infinite values in the %s, %zu in the %s", o->name,
-			    o->nan_a, a_label, o->nan_b, b_label);
+			say("output '%s': %zu NaN or infinite values in the %s, %zu in the %s",
+			    o->name, o->nan_a, a_label, o->nan_b, b_label);
 		if (!o->pass && o->n_bad)
-			say("output '%s': %zu of %zu values outside the tolerance", o->name, o->n_bad,
-			    o->n_elements);
+			say("output '%s': %zu of %zu values outside the tolerance", o->name,
+			    o->n_bad, o->n_elements);
 	}
 }
 
@@ -168,7 +168,8 @@ static void print_fold_checks(const struct bnf_verify_report *vr, int verbose)
 			snprintf(what, sizeof(what), "'%s'", f->bn_name);
 		if (f->note) {
 			if (verbose || !vr->whole_graph)
-				say("fold of %s into %s: not checked: %s", what, f->target, f->note);
+				say("fold of %s into %s: not checked: %s", what, f->target,
+				    f->note);
 			continue;
 		}
 		if (verbose || !f->pass)
@@ -184,8 +185,8 @@ static void print_fold_checks(const struct bnf_verify_report *vr, int verbose)
  * their weights alone pass the --check-memory budget, and let the evaluator
  * refuse activations beyond it. */
 static int compare_within_budget(const struct cli *cli, const Onnx__ModelProto *orig,
-				 const Onnx__ModelProto *folded, struct bnf_verify_report *vr,
-				 int *over_budget, struct bnf_error *err)
+                                 const Onnx__ModelProto *folded, struct bnf_verify_report *vr,
+                                 int *over_budget, struct bnf_error *err)
 {
 	struct bnf_verify_options vo = cli->verify;
 	size_t need = bnf_model_eval_bytes(orig), more = bnf_model_eval_bytes(folded);
@@ -199,9 +200,9 @@ static int compare_within_budget(const struct cli *cli, const Onnx__ModelProto *
 		memset(vr, 0, sizeof(*vr));
 		*over_budget = 1;
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-				"the weights of both models need %s, above the --check-memory "
-				"budget of %s",
-				a, b);
+		                "the weights of both models need %s, above the --check-memory "
+		                "budget of %s",
+		                a, b);
 	}
 	if (cli->check_memory && (!vo.max_bytes || vo.max_bytes > cli->check_memory))
 		vo.max_bytes = cli->check_memory;
@@ -217,8 +218,8 @@ static int compare_within_budget(const struct cli *cli, const Onnx__ModelProto *
 /* The check of a fold: the whole graph when the evaluator supports every
  * operator, and each folded pair in any case. Returns 1 when verified. */
 static int verify_fold(const struct cli *cli, const Onnx__ModelProto *orig,
-		       const Onnx__ModelProto *folded, const struct bnf_fold_report *rep,
-		       struct bnf_verify_report *vr, int *usable)
+                       const Onnx__ModelProto *folded, const struct bnf_fold_report *rep,
+                       struct bnf_verify_report *vr, int *usable)
 {
 	struct bnf_verify_options per_fold = cli->verify;
 	struct bnf_error err;
@@ -246,7 +247,8 @@ static int verify_fold(const struct cli *cli, const Onnx__ModelProto *orig,
 	}
 	if (!vr->whole_graph) {
 		if (!cli->quiet)
-			say("whole-graph check skipped: %s; checking each fold instead", vr->fallback);
+			say("whole-graph check skipped: %s; checking each fold instead",
+			    vr->fallback);
 		if (vr->n_unchecked)
 			vr->pass = 0; /* neither proof ran for some fold */
 	}
@@ -259,8 +261,8 @@ static int verify_fold(const struct cli *cli, const Onnx__ModelProto *orig,
 static void print_verified(const struct bnf_verify_report *vr)
 {
 	if (vr->whole_graph)
-		say("verified: %d sample%s, max abs err %.2g, max rel err %.2g (graph)", vr->samples,
-		    vr->samples == 1 ? "" : "s", vr->max_abs, vr->max_rel);
+		say("verified: %d sample%s, max abs err %.2g, max rel err %.2g (graph)",
+		    vr->samples, vr->samples == 1 ? "" : "s", vr->max_abs, vr->max_rel);
 	else
 		say("verified: %zu fold%s, max abs err %.2g, max rel err %.2g (per fold)",
 		    vr->n_folds, vr->n_folds == 1 ? "" : "s", vr->max_abs, vr->max_rel);
@@ -334,8 +336,8 @@ static void print_train(const struct cli *cli, const struct bnf_train_report *t)
 	for (i = 0; i < t->n_nodes; i++) {
 		const struct bnf_train_node *n = &t->nodes[i];
 		if (!n->converted || cli->verbose)
-			say("%s '%s': %s%s%s%s", n->op, n->node, n->detail, n->graph[0] ? " [in " : "",
-			    n->graph, n->graph[0] ? "]" : "");
+			say("%s '%s': %s%s%s%s", n->op, n->node, n->detail,
+			    n->graph[0] ? " [in " : "", n->graph, n->graph[0] ? "]" : "");
 	}
 }
 
@@ -368,8 +370,8 @@ static size_t print_findings(const struct cli *cli, const struct bnf_lint_report
 			say("check: no findings");
 		else
 			say("check: %zu finding%s (%zu error%s, %zu warning%s)", errors + warnings,
-			    errors + warnings == 1 ? "" : "s", errors, errors == 1 ? "" : "s", warnings,
-			    warnings == 1 ? "" : "s");
+			    errors + warnings == 1 ? "" : "s", errors, errors == 1 ? "" : "s",
+			    warnings, warnings == 1 ? "" : "s");
 	}
 	return errors;
 }
@@ -401,7 +403,7 @@ static int finish_json(const struct cli *cli, struct run_state *st, int rc)
 /* Lint the model in memory (the input, or the folded result whose folds
  * rep describes); returns -1 to go on, or an exit code. */
 static int lint_step(const struct cli *cli, struct run_state *st, const struct bnf_fold_report *rep,
-		     struct bnf_fold_report *probe_report)
+                     struct bnf_fold_report *probe_report)
 {
 	struct bnf_lint_options lo;
 	struct bnf_error err;
@@ -494,20 +496,21 @@ static Onnx__ModelProto *copy_model(const Onnx__ModelProto *model)
 /* When the output keeps tensors in a data file, the tensors the fold
  * rewrites go straight to it (a temporary file beside the output; an
  * anonymous one for a dry run) instead of piling up in memory. */
-static int prepare_spill(const struct cli *cli, const struct bnf_write_plan *plan,
-			 size_t in_size, struct bnf_error *err)
+static int prepare_spill(const struct cli *cli, const struct bnf_write_plan *plan, size_t in_size,
+                         struct bnf_error *err)
 {
 	char folder[4096];
 
-	if (bnf_data_mode_resolve(plan->mode, plan->input_external, in_size) == BNF_DATA_MODE_INLINE)
+	if (bnf_data_mode_resolve(plan->mode, plan->input_external, in_size) ==
+	    BNF_DATA_MODE_INLINE)
 		return BNF_OK;
 	if (cli->dry_run || !cli->output)
 		return bnf_external_spill_open(cli->ext, NULL, plan->threshold, err);
 	if (strcmp(cli->output, "-") == 0)
 		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s has external data, which cannot be written next to <stdout>: "
-				"use -o FILE, or --external-data=inline",
-				bnf_path_label(cli->input, 0));
+		                "%s has external data, which cannot be written next to <stdout>: "
+		                "use -o FILE, or --external-data=inline",
+		                bnf_path_label(cli->input, 0));
 	if (bnf_path_folder(cli->output, folder, sizeof(folder)) != 0)
 		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': path too long", cli->output);
 	return bnf_external_spill_open(cli->ext, folder, plan->threshold, err);
@@ -566,7 +569,8 @@ static int run_fold(const struct cli *cli)
 		if (!cli->quiet)
 			print_train(cli, &st.train);
 		/* The check's reference is the model in eval mode, before folding. */
-		if (st.train.n_converted > 0 && !cli->no_verify && !(orig = copy_model(st.model.proto))) {
+		if (st.train.n_converted > 0 && !cli->no_verify &&
+		    !(orig = copy_model(st.model.proto))) {
 			say("out of memory");
 			rc = EXIT_CODE_UNUSABLE;
 			goto out;
@@ -590,7 +594,7 @@ static int run_fold(const struct cli *cli)
 	}
 	if (st.rep.n_changed > 0 && !cli->no_verify) {
 		if (!orig && bnf_model_unpack_finish(&ref_job, &st.model, cli->input, cli->ext,
-						     &orig, &err) != BNF_OK) {
+		                                     &orig, &err) != BNF_OK) {
 			say("%s", err.msg);
 			rc = EXIT_CODE_UNUSABLE;
 			goto out;
@@ -599,8 +603,8 @@ static int run_fold(const struct cli *cli)
 		/* The output is written to its temporary file while the check
 		 * runs, and renamed into place only if it passes. */
 		early = !cli->dry_run &&
-			bnf_external_write_is_plain(st.model.proto, &plan, cli->output) &&
-			bnf_model_write_start(cli->output, st.model.proto, &staged, &err) == BNF_OK;
+		        bnf_external_write_is_plain(st.model.proto, &plan, cli->output) &&
+		        bnf_model_write_start(cli->output, st.model.proto, &staged, &err) == BNF_OK;
 		phase_begin(&st, cli, "checking");
 		verified = verify_fold(cli, orig, st.model.proto, &st.rep, &st.vr, &usable);
 		phase_end(&st, CLI_PHASE_CHECK);
@@ -628,21 +632,21 @@ static int run_fold(const struct cli *cli)
 	if (cli->dry_run) {
 		/* What would be written: the model and its external tensors. */
 		out_size = changed ? onnx__model_proto__get_packed_size(st.model.proto) +
-					     (size_t)bnf_model_external_bytes(st.model.proto)
-				   : in_size;
+		                         (size_t)bnf_model_external_bytes(st.model.proto)
+		                   : in_size;
 	} else {
 		phase_begin(&st, cli, "writing");
 		/* Nothing changed and nothing to move: hand back the input exactly
 		 * as it was. Otherwise tensors go where --external-data says. */
 		verbatim = !changed && st.model.n_external == 0 &&
-			   bnf_data_mode_resolve(plan.mode, 0, in_size) == BNF_DATA_MODE_INLINE;
+		           bnf_data_mode_resolve(plan.mode, 0, in_size) == BNF_DATA_MODE_INLINE;
 		if (early)
 			r = bnf_model_write_commit(&staged, &out_size, &err);
 		else if (verbatim)
 			r = bnf_model_write_bytes(cli->output, st.model.bytes, st.model.size, &err);
 		else
 			r = bnf_external_write(cli->ext, st.model.proto, cli->output, &plan,
-					       &out_size, &data_size, &err);
+			                       &out_size, &data_size, &err);
 		phase_end(&st, CLI_PHASE_WRITE);
 		if (r != BNF_OK) {
 			say("%s", err.msg);
@@ -656,7 +660,8 @@ static int run_fold(const struct cli *cli)
 		print_summary(&st.rep, in_size, out_size);
 		if (cli->train_eval)
 			say("converted %zu of %zu training-mode node%s to eval mode",
-			    st.train.n_converted, st.train.n_nodes, st.train.n_nodes == 1 ? "" : "s");
+			    st.train.n_converted, st.train.n_nodes,
+			    st.train.n_nodes == 1 ? "" : "s");
 		if (verified)
 			print_verified(&st.vr);
 		else if (st.rep.n_changed > 0 && cli->no_verify)
@@ -707,7 +712,8 @@ static int run_model_mode(const struct cli *cli)
 		return EXIT_CODE_UNUSABLE;
 	}
 	if (bnf_eval_find_unsupported(model.proto, op, sizeof(op), node, sizeof(node))) {
-		say("%s: unsupported operator %s (node '%s')", bnf_path_label(cli->input, 0), op, node);
+		say("%s: unsupported operator %s (node '%s')", bnf_path_label(cli->input, 0), op,
+		    node);
 		rc = EXIT_CODE_UNUSABLE;
 		goto out;
 	}
@@ -721,7 +727,7 @@ static int run_model_mode(const struct cli *cli)
 	eo.max_bytes = cli->verify.max_bytes;
 	eo.ext = cli->ext;
 	if (bnf_eval_run(model.proto, &eo, in.n, (const char *const *)in.names,
-			 (struct bnf_tensor *const *)in.tensors, &outs, &err) != BNF_OK) {
+	                 (struct bnf_tensor *const *)in.tensors, &outs, &err) != BNF_OK) {
 		say("%s: %s", bnf_path_label(cli->input, 0), err.msg);
 		rc = EXIT_CODE_UNUSABLE;
 		goto out;
@@ -770,7 +776,8 @@ static int compare_mode(const struct cli *cli)
 		goto out;
 	}
 	if (bnf_compare_models(a.proto, b.proto, &cli->verify, &vr, &err) != BNF_OK) {
-		say("cannot compare %s and %s: %s", bnf_path_label(cli->input, 0), cli->second, err.msg);
+		say("cannot compare %s and %s: %s", bnf_path_label(cli->input, 0), cli->second,
+		    err.msg);
 		rc = EXIT_CODE_UNUSABLE;
 		goto out;
 	}
@@ -778,7 +785,8 @@ static int compare_mode(const struct cli *cli)
 		print_output_checks(&vr, bnf_path_label(cli->input, 0), cli->second);
 	if (vr.pass) {
 		if (!cli->quiet)
-			say("equal within tolerance: %d sample%s, max abs err %.2g, max rel err %.2g",
+			say("equal within tolerance: %d sample%s, max abs err %.2g, max rel err "
+			    "%.2g",
 			    vr.samples, vr.samples == 1 ? "" : "s", vr.max_abs, vr.max_rel);
 		rc = EXIT_CODE_OK;
 	} else {
@@ -826,7 +834,7 @@ static void on_fatal_signal(int sig)
  * bnfold runs: a file cut short by someone else meanwhile faults on the
  * missing pages. Say so and stop as for any unreadable input. */
 static char bus_error_msg[512] = "bnfold: an input file was truncated while bnfold was "
-				 "reading it; nothing written\n";
+                                 "reading it; nothing written\n";
 
 static void on_bus_error(int sig)
 {
@@ -868,10 +876,11 @@ int main(int argc, char **argv)
 	}
 	rc = cli_parse_args(argc, argv, &cli);
 	if (cli.input)
-		snprintf(bus_error_msg, sizeof(bus_error_msg),
-			 "bnfold: '%s' (or a data file of it) was truncated while bnfold was reading "
-			 "it; nothing written\n",
-			 bnf_path_label(cli.input, 0));
+		snprintf(
+		    bus_error_msg, sizeof(bus_error_msg),
+		    "bnfold: '%s' (or a data file of it) was truncated while bnfold was reading "
+		    "it; nothing written\n",
+		    bnf_path_label(cli.input, 0));
 	if (rc < 0) {
 		if (cli.mode == CLI_MODE_RUN)
 			rc = run_model_mode(&cli);

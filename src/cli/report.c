@@ -18,12 +18,12 @@
 #include "io/tensor_data.h"
 
 static const char *const phase_names[CLI_PHASE_COUNT] = {
-	[CLI_PHASE_READ] = "read",   [CLI_PHASE_TRAIN_MODE] = "train_mode",
-	[CLI_PHASE_FOLD] = "fold",   [CLI_PHASE_CHECK] = "check",
-	[CLI_PHASE_LINT] = "lint",   [CLI_PHASE_WRITE] = "write",
+    [CLI_PHASE_READ] = "read", [CLI_PHASE_TRAIN_MODE] = "train_mode",
+    [CLI_PHASE_FOLD] = "fold", [CLI_PHASE_CHECK] = "check",
+    [CLI_PHASE_LINT] = "lint", [CLI_PHASE_WRITE] = "write",
 };
 
-static const char *const level_names[] = { "error", "warning", "ignored" };
+static const char *const level_names[] = {"error", "warning", "ignored"};
 
 double cli_now_ms(void)
 {
@@ -65,7 +65,7 @@ int cli_sha256_file(const char *path, char hex[65])
 }
 
 struct hashing_buffer {
-	ProtobufCBuffer base;   /* first: protobuf-c calls base.append */
+	ProtobufCBuffer base; /* first: protobuf-c calls base.append */
 	struct bnf_sha256 h;
 };
 
@@ -107,7 +107,7 @@ static int count_graph(Onnx__GraphProto *g, void *arg)
 
 void cli_count_model(const Onnx__ModelProto *model, size_t *nodes, size_t *initializers)
 {
-	struct counts c = { 0, 0, 0 };
+	struct counts c = {0, 0, 0};
 	if (model->graph)
 		count_graph(model->graph, &c);
 	*nodes = c.nodes;
@@ -117,7 +117,7 @@ void cli_count_model(const Onnx__ModelProto *model, size_t *nodes, size_t *initi
 /* ---- the JSON report ---- */
 
 static void json_file(struct bnf_json *j, const char *key, const char *path, size_t size,
-		      const char *sha)
+                      const char *sha)
 {
 	bnf_json_object_begin(j, key);
 	bnf_json_string(j, "path", path);
@@ -300,12 +300,12 @@ char *cli_report_json(const struct cli_facts *f, const char *version)
 	bnf_json_object_begin(&j, "by_kind");
 	for (k = 1; k < BNF_FOLD_KIND_COUNT; k++)
 		bnf_json_integer(&j, bnf_fold_kind_name((enum bnf_fold_kind)k),
-				 f->fold ? (long long)f->fold->by_kind[k] : 0);
+		                 f->fold ? (long long)f->fold->by_kind[k] : 0);
 	bnf_json_object_end(&j);
 	bnf_json_integer(&j, "nodes_removed",
-			 f->fold && f->folding ? (long long)f->fold->nodes_removed : 0);
+	                 f->fold && f->folding ? (long long)f->fold->nodes_removed : 0);
 	bnf_json_integer(&j, "initializers_removed",
-			 f->fold && f->folding ? (long long)f->fold->initializers_removed : 0);
+	                 f->fold && f->folding ? (long long)f->fold->initializers_removed : 0);
 	bnf_json_integer(&j, "converted_to_eval", f->train ? (long long)f->train->n_converted : 0);
 	bnf_json_object_end(&j);
 	json_batchnorms(&j, f);
@@ -317,7 +317,8 @@ char *cli_report_json(const struct cli_facts *f, const char *version)
 		if (f->phase_ms[k] < 0)
 			bnf_json_null(&j, phase_names[k]);
 		else
-			bnf_json_number(&j, phase_names[k], (double)(long long)(f->phase_ms[k] * 1000) / 1000);
+			bnf_json_number(&j, phase_names[k],
+			                (double)(long long)(f->phase_ms[k] * 1000) / 1000);
 	}
 	bnf_json_object_end(&j);
 	bnf_json_integer(&j, "exit_code", f->exit_code);
@@ -339,9 +340,9 @@ static int text_width(const char *s)
 
 void cli_print_bn_table(const struct bnf_fold_report *rep, int folding)
 {
-	static const char *const head[5] = { "BatchNormalization", "fate", "kind", "into / reason",
-					     "worst scale" };
-	char (*cells)[5][160];
+	static const char *const head[5] = {"BatchNormalization", "fate", "kind", "into / reason",
+	                                    "worst scale"};
+	char(*cells)[5][160];
 	int width[5], c;
 	size_t i;
 
@@ -356,21 +357,23 @@ void cli_print_bn_table(const struct bnf_fold_report *rep, int folding)
 		const struct bnf_bn_record *r = &rep->records[i];
 		int folded = r->kind != BNF_FOLD_KIND_NONE;
 
-		snprintf(cells[i][0], sizeof(cells[i][0]), "%s%s%s", r->graph, r->graph[0] ? "/" : "",
-			 r->bn_name);
+		snprintf(cells[i][0], sizeof(cells[i][0]), "%s%s%s", r->graph,
+		         r->graph[0] ? "/" : "", r->bn_name);
 		snprintf(cells[i][1], sizeof(cells[i][1]), "%s",
-			 !folded ? "kept" : folding ? "folded" : "foldable");
+		         !folded   ? "kept"
+		         : folding ? "folded"
+		                   : "foldable");
 		snprintf(cells[i][2], sizeof(cells[i][2]), "%s",
-			 folded ? bnf_fold_kind_name(r->kind) : "-");
+		         folded ? bnf_fold_kind_name(r->kind) : "-");
 		if (folded)
 			snprintf(cells[i][3], sizeof(cells[i][3]), "%s '%s'", r->target_op,
-				 r->target_name);
+			         r->target_name);
 		else
 			snprintf(cells[i][3], sizeof(cells[i][3]), "%s",
-				 bnf_keep_reason_code(r->reason));
+			         bnf_keep_reason_code(r->reason));
 		if (folded || r->max_scale != 0.0)
-			snprintf(cells[i][4], sizeof(cells[i][4]), "%.4g (channel %zu)", r->max_scale,
-				 r->max_scale_channel);
+			snprintf(cells[i][4], sizeof(cells[i][4]), "%.4g (channel %zu)",
+			         r->max_scale, r->max_scale_channel);
 		else
 			snprintf(cells[i][4], sizeof(cells[i][4]), "-");
 		for (c = 0; c < 5; c++)
@@ -379,10 +382,11 @@ void cli_print_bn_table(const struct bnf_fold_report *rep, int folding)
 	}
 	/* Every stderr line starts with "bnfold: ", the table's too. */
 	fprintf(stderr, "bnfold:   %-*s  %-*s  %-*s  %-*s  %s\n", width[0], head[0], width[1],
-		head[1], width[2], head[2], width[3], head[3], head[4]);
+	        head[1], width[2], head[2], width[3], head[3], head[4]);
 	for (i = 0; i < rep->n_records; i++)
-		fprintf(stderr, "bnfold:   %-*s  %-*s  %-*s  %-*s  %s\n", width[0], cells[i][0], width[1],
-			cells[i][1], width[2], cells[i][2], width[3], cells[i][3], cells[i][4]);
+		fprintf(stderr, "bnfold:   %-*s  %-*s  %-*s  %-*s  %s\n", width[0], cells[i][0],
+		        width[1], cells[i][1], width[2], cells[i][2], width[3], cells[i][3],
+		        cells[i][4]);
 	free(cells);
 }
 
@@ -395,7 +399,7 @@ static struct {
 	const char *phase;
 	double started;
 	int active, shown;
-} progress = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
+} progress = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static void *progress_main(void *arg)
 {

@@ -34,19 +34,19 @@ enum cli_phase {
 
 /* Everything one run learnt, borrowed from the run's own records. */
 struct cli_facts {
-	const char *mode;            /* "fold", "check" or "fold+check" */
+	const char *mode; /* "fold", "check" or "fold+check" */
 	const char *input;
-	const char *output;          /* NULL when nothing was written */
+	const char *output; /* NULL when nothing was written */
 	size_t input_size, output_size;
 	char input_sha256[65], output_sha256[65];
 	size_t nodes_before, initializers_before, nodes_after, initializers_after;
-	int folding;                 /* 0: the fold report is an analysis only */
+	int folding; /* 0: the fold report is an analysis only */
 	const struct bnf_fold_report *fold;
-	const struct bnf_train_report *train;      /* NULL without --train-mode=eval */
-	const struct bnf_verify_report *verify;    /* NULL when no check ran */
-	const struct bnf_lint_report *lint;        /* NULL without --check */
-	const enum cli_finding_level *levels;      /* per finding code */
-	double phase_ms[CLI_PHASE_COUNT];          /* negative: phase not run */
+	const struct bnf_train_report *train;   /* NULL without --train-mode=eval */
+	const struct bnf_verify_report *verify; /* NULL when no check ran */
+	const struct bnf_lint_report *lint;     /* NULL without --check */
+	const enum cli_finding_level *levels;   /* per finding code */
+	double phase_ms[CLI_PHASE_COUNT];       /* negative: phase not run */
 	int exit_code;
 };
 

@@ -15,7 +15,7 @@ enum binary_flags {
 	BINARY_BOOL_OUT = 1,     /* Equal: the output is bool */
 	BINARY_ALLOW_BOOL = 2,   /* Equal also compares bool tensors */
 	BINARY_MIXED_TYPES = 4,  /* Pow: base and exponent types may differ;
-				    computed in double, stored as the base type */
+	                            computed in double, stored as the base type */
 	BINARY_LEGACY_BCAST = 8, /* has opset < 7 "broadcast"/"axis" attributes */
 	BINARY_SLOPE = 16,       /* PRelu: only the second input is broadcast */
 	BINARY_DIVISOR = 32,     /* Div: an integer zero divisor is an error */
@@ -29,39 +29,87 @@ struct binary_op {
 };
 
 /* Integer arithmetic wraps as in two's complement, as numpy's does. */
-static double add_f(double a, double b) { return a + b; }
-static double sub_f(double a, double b) { return a - b; }
-static double mul_f(double a, double b) { return a * b; }
-static double div_f(double a, double b) { return a / b; }
-static double equal_f(double a, double b) { return a == b; }
-static double prelu_f(double x, double slope) { return x < 0 ? slope * x : x; }
+static double add_f(double a, double b)
+{
+	return a + b;
+}
+static double sub_f(double a, double b)
+{
+	return a - b;
+}
+static double mul_f(double a, double b)
+{
+	return a * b;
+}
+static double div_f(double a, double b)
+{
+	return a / b;
+}
+static double equal_f(double a, double b)
+{
+	return a == b;
+}
+static double prelu_f(double x, double slope)
+{
+	return x < 0 ? slope * x : x;
+}
 /* Max and Min propagate NaN, as numpy's maximum and minimum do. */
-static double max_f(double a, double b) { return isnan(a) || a > b ? a : b; }
-static double min_f(double a, double b) { return isnan(a) || a < b ? a : b; }
+static double max_f(double a, double b)
+{
+	return isnan(a) || a > b ? a : b;
+}
+static double min_f(double a, double b)
+{
+	return isnan(a) || a < b ? a : b;
+}
 
-static int64_t add_i(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
-static int64_t sub_i(int64_t a, int64_t b) { return (int64_t)((uint64_t)a - (uint64_t)b); }
-static int64_t mul_i(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
-static int64_t equal_i(int64_t a, int64_t b) { return a == b; }
-static int64_t max_i(int64_t a, int64_t b) { return a > b ? a : b; }
-static int64_t min_i(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t prelu_i(int64_t x, int64_t slope) { return x < 0 ? mul_i(slope, x) : x; }
+static int64_t add_i(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+static int64_t sub_i(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a - (uint64_t)b);
+}
+static int64_t mul_i(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a * (uint64_t)b);
+}
+static int64_t equal_i(int64_t a, int64_t b)
+{
+	return a == b;
+}
+static int64_t max_i(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+static int64_t min_i(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+static int64_t prelu_i(int64_t x, int64_t slope)
+{
+	return x < 0 ? mul_i(slope, x) : x;
+}
 
 /* Integer Div truncates toward zero, as C and onnxruntime do; the kernel
  * has refused a zero divisor already. */
-static int64_t div_i(int64_t a, int64_t b) { return b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b; }
+static int64_t div_i(int64_t a, int64_t b)
+{
+	return b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b;
+}
 
 static const struct binary_op binary_ops[] = {
-	{"Add", BINARY_LEGACY_BCAST, add_f, add_i},
-	{"Sub", BINARY_LEGACY_BCAST, sub_f, sub_i},
-	{"Mul", BINARY_LEGACY_BCAST, mul_f, mul_i},
-	{"Div", BINARY_LEGACY_BCAST | BINARY_DIVISOR, div_f, div_i},
-	{"Pow", BINARY_LEGACY_BCAST | BINARY_MIXED_TYPES, pow, NULL},
-	{"Equal", BINARY_LEGACY_BCAST | BINARY_BOOL_OUT | BINARY_ALLOW_BOOL, equal_f, equal_i},
-	{"PRelu", BINARY_SLOPE, prelu_f, prelu_i},
-	{"Sum", 0, add_f, NULL},
-	{"Max", 0, max_f, max_i},
-	{"Min", 0, min_f, min_i},
+    {"Add", BINARY_LEGACY_BCAST, add_f, add_i},
+    {"Sub", BINARY_LEGACY_BCAST, sub_f, sub_i},
+    {"Mul", BINARY_LEGACY_BCAST, mul_f, mul_i},
+    {"Div", BINARY_LEGACY_BCAST | BINARY_DIVISOR, div_f, div_i},
+    {"Pow", BINARY_LEGACY_BCAST | BINARY_MIXED_TYPES, pow, NULL},
+    {"Equal", BINARY_LEGACY_BCAST | BINARY_BOOL_OUT | BINARY_ALLOW_BOOL, equal_f, equal_i},
+    {"PRelu", BINARY_SLOPE, prelu_f, prelu_i},
+    {"Sum", 0, add_f, NULL},
+    {"Max", 0, max_f, max_i},
+    {"Min", 0, min_f, min_i},
 };
 
 static const struct binary_op *binary_find(const char *op_type)
@@ -75,7 +123,7 @@ static const struct binary_op *binary_find(const char *op_type)
 }
 
 static int binary_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
-			 const union basic_lane_buf *in)
+                         const union basic_lane_buf *in)
 {
 	const struct binary_op *op = m->params;
 	size_t k;
@@ -111,12 +159,12 @@ static int check_dtypes(const struct bnf_op_ctx *ctx, const struct binary_op *op
 		int dt = ctx->in[k]->dtype;
 		if (!binary_dtype_ok(op, dt))
 			return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
-					"input %zu has unsupported dtype %s", k,
-					bnf_dtype_name(dt));
+			                "input %zu has unsupported dtype %s", k,
+			                bnf_dtype_name(dt));
 		if (dt != ctx->in[0]->dtype && !(op->flags & BINARY_MIXED_TYPES))
 			return bnf_fail(ctx->err, BNF_ERR_INPUT,
-					"input %zu has dtype %s, input 0 has %s", k,
-					bnf_dtype_name(dt), bnf_dtype_name(ctx->in[0]->dtype));
+			                "input %zu has dtype %s, input 0 has %s", k,
+			                bnf_dtype_name(dt), bnf_dtype_name(ctx->in[0]->dtype));
 	}
 	return BNF_OK;
 }
@@ -140,7 +188,7 @@ static int legacy_view(const struct bnf_op_ctx *ctx, struct bnf_tensor *b)
 		return BNF_OK; /* checked for equal shapes by the caller */
 	if (axis < 0 || b->rank > a->rank || axis > a->rank - b->rank)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "axis %lld does not fit B in A",
-				(long long)axis);
+		                (long long)axis);
 	for (i = b->rank - 1; i >= 0; i--)
 		b->dims[i + axis] = b->dims[i];
 	for (i = 0; i < a->rank; i++)
@@ -153,7 +201,7 @@ static int legacy_view(const struct bnf_op_ctx *ctx, struct bnf_tensor *b)
 /* The two operands as the map sees them (shallow views of the inputs) and
  * the output's shape in out_shape. */
 static int binary_operands(const struct bnf_op_ctx *ctx, const struct binary_op *op,
-			   struct bnf_tensor *views, struct bnf_tensor *out_shape)
+                           struct bnf_tensor *views, struct bnf_tensor *out_shape)
 {
 	const struct bnf_tensor *pair[2] = {&views[0], &views[1]};
 	char sa[96], sb[96];
@@ -175,8 +223,8 @@ static int binary_operands(const struct bnf_op_ctx *ctx, const struct binary_op 
 	return BNF_OK;
 mismatch:
 	return bnf_fail(ctx->err, BNF_ERR_INPUT, "input shapes %s and %s do not broadcast",
-			bnf_basic_shape_str(ctx->in[0], sa, sizeof(sa)),
-			bnf_basic_shape_str(ctx->in[1], sb, sizeof(sb)));
+	                bnf_basic_shape_str(ctx->in[0], sa, sizeof(sa)),
+	                bnf_basic_shape_str(ctx->in[1], sb, sizeof(sb)));
 }
 
 static int binary_find_checked(const struct bnf_op_ctx *ctx, const struct binary_op **op)
@@ -199,7 +247,7 @@ int bnf_basic_binary_shape(struct bnf_op_ctx *ctx)
 	    (rc = binary_operands(ctx, op, views, &shape)) != BNF_OK)
 		return rc;
 	return bnf_basic_new_output(
-		ctx, 0, op->flags & BINARY_BOOL_OUT ? BASIC_BOOL : ctx->in[0]->dtype, &shape);
+	    ctx, 0, op->flags & BINARY_BOOL_OUT ? BASIC_BOOL : ctx->in[0]->dtype, &shape);
 }
 
 /* Add, Sub, Mul and Div of two float32 tensors of out's own shape, the
@@ -207,7 +255,7 @@ int bnf_basic_binary_shape(struct bnf_op_ctx *ctx)
  * arithmetic gives exactly the double result rounded once to float.
  * Returns 0 when the case does not apply. */
 static int binary_f32_direct(const struct binary_op *op, const struct bnf_tensor *a,
-			     const struct bnf_tensor *b, struct bnf_tensor *out)
+                             const struct bnf_tensor *b, struct bnf_tensor *out)
 {
 	const float *x = a->data, *y = b->data;
 	float *z = out->data;
@@ -234,13 +282,13 @@ static int binary_f32_direct(const struct binary_op *op, const struct bnf_tensor
 }
 
 static int run_binary(const struct bnf_op_ctx *ctx, const struct binary_op *op,
-		      const struct bnf_tensor *a, const struct bnf_tensor *b,
-		      struct bnf_tensor *out)
+                      const struct bnf_tensor *a, const struct bnf_tensor *b,
+                      struct bnf_tensor *out)
 {
 	struct basic_map m = {0};
 	/* Pow, and any op on floats, runs in double; integers stay exact. */
-	enum basic_lane lane = (op->flags & BINARY_MIXED_TYPES) ? BASIC_LANE_F64
-								: bnf_basic_natural_lane(a->dtype);
+	enum basic_lane lane =
+	    (op->flags & BINARY_MIXED_TYPES) ? BASIC_LANE_F64 : bnf_basic_natural_lane(a->dtype);
 
 	m.n_in = 2;
 	m.in[0] = a;
@@ -279,12 +327,12 @@ int bnf_basic_variadic_shape(struct bnf_op_ctx *ctx)
 
 	if ((rc = binary_find_checked(ctx, &op)) != BNF_OK ||
 	    (rc = bnf_basic_check_arity(ctx, ctx->n_in > 0 ? ctx->n_in : 1, SIZE_MAX, 1)) !=
-		    BNF_OK ||
+	        BNF_OK ||
 	    (rc = check_dtypes(ctx, op)) != BNF_OK)
 		return rc;
 	shape = *ctx->in[0];
 	if (bnf_basic_broadcast_shape(ctx->n_in, (const struct bnf_tensor *const *)ctx->in,
-				      &shape.rank, shape.dims) != 0)
+	                              &shape.rank, shape.dims) != 0)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "input shapes do not broadcast");
 	return bnf_basic_new_output(ctx, 0, ctx->in[0]->dtype, &shape);
 }
@@ -308,7 +356,7 @@ int bnf_basic_variadic_compute(struct bnf_op_ctx *ctx)
 
 /* Where(condition, X, Y), opset 9: all three broadcast together. */
 static int where_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
-			const union basic_lane_buf *in)
+                        const union basic_lane_buf *in)
 {
 	size_t k;
 
@@ -327,14 +375,14 @@ int bnf_basic_where_shape(struct bnf_op_ctx *ctx)
 		return rc;
 	if (ctx->in[0]->dtype != BASIC_BOOL)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "condition has dtype %s, not bool",
-				bnf_dtype_name(ctx->in[0]->dtype));
+		                bnf_dtype_name(ctx->in[0]->dtype));
 	if (ctx->in[1]->dtype != ctx->in[2]->dtype)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "X has dtype %s but Y has %s",
-				bnf_dtype_name(ctx->in[1]->dtype),
-				bnf_dtype_name(ctx->in[2]->dtype));
+		                bnf_dtype_name(ctx->in[1]->dtype),
+		                bnf_dtype_name(ctx->in[2]->dtype));
 	shape = *ctx->in[1];
 	if (bnf_basic_broadcast_shape(3, (const struct bnf_tensor *const *)ctx->in, &shape.rank,
-				      shape.dims) != 0)
+	                              shape.dims) != 0)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "input shapes do not broadcast");
 	return bnf_basic_new_output(ctx, 0, ctx->in[1]->dtype, &shape);
 }

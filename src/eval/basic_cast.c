@@ -21,9 +21,9 @@ static int cast_target(const struct bnf_op_ctx *ctx, int64_t *to)
 		const char *name;
 		int dtype;
 	} names[] = {
-		{"FLOAT", BASIC_FLOAT},       {"DOUBLE", BASIC_DOUBLE}, {"FLOAT16", BASIC_FLOAT16},
-		{"BFLOAT16", BASIC_BFLOAT16}, {"INT64", BASIC_INT64},   {"INT32", BASIC_INT32},
-		{"INT8", BASIC_INT8},         {"UINT8", BASIC_UINT8},   {"BOOL", BASIC_BOOL},
+	    {"FLOAT", BASIC_FLOAT},       {"DOUBLE", BASIC_DOUBLE}, {"FLOAT16", BASIC_FLOAT16},
+	    {"BFLOAT16", BASIC_BFLOAT16}, {"INT64", BASIC_INT64},   {"INT32", BASIC_INT32},
+	    {"INT8", BASIC_INT8},         {"UINT8", BASIC_UINT8},   {"BOOL", BASIC_BOOL},
 	};
 	char name[32];
 	size_t k;
@@ -54,10 +54,10 @@ int bnf_basic_cast_shape(struct bnf_op_ctx *ctx)
 		return rc;
 	if (!cast_dtype_ok(ctx->in[0]->dtype))
 		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "cannot cast from %s",
-				bnf_dtype_name(ctx->in[0]->dtype));
+		                bnf_dtype_name(ctx->in[0]->dtype));
 	if (to < 0 || to > 64 || !cast_dtype_ok((int)to))
 		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "cannot cast to %s",
-				bnf_dtype_name((int)to));
+		                bnf_dtype_name((int)to));
 	return bnf_basic_new_output(ctx, 0, (int)to, ctx->in[0]);
 }
 
@@ -82,17 +82,17 @@ int bnf_basic_identity_shape(struct bnf_op_ctx *ctx)
 		return rc;
 	if (bnf_tensor_elem_size(ctx->in[0]->dtype) == 0)
 		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "input has unsupported dtype %s",
-				bnf_dtype_name(ctx->in[0]->dtype));
+		                bnf_dtype_name(ctx->in[0]->dtype));
 	if ((rc = bnf_basic_new_output(ctx, 0, ctx->in[0]->dtype, ctx->in[0])) != BNF_OK)
 		return rc;
 	if (dropout && bnf_op_wants_output(ctx, 1))
 		return bnf_basic_new_output(
-			ctx, 1, ctx->opset >= 10 ? BASIC_BOOL : ctx->in[0]->dtype, ctx->in[0]);
+		    ctx, 1, ctx->opset >= 10 ? BASIC_BOOL : ctx->in[0]->dtype, ctx->in[0]);
 	return BNF_OK;
 }
 
 static int ones_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
-		       const union basic_lane_buf *in)
+                       const union basic_lane_buf *in)
 {
 	size_t k;
 

@@ -27,23 +27,23 @@ enum basic_lane bnf_basic_natural_lane(int dtype)
 }
 
 int bnf_basic_check_arity(const struct bnf_op_ctx *ctx, size_t min_in, size_t max_in,
-			  size_t max_out)
+                          size_t max_out)
 {
 	size_t i;
 
 	if (ctx->n_in < min_in || ctx->n_in > max_in) {
 		if (max_in == SIZE_MAX)
 			return bnf_fail(ctx->err, BNF_ERR_INPUT,
-					"has %zu inputs, expected at least %zu", ctx->n_in, min_in);
+			                "has %zu inputs, expected at least %zu", ctx->n_in, min_in);
 		if (min_in == max_in)
 			return bnf_fail(ctx->err, BNF_ERR_INPUT, "has %zu inputs, expected %zu",
-					ctx->n_in, min_in);
+			                ctx->n_in, min_in);
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "has %zu inputs, expected %zu to %zu",
-				ctx->n_in, min_in, max_in);
+		                ctx->n_in, min_in, max_in);
 	}
 	if (ctx->n_out < 1 || ctx->n_out > max_out)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "has %zu outputs, expected 1 to %zu",
-				ctx->n_out, max_out);
+		                ctx->n_out, max_out);
 	for (i = 0; i < min_in; i++) {
 		if (!ctx->in[i])
 			return bnf_fail(ctx->err, BNF_ERR_INPUT, "input %zu is missing", i);
@@ -59,7 +59,7 @@ const char *bnf_basic_shape_str(const struct bnf_tensor *t, char *buf, size_t le
 	used += (size_t)snprintf(buf, len, "[");
 	for (i = 0; i < t->rank && used < len; i++)
 		used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "",
-					 (long long)t->dims[i]);
+		                         (long long)t->dims[i]);
 	if (used < len)
 		snprintf(buf + used, len - used, "]");
 	return buf;
@@ -171,7 +171,7 @@ static int32_t f64_to_i32(double x)
 }
 
 void bnf_basic_load(const struct bnf_tensor *t, enum basic_lane lane, size_t off, size_t step,
-		    size_t n, union basic_lane_buf *dst)
+                    size_t n, union basic_lane_buf *dst)
 {
 	size_t i;
 
@@ -227,7 +227,7 @@ void bnf_basic_load(const struct bnf_tensor *t, enum basic_lane lane, size_t off
 }
 
 void bnf_basic_store(struct bnf_tensor *t, enum basic_lane lane, size_t off, size_t step, size_t n,
-		     union basic_lane_buf *src)
+                     union basic_lane_buf *src)
 {
 	size_t i;
 
@@ -255,12 +255,12 @@ void bnf_basic_store(struct bnf_tensor *t, enum basic_lane lane, size_t off, siz
 	case BASIC_FLOAT16:
 		for (i = 0; i < n; i++)
 			((float *)t->data)[off + i * step] =
-				bnf_f16_to_f32(bnf_f32_to_f16((float)src->f[i]));
+			    bnf_f16_to_f32(bnf_f32_to_f16((float)src->f[i]));
 		break;
 	case BASIC_BFLOAT16:
 		for (i = 0; i < n; i++)
 			((float *)t->data)[off + i * step] =
-				bnf_bf16_to_f32(bnf_f32_to_bf16((float)src->f[i]));
+			    bnf_bf16_to_f32(bnf_f32_to_bf16((float)src->f[i]));
 		break;
 	case BASIC_DOUBLE:
 		for (i = 0; i < n; i++)
@@ -290,7 +290,7 @@ void bnf_basic_store(struct bnf_tensor *t, enum basic_lane lane, size_t off, siz
 }
 
 static int copy_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
-		       const union basic_lane_buf *in)
+                       const union basic_lane_buf *in)
 {
 	(void)m;
 	memcpy(out, in, n * sizeof(out->f[0]));
@@ -299,7 +299,7 @@ static int copy_kernel(const struct basic_map *m, size_t n, union basic_lane_buf
 
 /* Run the kernel along one row of the walk, a chunk at a time. */
 static int map_row(const struct basic_map *m, const struct bcast_walk *w, const size_t *off,
-		   size_t out_off, union basic_lane_buf *lanes)
+                   size_t out_off, union basic_lane_buf *lanes)
 {
 	size_t row = (size_t)w->dims[w->rank - 1];
 	size_t done, k;
@@ -309,7 +309,7 @@ static int map_row(const struct basic_map *m, const struct bcast_walk *w, const 
 		for (k = 0; k < m->n_in; k++) {
 			size_t step = w->stride[k][w->rank - 1];
 			bnf_basic_load(m->in[k], m->in_lane[k], off[k] + done * step, step, n,
-				       &lanes[k + 1]);
+			               &lanes[k + 1]);
 		}
 		if (m->kernel(m, n, &lanes[0], &lanes[1]) != 0)
 			return -1;

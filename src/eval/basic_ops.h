@@ -55,19 +55,19 @@ struct basic_map {
 	/* Computes n output values from the operands' lanes. Returns 0, or -1
 	 * when a value cannot be computed (integer division by zero). */
 	int (*kernel)(const struct basic_map *m, size_t n, union basic_lane_buf *out,
-		      const union basic_lane_buf *in);
+	              const union basic_lane_buf *in);
 	const void *params; /* the kernel's own data, borrowed */
 };
 
 /* Load n elements of t, from element off in steps of step, into a lane
  * (converting integers to double or truncating floats as needed). */
 void bnf_basic_load(const struct bnf_tensor *t, enum basic_lane lane, size_t off, size_t step,
-		    size_t n, union basic_lane_buf *dst);
+                    size_t n, union basic_lane_buf *dst);
 /* Store n lane values at t's elements off, off+step, ...: one rounding to
  * the float type, or numpy's truncating conversion and wrap to the integer
  * width. The lane is scratch and may be overwritten. */
 void bnf_basic_store(struct bnf_tensor *t, enum basic_lane lane, size_t off, size_t step, size_t n,
-		     union basic_lane_buf *src);
+                     union basic_lane_buf *src);
 
 /* Run a map. Returns 0, or -1 when the kernel failed. The operands' shapes
  * must already be known to broadcast to out's shape. */
@@ -80,7 +80,7 @@ void bnf_basic_convert(const struct bnf_tensor *in, struct bnf_tensor *out);
 /* The numpy-style broadcast of n shapes into rank/dims. Returns 0, or -1
  * when two dimensions differ and neither is 1. */
 int bnf_basic_broadcast_shape(size_t n, const struct bnf_tensor *const *t, int *rank,
-			      int64_t *dims);
+                              int64_t *dims);
 
 /* dtype classes. */
 int bnf_basic_is_float(int dtype);   /* float, double, float16, bfloat16 */
@@ -93,12 +93,12 @@ enum basic_lane bnf_basic_natural_lane(int dtype);
 /* Check the node's input and output counts against the spec's bounds;
  * inputs below min_in must be present. */
 int bnf_basic_check_arity(const struct bnf_op_ctx *ctx, size_t min_in, size_t max_in,
-			  size_t max_out);
+                          size_t max_out);
 /* Format a tensor's shape as "[2,3,4]" into buf. */
 const char *bnf_basic_shape_str(const struct bnf_tensor *t, char *buf, size_t len);
 /* Allocate out[i] with the given dtype and the shape of like. */
 int bnf_basic_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype,
-			 const struct bnf_tensor *like);
+                         const struct bnf_tensor *like);
 
 /* Shape and compute steps of the families. */
 int bnf_basic_binary_shape(struct bnf_op_ctx *ctx); /* Add Sub Mul Div Pow Equal PRelu */

@@ -26,7 +26,7 @@ static int softmax_layout(const struct bnf_op_ctx *ctx, struct softmax_layout *l
 		return rc;
 	if (axis < -x->rank || axis >= x->rank)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "axis %lld is out of range for rank %d",
-				(long long)axis, x->rank);
+		                (long long)axis, x->rank);
 	if (axis < 0)
 		axis += x->rank;
 	l->outer = l->n = l->inner = 1;
@@ -51,7 +51,7 @@ int bnf_basic_softmax_shape(struct bnf_op_ctx *ctx)
 		return rc;
 	if (!bnf_basic_is_float(ctx->in[0]->dtype))
 		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "input has unsupported dtype %s",
-				bnf_dtype_name(ctx->in[0]->dtype));
+		                bnf_dtype_name(ctx->in[0]->dtype));
 	if ((rc = softmax_layout(ctx, &l)) != BNF_OK)
 		return rc;
 	return bnf_basic_new_output(ctx, 0, ctx->in[0]->dtype, ctx->in[0]);
@@ -60,7 +60,7 @@ int bnf_basic_softmax_shape(struct bnf_op_ctx *ctx)
 /* Normalise one row starting at element start: three passes (maximum, sum
  * of exponentials, output), each a chunk at a time. */
 static void softmax_row(const struct bnf_tensor *x, struct bnf_tensor *y, size_t start,
-			const struct softmax_layout *l, int log_form)
+                        const struct softmax_layout *l, int log_form)
 {
 	union basic_lane_buf v;
 	double max = -INFINITY, sum = 0.0, log_sum = 0.0;
@@ -78,11 +78,11 @@ static void softmax_row(const struct bnf_tensor *x, struct bnf_tensor *y, size_t
 					sum += exp(v.f[k] - max);
 				else
 					v.f[k] = log_form ? v.f[k] - max - log_sum
-							  : exp(v.f[k] - max) / sum;
+					                  : exp(v.f[k] - max) / sum;
 			}
 			if (pass == 2)
 				bnf_basic_store(y, BASIC_LANE_F64, start + done * l->inner,
-						l->inner, n, &v);
+				                l->inner, n, &v);
 		}
 		log_sum = log(sum);
 	}

@@ -92,7 +92,10 @@ static double sigmoid_f(double x, const struct unary_params *p)
 	return 1.0 / (1.0 + exp(-x));
 }
 
-static double clamp01(double x) { return x < 0 ? 0 : x > 1 ? 1 : x; }
+static double clamp01(double x)
+{
+	return x < 0 ? 0 : x > 1 ? 1 : x;
+}
 
 static double hard_sigmoid_f(double x, const struct unary_params *p)
 {
@@ -113,7 +116,10 @@ static double softplus_f(double x, const struct unary_params *p)
 	return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
-static double mish_f(double x, const struct unary_params *p) { return x * tanh(softplus_f(x, p)); }
+static double mish_f(double x, const struct unary_params *p)
+{
+	return x * tanh(softplus_f(x, p));
+}
 
 /* As numpy.clip: max first, then min, so max wins when min > max. */
 static double clip_f(double x, const struct unary_params *p)
@@ -148,28 +154,28 @@ static int64_t clip_i(int64_t x, const struct unary_params *p)
 
 /* Selu's defaults are the float32 values of the constants in its paper. */
 static const struct unary_op unary_ops[] = {
-	{"Sqrt", sqrt_f, NULL, {NULL}, {0}},
-	{"Exp", exp_f, NULL, {NULL}, {0}},
-	{"Log", log_f, NULL, {NULL}, {0}},
-	{"Abs", abs_f, abs_i, {NULL}, {0}},
-	{"Neg", neg_f, neg_i, {NULL}, {0}},
-	{"Reciprocal", recip_f, NULL, {NULL}, {0}},
-	{"Erf", erf_f, NULL, {NULL}, {0}},
-	{"Tanh", tanh_f, NULL, {NULL}, {0}},
-	{"Relu", relu_f, relu_i, {NULL}, {0}},
-	{"LeakyRelu", leaky_relu_f, NULL, {"alpha"}, {0.01f}},
-	{"Elu", elu_f, NULL, {"alpha"}, {1.0f}},
-	{"Selu",
-	 selu_f,
-	 NULL,
-	 {"alpha", NULL, "gamma"},
-	 {1.67326319217681884765625f, 0, 1.05070102214813232421875f}},
-	{"Sigmoid", sigmoid_f, NULL, {NULL}, {0}},
-	{"HardSigmoid", hard_sigmoid_f, NULL, {"alpha", "beta"}, {0.2f, 0.5f}},
-	{"HardSwish", hard_swish_f, NULL, {NULL}, {0}},
-	{"Softplus", softplus_f, NULL, {NULL}, {0}},
-	{"Mish", mish_f, NULL, {NULL}, {0}},
-	{"Clip", clip_f, clip_i, {NULL}, {0}},
+    {"Sqrt", sqrt_f, NULL, {NULL}, {0}},
+    {"Exp", exp_f, NULL, {NULL}, {0}},
+    {"Log", log_f, NULL, {NULL}, {0}},
+    {"Abs", abs_f, abs_i, {NULL}, {0}},
+    {"Neg", neg_f, neg_i, {NULL}, {0}},
+    {"Reciprocal", recip_f, NULL, {NULL}, {0}},
+    {"Erf", erf_f, NULL, {NULL}, {0}},
+    {"Tanh", tanh_f, NULL, {NULL}, {0}},
+    {"Relu", relu_f, relu_i, {NULL}, {0}},
+    {"LeakyRelu", leaky_relu_f, NULL, {"alpha"}, {0.01f}},
+    {"Elu", elu_f, NULL, {"alpha"}, {1.0f}},
+    {"Selu",
+     selu_f,
+     NULL,
+     {"alpha", NULL, "gamma"},
+     {1.67326319217681884765625f, 0, 1.05070102214813232421875f}},
+    {"Sigmoid", sigmoid_f, NULL, {NULL}, {0}},
+    {"HardSigmoid", hard_sigmoid_f, NULL, {"alpha", "beta"}, {0.2f, 0.5f}},
+    {"HardSwish", hard_swish_f, NULL, {NULL}, {0}},
+    {"Softplus", softplus_f, NULL, {NULL}, {0}},
+    {"Mish", mish_f, NULL, {NULL}, {0}},
+    {"Clip", clip_f, clip_i, {NULL}, {0}},
 };
 
 static const struct unary_op *unary_find(const struct bnf_op_ctx *ctx)
@@ -231,7 +237,7 @@ static int clip_bounds(const struct bnf_op_ctx *ctx, struct unary_params *p)
 			continue;
 		if (b->count != 1 || b->dtype != ctx->in[0]->dtype)
 			return bnf_fail(ctx->err, BNF_ERR_INPUT, "%s must be a single %s value",
-					k == 1 ? "min" : "max", bnf_dtype_name(ctx->in[0]->dtype));
+			                k == 1 ? "min" : "max", bnf_dtype_name(ctx->in[0]->dtype));
 		if (bnf_basic_natural_lane(b->dtype) == BASIC_LANE_F64) {
 			bnf_basic_load(b, BASIC_LANE_F64, 0, 1, 1, &v);
 			*(k == 1 ? &p->lo : &p->hi) = v.f[0];
@@ -244,7 +250,7 @@ static int clip_bounds(const struct bnf_op_ctx *ctx, struct unary_params *p)
 }
 
 static int unary_params_read(const struct bnf_op_ctx *ctx, const struct unary_op *op,
-			     struct unary_params *p)
+                             struct unary_params *p)
 {
 	double *slot[3] = {&p->alpha, &p->beta, &p->gamma};
 	float v;
@@ -277,7 +283,7 @@ int bnf_basic_unary_shape(struct bnf_op_ctx *ctx)
 	dt = ctx->in[0]->dtype;
 	if (!bnf_basic_is_float(dt) && !(op->i && bnf_basic_is_integer(dt)))
 		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "input has unsupported dtype %s",
-				bnf_dtype_name(dt));
+		                bnf_dtype_name(dt));
 	if ((rc = unary_params_read(ctx, op, &p)) != BNF_OK)
 		return rc;
 	return bnf_basic_new_output(ctx, 0, dt, ctx->in[0]);
@@ -289,7 +295,7 @@ struct unary_job {
 };
 
 static int unary_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
-			const union basic_lane_buf *in)
+                        const union basic_lane_buf *in)
 {
 	const struct unary_job *job = m->params;
 	size_t k;

@@ -22,13 +22,13 @@ enum value_owner { value_owner_none, value_owner_all, value_owner_shell };
 /* One named value of the graph: a graph input, an initializer or a node
  * output. */
 struct value {
-	const char *name;       /* borrowed from the model */
-	struct bnf_tensor *t;   /* NULL until produced, and again once freed */
-	int owned;              /* an enum value_owner */
-	int producer;           /* index of the producing node, or -1 */
+	const char *name;     /* borrowed from the model */
+	struct bnf_tensor *t; /* NULL until produced, and again once freed */
+	int owned;            /* an enum value_owner */
+	int producer;         /* index of the producing node, or -1 */
 	int graph_input;
 	int graph_output;
-	size_t uses_left;       /* node inputs that still have to read it */
+	size_t uses_left; /* node inputs that still have to read it */
 };
 
 struct run {
@@ -36,11 +36,11 @@ struct run {
 	struct value *values;
 	size_t n_values;
 	struct bnf_strmap names; /* value name -> index in values */
-	int *in_val;            /* per node input occurrence: value index or -1 */
-	size_t *in_off;         /* node i's inputs are in_val[in_off[i] .. in_off[i+1]) */
+	int *in_val;             /* per node input occurrence: value index or -1 */
+	size_t *in_off;          /* node i's inputs are in_val[in_off[i] .. in_off[i+1]) */
 	int *out_val;
 	size_t *out_off;
-	size_t *order;          /* node indices in execution order */
+	size_t *order; /* node indices in execution order */
 	int opset;
 	int promote;
 	int threads;
@@ -85,7 +85,7 @@ static int default_opset(const Onnx__ModelProto *model)
 }
 
 int bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_type, size_t op_len,
-			      char *node_name, size_t node_len)
+                              char *node_name, size_t node_len)
 {
 	int opset = default_opset(model);
 	size_t i;
@@ -98,9 +98,9 @@ int bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_type, size
 			continue;
 		if (op_len)
 			snprintf(op_type, op_len, "%s%s%s",
-				 is_default_domain(node->domain) ? "" : node->domain,
-				 is_default_domain(node->domain) ? "" : ".",
-				 node->op_type ? node->op_type : "");
+			         is_default_domain(node->domain) ? "" : node->domain,
+			         is_default_domain(node->domain) ? "" : ".",
+			         node->op_type ? node->op_type : "");
 		if (node_len)
 			snprintf(node_name, node_len, "%s", bnf_node_label(node));
 		return 1;
@@ -145,8 +145,8 @@ static int account(struct run *r, const struct bnf_tensor *t)
 	r->live_bytes += tensor_bytes(t);
 	if (r->max_bytes && r->live_bytes > r->max_bytes)
 		return bnf_fail(r->err, BNF_ERR_NOMEM,
-				"live tensors would take %zu bytes, above the limit of %zu",
-				r->live_bytes, r->max_bytes);
+		                "live tensors would take %zu bytes, above the limit of %zu",
+		                r->live_bytes, r->max_bytes);
 	return BNF_OK;
 }
 
@@ -183,7 +183,7 @@ static int is_float32_held(int dtype)
 static struct bnf_tensor *to_double(const struct bnf_tensor *t, struct bnf_error *err)
 {
 	struct bnf_tensor *d =
-		bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, t->rank, t->dims, err);
+	    bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, t->rank, t->dims, err);
 	size_t i;
 
 	for (i = 0; d && i < t->count; i++)
@@ -241,20 +241,20 @@ static int constant_shape(struct bnf_op_ctx *ctx)
 	if (strcmp(name, "value_float") == 0 || strcmp(name, "value_floats") == 0) {
 		int scalar = strcmp(name, "value_float") == 0;
 		n = scalar ? 1 : (int64_t)a->n_floats;
-		ctx->out[0] = bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, !scalar, &n,
-					     ctx->err);
+		ctx->out[0] =
+		    bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, !scalar, &n, ctx->err);
 		for (i = 0; ctx->out[0] && i < (size_t)n; i++)
 			((float *)ctx->out[0]->data)[i] = scalar ? a->f : a->floats[i];
 	} else if (strcmp(name, "value_int") == 0 || strcmp(name, "value_ints") == 0) {
 		int scalar = strcmp(name, "value_int") == 0;
 		n = scalar ? 1 : (int64_t)a->n_ints;
-		ctx->out[0] = bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__INT64, !scalar, &n,
-					     ctx->err);
+		ctx->out[0] =
+		    bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__INT64, !scalar, &n, ctx->err);
 		for (i = 0; ctx->out[0] && i < (size_t)n; i++)
 			((int64_t *)ctx->out[0]->data)[i] = scalar ? a->i : a->ints[i];
 	} else {
 		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "attribute '%s' is not supported",
-				name);
+		                name);
 	}
 	return ctx->out[0] ? BNF_OK : ctx->err->status;
 }
@@ -282,14 +282,13 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 	r->in_val = calloc(total + 1, sizeof(r->in_val[0]));
 	r->out_val = calloc(total + 1, sizeof(r->out_val[0]));
 	r->order = calloc(g->n_node + 1, sizeof(r->order[0]));
-	if (!r->values || !r->in_off || !r->out_off || !r->in_val || !r->out_val ||
-	    !r->order)
+	if (!r->values || !r->in_off || !r->out_off || !r->in_val || !r->out_val || !r->order)
 		return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
 
 	r->opset = default_opset(model);
 	if (r->opset < 0)
 		return bnf_fail(r->err, BNF_ERR_INPUT,
-				"the model does not import the default operator set");
+		                "the model does not import the default operator set");
 	for (i = 0; i < g->n_input; i++) {
 		int idx = intern(r, g->input[i]->name ? g->input[i]->name : "");
 		if (idx < 0)
@@ -306,7 +305,7 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 			return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
 		if (v->t)
 			return bnf_fail(r->err, BNF_ERR_INPUT, "initializer '%s' appears twice",
-					v->name);
+			                v->name);
 		/* Viewing spares copying every weight on every run. */
 		borrowed = 0;
 		if (bnf_tensor_is_external(tp) && r->promote)
@@ -331,13 +330,13 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 				idx = intern(r, name);
 				if (idx < 0)
 					return bnf_fail(r->err, BNF_ERR_NOMEM,
-							"out of memory indexing the graph");
+					                "out of memory indexing the graph");
 				v = &r->values[idx];
 				if (v->producer >= 0 || v->t || v->graph_input)
 					return bnf_fail(r->err, BNF_ERR_INPUT,
-							"node '%s' (%s): output '%s' is already "
-							"defined elsewhere in the graph",
-							bnf_node_label(node), node->op_type, name);
+					                "node '%s' (%s): output '%s' is already "
+					                "defined elsewhere in the graph",
+					                bnf_node_label(node), node->op_type, name);
 				v->producer = (int)i;
 			}
 			r->out_val[r->out_off[i] + j] = idx;
@@ -349,37 +348,39 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 /* Check the dtype and the fixed dims of a given input against the graph's
  * declaration, when it declares them. */
 static int check_input_type(struct run *r, const Onnx__ValueInfoProto *vi,
-			    const struct bnf_tensor *t)
+                            const struct bnf_tensor *t)
 {
 	const Onnx__TypeProto__Tensor *tt =
-		vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE
-			? vi->type->tensor_type
-			: NULL;
+	    vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE
+	        ? vi->type->tensor_type
+	        : NULL;
 	size_t i;
 
 	if (!tt)
 		return BNF_OK;
 	if (tt->has_elem_type && tt->elem_type != t->dtype)
 		return bnf_fail(r->err, BNF_ERR_INPUT, "input '%s' is %s, the graph expects %s",
-				vi->name, bnf_dtype_name(t->dtype), bnf_dtype_name(tt->elem_type));
+		                vi->name, bnf_dtype_name(t->dtype), bnf_dtype_name(tt->elem_type));
 	if (!tt->shape)
 		return BNF_OK;
 	if (tt->shape->n_dim != (size_t)t->rank)
-		return bnf_fail(r->err, BNF_ERR_INPUT, "input '%s' has rank %d, the graph expects %zu",
-				vi->name, t->rank, tt->shape->n_dim);
+		return bnf_fail(r->err, BNF_ERR_INPUT,
+		                "input '%s' has rank %d, the graph expects %zu", vi->name, t->rank,
+		                tt->shape->n_dim);
 	for (i = 0; i < tt->shape->n_dim; i++) {
 		const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
 		if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
 		    d->dim_value != t->dims[i])
 			return bnf_fail(r->err, BNF_ERR_INPUT,
-					"input '%s' has dim %zu = %lld, the graph expects %lld",
-					vi->name, i, (long long)t->dims[i], (long long)d->dim_value);
+			                "input '%s' has dim %zu = %lld, the graph expects %lld",
+			                vi->name, i, (long long)t->dims[i],
+			                (long long)d->dim_value);
 	}
 	return BNF_OK;
 }
 
 static int bind_inputs(struct run *r, size_t n, const char *const *names,
-		       struct bnf_tensor *const *inputs)
+                       struct bnf_tensor *const *inputs)
 {
 	const Onnx__GraphProto *g = r->graph;
 	size_t i, j;
@@ -389,7 +390,7 @@ static int bind_inputs(struct run *r, size_t n, const char *const *names,
 		int idx = lookup(r, names[i]);
 		if (idx < 0 || !r->values[idx].graph_input)
 			return bnf_fail(r->err, BNF_ERR_INPUT, "'%s' is not an input of the graph",
-					names[i]);
+			                names[i]);
 		for (j = 0; j < g->n_input; j++) {
 			if (g->input[j]->name && strcmp(g->input[j]->name, names[i]) == 0) {
 				rc = check_input_type(r, g->input[j], inputs[i]);
@@ -406,7 +407,7 @@ static int bind_inputs(struct run *r, size_t n, const char *const *names,
 		struct value *v = &r->values[lookup(r, g->input[i]->name ? g->input[i]->name : "")];
 		if (!v->t)
 			return bnf_fail(r->err, BNF_ERR_INPUT, "graph input '%s' was not given",
-					v->name);
+			                v->name);
 	}
 	for (i = 0; i < r->n_values; i++) {
 		rc = promote_value(r, &r->values[i]);
@@ -433,9 +434,9 @@ static int resolve_uses(struct run *r)
 				idx = lookup(r, name);
 				if (idx < 0 || (!r->values[idx].t && r->values[idx].producer < 0))
 					return bnf_fail(r->err, BNF_ERR_INPUT,
-							"node '%s' (%s): input '%s' is produced by "
-							"nothing in the graph",
-							bnf_node_label(node), node->op_type, name);
+					                "node '%s' (%s): input '%s' is produced by "
+					                "nothing in the graph",
+					                bnf_node_label(node), node->op_type, name);
 				r->values[idx].uses_left++;
 			}
 			r->in_val[r->in_off[i] + j] = idx;
@@ -445,8 +446,8 @@ static int resolve_uses(struct run *r)
 		int idx = lookup(r, g->output[i]->name ? g->output[i]->name : "");
 		if (idx < 0 || (!r->values[idx].t && r->values[idx].producer < 0))
 			return bnf_fail(r->err, BNF_ERR_INPUT,
-					"graph output '%s' is produced by nothing in the graph",
-					g->output[i]->name);
+			                "graph output '%s' is produced by nothing in the graph",
+			                g->output[i]->name);
 		r->values[idx].graph_output = 1;
 	}
 	return BNF_OK;
@@ -503,9 +504,9 @@ static int order_nodes(struct run *r)
 				break;
 		}
 		rc = bnf_fail(r->err, BNF_ERR_INPUT,
-			      "node '%s' (%s): input '%s' is part of a dependency cycle",
-			      bnf_node_label(g->node[i]), g->node[i]->op_type,
-			      j < r->in_off[i + 1] ? r->values[r->in_val[j]].name : "?");
+		              "node '%s' (%s): input '%s' is part of a dependency cycle",
+		              bnf_node_label(g->node[i]), g->node[i]->op_type,
+		              j < r->in_off[i + 1] ? r->values[r->in_val[j]].name : "?");
 	}
 out:
 	free(waiting);
@@ -563,8 +564,8 @@ static int run_node(struct run *r, size_t i)
 	}
 	if (!op) {
 		rc = bnf_fail(r->err, BNF_ERR_UNSUPPORTED,
-			      "operator is not supported (domain '%s', opset %d)",
-			      node->domain ? node->domain : "", r->opset);
+		              "operator is not supported (domain '%s', opset %d)",
+		              node->domain ? node->domain : "", r->opset);
 		goto out;
 	}
 	for (j = 0; j < n_in; j++) {
@@ -600,8 +601,8 @@ static int run_node(struct run *r, size_t i)
 		r->live_bytes += tensor_bytes(out[j]);
 	for (j = 0; rc == BNF_OK && j < n_out; j++) {
 		if (!out[j] && r->out_val[r->out_off[i] + j] >= 0)
-			rc = bnf_fail(r->err, BNF_ERR_UNSUPPORTED, "output %zu ('%s') is not produced",
-				      j, node->output[j]);
+			rc = bnf_fail(r->err, BNF_ERR_UNSUPPORTED,
+			              "output %zu ('%s') is not produced", j, node->output[j]);
 	}
 	if (rc == BNF_OK)
 		rc = account(r, NULL);
@@ -619,7 +620,7 @@ static int run_node(struct run *r, size_t i)
 out:
 	if (rc != BNF_OK)
 		bnf_error_prefix(r->err, "node '%s' (%s)", bnf_node_label(node),
-				 node->op_type ? node->op_type : "");
+		                 node->op_type ? node->op_type : "");
 	for (j = 0; out && j < n_out; j++) {
 		r->live_bytes -= tensor_bytes(out[j]);
 		bnf_tensor_free(out[j]);
@@ -652,8 +653,8 @@ static int collect_outputs(struct run *r, struct bnf_tensor ***outputs)
 				bnf_tensor_free(res[i]);
 			free(res);
 			if (!v->t)
-				return bnf_fail(r->err, BNF_ERR_INPUT, "graph output '%s' has no value",
-						v->name);
+				return bnf_fail(r->err, BNF_ERR_INPUT,
+				                "graph output '%s' has no value", v->name);
 			return r->err ? r->err->status : BNF_ERR_NOMEM;
 		}
 	}
@@ -661,9 +662,9 @@ static int collect_outputs(struct run *r, struct bnf_tensor ***outputs)
 	return BNF_OK;
 }
 
-int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *opt,
-		 size_t n_inputs, const char *const *names, struct bnf_tensor *const *inputs,
-		 struct bnf_tensor ***outputs, struct bnf_error *err)
+int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *opt, size_t n_inputs,
+                 const char *const *names, struct bnf_tensor *const *inputs,
+                 struct bnf_tensor ***outputs, struct bnf_error *err)
 {
 	struct run r;
 	size_t i;

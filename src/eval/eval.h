@@ -15,11 +15,11 @@
 struct bnf_external;
 
 struct bnf_eval_options {
-	int threads;          /* >= 1 */
-	int promote_double;   /* compute every float tensor (inputs, initializers,
-	                         constants) in float64: the reference run */
-	size_t max_bytes;     /* refuse graphs whose live tensors would exceed
-	                         this many bytes (0: no limit) */
+	int threads;                    /* >= 1 */
+	int promote_double;             /* compute every float tensor (inputs, initializers,
+	                                   constants) in float64: the reference run */
+	size_t max_bytes;               /* refuse graphs whose live tensors would exceed
+	                                   this many bytes (0: no limit) */
 	const struct bnf_external *ext; /* reads external tensor data
 	                                   (external.h); NULL: refused */
 };
@@ -28,15 +28,15 @@ struct bnf_eval_options {
  * evaluator cannot run. Returns 1 and fills op_type (and node_name, the
  * node's name or first output) when one is found, 0 when all are supported. */
 int bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_type, size_t op_len,
-			      char *node_name, size_t node_len);
+                              char *node_name, size_t node_len);
 
 /* Run the model's main graph. inputs[i] is the value for the graph input
  * names[i] (borrowed); graph inputs that are also initializers take the
  * initializer unless given. On success *outputs is a new array of
  * model->graph->n_output tensors, in graph output order, owned by the caller
  * (free each with bnf_tensor_free, then free the array). */
-int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *opt,
-		 size_t n_inputs, const char *const *names, struct bnf_tensor *const *inputs,
-		 struct bnf_tensor ***outputs, struct bnf_error *err);
+int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *opt, size_t n_inputs,
+                 const char *const *names, struct bnf_tensor *const *inputs,
+                 struct bnf_tensor ***outputs, struct bnf_error *err);
 
 #endif

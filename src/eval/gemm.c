@@ -20,11 +20,11 @@
  * rounding instead of two), so results are identical on every FMA CPU and
  * on every CPU without, whatever the thread count, but differ between the
  * two kinds. */
-#define GEMM_MR 6
+#define GEMM_MR        6
 #define GEMM_VEC_BYTES 64
-#define GEMM_KC 256   /* depth of one k block: fixed, it decides the sum order */
-#define GEMM_MC 240   /* rows of A swept per packed B panel (stay in L2) */
-#define GEMM_NC 3072  /* columns of B packed at once */
+#define GEMM_KC        256  /* depth of one k block: fixed, it decides the sum order */
+#define GEMM_MC        240  /* rows of A swept per packed B panel (stay in L2) */
+#define GEMM_NC        3072 /* columns of B packed at once */
 
 /* Below this many multiply-adds threads cost more than they save. */
 #define GEMM_THREAD_MIN_WORK ((size_t)1 << 18)
@@ -32,17 +32,16 @@
  * GEMM_CHUNK_MIN_WORK multiply-adds. A chunk's place never changes how its
  * elements are summed, so the cut does not change the result. */
 #define GEMM_CHUNKS_PER_THREAD 4
-#define GEMM_CHUNK_MIN_WORK ((size_t)1 << 17)
-#define GEMM_MAX_THREADS 64
-#define GEMM_MAX_CHUNKS (GEMM_MAX_THREADS * GEMM_CHUNKS_PER_THREAD)
+#define GEMM_CHUNK_MIN_WORK    ((size_t)1 << 17)
+#define GEMM_MAX_THREADS       64
+#define GEMM_MAX_CHUNKS        (GEMM_MAX_THREADS * GEMM_CHUNKS_PER_THREAD)
 
 /* target_clones needs an ifunc resolver, which runs before AddressSanitizer
  * is initialised: sanitizer builds use the plain kernel. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-	!defined(__SANITIZE_ADDRESS__)
-#define GEMM_TARGETS                                                   \
-	__attribute__((target_clones("avx512f", "fma", "default"), \
-		       optimize("fp-contract=fast")))
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
+#define GEMM_TARGETS                                                                               \
+	__attribute__((target_clones("avx512f", "fma", "default"), optimize("fp-contract=fast")))
 #else
 #define GEMM_TARGETS
 #endif
@@ -52,106 +51,105 @@
 
 /* Everything that depends on the element type, so one driver serves both. */
 struct gemm_kind {
-	size_t elem;     /* bytes per element */
-	size_t nr;       /* columns of a micro-tile: two vectors */
+	size_t elem; /* bytes per element */
+	size_t nr;   /* columns of a micro-tile: two vectors */
 	void (*pack_b)(const void *b, size_t ldb, size_t kc, size_t nc, void *dst);
 	/* c (mv x nv valid of MR x NR) = or += A rows x packed B panel */
-	void (*kernel)(size_t kc, const void *a, size_t lda, const void *bp, void *c,
-		       size_t ldc, size_t mv, size_t nv, int add);
+	void (*kernel)(size_t kc, const void *a, size_t lda, const void *bp, void *c, size_t ldc,
+	               size_t mv, size_t nv, int add);
 	void (*plain)(size_t m, size_t n, size_t k, const void *a, size_t lda, const void *b,
-		      size_t ldb, void *c, size_t ldc, int accumulate);
+	              size_t ldb, void *c, size_t ldc, int accumulate);
 };
 
 /* Pack kc x nc of B into panels of NR columns, k-major, zero-padding the
  * last panel. Rows of B are read in order, which streams from memory. */
-#define GEMM_DEFINE_PACK_B(name, real, nr)                                               \
-	static void name(const void *src, size_t ldb, size_t kc, size_t nc, void *dst)   \
-	{                                                                                \
-		const real *b = src;                                                     \
-		real *d = dst;                                                           \
-		size_t jr, p, j;                                                         \
-		for (p = 0; p < kc; p++) {                                               \
-			for (jr = 0; jr < nc; jr += (nr)) {                              \
-				size_t w = nc - jr < (nr) ? nc - jr : (nr);              \
-				real *panel = d + jr * kc + p * (nr);                    \
-				memcpy(panel, b + p * ldb + jr, w * sizeof(real));       \
-				for (j = w; j < (nr); j++)                               \
-					panel[j] = 0;                                    \
-			}                                                                \
-		}                                                                        \
+#define GEMM_DEFINE_PACK_B(name, real, nr)                                                         \
+	static void name(const void *src, size_t ldb, size_t kc, size_t nc, void *dst)             \
+	{                                                                                          \
+		const real *b = src;                                                               \
+		real *d = dst;                                                                     \
+		size_t jr, p, j;                                                                   \
+		for (p = 0; p < kc; p++) {                                                         \
+			for (jr = 0; jr < nc; jr += (nr)) {                                        \
+				size_t w = nc - jr < (nr) ? nc - jr : (nr);                        \
+				real *panel = d + jr * kc + p * (nr);                              \
+				memcpy(panel, b + p * ldb + jr, w * sizeof(real));                 \
+				for (j = w; j < (nr); j++)                                         \
+					panel[j] = 0;                                              \
+			}                                                                          \
+		}                                                                                  \
 	}
 
 /* One row of the micro-tile: two vector accumulators. */
-#define GEMM_ROW_UPDATE(r) \
-	do {                                                    \
-		acc[r][0] += b0 * a##r[p];                      \
-		acc[r][1] += b1 * a##r[p];                      \
+#define GEMM_ROW_UPDATE(r)                                                                         \
+	do {                                                                                       \
+		acc[r][0] += b0 * a##r[p];                                                         \
+		acc[r][1] += b1 * a##r[p];                                                         \
 	} while (0)
 
 /* The micro-kernel: MR rows of A read in place (lda apart; each row is
  * read in order) times a packed B panel. acc[][] has constant indexes
  * only, so the compiler keeps all 2 * MR vectors in registers. Full tiles
  * are added to C directly; edge tiles go through a small buffer. */
-#define GEMM_DEFINE_KERNEL(name, real, nr)                                                \
-	GEMM_TARGETS static void name(size_t kc, const void *av, size_t lda, const void *bpv, \
-				      void *cv, size_t ldc, size_t mv, size_t nv, int add) \
-	{                                                                                 \
-		const real *a0 = av, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;      \
-		const real *a4 = a3 + lda, *a5 = a4 + lda, *bp = bpv;                     \
-		real *c = cv;                                                             \
-		GEMM_VEC(real) acc[GEMM_MR][2], b0, b1, t;                                \
-		real tile[GEMM_MR][(nr)];                                                 \
-		size_t p, i, j;                                                           \
-		memset(acc, 0, sizeof(acc));                                              \
-		for (p = 0; p < kc; p++, bp += (nr)) {                                    \
-			memcpy(&b0, bp, sizeof(b0));                                      \
-			memcpy(&b1, bp + (nr) / 2, sizeof(b1));                           \
-			GEMM_ROW_UPDATE(0);                                               \
-			GEMM_ROW_UPDATE(1);                                               \
-			GEMM_ROW_UPDATE(2);                                               \
-			GEMM_ROW_UPDATE(3);                                               \
-			GEMM_ROW_UPDATE(4);                                               \
-			GEMM_ROW_UPDATE(5);                                               \
-		}                                                                         \
-		if (mv == GEMM_MR && nv == (nr)) {                                        \
-			for (i = 0; i < GEMM_MR; i++)                                     \
-				for (j = 0; j < 2; j++) {                                 \
-					real *cp = c + i * ldc + j * ((nr) / 2);          \
-					memcpy(&t, cp, sizeof(t));                        \
-					t = add ? t + acc[i][j] : acc[i][j];              \
-					memcpy(cp, &t, sizeof(t));                        \
-				}                                                         \
-			return;                                                           \
-		}                                                                         \
-		memcpy(tile, acc, sizeof(tile));                                          \
-		for (i = 0; i < mv; i++)                                                  \
-			for (j = 0; j < nv; j++)                                          \
-				c[i * ldc + j] = add ? c[i * ldc + j] + tile[i][j]        \
-						     : tile[i][j];                        \
+#define GEMM_DEFINE_KERNEL(name, real, nr)                                                         \
+	GEMM_TARGETS static void name(size_t kc, const void *av, size_t lda, const void *bpv,      \
+	                              void *cv, size_t ldc, size_t mv, size_t nv, int add)         \
+	{                                                                                          \
+		const real *a0 = av, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;               \
+		const real *a4 = a3 + lda, *a5 = a4 + lda, *bp = bpv;                              \
+		real *c = cv;                                                                      \
+		GEMM_VEC(real) acc[GEMM_MR][2], b0, b1, t;                                         \
+		real tile[GEMM_MR][(nr)];                                                          \
+		size_t p, i, j;                                                                    \
+		memset(acc, 0, sizeof(acc));                                                       \
+		for (p = 0; p < kc; p++, bp += (nr)) {                                             \
+			memcpy(&b0, bp, sizeof(b0));                                               \
+			memcpy(&b1, bp + (nr) / 2, sizeof(b1));                                    \
+			GEMM_ROW_UPDATE(0);                                                        \
+			GEMM_ROW_UPDATE(1);                                                        \
+			GEMM_ROW_UPDATE(2);                                                        \
+			GEMM_ROW_UPDATE(3);                                                        \
+			GEMM_ROW_UPDATE(4);                                                        \
+			GEMM_ROW_UPDATE(5);                                                        \
+		}                                                                                  \
+		if (mv == GEMM_MR && nv == (nr)) {                                                 \
+			for (i = 0; i < GEMM_MR; i++)                                              \
+				for (j = 0; j < 2; j++) {                                          \
+					real *cp = c + i * ldc + j * ((nr) / 2);                   \
+					memcpy(&t, cp, sizeof(t));                                 \
+					t = add ? t + acc[i][j] : acc[i][j];                       \
+					memcpy(cp, &t, sizeof(t));                                 \
+				}                                                                  \
+			return;                                                                    \
+		}                                                                                  \
+		memcpy(tile, acc, sizeof(tile));                                                   \
+		for (i = 0; i < mv; i++)                                                           \
+			for (j = 0; j < nv; j++)                                                   \
+				c[i * ldc + j] = add ? c[i * ldc + j] + tile[i][j] : tile[i][j];   \
 	}
 
 /* The fallback when the packing buffers cannot be allocated: plain loops
  * that add in exactly the kernel's order (a fresh sum per k block, then
  * added to C) and fuse where it fuses, so the result does not depend on
  * which path ran. */
-#define GEMM_DEFINE_PLAIN(name, real)                                                     \
-	GEMM_TARGETS static void name(size_t m, size_t n, size_t k, const void *av, size_t lda,        \
-			 const void *bv, size_t ldb, void *cv, size_t ldc, int accumulate) \
-	{                                                                                 \
-		const real *a = av, *b = bv;                                              \
-		real *c = cv;                                                             \
-		size_t i, j, pc, p;                                                       \
-		for (i = 0; i < m; i++)                                                   \
-			for (j = 0; j < n; j++)                                           \
-				for (pc = 0; pc < k; pc += GEMM_KC) {                     \
-					size_t end = k - pc < GEMM_KC ? k : pc + GEMM_KC; \
-					real s = 0;                                       \
-					for (p = pc; p < end; p++)                        \
-						s += b[p * ldb + j] * a[i * lda + p];     \
-					c[i * ldc + j] = pc > 0 || accumulate             \
-								 ? c[i * ldc + j] + s     \
-								 : s;                     \
-				}                                                         \
+#define GEMM_DEFINE_PLAIN(name, real)                                                              \
+	GEMM_TARGETS static void name(size_t m, size_t n, size_t k, const void *av, size_t lda,    \
+	                              const void *bv, size_t ldb, void *cv, size_t ldc,            \
+	                              int accumulate)                                              \
+	{                                                                                          \
+		const real *a = av, *b = bv;                                                       \
+		real *c = cv;                                                                      \
+		size_t i, j, pc, p;                                                                \
+		for (i = 0; i < m; i++)                                                            \
+			for (j = 0; j < n; j++)                                                    \
+				for (pc = 0; pc < k; pc += GEMM_KC) {                              \
+					size_t end = k - pc < GEMM_KC ? k : pc + GEMM_KC;          \
+					real s = 0;                                                \
+					for (p = pc; p < end; p++)                                 \
+						s += b[p * ldb + j] * a[i * lda + p];              \
+					c[i * ldc + j] =                                           \
+					    pc > 0 || accumulate ? c[i * ldc + j] + s : s;         \
+				}                                                                  \
 	}
 
 #define GEMM_NR_F32 (2 * GEMM_VEC_BYTES / sizeof(float))
@@ -167,22 +165,22 @@ GEMM_DEFINE_PLAIN(plain_f64, double)
 _Static_assert(GEMM_MR == 6, "the kernel body updates exactly six rows");
 _Static_assert(GEMM_MC % GEMM_MR == 0, "A blocks hold whole micro-panels");
 
-static const struct gemm_kind gemm_f32 = {sizeof(float), GEMM_NR_F32, pack_b_f32,
-					  kernel_f32, plain_f32};
-static const struct gemm_kind gemm_f64 = {sizeof(double), GEMM_NR_F64,
-					  pack_b_f64, kernel_f64, plain_f64};
+static const struct gemm_kind gemm_f32 = {sizeof(float), GEMM_NR_F32, pack_b_f32, kernel_f32,
+                                          plain_f32};
+static const struct gemm_kind gemm_f64 = {sizeof(double), GEMM_NR_F64, pack_b_f64, kernel_f64,
+                                          plain_f64};
 
 /* One thread's share: a block of rows and columns of C. */
 struct gemm_job {
 	const struct gemm_kind *kind;
 	size_t m, n, k;
 	const char *a, *b;
-	const struct bnf_gemm_bsrc *bsrc;  /* B's producer, instead of b */
-	size_t col0;                       /* the job's first column of B */
+	const struct bnf_gemm_bsrc *bsrc; /* B's producer, instead of b */
+	size_t col0;                      /* the job's first column of B */
 	char *c;
 	size_t lda, ldb, ldc;
 	int accumulate;
-	int failed;                        /* no packing buffers, with bsrc */
+	int failed; /* no packing buffers, with bsrc */
 };
 
 static size_t round_up(size_t x, size_t to)
@@ -196,7 +194,7 @@ static void gemm_block(struct gemm_job *job)
 	const struct gemm_kind *kd = job->kind;
 	size_t es = kd->elem;
 	size_t nc_max = job->n < GEMM_NC ? round_up(job->n, kd->nr) : GEMM_NC;
-	size_t m_full = job->m - job->m % GEMM_MR; /* rows in whole micro-panels */
+	size_t m_full = job->m - job->m % GEMM_MR;  /* rows in whole micro-panels */
 	char *edge = calloc(GEMM_MR * GEMM_KC, es); /* last rows of A, zero-padded */
 	char *pb = malloc(nc_max * GEMM_KC * es);
 	size_t jc, pc, ic, jr, ir, i;
@@ -206,7 +204,7 @@ static void gemm_block(struct gemm_job *job)
 			job->failed = 1; /* nothing to read B from without a buffer */
 		else
 			kd->plain(job->m, job->n, job->k, job->a, job->lda, job->b, job->ldb,
-				  job->c, job->ldc, job->accumulate);
+			          job->c, job->ldc, job->accumulate);
 		goto out;
 	}
 	for (jc = 0; jc < job->n; jc += GEMM_NC) {
@@ -217,22 +215,26 @@ static void gemm_block(struct gemm_job *job)
 			if (job->bsrc)
 				job->bsrc->pack(job->bsrc, pc, kc, job->col0 + jc, nc, kd->nr, pb);
 			else
-				kd->pack_b(job->b + (pc * job->ldb + jc) * es, job->ldb, kc, nc, pb);
+				kd->pack_b(job->b + (pc * job->ldb + jc) * es, job->ldb, kc, nc,
+				           pb);
 			for (i = m_full; i < job->m; i++)
-				memcpy(edge + (i - m_full) * kc * es, job->a + (i * job->lda + pc) * es,
-				       kc * es);
+				memcpy(edge + (i - m_full) * kc * es,
+				       job->a + (i * job->lda + pc) * es, kc * es);
 			for (ic = 0; ic < job->m; ic += GEMM_MC) {
 				size_t mc = job->m - ic < GEMM_MC ? job->m - ic : GEMM_MC;
 				for (jr = 0; jr < nc; jr += kd->nr) {
 					size_t nv = nc - jr < kd->nr ? nc - jr : kd->nr;
 					for (ir = ic; ir < ic + mc; ir += GEMM_MR) {
-						size_t mv = job->m - ir < GEMM_MR ? job->m - ir : GEMM_MR;
+						size_t mv =
+						    job->m - ir < GEMM_MR ? job->m - ir : GEMM_MR;
 						int whole = mv == GEMM_MR;
-						const char *a = whole ? job->a + (ir * job->lda + pc) * es
-								      : edge;
-						kd->kernel(kc, a, whole ? job->lda : kc, pb + jr * kc * es,
-							   job->c + (ir * job->ldc + jc + jr) * es,
-							   job->ldc, mv, nv, add);
+						const char *a =
+						    whole ? job->a + (ir * job->lda + pc) * es
+						          : edge;
+						kd->kernel(kc, a, whole ? job->lda : kc,
+						           pb + jr * kc * es,
+						           job->c + (ir * job->ldc + jc + jr) * es,
+						           job->ldc, mv, nv, add);
 					}
 				}
 			}
@@ -245,7 +247,7 @@ out:
 
 /* Without k, C is 0 (or unchanged when accumulating). */
 static void gemm_empty_k(const struct gemm_kind *kd, size_t m, size_t n, char *c, size_t ldc,
-			 int accumulate)
+                         int accumulate)
 {
 	size_t i;
 
@@ -272,8 +274,8 @@ static void *gemm_worker(void *arg)
 }
 
 static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n, size_t k,
-		    const void *a, size_t lda, const void *b, const struct bnf_gemm_bsrc *bsrc,
-		    size_t ldb, void *c, size_t ldc, int accumulate)
+                    const void *a, size_t lda, const void *b, const struct bnf_gemm_bsrc *bsrc,
+                    size_t ldb, void *c, size_t ldc, int accumulate)
 {
 	struct gemm_job jobs[GEMM_MAX_CHUNKS];
 	struct gemm_queue q;
@@ -344,25 +346,25 @@ static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n,
 }
 
 void bnf_sgemm(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
-	       const float *b, size_t ldb, float *c, size_t ldc, int accumulate)
+               const float *b, size_t ldb, float *c, size_t ldc, int accumulate)
 {
 	gemm_run(&gemm_f32, threads, m, n, k, a, lda, b, NULL, ldb, c, ldc, accumulate);
 }
 
 int bnf_sgemm_bsrc(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
-		   const struct bnf_gemm_bsrc *b, float *c, size_t ldc)
+                   const struct bnf_gemm_bsrc *b, float *c, size_t ldc)
 {
 	return gemm_run(&gemm_f32, threads, m, n, k, a, lda, NULL, b, 0, c, ldc, 0);
 }
 
 int bnf_dgemm_bsrc(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
-		   const struct bnf_gemm_bsrc *b, double *c, size_t ldc)
+                   const struct bnf_gemm_bsrc *b, double *c, size_t ldc)
 {
 	return gemm_run(&gemm_f64, threads, m, n, k, a, lda, NULL, b, 0, c, ldc, 0);
 }
 
 void bnf_dgemm(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
-	       const double *b, size_t ldb, double *c, size_t ldc, int accumulate)
+               const double *b, size_t ldb, double *c, size_t ldc, int accumulate)
 {
 	gemm_run(&gemm_f64, threads, m, n, k, a, lda, b, NULL, ldb, c, ldc, accumulate);
 }

@@ -60,16 +60,14 @@ int bnf_nn_is_real(int dtype);
 /* Check that the node has between min and max inputs, that the first min
  * are present, and that every present input listed in `real_mask` (bit i
  * for input i) has a real dtype; the message names the offending input. */
-int bnf_nn_check_inputs(const struct bnf_op_ctx *ctx, size_t min, size_t max,
-			unsigned real_mask);
+int bnf_nn_check_inputs(const struct bnf_op_ctx *ctx, size_t min, size_t max, unsigned real_mask);
 
 /* Output i, uninitialised, for operators that write every element. */
 int bnf_nn_new_output_uninit(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank,
-			     const int64_t *dims);
+                             const int64_t *dims);
 
 /* Allocate output i with X's dtype (or `dtype` when not 0) and shape. */
-int bnf_nn_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank,
-		      const int64_t *dims);
+int bnf_nn_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank, const int64_t *dims);
 
 /* A sliding window over the spatial dims of an image. `image` is the
  * side being read (Conv, pooling) or written (ConvTranspose); `grid` the
@@ -77,7 +75,7 @@ int bnf_nn_new_output(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank,
  * (ConvTranspose) element. Position p covers image coordinates
  * p * stride - pad_begin + j * dilation for kernel index j. */
 struct bnf_nn_window {
-	int n;                              /* spatial dims */
+	int n; /* spatial dims */
 	int64_t image[BNF_MAX_RANK];
 	int64_t grid[BNF_MAX_RANK];
 	int64_t kernel[BNF_MAX_RANK];
@@ -85,14 +83,14 @@ struct bnf_nn_window {
 	int64_t dilation[BNF_MAX_RANK];
 	int64_t pad_begin[BNF_MAX_RANK];
 	int64_t pad_end[BNF_MAX_RANK];
-	char auto_pad[16];                  /* NOTSET, VALID, SAME_UPPER, SAME_LOWER */
+	char auto_pad[16]; /* NOTSET, VALID, SAME_UPPER, SAME_LOWER */
 };
 
 /* Read kernel_shape (or take `kernel` when not NULL and the attribute is
  * absent), strides, dilations, pads and auto_pad for n spatial dims.
  * `image` is left for the caller. */
 int bnf_nn_read_window(const struct bnf_op_ctx *ctx, int n, const int64_t *kernel,
-		       struct bnf_nn_window *w);
+                       struct bnf_nn_window *w);
 
 /* Fill w->grid (and the pads, for auto_pad SAME_*) from w->image, the way
  * Conv and the pooling operators size their output; ceil_mode rounds the

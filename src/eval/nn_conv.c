@@ -11,12 +11,12 @@
 #include "util/mem.h"
 
 struct conv_plan {
-	struct bnf_nn_window w;   /* image: X (Conv) or Y (ConvTranspose) spatial dims */
+	struct bnf_nn_window w; /* image: X (Conv) or Y (ConvTranspose) spatial dims */
 	int transpose;
 	size_t batch, c_in, c_out, group;
-	size_t kernel_size;       /* elements of one kernel: prod(kernel) */
-	size_t image_size;        /* prod(w.image) */
-	size_t grid_size;         /* prod(w.grid) */
+	size_t kernel_size; /* elements of one kernel: prod(kernel) */
+	size_t image_size;  /* prod(w.image) */
+	size_t grid_size;   /* prod(w.grid) */
 	int64_t y_dims[BNF_MAX_RANK];
 };
 
@@ -34,7 +34,7 @@ static int transpose_output(const struct bnf_op_ctx *ctx, struct conv_plan *p)
 	rc = bnf_attr_ints(ctx->node, "output_padding", out_pad, BNF_MAX_RANK, &n_pad, ctx->err);
 	if (rc == BNF_OK)
 		rc = bnf_attr_ints(ctx->node, "output_shape", out_shape, BNF_MAX_RANK + 2, &n_shape,
-				   ctx->err);
+		                   ctx->err);
 	if (rc != BNF_OK)
 		return rc;
 	if (n_pad != 0 && n_pad != (size_t)w->n)
@@ -46,12 +46,12 @@ static int transpose_output(const struct bnf_op_ctx *ctx, struct conv_plan *p)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "output_shape has %zu values", n_shape);
 	for (i = 0; i < w->n; i++) {
 		int64_t op = n_pad ? out_pad[i] : 0;
-		int64_t full = w->stride[i] * (w->grid[i] - 1) + op +
-			       (w->kernel[i] - 1) * w->dilation[i] + 1;
+		int64_t full =
+		    w->stride[i] * (w->grid[i] - 1) + op + (w->kernel[i] - 1) * w->dilation[i] + 1;
 		if (op < 0 || (op >= w->stride[i] && op >= w->dilation[i]))
 			return bnf_fail(ctx->err, BNF_ERR_INPUT,
-					"output_padding %lld must be below the stride or dilation",
-					(long long)op);
+			                "output_padding %lld must be below the stride or dilation",
+			                (long long)op);
 		if (n_shape || same) {
 			int64_t want = n_shape ? out_shape[i] : w->grid[i] * w->stride[i];
 			int64_t total = full - want;
@@ -60,7 +60,7 @@ static int transpose_output(const struct bnf_op_ctx *ctx, struct conv_plan *p)
 			 * end with zeros. */
 			int64_t half = total >= 0 ? total / 2 : -((1 - total) / 2);
 			w->pad_begin[i] =
-				strcmp(w->auto_pad, "SAME_UPPER") == 0 ? half : total - half;
+			    strcmp(w->auto_pad, "SAME_UPPER") == 0 ? half : total - half;
 			w->pad_end[i] = total - w->pad_begin[i];
 		} else if (strcmp(w->auto_pad, "VALID") == 0) {
 			w->pad_begin[i] = w->pad_end[i] = 0;
@@ -68,7 +68,7 @@ static int transpose_output(const struct bnf_op_ctx *ctx, struct conv_plan *p)
 		w->image[i] = full - w->pad_begin[i] - w->pad_end[i];
 		if (w->image[i] < 0)
 			return bnf_fail(ctx->err, BNF_ERR_INPUT,
-					"pads leave a negative output size in spatial dim %d", i);
+			                "pads leave a negative output size in spatial dim %d", i);
 	}
 	return BNF_OK;
 }
@@ -90,8 +90,8 @@ static int conv_plan(const struct bnf_op_ctx *ctx, int transpose, struct conv_pl
 	b = ctx->n_in > 2 ? ctx->in[2] : NULL;
 	if (x->rank < 3 || wt->rank != x->rank)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT,
-				"X (rank %d) and W (rank %d) need the same rank of at least 3",
-				x->rank, wt->rank);
+		                "X (rank %d) and W (rank %d) need the same rank of at least 3",
+		                x->rank, wt->rank);
 	if (wt->dtype != x->dtype || (b && b->dtype != x->dtype))
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "X, W and B must share one dtype");
 	rc = bnf_attr_int(ctx->node, "group", 1, &group, ctx->err);
@@ -103,28 +103,28 @@ static int conv_plan(const struct bnf_op_ctx *ctx, int transpose, struct conv_pl
 	p->group = group > 0 ? (size_t)group : 0;
 	if (group < 1 || p->c_in % p->group != 0)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "group %lld does not divide %zu channels",
-				(long long)group, p->c_in);
+		                (long long)group, p->c_in);
 	if (!transpose && (int64_t)(p->c_in / p->group) != wt->dims[1])
 		return bnf_fail(ctx->err, BNF_ERR_INPUT,
-				"W has %lld input channels per group, X gives %zu",
-				(long long)wt->dims[1], p->c_in / p->group);
+		                "W has %lld input channels per group, X gives %zu",
+		                (long long)wt->dims[1], p->c_in / p->group);
 	if (transpose && (size_t)wt->dims[0] != p->c_in)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "W has %lld input channels, X has %zu",
-				(long long)wt->dims[0], p->c_in);
+		                (long long)wt->dims[0], p->c_in);
 	p->c_out = transpose ? (size_t)wt->dims[1] * p->group : (size_t)wt->dims[0];
 	if (!transpose && p->c_out % p->group != 0)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "group %zu does not divide %zu outputs",
-				p->group, p->c_out);
+		                p->group, p->c_out);
 	if (b && (b->rank != 1 || (size_t)b->dims[0] != p->c_out))
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "B must be a vector of %zu values",
-				p->c_out);
+		                p->c_out);
 	rc = bnf_nn_read_window(ctx, n, wt->dims + 2, &p->w);
 	if (rc != BNF_OK)
 		return rc;
 	for (i = 0; i < n; i++)
 		if (p->w.kernel[i] != wt->dims[2 + i])
 			return bnf_fail(ctx->err, BNF_ERR_INPUT,
-					"kernel_shape disagrees with W in spatial dim %d", i);
+			                "kernel_shape disagrees with W in spatial dim %d", i);
 	if (transpose) {
 		memcpy(p->w.grid, x->dims + 2, (size_t)n * sizeof(x->dims[0]));
 		rc = transpose_output(ctx, p);
@@ -188,7 +188,7 @@ static void valid_range(int64_t off, int64_t s, int64_t len, int64_t n, int64_t 
  * with the image value under it, 0 in the padding; scattering (col2im)
  * adds each column value to the image element under it. */
 static void window_walk(const struct bnf_nn_window *w, size_t channels, size_t es, int scatter,
-			char *image, char *col)
+                        char *image, char *col)
 {
 	int n = w->n, last = w->n - 1, i;
 	size_t kernel_size = bnf_nn_prod(w->kernel, n);
@@ -211,21 +211,24 @@ static void window_walk(const struct bnf_nn_window *w, size_t channels, size_t e
 				/* Image offset of the run from the outer dims. */
 				for (i = 0; i < last; i++) {
 					int64_t x = gidx[i] * w->stride[i] - w->pad_begin[i] +
-						    kidx[i] * w->dilation[i];
+					            kidx[i] * w->dilation[i];
 					inside = inside && x >= 0 && x < w->image[i];
-					base = base * (size_t)w->image[i] + (size_t)(inside ? x : 0);
+					base =
+					    base * (size_t)w->image[i] + (size_t)(inside ? x : 0);
 				}
 				if (!scatter && (!inside || lo > 0 || hi < w->grid[last]))
 					memset(dst, 0, (size_t)w->grid[last] * es);
 				if (inside && hi > lo) {
-					char *src = image + (c * image_size + base * (size_t)w->image[last] +
-							     (size_t)(lo * w->stride[last] + off)) * es;
+					char *src = image + (c * image_size +
+					                     base * (size_t)w->image[last] +
+					                     (size_t)(lo * w->stride[last] + off)) *
+					                        es;
 					if (scatter)
-						scatter_run(src, dst + (size_t)lo * es, (size_t)(hi - lo),
-							    w->stride[last], es);
+						scatter_run(src, dst + (size_t)lo * es,
+						            (size_t)(hi - lo), w->stride[last], es);
 					else
-						gather_run(dst + (size_t)lo * es, src, (size_t)(hi - lo),
-							   w->stride[last], es);
+						gather_run(dst + (size_t)lo * es, src,
+						           (size_t)(hi - lo), w->stride[last], es);
 				}
 				for (i = last - 1; i >= 0 && ++gidx[i] == w->grid[i]; i--)
 					gidx[i] = 0;
@@ -242,87 +245,93 @@ static void window_walk(const struct bnf_nn_window *w, size_t channels, size_t e
 struct conv_bsrc {
 	struct bnf_gemm_bsrc base;
 	const struct bnf_nn_window *w;
-	const char *image;      /* the group's first channel of X */
+	const char *image; /* the group's first channel of X */
 	size_t image_size, kernel_size;
 };
 
 /* Element (row p0 + p, column j0 + j) of the block for j < nc, written by
  * runs along the grid's last dim (valid_range gives the part of a run
  * inside the image; the rest is padding). */
-#define CONV_DEFINE_PACK(name, real)                                                      \
-	static void name(const struct bnf_gemm_bsrc *src, size_t p0, size_t kc, size_t j0,   \
-			 size_t nc, size_t nr, void *dst)                                    \
-	{                                                                                    \
-		const struct conv_bsrc *cs = (const struct conv_bsrc *)src;                  \
-		const struct bnf_nn_window *w = cs->w;                                       \
-		int last = w->n - 1, i;                                                      \
-		size_t p, j, t;                                                              \
-		for (p = 0; p < kc; p++) {                                                   \
-			size_t r = p0 + p, kr = r % cs->kernel_size, g1 = j0;                \
-			const real *chan = (const real *)cs->image +                         \
-					   (r / cs->kernel_size) * cs->image_size;           \
-			int64_t kidx[BNF_MAX_RANK], gidx[BNF_MAX_RANK], off, lo, hi;         \
-			real *panel = (real *)dst + p * nr;                                  \
-			size_t within = 0;                                                   \
-			for (i = last; i >= 0; i--) {                                        \
-				kidx[i] = (int64_t)(kr % (size_t)w->kernel[i]);              \
-				kr /= (size_t)w->kernel[i];                                  \
-				gidx[i] = (int64_t)(g1 % (size_t)w->grid[i]);                \
-				g1 /= (size_t)w->grid[i];                                    \
-			}                                                                    \
-			off = kidx[last] * w->dilation[last] - w->pad_begin[last];           \
-			valid_range(off, w->stride[last], w->image[last], w->grid[last], &lo, &hi); \
-			for (j = 0; j < nc;) {                                               \
-				size_t run = (size_t)(w->grid[last] - gidx[last]), base = 0; \
-				int inside = 1;                                              \
-				if (run > nc - j)                                            \
-					run = nc - j;                                        \
-				for (i = 0; i < last; i++) {                                 \
-					int64_t x = gidx[i] * w->stride[i] - w->pad_begin[i] + \
-						    kidx[i] * w->dilation[i];                \
-					inside = inside && x >= 0 && x < w->image[i];        \
-					base = base * (size_t)w->image[i] + (size_t)(inside ? x : 0); \
-				}                                                            \
-				/* In pieces that stay inside one panel: padding,   \
-				 * the values under the window, padding. */          \
-				for (t = 0; t < run;) {                                      \
-					size_t seg = nr - within < run - t ? nr - within : run - t; \
-					int64_t g0 = gidx[last] + (int64_t)t, a, b, s;       \
-					real *out = panel + within;                          \
-					a = inside ? lo - g0 : (int64_t)seg;                 \
-					b = inside ? hi - g0 : (int64_t)seg;                 \
-					a = a < 0 ? 0 : a > (int64_t)seg ? (int64_t)seg : a; \
-					b = b < a ? a : b > (int64_t)seg ? (int64_t)seg : b; \
-					for (s = 0; s < a; s++)                              \
-						out[s] = 0;                                  \
-					if (b > a) {                                         \
-						const real *in = chan + base * (size_t)w->image[last] + \
-							(size_t)((g0 + a) * w->stride[last] + off); \
-						if (w->stride[last] == 1)                    \
-							memcpy(out + a, in, (size_t)(b - a) * sizeof(real)); \
-						else                                         \
-							for (s = a; s < b; s++)              \
-								out[s] = in[(s - a) * w->stride[last]]; \
-					}                                                    \
-					for (s = b; s < (int64_t)seg; s++)                   \
-						out[s] = 0;                                  \
-					t += seg;                                            \
-					within += seg;                                       \
-					if (within == nr) {                                  \
-						within = 0;                                  \
-						panel += nr * kc;                            \
-					}                                                    \
-				}                                                            \
-				j += run;                                                    \
-				gidx[last] += (int64_t)run;                                  \
-				for (i = last; i > 0 && gidx[i] == w->grid[i]; i--) {        \
-					gidx[i] = 0;                                         \
-					gidx[i - 1]++;                                       \
-				}                                                            \
-			}                                                                    \
-			while (within > 0 && within < nr)                                    \
-				panel[within++] = 0;                                         \
-		}                                                                            \
+#define CONV_DEFINE_PACK(name, real)                                                               \
+	static void name(const struct bnf_gemm_bsrc *src, size_t p0, size_t kc, size_t j0,         \
+	                 size_t nc, size_t nr, void *dst)                                          \
+	{                                                                                          \
+		const struct conv_bsrc *cs = (const struct conv_bsrc *)src;                        \
+		const struct bnf_nn_window *w = cs->w;                                             \
+		int last = w->n - 1, i;                                                            \
+		size_t p, j, t;                                                                    \
+		for (p = 0; p < kc; p++) {                                                         \
+			size_t r = p0 + p, kr = r % cs->kernel_size, g1 = j0;                      \
+			const real *chan =                                                         \
+			    (const real *)cs->image + (r / cs->kernel_size) * cs->image_size;      \
+			int64_t kidx[BNF_MAX_RANK], gidx[BNF_MAX_RANK], off, lo, hi;               \
+			real *panel = (real *)dst + p * nr;                                        \
+			size_t within = 0;                                                         \
+			for (i = last; i >= 0; i--) {                                              \
+				kidx[i] = (int64_t)(kr % (size_t)w->kernel[i]);                    \
+				kr /= (size_t)w->kernel[i];                                        \
+				gidx[i] = (int64_t)(g1 % (size_t)w->grid[i]);                      \
+				g1 /= (size_t)w->grid[i];                                          \
+			}                                                                          \
+			off = kidx[last] * w->dilation[last] - w->pad_begin[last];                 \
+			valid_range(off, w->stride[last], w->image[last], w->grid[last], &lo,      \
+			            &hi);                                                          \
+			for (j = 0; j < nc;) {                                                     \
+				size_t run = (size_t)(w->grid[last] - gidx[last]), base = 0;       \
+				int inside = 1;                                                    \
+				if (run > nc - j)                                                  \
+					run = nc - j;                                              \
+				for (i = 0; i < last; i++) {                                       \
+					int64_t x = gidx[i] * w->stride[i] - w->pad_begin[i] +     \
+					            kidx[i] * w->dilation[i];                      \
+					inside = inside && x >= 0 && x < w->image[i];              \
+					base =                                                     \
+					    base * (size_t)w->image[i] + (size_t)(inside ? x : 0); \
+				}                                                                  \
+				/* In pieces that stay inside one panel: padding,                  \
+				 * the values under the window, padding. */                        \
+				for (t = 0; t < run;) {                                            \
+					size_t seg =                                               \
+					    nr - within < run - t ? nr - within : run - t;         \
+					int64_t g0 = gidx[last] + (int64_t)t, a, b, s;             \
+					real *out = panel + within;                                \
+					a = inside ? lo - g0 : (int64_t)seg;                       \
+					b = inside ? hi - g0 : (int64_t)seg;                       \
+					a = a < 0 ? 0 : a > (int64_t)seg ? (int64_t)seg : a;       \
+					b = b < a ? a : b > (int64_t)seg ? (int64_t)seg : b;       \
+					for (s = 0; s < a; s++)                                    \
+						out[s] = 0;                                        \
+					if (b > a) {                                               \
+						const real *in =                                   \
+						    chan + base * (size_t)w->image[last] +         \
+						    (size_t)((g0 + a) * w->stride[last] + off);    \
+						if (w->stride[last] == 1)                          \
+							memcpy(out + a, in,                        \
+							       (size_t)(b - a) * sizeof(real));    \
+						else                                               \
+							for (s = a; s < b; s++)                    \
+								out[s] =                           \
+								    in[(s - a) * w->stride[last]]; \
+					}                                                          \
+					for (s = b; s < (int64_t)seg; s++)                         \
+						out[s] = 0;                                        \
+					t += seg;                                                  \
+					within += seg;                                             \
+					if (within == nr) {                                        \
+						within = 0;                                        \
+						panel += nr * kc;                                  \
+					}                                                          \
+				}                                                                  \
+				j += run;                                                          \
+				gidx[last] += (int64_t)run;                                        \
+				for (i = last; i > 0 && gidx[i] == w->grid[i]; i--) {              \
+					gidx[i] = 0;                                               \
+					gidx[i - 1]++;                                             \
+				}                                                                  \
+			}                                                                          \
+			while (within > 0 && within < nr)                                          \
+				panel[within++] = 0;                                               \
+		}                                                                                  \
 	}
 
 CONV_DEFINE_PACK(conv_pack_f32, float)
@@ -330,7 +339,7 @@ CONV_DEFINE_PACK(conv_pack_f64, double)
 
 /* C[m x n] = A[m x k] * B[k x n] in the tensor's precision. */
 static void matmul(const struct bnf_op_ctx *ctx, int dbl, size_t m, size_t n, size_t k,
-		   const void *a, const void *b, void *c)
+                   const void *a, const void *b, void *c)
 {
 	if (dbl)
 		bnf_dgemm(ctx->threads, m, n, k, a, k, b, n, c, n, 0);
@@ -340,7 +349,7 @@ static void matmul(const struct bnf_op_ctx *ctx, int dbl, size_t m, size_t n, si
 
 /* Add bias b[channel] to every element of y [batch, channels, size]. */
 static void add_bias(struct bnf_tensor *y, const struct bnf_tensor *b, size_t batch,
-		     size_t channels, size_t size)
+                     size_t channels, size_t size)
 {
 	size_t i, j;
 
@@ -414,13 +423,13 @@ int bnf_nn_conv_compute(struct bnf_op_ctx *ctx)
 			}
 			cs.image = xg;
 			if ((dbl ? bnf_dgemm_bsrc(ctx->threads, mg, p.grid_size, rows,
-						  (const double *)wg, rows, &cs.base, (double *)yg,
-						  p.grid_size)
-				 : bnf_sgemm_bsrc(ctx->threads, mg, p.grid_size, rows,
-						  (const float *)wg, rows, &cs.base, (float *)yg,
-						  p.grid_size)) != 0)
+			                          (const double *)wg, rows, &cs.base, (double *)yg,
+			                          p.grid_size)
+			         : bnf_sgemm_bsrc(ctx->threads, mg, p.grid_size, rows,
+			                          (const float *)wg, rows, &cs.base, (float *)yg,
+			                          p.grid_size)) != 0)
 				return bnf_fail(ctx->err, BNF_ERR_NOMEM,
-						"out of memory for the matrix multiply");
+				                "out of memory for the matrix multiply");
 		}
 	}
 	add_bias(y, ctx->n_in > 2 ? ctx->in[2] : NULL, p.batch, p.c_out, p.grid_size);
@@ -473,13 +482,13 @@ int bnf_nn_conv_transpose_compute(struct bnf_op_ctx *ctx)
 	 * the [M / group * K, C_in / group] left operand. */
 	for (g = 0; g < p.group; g++)
 		transpose(wt_t + g * rows * cg * es, (const char *)wt->data + g * cg * rows * es,
-			  cg, rows, es);
+		          cg, rows, es);
 	for (nb = 0; nb < p.batch; nb++) {
 		for (g = 0; g < p.group; g++) {
 			const char *xg =
-				(const char *)x->data + ((nb * p.c_in + g * cg) * p.grid_size) * es;
+			    (const char *)x->data + ((nb * p.c_in + g * cg) * p.grid_size) * es;
 			char *yg = (char *)y->data +
-				   ((nb * p.c_out + g * (p.c_out / p.group)) * p.image_size) * es;
+			           ((nb * p.c_out + g * (p.c_out / p.group)) * p.image_size) * es;
 			matmul(ctx, dbl, rows, p.grid_size, cg, wt_t + g * rows * cg * es, xg, col);
 			window_walk(&p.w, p.c_out / p.group, es, 1, yg, col);
 		}

@@ -15,7 +15,7 @@ static int is_double(const struct bnf_tensor *t)
 
 /* c[m x n] = a[m x k] * b[k x n] with leading dims lda, ldb and n. */
 static void multiply(const struct bnf_op_ctx *ctx, int dbl, size_t m, size_t n, size_t k,
-		     const void *a, size_t lda, const void *b, size_t ldb, void *c)
+                     const void *a, size_t lda, const void *b, size_t ldb, void *c)
 {
 	if (dbl)
 		bnf_dgemm(ctx->threads, m, n, k, a, lda, b, ldb, c, n, 0);
@@ -53,7 +53,7 @@ static int gemm_plan(const struct bnf_op_ctx *ctx, struct gemm_plan *p)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "input C is required before opset 11");
 	if (a->rank != 2 || b->rank != 2)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "A and B must be matrices (ranks %d, %d)",
-				a->rank, b->rank);
+		                a->rank, b->rank);
 	if (b->dtype != a->dtype || (c && c->dtype != a->dtype))
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "A, B and C must share one dtype");
 	p->m = (size_t)a->dims[p->trans_a ? 1 : 0];
@@ -66,11 +66,11 @@ static int gemm_plan(const struct bnf_op_ctx *ctx, struct gemm_plan *p)
 	/* C broadcasts to [M, N] (the opset < 7 `broadcast` flag only
 	 * allowed a subset of this). */
 	if (c && (c->rank > 2 ||
-		  (c->rank == 2 && ((c->dims[0] != 1 && (size_t)c->dims[0] != p->m) ||
-				    (c->dims[1] != 1 && (size_t)c->dims[1] != p->n))) ||
-		  (c->rank == 1 && c->dims[0] != 1 && (size_t)c->dims[0] != p->n)))
+	          (c->rank == 2 && ((c->dims[0] != 1 && (size_t)c->dims[0] != p->m) ||
+	                            (c->dims[1] != 1 && (size_t)c->dims[1] != p->n))) ||
+	          (c->rank == 1 && c->dims[0] != 1 && (size_t)c->dims[0] != p->n)))
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "C does not broadcast to %zu x %zu", p->m,
-				p->n);
+		                p->n);
 	return BNF_OK;
 }
 
@@ -121,8 +121,8 @@ int bnf_nn_gemm_compute(struct bnf_op_ctx *ctx)
 		goto nomem;
 	if (p.trans_b && !(bt = transposed(b, ctx->err)))
 		goto nomem;
-	multiply(ctx, is_double(a), p.m, p.n, p.k, at ? at : a->data, p.k, bt ? bt : b->data,
-		 p.n, y->data);
+	multiply(ctx, is_double(a), p.m, p.n, p.k, at ? at : a->data, p.k, bt ? bt : b->data, p.n,
+	         y->data);
 	if (p.alpha == 1.0f && !c)
 		goto out;
 	for (i = 0; i < p.m; i++) {
@@ -130,8 +130,9 @@ int bnf_nn_gemm_compute(struct bnf_op_ctx *ctx)
 			double v = p.alpha * bnf_nn_get(y, i * p.n + j);
 			if (c) {
 				/* Index C by its own shape, broadcasting dims of 1. */
-				size_t ci = c->rank == 2 ? (c->dims[0] == 1 ? 0 : i) * (size_t)c->dims[1]
-							 : 0;
+				size_t ci = c->rank == 2
+				                ? (c->dims[0] == 1 ? 0 : i) * (size_t)c->dims[1]
+				                : 0;
 				ci += c->rank >= 1 && c->dims[c->rank - 1] != 1 ? j : 0;
 				v += p.beta * bnf_nn_get(c, ci);
 			}
@@ -153,7 +154,7 @@ struct matmul_plan {
 	size_t m, n, k;
 	int batch_rank;
 	int64_t batch[BNF_MAX_RANK];
-	int64_t a_batch[BNF_MAX_RANK];   /* batch dims of A, right-aligned, 1 if absent */
+	int64_t a_batch[BNF_MAX_RANK]; /* batch dims of A, right-aligned, 1 if absent */
 	int64_t b_batch[BNF_MAX_RANK];
 	int y_rank;
 	int64_t y_dims[BNF_MAX_RANK];
@@ -171,14 +172,14 @@ static int matmul_plan(const struct bnf_op_ctx *ctx, struct matmul_plan *p)
 	b = ctx->in[1];
 	if (a->rank < 1 || b->rank < 1 || a->dtype != b->dtype)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT,
-				"A and B need rank 1 or more and one dtype");
+		                "A and B need rank 1 or more and one dtype");
 	memset(p, 0, sizeof(*p));
 	p->m = a->rank == 1 ? 1 : (size_t)a->dims[a->rank - 2];
 	p->k = (size_t)a->dims[a->rank - 1];
 	p->n = b->rank == 1 ? 1 : (size_t)b->dims[b->rank - 1];
 	if ((size_t)b->dims[b->rank == 1 ? 0 : b->rank - 2] != p->k)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "inner dims differ: %zu and %lld", p->k,
-				(long long)b->dims[b->rank == 1 ? 0 : b->rank - 2]);
+		                (long long)b->dims[b->rank == 1 ? 0 : b->rank - 2]);
 	ra = a->rank > 2 ? a->rank - 2 : 0;
 	rb = b->rank > 2 ? b->rank - 2 : 0;
 	p->batch_rank = ra > rb ? ra : rb;
@@ -188,8 +189,8 @@ static int matmul_plan(const struct bnf_op_ctx *ctx, struct matmul_plan *p)
 		p->b_batch[i] = ib >= 0 ? b->dims[ib] : 1;
 		if (p->a_batch[i] != p->b_batch[i] && p->a_batch[i] != 1 && p->b_batch[i] != 1)
 			return bnf_fail(ctx->err, BNF_ERR_INPUT,
-					"batch dims %lld and %lld do not broadcast",
-					(long long)p->a_batch[i], (long long)p->b_batch[i]);
+			                "batch dims %lld and %lld do not broadcast",
+			                (long long)p->a_batch[i], (long long)p->b_batch[i]);
 		p->batch[i] = p->a_batch[i] == 1 ? p->b_batch[i] : p->a_batch[i];
 	}
 	memcpy(p->y_dims, p->batch, (size_t)p->batch_rank * sizeof(p->batch[0]));
@@ -228,19 +229,21 @@ int bnf_nn_matmul_compute(struct bnf_op_ctx *ctx)
 	 * A stack into one tall matrix. */
 	if (b_shared && bnf_nn_prod(p.a_batch, p.batch_rank) == batches) {
 		multiply(ctx, is_double(a), batches * p.m, p.n, p.k, a->data, p.k, b->data, p.n,
-			 y->data);
+		         y->data);
 		return BNF_OK;
 	}
 	for (t = 0; t < batches; t++) {
 		a_off = b_off = 0;
 		for (i = 0; i < p.batch_rank; i++) {
-			a_off = a_off * (size_t)p.a_batch[i] + (size_t)(p.a_batch[i] == 1 ? 0 : idx[i]);
-			b_off = b_off * (size_t)p.b_batch[i] + (size_t)(p.b_batch[i] == 1 ? 0 : idx[i]);
+			a_off =
+			    a_off * (size_t)p.a_batch[i] + (size_t)(p.a_batch[i] == 1 ? 0 : idx[i]);
+			b_off =
+			    b_off * (size_t)p.b_batch[i] + (size_t)(p.b_batch[i] == 1 ? 0 : idx[i]);
 		}
 		multiply(ctx, is_double(a), p.m, p.n, p.k,
-			 (const char *)a->data + a_off * p.m * p.k * es, p.k,
-			 (const char *)b->data + b_off * p.k * p.n * es, p.n,
-			 (char *)y->data + t * p.m * p.n * es);
+		         (const char *)a->data + a_off * p.m * p.k * es, p.k,
+		         (const char *)b->data + b_off * p.k * p.n * es, p.n,
+		         (char *)y->data + t * p.m * p.n * es);
 		for (i = p.batch_rank - 1; i >= 0 && ++idx[i] == p.batch[i]; i--)
 			idx[i] = 0;
 	}

@@ -49,8 +49,8 @@ static int bn_plan(const struct bnf_op_ctx *ctx, struct bn_plan *p)
 	for (i = 1; i < 5; i++)
 		if (ctx->in[i]->count != p->params)
 			return bnf_fail(ctx->err, BNF_ERR_INPUT,
-					"input %zu ('%s') has %zu values, expected %zu", i,
-					ctx->node->input[i], ctx->in[i]->count, p->params);
+			                "input %zu ('%s') has %zu values, expected %zu", i,
+			                ctx->node->input[i], ctx->in[i]->count, p->params);
 	return BNF_OK;
 }
 
@@ -95,8 +95,8 @@ int bnf_nn_batch_norm_compute(struct bnf_op_ctx *ctx)
 	}
 	/* y = (x - mean) / sqrt(var + epsilon) * scale + B */
 	for (c = 0; c < p.params; c++) {
-		scale[c] = bnf_nn_get(ctx->in[1], c) /
-			   sqrt(bnf_nn_get(ctx->in[4], c) + (double)p.epsilon);
+		scale[c] =
+		    bnf_nn_get(ctx->in[1], c) / sqrt(bnf_nn_get(ctx->in[4], c) + (double)p.epsilon);
 		shift[c] = bnf_nn_get(ctx->in[3], c);
 	}
 	for (o = 0; o < p.outer; o++)
@@ -132,7 +132,7 @@ static int instance_norm_check(const struct bnf_op_ctx *ctx)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "X needs rank 3 or more, not %d", x->rank);
 	if (ctx->in[1]->count != (size_t)x->dims[1] || ctx->in[2]->count != (size_t)x->dims[1])
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "scale and B need %lld values",
-				(long long)x->dims[1]);
+		                (long long)x->dims[1]);
 	return BNF_OK;
 }
 
@@ -145,8 +145,8 @@ int bnf_nn_instance_norm_shape(struct bnf_op_ctx *ctx)
 
 /* Mean and 1 / sqrt(variance + epsilon) of n values of t from `at`
  * (two passes, for accuracy). */
-static void moments(const struct bnf_tensor *t, size_t at, size_t n, double epsilon,
-		    double *mean, double *inv_std)
+static void moments(const struct bnf_tensor *t, size_t at, size_t n, double epsilon, double *mean,
+                    double *inv_std)
 {
 	double sum = 0, sq = 0;
 	size_t i;
@@ -176,7 +176,7 @@ int bnf_nn_instance_norm_compute(struct bnf_op_ctx *ctx)
 		moments(x, pl * size, size, epsilon, &mean, &inv_std);
 		for (i = 0; i < size; i++)
 			bnf_nn_set(ctx->out[0], pl * size + i,
-				   (bnf_nn_get(x, pl * size + i) - mean) * inv_std * s + b);
+			           (bnf_nn_get(x, pl * size + i) - mean) * inv_std * s + b);
 	}
 	return rc;
 }
@@ -186,7 +186,7 @@ struct ln_plan {
 	int axis;
 	float epsilon;
 	size_t outer, inner;
-	int64_t stat_dims[BNF_MAX_RANK];  /* X's dims with 1 from axis on */
+	int64_t stat_dims[BNF_MAX_RANK]; /* X's dims with 1 from axis on */
 };
 
 /* Whether t broadcasts onto X's trailing dims from `axis` without varying
@@ -221,13 +221,13 @@ static int ln_plan(const struct bnf_op_ctx *ctx, struct ln_plan *p)
 	x = ctx->in[0];
 	if (axis < -x->rank || axis >= x->rank)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "axis %lld is out of range for rank %d",
-				(long long)axis, x->rank);
+		                (long long)axis, x->rank);
 	p->axis = (int)(axis < 0 ? axis + x->rank : axis);
 	for (i = 1; i < (int)ctx->n_in; i++)
 		if (ctx->in[i] && !fits_normalized(ctx->in[i], x, p->axis))
 			return bnf_fail(ctx->err, BNF_ERR_INPUT,
-					"input %d ('%s') does not broadcast to the normalised dims",
-					i, ctx->node->input[i]);
+			                "input %d ('%s') does not broadcast to the normalised dims",
+			                i, ctx->node->input[i]);
 	p->outer = bnf_nn_prod(x->dims, p->axis);
 	p->inner = bnf_nn_prod(x->dims + p->axis, x->rank - p->axis);
 	for (i = 0; i < x->rank; i++)
@@ -248,8 +248,8 @@ int bnf_nn_layer_norm_shape(struct bnf_op_ctx *ctx)
 	/* Mean and InvStdDev are float (stash_type 1), or double in a double
 	 * run. */
 	stat_dtype = x->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
-			     ? ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
-			     : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+	                 ? ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
+	                 : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
 	rc = bnf_nn_new_output(ctx, 0, 0, x->rank, x->dims);
 	for (i = 1; rc == BNF_OK && i < 3; i++)
 		if (bnf_op_wants_output(ctx, i))
@@ -301,8 +301,8 @@ int bnf_nn_layer_norm_compute(struct bnf_op_ctx *ctx)
 		size_t at = o * p.inner;
 		moments(x, at, p.inner, p.epsilon, &mean, &inv_std);
 		for (j = 0; j < p.inner; j++) {
-			double v = (bnf_nn_get(x, at + j) - mean) * inv_std *
-				   bnf_nn_get(scale, s_idx[j]);
+			double v =
+			    (bnf_nn_get(x, at + j) - mean) * inv_std * bnf_nn_get(scale, s_idx[j]);
 			bnf_nn_set(ctx->out[0], at + j, bias ? v + bnf_nn_get(bias, b_idx[j]) : v);
 		}
 		if (mean_out)

@@ -18,8 +18,8 @@ struct pool_plan {
 	struct bnf_nn_window w;
 	enum pool_kind kind;
 	int64_t count_include_pad;
-	int64_t storage_order;   /* Indices: 0 row-major, 1 column-major */
-	size_t planes;           /* N * C */
+	int64_t storage_order; /* Indices: 0 row-major, 1 column-major */
+	size_t planes;         /* N * C */
 	int64_t y_dims[BNF_MAX_RANK];
 };
 
@@ -37,11 +37,11 @@ static int pool_plan(const struct bnf_op_ctx *ctx, enum pool_kind kind, struct p
 	x = ctx->in[0];
 	/* int8 and uint8 MaxPool arrived in opset 12. */
 	small_ints = kind == POOL_KIND_MAX && ctx->opset >= 12 &&
-		     (x->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ||
-		      x->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8);
+	             (x->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 ||
+	              x->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8);
 	if (!bnf_nn_is_real(x->dtype) && !small_ints)
 		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "dtype %s is not supported",
-				bnf_dtype_name(x->dtype));
+		                bnf_dtype_name(x->dtype));
 	if (x->rank < 3)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "X needs rank 3 or more, not %d", x->rank);
 	rc = bnf_nn_read_window(ctx, x->rank - 2, NULL, &p->w);
@@ -54,7 +54,7 @@ static int pool_plan(const struct bnf_op_ctx *ctx, enum pool_kind kind, struct p
 		rc = bnf_attr_int(ctx->node, "ceil_mode", 0, &ceil_mode, ctx->err);
 	if (rc == BNF_OK)
 		rc = bnf_attr_int(ctx->node, "count_include_pad", 0, &p->count_include_pad,
-				  ctx->err);
+		                  ctx->err);
 	if (rc == BNF_OK)
 		rc = bnf_attr_int(ctx->node, "storage_order", 0, &p->storage_order, ctx->err);
 	if (rc != BNF_OK)
@@ -79,7 +79,8 @@ static int pool_shape(struct bnf_op_ctx *ctx, enum pool_kind kind)
 	if (rc == BNF_OK)
 		rc = bnf_nn_new_output_uninit(ctx, 0, 0, rank, p.y_dims);
 	if (rc == BNF_OK && kind == POOL_KIND_MAX && bnf_op_wants_output(ctx, 1))
-		rc = bnf_nn_new_output(ctx, 1, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, rank, p.y_dims);
+		rc =
+		    bnf_nn_new_output(ctx, 1, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, rank, p.y_dims);
 	return rc;
 }
 
@@ -95,7 +96,7 @@ int bnf_nn_average_pool_shape(struct bnf_op_ctx *ctx)
 
 /* Pool one output position g of one plane (offset `plane` in X). */
 static void pool_window(const struct pool_plan *p, const struct bnf_tensor *x, size_t plane,
-			const int64_t *g, double *value, int64_t *index)
+                        const int64_t *g, double *value, int64_t *index)
 {
 	const struct bnf_nn_window *w = &p->w;
 	int64_t k[BNF_MAX_RANK] = {0};
@@ -110,8 +111,8 @@ static void pool_window(const struct pool_plan *p, const struct bnf_tensor *x, s
 		for (i = 0; i < w->n; i++) {
 			int64_t c = g[i] * w->stride[i] - w->pad_begin[i] + k[i] * w->dilation[i];
 			inside = inside && c >= 0 && c < w->image[i];
-			in_padded = in_padded && c >= -w->pad_begin[i] &&
-				    c < w->image[i] + w->pad_end[i];
+			in_padded =
+			    in_padded && c >= -w->pad_begin[i] && c < w->image[i] + w->pad_end[i];
 			off = off * (size_t)w->image[i] + (size_t)(inside ? c : 0);
 			col_off += (size_t)(inside ? c : 0) * col_step;
 			col_step *= (size_t)w->image[i];
@@ -157,7 +158,8 @@ static void pool_plane_2d(const struct pool_plan *p, const float *x, float *y)
 			for (ky = 0; ky < w->kernel[0]; ky++) {
 				int64_t iy = y0 + ky * w->dilation[0];
 				int in_y = iy >= 0 && iy < w->image[0];
-				int pad_y = iy >= -w->pad_begin[0] && iy < w->image[0] + w->pad_end[0];
+				int pad_y =
+				    iy >= -w->pad_begin[0] && iy < w->image[0] + w->pad_end[0];
 				const float *row = x + (in_y ? iy : 0) * w->image[1];
 				for (kx = 0; kx < w->kernel[1]; kx++) {
 					int64_t ix = x0 + kx * w->dilation[1];
@@ -171,8 +173,8 @@ static void pool_plane_2d(const struct pool_plan *p, const float *x, float *y)
 						}
 						counted++;
 					} else if (p->count_include_pad && pad_y &&
-						   ix >= -w->pad_begin[1] &&
-						   ix < w->image[1] + w->pad_end[1]) {
+					           ix >= -w->pad_begin[1] &&
+					           ix < w->image[1] + w->pad_end[1]) {
 						counted++;
 					}
 				}
@@ -202,7 +204,7 @@ static int pool_compute(struct bnf_op_ctx *ctx, enum pool_kind kind)
 	if (p.w.n == 2 && !indices && bnf_nn_is_f32(x) && bnf_nn_is_f32(y)) {
 		for (plane = 0; plane < p.planes; plane++)
 			pool_plane_2d(&p, (const float *)x->data + plane * image_size,
-				      (float *)y->data + plane * grid_size);
+			              (float *)y->data + plane * grid_size);
 		return BNF_OK;
 	}
 	for (plane = 0; plane < p.planes; plane++) {
@@ -215,7 +217,7 @@ static int pool_compute(struct bnf_op_ctx *ctx, enum pool_kind kind)
 			/* Indices count over the whole flattened X. */
 			if (indices)
 				((int64_t *)indices->data)[at] =
-					index < 0 ? -1 : (int64_t)(plane * image_size) + index;
+				    index < 0 ? -1 : (int64_t)(plane * image_size) + index;
 			for (i = p.w.n - 1; i >= 0 && ++g[i] == p.w.grid[i]; i--)
 				g[i] = 0;
 		}

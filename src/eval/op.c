@@ -47,8 +47,8 @@ const Onnx__AttributeProto *bnf_attr_find(const Onnx__NodeProto *node, const cha
 /* The attribute `name` if present with the wanted type (an old model may
  * leave the type unset: then `has_value` decides). *found is 0 when absent. */
 static int attr_typed(const Onnx__NodeProto *node, const char *name,
-		      Onnx__AttributeProto__AttributeType want, const Onnx__AttributeProto **found,
-		      struct bnf_error *err)
+                      Onnx__AttributeProto__AttributeType want, const Onnx__AttributeProto **found,
+                      struct bnf_error *err)
 {
 	const Onnx__AttributeProto *a = bnf_attr_find(node, name);
 	int type_unset;
@@ -58,14 +58,15 @@ static int attr_typed(const Onnx__NodeProto *node, const char *name,
 		return BNF_OK;
 	type_unset = !a->has_type || a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__UNDEFINED;
 	if (!type_unset && a->type != want)
-		return bnf_fail(err, BNF_ERR_INPUT, "attribute '%s' of node '%s' has the wrong type",
-				name, bnf_node_label(node));
+		return bnf_fail(err, BNF_ERR_INPUT,
+		                "attribute '%s' of node '%s' has the wrong type", name,
+		                bnf_node_label(node));
 	*found = a;
 	return BNF_OK;
 }
 
 int bnf_attr_int(const Onnx__NodeProto *node, const char *name, int64_t def, int64_t *out,
-		 struct bnf_error *err)
+                 struct bnf_error *err)
 {
 	const Onnx__AttributeProto *a;
 	int rc = attr_typed(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, &a, err);
@@ -75,7 +76,7 @@ int bnf_attr_int(const Onnx__NodeProto *node, const char *name, int64_t def, int
 }
 
 int bnf_attr_float(const Onnx__NodeProto *node, const char *name, float def, float *out,
-		   struct bnf_error *err)
+                   struct bnf_error *err)
 {
 	const Onnx__AttributeProto *a;
 	int rc = attr_typed(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, &a, err);
@@ -85,7 +86,7 @@ int bnf_attr_float(const Onnx__NodeProto *node, const char *name, float def, flo
 }
 
 int bnf_attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out, size_t max,
-		  size_t *n, struct bnf_error *err)
+                  size_t *n, struct bnf_error *err)
 {
 	const Onnx__AttributeProto *a;
 	int rc = attr_typed(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, &a, err);
@@ -95,8 +96,8 @@ int bnf_attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out, s
 		return rc;
 	if (a->n_ints > max)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-				"attribute '%s' of node '%s' has %zu values, more than %zu", name,
-				bnf_node_label(node), a->n_ints, max);
+		                "attribute '%s' of node '%s' has %zu values, more than %zu", name,
+		                bnf_node_label(node), a->n_ints, max);
 	if (a->n_ints)
 		memcpy(out, a->ints, a->n_ints * sizeof(out[0]));
 	*n = a->n_ints;
@@ -104,7 +105,7 @@ int bnf_attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out, s
 }
 
 int bnf_attr_floats(const Onnx__NodeProto *node, const char *name, float *out, size_t max,
-		    size_t *n, struct bnf_error *err)
+                    size_t *n, struct bnf_error *err)
 {
 	const Onnx__AttributeProto *a;
 	int rc = attr_typed(node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS, &a, err);
@@ -114,8 +115,8 @@ int bnf_attr_floats(const Onnx__NodeProto *node, const char *name, float *out, s
 		return rc;
 	if (a->n_floats > max)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-				"attribute '%s' of node '%s' has %zu values, more than %zu", name,
-				bnf_node_label(node), a->n_floats, max);
+		                "attribute '%s' of node '%s' has %zu values, more than %zu", name,
+		                bnf_node_label(node), a->n_floats, max);
 	if (a->n_floats)
 		memcpy(out, a->floats, a->n_floats * sizeof(out[0]));
 	*n = a->n_floats;
@@ -123,7 +124,7 @@ int bnf_attr_floats(const Onnx__NodeProto *node, const char *name, float *out, s
 }
 
 int bnf_attr_string(const Onnx__NodeProto *node, const char *name, const char *def, char *out,
-		    size_t len, struct bnf_error *err)
+                    size_t len, struct bnf_error *err)
 {
 	const Onnx__AttributeProto *a;
 	const char *src = def;
@@ -138,8 +139,8 @@ int bnf_attr_string(const Onnx__NodeProto *node, const char *name, const char *d
 		src = (const char *)a->s.data;
 	if (n >= len)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-				"attribute '%s' of node '%s' is longer than %zu bytes", name,
-				bnf_node_label(node), len - 1);
+		                "attribute '%s' of node '%s' is longer than %zu bytes", name,
+		                bnf_node_label(node), len - 1);
 	if (n)
 		memcpy(out, src, n);
 	out[n] = '\0';

@@ -16,36 +16,36 @@
 
 struct bnf_op_ctx {
 	const Onnx__NodeProto *node;
-	int opset;                 /* version of the default ("" / ai.onnx) domain */
+	int opset; /* version of the default ("" / ai.onnx) domain */
 	size_t n_in;
-	struct bnf_tensor **in;    /* borrowed; NULL for an omitted optional input */
+	struct bnf_tensor **in; /* borrowed; NULL for an omitted optional input */
 	size_t n_out;
-	struct bnf_tensor **out;   /* the shape step stores new tensors here; the
-	                              executor owns them afterwards. NULL entries
-	                              are outputs the node leaves out. */
-	int threads;               /* worker threads the op may use (>= 1) */
-	struct bnf_tensor *donor;  /* in[0], when nothing reads it after this node
-	                              and the op is elementwise: the output
-	                              allocators may take it as out[0] */
-	int donor_taken;           /* set when they did */
+	struct bnf_tensor **out;  /* the shape step stores new tensors here; the
+	                             executor owns them afterwards. NULL entries
+	                             are outputs the node leaves out. */
+	int threads;              /* worker threads the op may use (>= 1) */
+	struct bnf_tensor *donor; /* in[0], when nothing reads it after this node
+	                             and the op is elementwise: the output
+	                             allocators may take it as out[0] */
+	int donor_taken;          /* set when they did */
 	struct bnf_error *err;
 	const struct bnf_external *ext; /* external tensor data (Constant) */
 };
 
 struct bnf_op {
 	const char *op_type;
-	int min_opset;             /* first opset version whose semantics this row covers */
+	int min_opset; /* first opset version whose semantics this row covers */
 	int (*shape)(struct bnf_op_ctx *ctx);
 	int (*compute)(struct bnf_op_ctx *ctx);
-	int elementwise;           /* 1: output element i needs input 0's element
-	                              i only (others broadcast), so the output may
-	                              overwrite input 0 in place */
+	int elementwise; /* 1: output element i needs input 0's element
+	                    i only (others broadcast), so the output may
+	                    overwrite input 0 in place */
 };
 
 /* One table per family; each ends with a row whose op_type is NULL. */
-extern const struct bnf_op bnf_ops_nn[];      /* conv, pooling, normalisation, gemm */
-extern const struct bnf_op bnf_ops_basic[];   /* elementwise, activations, softmax, cast */
-extern const struct bnf_op bnf_ops_shape[];   /* shapes, indexing, reductions, pad, resize */
+extern const struct bnf_op bnf_ops_nn[];    /* conv, pooling, normalisation, gemm */
+extern const struct bnf_op bnf_ops_basic[]; /* elementwise, activations, softmax, cast */
+extern const struct bnf_op bnf_ops_shape[]; /* shapes, indexing, reductions, pad, resize */
 
 /* Take ctx->donor as output i when it may be: output 0 of a one-output
  * node, with the donor's dtype and shape. Returns 1 when taken. */
@@ -67,26 +67,26 @@ int bnf_op_wants_output(const struct bnf_op_ctx *ctx, size_t i);
  * absent and fails (err set, naming the node and attribute) when it has
  * the wrong type. */
 const Onnx__AttributeProto *bnf_attr_find(const Onnx__NodeProto *node, const char *name);
-int bnf_attr_int(const Onnx__NodeProto *node, const char *name, int64_t def,
-		 int64_t *out, struct bnf_error *err);
-int bnf_attr_float(const Onnx__NodeProto *node, const char *name, float def,
-		   float *out, struct bnf_error *err);
+int bnf_attr_int(const Onnx__NodeProto *node, const char *name, int64_t def, int64_t *out,
+                 struct bnf_error *err);
+int bnf_attr_float(const Onnx__NodeProto *node, const char *name, float def, float *out,
+                   struct bnf_error *err);
 /* Copies at most max values into out and sets *n to the attribute's count
  * (0 when absent); more than max values is an error. */
-int bnf_attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out,
-		  size_t max, size_t *n, struct bnf_error *err);
-int bnf_attr_floats(const Onnx__NodeProto *node, const char *name, float *out,
-		    size_t max, size_t *n, struct bnf_error *err);
+int bnf_attr_ints(const Onnx__NodeProto *node, const char *name, int64_t *out, size_t max,
+                  size_t *n, struct bnf_error *err);
+int bnf_attr_floats(const Onnx__NodeProto *node, const char *name, float *out, size_t max,
+                    size_t *n, struct bnf_error *err);
 /* Borrowed, NUL-terminated copy kept in a caller buffer of size len. */
-int bnf_attr_string(const Onnx__NodeProto *node, const char *name, const char *def,
-		    char *out, size_t len, struct bnf_error *err);
+int bnf_attr_string(const Onnx__NodeProto *node, const char *name, const char *def, char *out,
+                    size_t len, struct bnf_error *err);
 
 /* The shared single-precision matrix multiply: C[m x n] = A[m x k] * B[k x n]
  * (+ C when accumulate), row-major with leading dimensions lda, ldb, ldc.
  * Cache-blocked and split across `threads` threads by blocks of C, so that
  * every element is summed in the same order whatever the thread count. */
 void bnf_sgemm(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
-	       const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
+               const float *b, size_t ldb, float *c, size_t ldc, int accumulate);
 /* A B matrix that is never stored whole (Conv's im2col matrix): it writes
  * rows p0 .. p0+kc-1 and columns j0 .. j0+nc-1 of itself into dst the way
  * the multiply packs B, panels of nr columns one after the other, each
@@ -95,19 +95,19 @@ void bnf_sgemm(int threads, size_t m, size_t n, size_t k, const float *a, size_t
  * from several threads at once. */
 struct bnf_gemm_bsrc {
 	void (*pack)(const struct bnf_gemm_bsrc *src, size_t p0, size_t kc, size_t j0, size_t nc,
-		     size_t nr, void *dst);
+	             size_t nr, void *dst);
 };
 
 /* bnf_sgemm / bnf_dgemm (without accumulation) with B from a producer;
  * results are those of the stored matrix. Returns 0, or -1 when the
  * packing buffers cannot be allocated (C is then incomplete). */
 int bnf_sgemm_bsrc(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
-		   const struct bnf_gemm_bsrc *b, float *c, size_t ldc);
+                   const struct bnf_gemm_bsrc *b, float *c, size_t ldc);
 int bnf_dgemm_bsrc(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
-		   const struct bnf_gemm_bsrc *b, double *c, size_t ldc);
+                   const struct bnf_gemm_bsrc *b, double *c, size_t ldc);
 
 /* The same in double precision, for the float64 reference runs. */
 void bnf_dgemm(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
-	       const double *b, size_t ldb, double *c, size_t ldc, int accumulate);
+               const double *b, size_t ldb, double *c, size_t ldc, int accumulate);
 
 #endif

@@ -46,9 +46,9 @@ const char *bnf_dtype_name(int dtype)
 {
 	/* Indexed by the ONNX TensorProto.DataType number. */
 	static const char *const names[] = {
-		"undefined", "float",  "uint8",  "int8",      "uint16",     "int16",
-		"int32",     "int64",  "string", "bool",      "float16",    "double",
-		"uint32",    "uint64", "complex64", "complex128", "bfloat16",
+	    "undefined", "float",  "uint8",     "int8",       "uint16",   "int16",
+	    "int32",     "int64",  "string",    "bool",       "float16",  "double",
+	    "uint32",    "uint64", "complex64", "complex128", "bfloat16",
 	};
 	if (dtype < 0 || (size_t)dtype >= sizeof(names) / sizeof(names[0]))
 		return "unknown";
@@ -65,18 +65,18 @@ static int shape_count(int rank, const int64_t *dims, size_t *count, struct bnf_
 
 	if (rank < 0 || rank > BNF_MAX_RANK)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "rank %d is above the limit of %d", rank,
-				BNF_MAX_RANK);
+		                BNF_MAX_RANK);
 	for (i = 0; i < rank; i++) {
 		if (dims[i] < 0)
 			return bnf_fail(err, BNF_ERR_INPUT, "negative dimension %lld",
-					(long long)dims[i]);
+			                (long long)dims[i]);
 		if (dims[i] == 0) {
 			any_zero = 1;
 			continue;
 		}
 		if ((uint64_t)dims[i] > BNF_MAX_ELEMENTS / nonzero)
 			return bnf_fail(err, BNF_ERR_NOMEM, "tensor has more than %zu elements",
-					(size_t)BNF_MAX_ELEMENTS);
+			                (size_t)BNF_MAX_ELEMENTS);
 		nonzero *= (size_t)dims[i];
 	}
 	*count = any_zero ? 0 : nonzero;
@@ -86,7 +86,7 @@ static int shape_count(int rank, const int64_t *dims, size_t *count, struct bnf_
 /* A tensor without its buffer (data NULL); NULL with err set on a bad
  * dtype or shape or no memory. */
 static struct bnf_tensor *tensor_shell(int dtype, int rank, const int64_t *dims,
-				       struct bnf_error *err)
+                                       struct bnf_error *err)
 {
 	struct bnf_tensor *t = NULL;
 	size_t count = 0;
@@ -107,15 +107,15 @@ static struct bnf_tensor *tensor_shell(int dtype, int rank, const int64_t *dims,
 
 /* bnf_tensor_new and bnf_tensor_new_uninit. */
 static struct bnf_tensor *tensor_alloc(int dtype, int rank, const int64_t *dims, int zeroed,
-				       struct bnf_error *err)
+                                       struct bnf_error *err)
 {
 	struct bnf_tensor *t = tensor_shell(dtype, rank, dims, err);
 	size_t n = t && t->count ? t->count : 1;
 
 	if (t && !(t->data = zeroed ? bnf_calloc_large(n, bnf_tensor_elem_size(dtype))
-				    : bnf_malloc_large(n * bnf_tensor_elem_size(dtype)))) {
+	                            : bnf_malloc_large(n * bnf_tensor_elem_size(dtype)))) {
 		bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating a tensor of %zu elements",
-			 t->count);
+		         t->count);
 		free(t);
 		t = NULL;
 	}
@@ -128,7 +128,7 @@ struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims, stru
 }
 
 struct bnf_tensor *bnf_tensor_new_uninit(int dtype, int rank, const int64_t *dims,
-					 struct bnf_error *err)
+                                         struct bnf_error *err)
 {
 	return tensor_alloc(dtype, rank, dims, 0, err);
 }
@@ -298,7 +298,7 @@ static uint64_t get_bits(const struct bnf_tensor *t, size_t i)
 
 /* Fill t from the typed repeated field that the dtype uses. */
 static int decode_typed(const Onnx__TensorProto *tp, struct bnf_tensor *t, const char *name,
-			struct bnf_error *err)
+                        struct bnf_error *err)
 {
 	size_t n, i;
 
@@ -318,7 +318,7 @@ static int decode_typed(const Onnx__TensorProto *tp, struct bnf_tensor *t, const
 	}
 	if (n != t->count)
 		return bnf_fail(err, BNF_ERR_INPUT, "tensor '%s' has %zu values for %zu elements",
-				name, n, t->count);
+		                name, n, t->count);
 	for (i = 0; i < n; i++) {
 		switch (t->dtype) {
 		case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
@@ -358,7 +358,7 @@ static int raw_is_held(int dtype)
  * and aligned for its type is pointed to rather than copied (*borrowed
  * becomes 1). */
 static int decode_proto(const struct bnf_external *ext, const Onnx__TensorProto *tp, int view,
-			struct bnf_tensor **out, int *borrowed, struct bnf_error *err)
+                        struct bnf_tensor **out, int *borrowed, struct bnf_error *err)
 {
 	const char *name = tp->name ? tp->name : "";
 	struct bnf_tensor *t = NULL;
@@ -372,7 +372,7 @@ static int decode_proto(const struct bnf_external *ext, const Onnx__TensorProto 
 	memset(&raw, 0, sizeof(raw));
 	if (bnf_tensor_is_external(tp) && !ext) {
 		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED,
-			      "tensor '%s' keeps its data in an external file", name);
+		              "tensor '%s' keeps its data in an external file", name);
 		goto out;
 	}
 	if (tp->segment) {
@@ -381,12 +381,12 @@ static int decode_proto(const struct bnf_external *ext, const Onnx__TensorProto 
 	}
 	if (es == 0) {
 		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s' has unsupported dtype %s",
-			      name, bnf_dtype_name(tp->data_type));
+		              name, bnf_dtype_name(tp->data_type));
 		goto out;
 	}
 	if (tp->n_dims > BNF_MAX_RANK) {
-		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s' has rank %zu, above %d",
-			      name, tp->n_dims, BNF_MAX_RANK);
+		rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s' has rank %zu, above %d", name,
+		              tp->n_dims, BNF_MAX_RANK);
 		goto out;
 	}
 	for (i = 0; i < tp->n_dims; i++)
@@ -394,7 +394,7 @@ static int decode_proto(const struct bnf_external *ext, const Onnx__TensorProto 
 	view = view && tp->has_raw_data && raw_is_held(tp->data_type) && tp->raw_data.len &&
 	       (uintptr_t)tp->raw_data.data % es == 0;
 	t = view ? tensor_shell(tp->data_type, (int)tp->n_dims, dims, err)
-		 : bnf_tensor_new(tp->data_type, (int)tp->n_dims, dims, err);
+	         : bnf_tensor_new(tp->data_type, (int)tp->n_dims, dims, err);
 	if (!t) {
 		bnf_error_prefix(err, "tensor '%s'", name);
 		rc = err ? err->status : BNF_ERR_INPUT;
@@ -406,9 +406,10 @@ static int decode_proto(const struct bnf_external *ext, const Onnx__TensorProto 
 			goto out;
 		stored = stored_elem_size(t->dtype);
 		if (raw.len != t->count * stored) {
-			rc = bnf_fail(err, BNF_ERR_INPUT,
-				      "tensor '%s' has %zu bytes of raw data for %zu elements of %s",
-				      name, raw.len, t->count, bnf_dtype_name(t->dtype));
+			rc =
+			    bnf_fail(err, BNF_ERR_INPUT,
+			             "tensor '%s' has %zu bytes of raw data for %zu elements of %s",
+			             name, raw.len, t->count, bnf_dtype_name(t->dtype));
 			goto out;
 		}
 		if (view)
@@ -437,7 +438,7 @@ out:
 }
 
 int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
-			  struct bnf_error *err)
+                          struct bnf_error *err)
 {
 	int borrowed;
 
@@ -445,7 +446,7 @@ int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
 }
 
 int bnf_tensor_from_proto_ext(const struct bnf_external *ext, const Onnx__TensorProto *tp,
-			      struct bnf_tensor **out, struct bnf_error *err)
+                              struct bnf_tensor **out, struct bnf_error *err)
 {
 	int borrowed;
 
@@ -453,7 +454,7 @@ int bnf_tensor_from_proto_ext(const struct bnf_external *ext, const Onnx__Tensor
 }
 
 int bnf_tensor_from_proto_ext_double(const struct bnf_external *ext, const Onnx__TensorProto *tp,
-				     struct bnf_tensor **out, struct bnf_error *err)
+                                     struct bnf_tensor **out, struct bnf_error *err)
 {
 	const size_t chunk = (size_t)1 << 18; /* values converted between page drops */
 	const char *name = tp->name ? tp->name : "";
@@ -470,7 +471,8 @@ int bnf_tensor_from_proto_ext_double(const struct bnf_external *ext, const Onnx_
 	*out = NULL;
 	for (i = 0; i < tp->n_dims; i++)
 		dims[i] = tp->dims[i];
-	t = bnf_tensor_new_uninit(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, (int)tp->n_dims, dims, err);
+	t = bnf_tensor_new_uninit(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, (int)tp->n_dims, dims,
+	                          err);
 	if (!t) {
 		bnf_error_prefix(err, "tensor '%s'", name);
 		return err ? err->status : BNF_ERR_INPUT;
@@ -480,8 +482,8 @@ int bnf_tensor_from_proto_ext_double(const struct bnf_external *ext, const Onnx_
 		goto out;
 	if (raw.len != t->count * 4) {
 		rc = bnf_fail(err, BNF_ERR_INPUT,
-			      "tensor '%s' has %zu bytes of raw data for %zu elements of float",
-			      name, raw.len, t->count);
+		              "tensor '%s' has %zu bytes of raw data for %zu elements of float",
+		              name, raw.len, t->count);
 		goto out;
 	}
 	/* Straight from the file's pages to double, dropping the pages behind
@@ -513,13 +515,13 @@ out:
 }
 
 int bnf_tensor_view_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out, int *borrowed,
-			  struct bnf_error *err)
+                          struct bnf_error *err)
 {
 	return decode_proto(NULL, tp, 1, out, borrowed, err);
 }
 
 int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name, Onnx__TensorProto **out,
-			struct bnf_error *err)
+                        struct bnf_error *err)
 {
 	Onnx__TensorProto *tp;
 	char *name_copy;
@@ -529,7 +531,7 @@ int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name, Onnx__Tens
 	*out = NULL;
 	if (stored == 0)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "cannot encode tensor '%s' of dtype %s",
-				name, bnf_dtype_name(t->dtype));
+		                name, bnf_dtype_name(t->dtype));
 	tp = malloc(sizeof(*tp));
 	if (!tp)
 		goto nomem;

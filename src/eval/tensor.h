@@ -43,13 +43,12 @@ const char *bnf_dtype_name(int dtype);
 /* Allocate a tensor of the given dtype and shape with zeroed data.
  * Returns NULL on overflow, an unsupported dtype or no memory (err set).
  * The caller owns the result: bnf_tensor_free. */
-struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims,
-				  struct bnf_error *err);
+struct bnf_tensor *bnf_tensor_new(int dtype, int rank, const int64_t *dims, struct bnf_error *err);
 
 /* The same with data left uninitialised, for outputs an operator writes
  * in full. */
 struct bnf_tensor *bnf_tensor_new_uninit(int dtype, int rank, const int64_t *dims,
-					 struct bnf_error *err);
+                                         struct bnf_error *err);
 
 /* Deep copy; NULL with err set on failure. */
 struct bnf_tensor *bnf_tensor_clone(const struct bnf_tensor *t, struct bnf_error *err);
@@ -61,18 +60,18 @@ void bnf_tensor_free(struct bnf_tensor *t);
  * new tensor. Refuses external data, element-count overflow, negative dims
  * and data whose length does not match the dims. Caller owns the result. */
 int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
-			  struct bnf_error *err);
+                          struct bnf_error *err);
 
 /* The same, reading external data through ext (external.h). */
 struct bnf_external;
 int bnf_tensor_from_proto_ext(const struct bnf_external *ext, const Onnx__TensorProto *tp,
-			      struct bnf_tensor **out, struct bnf_error *err);
+                              struct bnf_tensor **out, struct bnf_error *err);
 
 /* An external float tensor decoded straight to float64 for the
  * evaluator's double runs, the file's pages dropped as they are read (any
  * other tensor: bnf_tensor_from_proto_ext). */
 int bnf_tensor_from_proto_ext_double(const struct bnf_external *ext, const Onnx__TensorProto *tp,
-				     struct bnf_tensor **out, struct bnf_error *err);
+                                     struct bnf_tensor **out, struct bnf_error *err);
 
 /* Like bnf_tensor_from_proto, but raw data that already has the in-memory
  * layout (float32, double and integers on a little-endian host, aligned
@@ -81,13 +80,13 @@ int bnf_tensor_from_proto_ext_double(const struct bnf_external *ext, const Onnx_
  * outlive tp, and is freed with free(t), not bnf_tensor_free. Otherwise
  * *borrowed is 0 and the tensor owns a copy. */
 int bnf_tensor_view_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out, int *borrowed,
-			  struct bnf_error *err);
+                          struct bnf_error *err);
 
 /* Encode a tensor as a new TensorProto with raw_data (float16/bfloat16 are
  * rounded to nearest even). The caller owns the result and frees it with
  * onnx__tensor_proto__free_unpacked(p, NULL). */
-int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name,
-			Onnx__TensorProto **out, struct bnf_error *err);
+int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name, Onnx__TensorProto **out,
+                        struct bnf_error *err);
 
 /* Element i of t as a double, whatever its dtype. */
 double bnf_tensor_get_double(const struct bnf_tensor *t, size_t i);

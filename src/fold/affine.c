@@ -43,7 +43,7 @@ static Onnx__NodeProto *layer_behind(const struct bnf_graph *gi, const char *x)
 /* Output channels (the channel axis is 1), output rank and weight dtype of
  * a layer. Returns 1, or 0 with a keep outcome. */
 static int layer_channels(const struct bnf_graph *gi, const Onnx__NodeProto *layer, size_t *m,
-			  int *rank, int *dtype, struct fold_outcome *out)
+                          int *rank, int *dtype, struct fold_outcome *out)
 {
 	struct bnf_const_ref w;
 	const Onnx__TensorProto *t;
@@ -51,8 +51,8 @@ static int layer_channels(const struct bnf_graph *gi, const Onnx__NodeProto *lay
 
 	if (layer->n_input < 2 || !bnf_graph_constant(gi, layer->input[1], &w))
 		return fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
-				 "the weight of %s '%s' is not a constant", layer->op_type,
-				 bnf_node_label(layer)),
+		                 "the weight of %s '%s' is not a constant", layer->op_type,
+		                 bnf_node_label(layer)),
 		       0;
 	t = w.tensor;
 	*dtype = tensor_dtype(t);
@@ -60,8 +60,8 @@ static int layer_channels(const struct bnf_graph *gi, const Onnx__NodeProto *lay
 		long long group = fold_attr_int(layer, "group", 1);
 		if (t->n_dims < 3 || group < 1)
 			return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-					 "the weight of %s '%s' has rank %zu", layer->op_type,
-					 bnf_node_label(layer), t->n_dims),
+			                 "the weight of %s '%s' has rank %zu", layer->op_type,
+			                 bnf_node_label(layer), t->n_dims),
 			       0;
 		*m = conv ? (size_t)t->dims[0] : (size_t)t->dims[1] * (size_t)group;
 		*rank = (int)t->n_dims;
@@ -69,8 +69,8 @@ static int layer_channels(const struct bnf_graph *gi, const Onnx__NodeProto *lay
 	}
 	if (t->n_dims != 2)
 		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-				 "the weight of %s '%s' has rank %zu, not 2", layer->op_type,
-				 bnf_node_label(layer), t->n_dims),
+		                 "the weight of %s '%s' has rank %zu, not 2", layer->op_type,
+		                 bnf_node_label(layer), t->n_dims),
 		       0;
 	*rank = 2;
 	if (bnf_node_is(layer, "Gemm")) {
@@ -79,10 +79,11 @@ static int layer_channels(const struct bnf_graph *gi, const Onnx__NodeProto *lay
 	}
 	*m = (size_t)t->dims[1];
 	if (fold_value_rank(gi, layer->input[0]) != 2)
-		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-				 "the input '%s' of MatMul '%s' is not known to be 2-D, so its output "
-				 "columns are not known to be the channels",
-				 layer->input[0], bnf_node_label(layer)),
+		return fold_keep(
+		           out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		           "the input '%s' of MatMul '%s' is not known to be 2-D, so its output "
+		           "columns are not known to be the channels",
+		           layer->input[0], bnf_node_label(layer)),
 		       0;
 	return 1;
 }
@@ -93,17 +94,18 @@ static int layer_channels(const struct bnf_graph *gi, const Onnx__NodeProto *lay
  * one on axis 1, which may be m. Returns 1 (per_channel says which) or 0
  * with a keep outcome. */
 static int channel_constant(const Onnx__NodeProto *node, size_t slot, const Onnx__TensorProto *ct,
-			    int rank, size_t m, const Onnx__NodeProto *layer, int *per_channel,
-			    struct fold_outcome *out)
+                            int rank, size_t m, const Onnx__NodeProto *layer, int *per_channel,
+                            struct fold_outcome *out)
 {
 	int rc = (int)ct->n_dims, j;
 
 	*per_channel = 0;
 	if (rc > rank)
-		return fold_keep(out, BNF_KEEP_REASON_NOT_PER_CHANNEL,
-				 "constant '%s' has rank %d and would broadcast the rank-%d output of "
-				 "%s '%s' to a higher rank",
-				 node->input[slot], rc, rank, layer->op_type, bnf_node_label(layer)),
+		return fold_keep(
+		           out, BNF_KEEP_REASON_NOT_PER_CHANNEL,
+		           "constant '%s' has rank %d and would broadcast the rank-%d output of "
+		           "%s '%s' to a higher rank",
+		           node->input[slot], rc, rank, layer->op_type, bnf_node_label(layer)),
 		       0;
 	for (j = 0; j < rc; j++) {
 		int axis = j + rank - rc;
@@ -113,11 +115,12 @@ static int channel_constant(const Onnx__NodeProto *node, size_t slot, const Onnx
 			*per_channel = 1;
 			continue;
 		}
-		return fold_keep(out, BNF_KEEP_REASON_NOT_PER_CHANNEL,
-				 "constant '%s' has %lld values along axis %d of the rank-%d output of "
-				 "%s '%s'; only axis 1 (its %zu channels) can fold",
-				 node->input[slot], (long long)ct->dims[j], axis, rank, layer->op_type,
-				 bnf_node_label(layer), m),
+		return fold_keep(
+		           out, BNF_KEEP_REASON_NOT_PER_CHANNEL,
+		           "constant '%s' has %lld values along axis %d of the rank-%d output of "
+		           "%s '%s'; only axis 1 (its %zu channels) can fold",
+		           node->input[slot], (long long)ct->dims[j], axis, rank, layer->op_type,
+		           bnf_node_label(layer), m),
 		       0;
 	}
 	return 1;
@@ -144,7 +147,7 @@ static int channel_constant(const Onnx__NodeProto *node, size_t slot, const Onnx
  * and the layer fold of the BN y = a * x + b applies (fold_layers.c).
  */
 int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-		struct fold_outcome *out, int *tried)
+                struct fold_outcome *out, int *tried)
 {
 	struct bnf_const_ref ref;
 	struct fold_bn fb;
@@ -175,12 +178,13 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 		return BNF_OK;
 	if (producer != layer || bnf_graph_uses(gi, x) > 1 || bnf_graph_is_output(gi, x))
 		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-				 "the output '%s' on the way from %s '%s' is also read elsewhere", x,
-				 layer->op_type, bnf_node_label(layer));
+		                 "the output '%s' on the way from %s '%s' is also read elsewhere",
+		                 x, layer->op_type, bnf_node_label(layer));
 	if (strcmp(op, "Div") == 0 && cslot == 0)
-		return fold_keep(out, BNF_KEEP_REASON_NOT_AFFINE,
-				 "it divides the constant '%s' by the layer output: not an affine map",
-				 node->input[0]);
+		return fold_keep(
+		    out, BNF_KEEP_REASON_NOT_AFFINE,
+		    "it divides the constant '%s' by the layer output: not an affine map",
+		    node->input[0]);
 	if (!layer_channels(gi, layer, &m, &rank, &dtype, out))
 		return BNF_OK;
 	rc = fold_read_constant(ctx, gi, node, (size_t)cslot, "constant", &cv, &nc, &ct, out);
@@ -189,16 +193,17 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 	rc = BNF_OK;
 	if (tensor_dtype(ct) != dtype) {
 		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-			  "constant '%s' has dtype %s but the weight of %s '%s' has %s",
-			  node->input[cslot], bnf_dtype_label(tensor_dtype(ct)), layer->op_type,
-			  bnf_node_label(layer), bnf_dtype_label(dtype));
+		          "constant '%s' has dtype %s but the weight of %s '%s' has %s",
+		          node->input[cslot], bnf_dtype_label(tensor_dtype(ct)), layer->op_type,
+		          bnf_node_label(layer), bnf_dtype_label(dtype));
 		goto out;
 	}
 	if (!channel_constant(node, (size_t)cslot, ct, rank, m, layer, &per, out))
 		goto out;
 	if (m == 0 || nc != (per ? m : 1)) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "constant '%s' has %zu values for %zu channels", node->input[cslot], nc, m);
+		          "constant '%s' has %zu values for %zu channels", node->input[cslot], nc,
+		          m);
 		goto out;
 	}
 	fb.node = node;
@@ -223,8 +228,8 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 		} else {
 			if (v == 0.0 || !isfinite(v)) {
 				fold_keep(out, BNF_KEEP_REASON_ZERO_DIVISOR,
-					  "the divisor '%s' is %g for channel %zu", node->input[cslot],
-					  v, ch);
+				          "the divisor '%s' is %g for channel %zu",
+				          node->input[cslot], v, ch);
 				goto out;
 			}
 			fb.s[ch] = 1.0 / v;
@@ -254,8 +259,8 @@ static int declared_elem_type(const struct bnf_graph *gi, const char *name)
 {
 	for (; gi; gi = gi->parent) {
 		const Onnx__GraphProto *g = gi->g;
-		Onnx__ValueInfoProto *const *lists[3] = { g->input, g->output, g->value_info };
-		size_t counts[3] = { g->n_input, g->n_output, g->n_value_info }, l, i;
+		Onnx__ValueInfoProto *const *lists[3] = {g->input, g->output, g->value_info};
+		size_t counts[3] = {g->n_input, g->n_output, g->n_value_info}, l, i;
 		for (l = 0; l < 3; l++)
 			for (i = 0; i < counts[l]; i++) {
 				const Onnx__ValueInfoProto *vi = lists[l][i];
@@ -278,8 +283,7 @@ static char *string_with_suffix(const char *base, const char *suffix)
 }
 
 /* A new Mul node reading x and scale, producing mid; NULL on no memory. */
-static Onnx__NodeProto *new_mul(const char *name, const char *x, const char *scale,
-				const char *mid)
+static Onnx__NodeProto *new_mul(const char *name, const char *x, const char *scale, const char *mid)
 {
 	Onnx__NodeProto *n = malloc(sizeof(*n));
 	if (!n)
@@ -338,7 +342,7 @@ static int insert_before(Onnx__GraphProto *g, Onnx__NodeProto *node, const Onnx_
  *   s[c] = scale[c] / sqrt(var[c] + eps)      t[c] = B[c] - mean[c] * s[c]
  */
 int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-		  struct fold_outcome *out)
+                  struct fold_outcome *out)
 {
 	Onnx__NodeProto *node = bn->node, *mul = NULL;
 	const char *x = node->input[0], *mid;
@@ -351,19 +355,19 @@ int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn
 		rank = fold_value_rank(gi, node->output[0]);
 	if (rank < 2 || rank > FOLD_MAX_RANK)
 		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-				 "the rank of its input '%s' is not known", x);
+		                 "the rank of its input '%s' is not known", x);
 	if (!dtype)
 		dtype = declared_elem_type(gi, node->output[0]);
 	if (!dtype && gi->opset < 15 && bnf_graph_constant(gi, node->input[1], &ref))
 		dtype = tensor_dtype(ref.tensor);
 	if (!bnf_dtype_is_foldable(dtype))
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-				 "the element type of its input '%s' is not known to be a float type",
-				 x);
+		return fold_keep(
+		    out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+		    "the element type of its input '%s' is not known to be a float type", x);
 	if (fold_overflows(bn->s, c, dtype, &where) || fold_overflows(bn->t, c, dtype, &where))
 		return fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
-				 "the scale or shift of channel %zu does not fit %s", where,
-				 bnf_dtype_label(dtype));
+		                 "the scale or shift of channel %zu does not fit %s", where,
+		                 bnf_dtype_label(dtype));
 	dims[0] = (int64_t)c;
 	for (d = 1; d + 1 < (size_t)rank; d++)
 		dims[d] = 1;
@@ -379,10 +383,10 @@ int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn
 	/* The Mul takes over the scale (rewritten in place when only the BN
 	 * read it), the BN node becomes the Add and keeps B for the shift. */
 	rc = fold_store_constant(ctx, gi, mul, 1, dtype, dims, (size_t)rank - 1, bn->s, c,
-				 node->input[1]);
+	                         node->input[1]);
 	if (rc == BNF_OK)
 		rc = fold_store_constant(ctx, gi, node, 2, dtype, dims, (size_t)rank - 1, bn->t, c,
-					 node->input[2]);
+		                         node->input[2]);
 	if (rc == BNF_OK)
 		rc = fold_set_input(ctx, gi, node, 0, mid);
 	if (rc == BNF_OK)

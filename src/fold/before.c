@@ -36,13 +36,13 @@ static Onnx__NodeProto *layer_reading(const struct bnf_graph *gi, const char *y)
 }
 
 static int keep_overflow(struct fold_outcome *out, const double *v, size_t n, int dtype,
-			 const char *what)
+                         const char *what)
 {
 	size_t where;
 	if (!fold_overflows(v, n, dtype, &where))
 		return 0;
 	fold_keep(out, BNF_KEEP_REASON_OVERFLOW, "folded %s value %zu would be %.4g, outside %s",
-		  what, where, v[where], bnf_dtype_label(dtype));
+	          what, where, v[where], bnf_dtype_label(dtype));
 	return 1;
 }
 
@@ -86,7 +86,7 @@ static int conv_pads(const Onnx__NodeProto *conv, const Onnx__TensorProto *w)
  *   B'[m]       = (B[m] or 0) + sum over j, k of W[m, j, k] * t[g(m) * cg + j]
  */
 static int before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-		       Onnx__NodeProto *conv, struct fold_outcome *out)
+                       Onnx__NodeProto *conv, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
 	double *w = NULL, *b = NULL, *b_new = NULL; /* w is scaled in place */
@@ -105,28 +105,29 @@ static int before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims < 3 || group < 1 || wt->dims[0] % group != 0 || wt->dims[0] == 0) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "weight '%s' of Conv '%s' has rank %zu and %lld groups", conv->input[1],
-			  bnf_node_label(conv), wt->n_dims, group);
+		          "weight '%s' of Conv '%s' has rank %zu and %lld groups", conv->input[1],
+		          bnf_node_label(conv), wt->n_dims, group);
 		goto out;
 	}
 	m = (size_t)wt->dims[0];
 	cg = (size_t)wt->dims[1];
 	if (cg * (size_t)group != bn->channels || (has_bias && nb != m)) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "the BatchNormalization has %zu channels but Conv '%s' reads %zu",
-			  bn->channels, bnf_node_label(conv), cg * (size_t)group);
+		          "the BatchNormalization has %zu channels but Conv '%s' reads %zu",
+		          bn->channels, bnf_node_label(conv), cg * (size_t)group);
 		goto out;
 	}
 	if (has_bias && tensor_dtype(bt) != dtype) {
 		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-			  "Conv '%s' has weight and bias of different dtypes", bnf_node_label(conv));
+		          "Conv '%s' has weight and bias of different dtypes",
+		          bnf_node_label(conv));
 		goto out;
 	}
 	if (conv_pads(conv, wt)) {
 		fold_keep(out, BNF_KEEP_REASON_PADDING,
-			  "Conv '%s' after it pads its input: padded zeros would become the "
-			  "BatchNormalization's shift",
-			  bnf_node_label(conv));
+		          "Conv '%s' after it pads its input: padded zeros would become the "
+		          "BatchNormalization's shift",
+		          bnf_node_label(conv));
 		goto out;
 	}
 	b_new = malloc(m * sizeof(double));
@@ -153,7 +154,7 @@ static int before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 		goto out;
 	bias_dims[0] = (int64_t)m;
 	rc = fold_store_constant(ctx, gi, conv, 1, dtype, wt->dims, wt->n_dims, w, nw,
-				 conv->input[1]);
+	                         conv->input[1]);
 	if (rc == BNF_OK)
 		rc = fold_store_bias(ctx, gi, conv, 2, dtype, bias_dims, 1, b_new, m, conv);
 	if (rc == BNF_OK)
@@ -190,7 +191,7 @@ out:
  *   C'[r, n] = beta * (C[r, n] or 0) + alpha * sum over k of t[k] * B[k, n]
  */
 static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-			 Onnx__NodeProto *layer, struct fold_outcome *out)
+                         Onnx__NodeProto *layer, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *ct = NULL;
 	double *w = NULL, *cv = NULL, *c_new = NULL; /* w is scaled in place */
@@ -206,16 +207,16 @@ static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 
 	if (gemm && fold_attr_int(layer, "transA", 0) != 0)
 		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-				 "Gemm '%s' has transA=1: the BatchNormalization channel is its "
-				 "output row, not the contracted axis",
-				 bnf_node_label(layer));
+		                 "Gemm '%s' has transA=1: the BatchNormalization channel is its "
+		                 "output row, not the contracted axis",
+		                 bnf_node_label(layer));
 	if (!gemm && fold_value_rank(gi, bn->node->input[0]) != 2)
 		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-				 "the input of MatMul '%s' is not known to be 2-D",
-				 bnf_node_label(layer));
+		                 "the input of MatMul '%s' is not known to be 2-D",
+		                 bnf_node_label(layer));
 	if (gi->opset < 7)
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-				 "opset %d: Gemm does not broadcast its bias", gi->opset);
+		                 "opset %d: Gemm does not broadcast its bias", gi->opset);
 	rc = fold_read_constant(ctx, gi, layer, 1, gemm ? "B" : "weight", &w, &nw, &wt, out);
 	if (rc == 1 && has_c)
 		rc = fold_read_constant(ctx, gi, layer, 2, "C", &cv, &nc, &ct, out);
@@ -225,21 +226,21 @@ static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims != 2) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH, "the weight of %s '%s' has rank %zu",
-			  layer->op_type, bnf_node_label(layer), wt->n_dims);
+		          layer->op_type, bnf_node_label(layer), wt->n_dims);
 		goto out;
 	}
 	kdim = (size_t)wt->dims[trans_b ? 1 : 0];
 	n = (size_t)wt->dims[trans_b ? 0 : 1];
 	if (kdim != bn->channels || n == 0) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "the BatchNormalization has %zu channels but %s '%s' contracts %zu",
-			  bn->channels, layer->op_type, bnf_node_label(layer), kdim);
+		          "the BatchNormalization has %zu channels but %s '%s' contracts %zu",
+		          bn->channels, layer->op_type, bnf_node_label(layer), kdim);
 		goto out;
 	}
 	if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16 && gi->opset < 13) {
 		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-			  "%s '%s' is bfloat16 and Gemm takes bfloat16 only from opset 13",
-			  layer->op_type, bnf_node_label(layer));
+		          "%s '%s' is bfloat16 and Gemm takes bfloat16 only from opset 13",
+		          layer->op_type, bnf_node_label(layer));
 		goto out;
 	}
 	if (has_c) {
@@ -251,9 +252,10 @@ static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 		}
 		if (ct->n_dims > 2 || (cols_c != 1 && cols_c != n) || rows_c * cols_c != nc ||
 		    tensor_dtype(ct) != dtype) {
-			fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-				  "C '%s' of Gemm '%s' is not a (rows, %zu) bias of the weight's dtype",
-				  layer->input[2], bnf_node_label(layer), n);
+			fold_keep(
+			    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+			    "C '%s' of Gemm '%s' is not a (rows, %zu) bias of the weight's dtype",
+			    layer->input[2], bnf_node_label(layer), n);
 			goto out;
 		}
 		if (ct->n_dims == 2) {
@@ -275,8 +277,8 @@ static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 		}
 		for (r = 0; r < rows_c; r++)
 			c_new[r * n + j] =
-				(has_c ? beta * cv[r * cols_c + (cols_c == 1 ? 0 : j)] : 0.0) +
-				alpha * shift;
+			    (has_c ? beta * cv[r * cols_c + (cols_c == 1 ? 0 : j)] : 0.0) +
+			    alpha * shift;
 	}
 	if (keep_overflow(out, w, nw, dtype, "weight") ||
 	    keep_overflow(out, c_new, rows_c * n, dtype, "bias"))
@@ -285,7 +287,7 @@ static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 	rc = fold_store_constant(ctx, gi, layer, 1, dtype, wt->dims, 2, w, nw, layer->input[1]);
 	if (rc == BNF_OK)
 		rc = fold_store_bias(ctx, gi, layer, 2, dtype, c_dims, c_rank, c_new, rows_c * n,
-				     layer);
+		                     layer);
 	if (rc == BNF_OK && gemm && beta != 1.0)
 		rc = fold_set_float_attr(ctx, layer, "beta", 1.0f);
 	if (rc == BNF_OK && !gemm)
@@ -306,7 +308,7 @@ out:
 }
 
 int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-			 struct fold_outcome *out, int *tried)
+                         struct fold_outcome *out, int *tried)
 {
 	const char *y = bn->node->output[0];
 	Onnx__NodeProto *layer = layer_reading(gi, y);
@@ -316,18 +318,19 @@ int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 		return BNF_OK;
 	*tried = 1;
 	if (bnf_graph_is_output(gi, y))
-		return fold_keep(out, BNF_KEEP_REASON_GRAPH_OUTPUT,
-				 "its output '%s' is a graph output, so it cannot fold into %s '%s' "
-				 "after it",
-				 y, layer->op_type, bnf_node_label(layer));
+		return fold_keep(
+		    out, BNF_KEEP_REASON_GRAPH_OUTPUT,
+		    "its output '%s' is a graph output, so it cannot fold into %s '%s' "
+		    "after it",
+		    y, layer->op_type, bnf_node_label(layer));
 	if (bnf_graph_uses(gi, y) != 1)
 		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-				 "its output '%s' is read by %s '%s' and by other nodes", y,
-				 layer->op_type, bnf_node_label(layer));
+		                 "its output '%s' is read by %s '%s' and by other nodes", y,
+		                 layer->op_type, bnf_node_label(layer));
 	if (fold_node_stale(ctx, gi, layer))
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-				 "%s '%s' was changed by another fold of this sweep", layer->op_type,
-				 bnf_node_label(layer));
+		                 "%s '%s' was changed by another fold of this sweep",
+		                 layer->op_type, bnf_node_label(layer));
 	if (bnf_node_is(layer, "Conv"))
 		return before_conv(ctx, gi, bn, layer, out);
 	return before_matrix(ctx, gi, bn, layer, out);

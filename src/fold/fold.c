@@ -19,33 +19,33 @@
 #include "io/tensor_data.h"
 
 static const char *const fold_kind_names[BNF_FOLD_KIND_COUNT] = {
-	[BNF_FOLD_KIND_NONE] = "none",
-	[BNF_FOLD_KIND_CONV] = "conv",
-	[BNF_FOLD_KIND_GEMM] = "gemm",
-	[BNF_FOLD_KIND_MATMUL] = "matmul",
-	[BNF_FOLD_KIND_CONVTRANSPOSE] = "convtranspose",
-	[BNF_FOLD_KIND_AFFINE] = "affine",
-	[BNF_FOLD_KIND_LOWERED] = "lowered",
+    [BNF_FOLD_KIND_NONE] = "none",
+    [BNF_FOLD_KIND_CONV] = "conv",
+    [BNF_FOLD_KIND_GEMM] = "gemm",
+    [BNF_FOLD_KIND_MATMUL] = "matmul",
+    [BNF_FOLD_KIND_CONVTRANSPOSE] = "convtranspose",
+    [BNF_FOLD_KIND_AFFINE] = "affine",
+    [BNF_FOLD_KIND_LOWERED] = "lowered",
 };
 
 static const char *const keep_reason_codes[BNF_KEEP_REASON_COUNT] = {
-	[BNF_KEEP_REASON_NONE] = "none",
-	[BNF_KEEP_REASON_OTHER_CONSUMER] = "other-consumer",
-	[BNF_KEEP_REASON_GRAPH_OUTPUT] = "graph-output",
-	[BNF_KEEP_REASON_NON_CONSTANT] = "non-constant",
-	[BNF_KEEP_REASON_TRAINING_MODE] = "training-mode",
-	[BNF_KEEP_REASON_SPATIAL] = "spatial",
-	[BNF_KEEP_REASON_SHAPE_MISMATCH] = "shape-mismatch",
-	[BNF_KEEP_REASON_UNKNOWN_SHAPE] = "unknown-shape",
-	[BNF_KEEP_REASON_UNSUPPORTED_PRODUCER] = "unsupported-producer",
-	[BNF_KEEP_REASON_NO_PRODUCER] = "no-producer",
-	[BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = "unsupported-dtype",
-	[BNF_KEEP_REASON_OVERFLOW] = "overflow",
-	[BNF_KEEP_REASON_PADDING] = "padding",
-	[BNF_KEEP_REASON_NOT_PER_CHANNEL] = "not-per-channel",
-	[BNF_KEEP_REASON_PASS_THROUGH_UNSAFE] = "pass-through-unsafe",
-	[BNF_KEEP_REASON_ZERO_DIVISOR] = "zero-divisor",
-	[BNF_KEEP_REASON_NOT_AFFINE] = "not-affine",
+    [BNF_KEEP_REASON_NONE] = "none",
+    [BNF_KEEP_REASON_OTHER_CONSUMER] = "other-consumer",
+    [BNF_KEEP_REASON_GRAPH_OUTPUT] = "graph-output",
+    [BNF_KEEP_REASON_NON_CONSTANT] = "non-constant",
+    [BNF_KEEP_REASON_TRAINING_MODE] = "training-mode",
+    [BNF_KEEP_REASON_SPATIAL] = "spatial",
+    [BNF_KEEP_REASON_SHAPE_MISMATCH] = "shape-mismatch",
+    [BNF_KEEP_REASON_UNKNOWN_SHAPE] = "unknown-shape",
+    [BNF_KEEP_REASON_UNSUPPORTED_PRODUCER] = "unsupported-producer",
+    [BNF_KEEP_REASON_NO_PRODUCER] = "no-producer",
+    [BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = "unsupported-dtype",
+    [BNF_KEEP_REASON_OVERFLOW] = "overflow",
+    [BNF_KEEP_REASON_PADDING] = "padding",
+    [BNF_KEEP_REASON_NOT_PER_CHANNEL] = "not-per-channel",
+    [BNF_KEEP_REASON_PASS_THROUGH_UNSAFE] = "pass-through-unsafe",
+    [BNF_KEEP_REASON_ZERO_DIVISOR] = "zero-divisor",
+    [BNF_KEEP_REASON_NOT_AFFINE] = "not-affine",
 };
 
 const char *bnf_fold_kind_name(enum bnf_fold_kind kind)
@@ -82,36 +82,36 @@ static int constant_false(const struct bnf_graph *gi, const char *name)
  * 7; training_mode absent or constant false from opset 12) and a mask
  * that nothing reads. The ratio does not matter in eval mode. */
 static int dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
-			       struct fold_outcome *out)
+                               struct fold_outcome *out)
 {
 	if (gi->opset < 7 && fold_attr_int(p, "is_test", 0) == 0)
 		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
-				 "Dropout '%s' has is_test=0 (opset %d): it drops values",
-				 bnf_node_label(p), gi->opset),
+		                 "Dropout '%s' has is_test=0 (opset %d): it drops values",
+		                 bnf_node_label(p), gi->opset),
 		       0;
 	if (p->n_output >= 2 && p->output[1][0] &&
 	    (bnf_graph_uses(gi, p->output[1]) > 0 || bnf_graph_is_output(gi, p->output[1])))
 		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
-				 "the mask '%s' of Dropout '%s' is read", p->output[1],
-				 bnf_node_label(p)),
+		                 "the mask '%s' of Dropout '%s' is read", p->output[1],
+		                 bnf_node_label(p)),
 		       0;
 	if (p->n_input >= 3 && p->input[2][0] && !constant_false(gi, p->input[2]))
 		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
-				 "the training_mode '%s' of Dropout '%s' is not a constant false",
-				 p->input[2], bnf_node_label(p)),
+		                 "the training_mode '%s' of Dropout '%s' is not a constant false",
+		                 p->input[2], bnf_node_label(p)),
 		       0;
 	return 1;
 }
 
 Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const char **x,
-				struct fold_outcome *out)
+                                struct fold_outcome *out)
 {
 	Onnx__NodeProto *p;
 
 	for (;;) {
 		if (bnf_graph_producer(gi, *x, NULL) && !fold_producer(ctx, gi, *x)) {
 			fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-				  "'%s' was changed by another fold of this sweep", *x);
+			          "'%s' was changed by another fold of this sweep", *x);
 			return NULL;
 		}
 		p = fold_producer(ctx, gi, *x);
@@ -139,18 +139,19 @@ static int bn_training_mode(const Onnx__NodeProto *bn, int opset, struct fold_ou
 
 	if (opset < 7 && fold_attr_int(bn, "is_test", 0) == 0)
 		return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
-				 "is_test=0 (opset %d): the node normalises with batch statistics", opset),
+		                 "is_test=0 (opset %d): the node normalises with batch statistics",
+		                 opset),
 		       1;
 	if (opset >= 14 && fold_attr_int(bn, "training_mode", 0) != 0)
 		return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
-				 "training_mode=1: the node normalises with batch statistics"),
+		                 "training_mode=1: the node normalises with batch statistics"),
 		       1;
 	for (i = 1; i < bn->n_output; i++)
 		if (bn->output[i][0])
 			return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
-					 "optional output '%s' is present: the node is exported "
-					 "for training",
-					 bn->output[i]),
+			                 "optional output '%s' is present: the node is exported "
+			                 "for training",
+			                 bn->output[i]),
 			       1;
 	return 0;
 }
@@ -158,29 +159,29 @@ static int bn_training_mode(const Onnx__NodeProto *bn, int opset, struct fold_ou
 /* Read scale, B, mean and var and turn them into s and t. Returns 1 when
  * the BN is usable, 0 when kept (out set), negative on a malformed model. */
 static int bn_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, struct fold_bn *bn,
-		     struct fold_outcome *out)
+                     struct fold_outcome *out)
 {
-	static const char *const roles[4] = { "scale", "B", "mean", "var" };
+	static const char *const roles[4] = {"scale", "B", "mean", "var"};
 	const Onnx__NodeProto *node = bn->node;
-	const Onnx__TensorProto *tensors[4] = { NULL, NULL, NULL, NULL };
-	double *v[4] = { NULL, NULL, NULL, NULL };
-	size_t n[4] = { 0, 0, 0, 0 };
+	const Onnx__TensorProto *tensors[4] = {NULL, NULL, NULL, NULL};
+	double *v[4] = {NULL, NULL, NULL, NULL};
+	size_t n[4] = {0, 0, 0, 0};
 	double eps = fold_attr_float(node, "epsilon", (double)1e-5f);
 	int rc = 1, k;
 	size_t c;
 
 	for (k = 0; k < 4 && rc == 1; k++)
 		rc = fold_read_constant(ctx, gi, node, (size_t)k + 1, roles[k], &v[k], &n[k],
-					&tensors[k], out);
+		                        &tensors[k], out);
 	if (rc != 1)
 		goto out;
 	for (k = 1; k < 4; k++)
 		if (n[k] != n[0]) {
 			rc = bnf_fail(ctx->err, BNF_ERR_INPUT,
-				      "node '%s': BatchNormalization %s '%s' has %zu values but "
-				      "scale '%s' has %zu",
-				      bnf_node_label(node), roles[k], node->input[k + 1], n[k],
-				      node->input[1], n[0]);
+			              "node '%s': BatchNormalization %s '%s' has %zu values but "
+			              "scale '%s' has %zu",
+			              bnf_node_label(node), roles[k], node->input[k + 1], n[k],
+			              node->input[1], n[0]);
 			goto out;
 		}
 	/* spatial=0 (opsets before 9) means one parameter per element of
@@ -190,8 +191,8 @@ static int bn_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, struct fo
 		for (d = 1; d < tensors[0]->n_dims; d++)
 			if (tensors[0]->dims[d] != 1) {
 				rc = fold_keep(out, BNF_KEEP_REASON_SPATIAL,
-					       "spatial=0 with per-element parameters of rank %zu",
-					       tensors[0]->n_dims);
+				               "spatial=0 with per-element parameters of rank %zu",
+				               tensors[0]->n_dims);
 				rc = 0;
 				goto out;
 			}
@@ -216,19 +217,20 @@ out:
 /* Fold the BN into the layer producing its input x (through pass-through
  * nodes already walked), or say why not. */
 static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-			    Onnx__NodeProto *producer, const char *x, struct fold_outcome *out)
+                            Onnx__NodeProto *producer, const char *x, struct fold_outcome *out)
 {
 	if (!producer)
 		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
-				 "its input '%s' is a graph input or constant, not a layer output", x);
+		                 "its input '%s' is a graph input or constant, not a layer output",
+		                 x);
 	if (bnf_graph_is_output(gi, x))
 		return fold_keep(out, BNF_KEEP_REASON_GRAPH_OUTPUT,
-				 "the output '%s' of %s '%s' is also a graph output", x,
-				 producer->op_type, bnf_node_label(producer));
+		                 "the output '%s' of %s '%s' is also a graph output", x,
+		                 producer->op_type, bnf_node_label(producer));
 	if (bnf_graph_uses(gi, x) > 1)
 		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-				 "the output '%s' of %s '%s' is also read by another node", x,
-				 producer->op_type, bnf_node_label(producer));
+		                 "the output '%s' of %s '%s' is also read by another node", x,
+		                 producer->op_type, bnf_node_label(producer));
 	if (bnf_node_is(producer, "Conv"))
 		return fold_into_conv(ctx, gi, bn, producer, out);
 	if (bnf_node_is(producer, "ConvTranspose"))
@@ -238,16 +240,16 @@ static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct f
 	if (bnf_node_is(producer, "MatMul") || bnf_node_is(producer, "Add"))
 		return fold_into_matmul(ctx, gi, bn, producer, out);
 	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-			 "its input comes from %s '%s'; bnfold folds into Conv, ConvTranspose, "
-			 "Gemm and MatMul",
-			 producer->op_type ? producer->op_type : "?", bnf_node_label(producer));
+	                 "its input comes from %s '%s'; bnfold folds into Conv, ConvTranspose, "
+	                 "Gemm and MatMul",
+	                 producer->op_type ? producer->op_type : "?", bnf_node_label(producer));
 }
 
 /* Try to fold the BN: into the layer before it (through Identity and
  * eval-mode Dropout), else into the layer after it. On return out says
  * what happened. */
 static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *bn_node,
-		    struct fold_outcome *out, struct fold_bn *bn)
+                    struct fold_outcome *out, struct fold_bn *bn)
 {
 	struct fold_outcome before;
 	Onnx__NodeProto *producer;
@@ -257,10 +259,11 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 	memset(bn, 0, sizeof(*bn));
 	bn->node = bn_node;
 	if (bn_node->n_input < 5 || bn_node->n_output < 1 || !bn_node->output[0][0])
-		return bnf_fail(ctx->err, BNF_ERR_INPUT,
-				"node '%s': BatchNormalization needs 5 inputs and an output, has %zu "
-				"inputs",
-				bnf_node_label(bn_node), bn_node->n_input);
+		return bnf_fail(
+		    ctx->err, BNF_ERR_INPUT,
+		    "node '%s': BatchNormalization needs 5 inputs and an output, has %zu "
+		    "inputs",
+		    bnf_node_label(bn_node), bn_node->n_input);
 	if (bn_training_mode(bn_node, gi->opset, out))
 		return BNF_OK;
 	rc = bn_affine(ctx, gi, bn, out);
@@ -318,8 +321,8 @@ static void free_record(struct bnf_bn_record *r)
 
 /* A later fold renamed `from` (the value an earlier fold's node produced)
  * to `to`: the earlier folds of this graph now end in `to`. */
-static int absorb_records(struct bnf_bn_record *recs, size_t n, const char *path,
-			  const char *from, const char *to)
+static int absorb_records(struct bnf_bn_record *recs, size_t n, const char *path, const char *from,
+                          const char *to)
 {
 	size_t i;
 	for (i = 0; i < n; i++) {
@@ -337,7 +340,7 @@ static int absorb_records(struct bnf_bn_record *recs, size_t n, const char *path
 
 /* Record what happened to node (a BN, or with affine set a Mul/Add/Sub/Div). */
 static int add_record(struct fold_ctx *ctx, const char *path, const Onnx__NodeProto *bn_node,
-		      const struct fold_outcome *out, const struct fold_bn *bn, int affine)
+                      const struct fold_outcome *out, const struct fold_bn *bn, int affine)
 {
 	struct bnf_fold_report *rep = ctx->rep;
 	struct bnf_bn_record **list = affine ? &rep->affine : &rep->records;
@@ -440,9 +443,10 @@ static int check_inputs(struct fold_ctx *ctx, const struct bnf_graph *gi)
 				    bnf_strmap_get(&scope->inputs, name, NULL))
 					break;
 			if (!scope)
-				return bnf_fail(ctx->err, BNF_ERR_INPUT,
-						"node '%s': input '%s' names a tensor that does not exist",
-						bnf_node_label(node), name);
+				return bnf_fail(
+				    ctx->err, BNF_ERR_INPUT,
+				    "node '%s': input '%s' names a tensor that does not exist",
+				    bnf_node_label(node), name);
 		}
 	}
 	return BNF_OK;
@@ -452,7 +456,7 @@ struct kept_entry {
 	Onnx__NodeProto *node;
 	struct fold_outcome out;
 	struct fold_bn bn;
-	int affine;   /* a Mul/Add/Sub/Div, not a BN */
+	int affine; /* a Mul/Add/Sub/Div, not a BN */
 };
 
 static int is_affine_op(const Onnx__NodeProto *node)
@@ -469,7 +473,7 @@ static int mark_node(const struct bnf_graph *gi, const Onnx__NodeProto *node, un
 
 /* Release every input and output of a node that a fold removed. */
 static int release_node(struct fold_ctx *ctx, const struct bnf_graph *gi,
-			const Onnx__NodeProto *node)
+                        const Onnx__NodeProto *node)
 {
 	size_t k;
 	int rc = BNF_OK;
@@ -506,7 +510,7 @@ static void free_kept(struct kept_entry *kept, size_t n)
 }
 
 static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-		      int opset, const char *path, int depth);
+                      int opset, const char *path, int depth);
 
 struct sub_ctx {
 	struct fold_ctx *ctx;
@@ -527,7 +531,7 @@ static int fold_subgraph_cb(Onnx__GraphProto *sub, void *arg)
 }
 
 static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-		      int opset, const char *path, int depth)
+                      int opset, const char *path, int depth)
 {
 	struct bnf_graph gi;
 	struct kept_entry *kept = NULL;
@@ -536,8 +540,8 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 	int rc = BNF_OK, changed = 1, pass;
 
 	if (depth > 64)
-		return bnf_fail(ctx->err, BNF_ERR_INPUT, "subgraphs nested more than 64 deep at '%s'",
-				path);
+		return bnf_fail(ctx->err, BNF_ERR_INPUT,
+		                "subgraphs nested more than 64 deep at '%s'", path);
 	memset(&gi, 0, sizeof(gi));
 	while (changed) {
 		changed = 0;
@@ -569,8 +573,9 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 				struct fold_bn bn;
 				int tried = 1;
 
-				if (stale[i] || !(pass == 0 ? bnf_node_is(node, "BatchNormalization")
-							    : is_affine_op(node)))
+				if (stale[i] ||
+				    !(pass == 0 ? bnf_node_is(node, "BatchNormalization")
+				                : is_affine_op(node)))
 					continue;
 				memset(&out, 0, sizeof(out));
 				memset(&bn, 0, sizeof(bn));
@@ -631,19 +636,19 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 		} else {
 			size_t used = strlen(kept[i].out.detail);
 			snprintf(kept[i].out.detail + used, sizeof(kept[i].out.detail) - used,
-				 "; not lowered: %s", lo.detail);
+			         "; not lowered: %s", lo.detail);
 		}
 	}
 	for (i = 0; i < n_kept; i++)
 		if ((rc = add_record(ctx, path, kept[i].node, &kept[i].out, &kept[i].bn,
-				     kept[i].affine)) != BNF_OK)
+		                     kept[i].affine)) != BNF_OK)
 			goto out;
 	/* Subgraphs see this graph's values: index it as it is now. */
 	bnf_graph_release(&gi);
 	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
 		goto out;
 	for (i = 0; i < g->n_node; i++) {
-		struct sub_ctx s = { ctx, &gi, opset, path, g->node[i], depth };
+		struct sub_ctx s = {ctx, &gi, opset, path, g->node[i], depth};
 		rc = bnf_node_for_each_subgraph(g->node[i], fold_subgraph_cb, &s);
 		if (rc != BNF_OK)
 			goto out;
@@ -659,9 +664,8 @@ out:
 
 /* ---- removing what lost its last reader ---- */
 
-
 static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-			 int opset, int depth);
+                         int opset, int depth);
 
 struct cleanup_sub {
 	struct fold_ctx *ctx;
@@ -681,7 +685,7 @@ static int cleanup_subgraph_cb(Onnx__GraphProto *sub, void *arg)
  * constants (whose own input is then released in turn). Subgraphs are
  * cleaned first because their reads keep outer values alive. */
 static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-			 int opset, int depth)
+                         int opset, int depth)
 {
 	struct bnf_graph gi;
 	size_t i;
@@ -692,8 +696,9 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
 		goto out;
 	for (i = 0; i < g->n_node; i++) {
-		struct cleanup_sub s = { ctx, &gi, opset, depth };
-		if ((rc = bnf_node_for_each_subgraph(g->node[i], cleanup_subgraph_cb, &s)) != BNF_OK)
+		struct cleanup_sub s = {ctx, &gi, opset, depth};
+		if ((rc = bnf_node_for_each_subgraph(g->node[i], cleanup_subgraph_cb, &s)) !=
+		    BNF_OK)
 			goto out;
 	}
 	while (again) {
@@ -712,21 +717,23 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 			    bnf_strmap_get(&gi.inputs, name, NULL))
 				continue;
 			if (bnf_strmap_get(&gi.initializer, name, &idx)) {
-				onnx__tensor_proto__free_unpacked(g->initializer[idx], &bnf_large_allocator);
+				onnx__tensor_proto__free_unpacked(g->initializer[idx],
+				                                  &bnf_large_allocator);
 				memmove(&g->initializer[idx], &g->initializer[idx + 1],
-					(g->n_initializer - idx - 1) * sizeof(*g->initializer));
+				        (g->n_initializer - idx - 1) * sizeof(*g->initializer));
 				g->n_initializer--;
 				ctx->rep->initializers_removed++;
 				again = 1;
 			} else if ((node = bnf_graph_producer(&gi, name, &idx)) != NULL &&
-				   node->n_output == 1 &&
-				   (bnf_node_is(node, "Constant") || bnf_node_is(node, "Identity"))) {
+			           node->n_output == 1 &&
+			           (bnf_node_is(node, "Constant") ||
+			            bnf_node_is(node, "Identity"))) {
 				if (bnf_node_is(node, "Identity") && node->n_input == 1 &&
 				    (rc = fold_release(ctx, &gi, node->input[0])) != BNF_OK)
 					goto out;
 				onnx__node_proto__free_unpacked(node, &bnf_large_allocator);
 				memmove(&g->node[idx], &g->node[idx + 1],
-					(g->n_node - idx - 1) * sizeof(*g->node));
+				        (g->n_node - idx - 1) * sizeof(*g->node));
 				g->n_node--;
 				ctx->rep->nodes_removed++;
 				again = 1;
@@ -753,7 +760,7 @@ out:
 }
 
 int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
-		   struct bnf_fold_report *rep, struct bnf_error *err)
+                   struct bnf_fold_report *rep, struct bnf_error *err)
 {
 	struct fold_ctx ctx;
 	int opset = bnf_model_opset(model);

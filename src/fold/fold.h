@@ -18,8 +18,8 @@ enum bnf_fold_kind {
 	BNF_FOLD_KIND_GEMM,
 	BNF_FOLD_KIND_MATMUL,
 	BNF_FOLD_KIND_CONVTRANSPOSE,
-	BNF_FOLD_KIND_AFFINE,   /* a Mul/Add/Sub/Div by a constant folded into its layer */
-	BNF_FOLD_KIND_LOWERED,  /* a lone BN rewritten as Mul + Add (--lower-bn) */
+	BNF_FOLD_KIND_AFFINE,  /* a Mul/Add/Sub/Div by a constant folded into its layer */
+	BNF_FOLD_KIND_LOWERED, /* a lone BN rewritten as Mul + Add (--lower-bn) */
 	BNF_FOLD_KIND_COUNT
 };
 
@@ -66,22 +66,22 @@ struct bnf_bn_record {
 	char *target_op;         /* op type and name of the node folded into */
 	char *target_name;
 	enum bnf_keep_reason reason;
-	char *detail;            /* one-line explanation of the reason */
-	double max_scale;        /* largest |scale / sqrt(var + eps)| over channels */
+	char *detail;     /* one-line explanation of the reason */
+	double max_scale; /* largest |scale / sqrt(var + eps)| over channels */
 	size_t max_scale_channel;
 };
 
 struct bnf_fold_report {
-	struct bnf_bn_record *records;  /* one per BatchNormalization */
+	struct bnf_bn_record *records; /* one per BatchNormalization */
 	size_t n_records;
-	size_t n_folded;                /* BatchNormalization nodes folded into a layer */
-	size_t n_lowered;               /* BatchNormalization nodes rewritten as Mul + Add */
-	struct bnf_bn_record *affine;   /* Mul/Add/Sub/Div after a layer: folded (kind
-	                                   AFFINE) or kept with a reason */
+	size_t n_folded;              /* BatchNormalization nodes folded into a layer */
+	size_t n_lowered;             /* BatchNormalization nodes rewritten as Mul + Add */
+	struct bnf_bn_record *affine; /* Mul/Add/Sub/Div after a layer: folded (kind
+	                                 AFFINE) or kept with a reason */
 	size_t n_affine;
 	size_t n_affine_folded;
-	size_t n_changed;               /* folds and lowerings of any kind: 0 means the
-	                                   model was not touched */
+	size_t n_changed; /* folds and lowerings of any kind: 0 means the
+	                     model was not touched */
 	size_t by_kind[BNF_FOLD_KIND_COUNT];
 	size_t nodes_removed;
 	size_t initializers_removed;
@@ -90,7 +90,7 @@ struct bnf_fold_report {
 struct bnf_external;
 
 struct bnf_fold_options {
-	int lower_bn; /* rewrite a BN nothing absorbs as Mul + Add (--lower-bn) */
+	int lower_bn;             /* rewrite a BN nothing absorbs as Mul + Add (--lower-bn) */
 	struct bnf_external *ext; /* external data of the model and the spill
 	                             file for rewritten tensors (external.h);
 	                             NULL: external tensors are refused */
@@ -103,7 +103,7 @@ struct bnf_fold_options {
  * tensor data) fails with err naming the node or tensor; the model may then
  * be partly changed and must not be written. */
 int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
-		   struct bnf_fold_report *rep, struct bnf_error *err);
+                   struct bnf_fold_report *rep, struct bnf_error *err);
 
 void bnf_fold_report_free(struct bnf_fold_report *rep);
 

@@ -13,24 +13,24 @@
 #include "util/strmap.h"
 
 struct fold_released {
-	Onnx__GraphProto *g;   /* graph the name belongs to */
-	char *name;            /* owned copy */
+	Onnx__GraphProto *g; /* graph the name belongs to */
+	char *name;          /* owned copy */
 };
 
 struct fold_ctx {
 	const struct bnf_fold_options *opt;
 	struct bnf_fold_report *rep;
 	struct bnf_error *err;
-	struct bnf_strmap new_names;     /* names this run created (keys in owned) */
+	struct bnf_strmap new_names; /* names this run created (keys in owned) */
 	char **owned;
 	size_t n_owned;
-	struct fold_released *released;  /* values that may have lost their last reader */
+	struct fold_released *released; /* values that may have lost their last reader */
 	size_t n_released;
-	const unsigned char *stale;      /* per node index of the current sweep: 1 when a
-	                                    fold of this sweep removed or changed the node,
-	                                    so the graph index no longer describes it */
-	const char *renamed_from;        /* the output name the last fold_rename_output
-	                                    replaced (owned by ctx), or NULL */
+	const unsigned char *stale; /* per node index of the current sweep: 1 when a
+	                               fold of this sweep removed or changed the node,
+	                               so the graph index no longer describes it */
+	const char *renamed_from;   /* the output name the last fold_rename_output
+	                               replaced (owned by ctx), or NULL */
 };
 
 /* A BatchNormalization in eval mode as y = s * x + t per channel, in double. */
@@ -46,19 +46,19 @@ struct fold_outcome {
 	enum bnf_keep_reason reason;
 	char detail[320];
 	enum bnf_fold_kind kind;
-	Onnx__NodeProto *target;      /* node that now produces the BN's output */
+	Onnx__NodeProto *target;       /* node that now produces the BN's output */
 	Onnx__NodeProto *also_removed; /* a node between layer and BN folded away, or NULL */
-	Onnx__NodeProto *pass[8];     /* eval-mode identities (Identity, Dropout) between
-	                                 the layer and the folded node, removed with it */
+	Onnx__NodeProto *pass[8];      /* eval-mode identities (Identity, Dropout) between
+	                                  the layer and the folded node, removed with it */
 	size_t n_pass;
-	const char *result;           /* value the folded node produces when it is not the
-	                                 folded node's own output (BN before a layer) */
+	const char *result; /* value the folded node produces when it is not the
+	                       folded node's own output (BN before a layer) */
 };
 
 /* Set the outcome to "kept" with a formatted explanation; returns BNF_OK so
  * a fold can `return fold_keep(...)`. */
 int fold_keep(struct fold_outcome *out, enum bnf_keep_reason reason, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Remember that name (read in gi, defined there or in an enclosing graph)
  * may have lost its last reader. */
@@ -76,32 +76,32 @@ const char *fold_unique_name(struct fold_ctx *ctx, const struct bnf_graph *gi, c
  * the old constant to whoever else reads it. slot == node->n_input appends
  * a new input (named after base). */
 int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-			size_t slot, int dtype, const int64_t *dims, size_t rank, const double *vals,
-			size_t count, const char *base);
+                        size_t slot, int dtype, const int64_t *dims, size_t rank,
+                        const double *vals, size_t count, const char *base);
 
 /* fold_store_constant for a layer's folded bias: a new constant is named
  * after the layer's weight (input 1) with "_bias" appended. */
 int fold_store_bias(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-		    int dtype, const int64_t *dims, size_t rank, const double *vals, size_t count,
-		    const Onnx__NodeProto *layer);
+                    int dtype, const int64_t *dims, size_t rank, const double *vals, size_t count,
+                    const Onnx__NodeProto *layer);
 
 /* As fold_store_constant, with the values already stored: raw (len bytes of
  * dtype, malloc'd) is taken over in every case, also on failure. */
 int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-		   int dtype, const int64_t *dims, size_t rank, uint8_t *raw, size_t len,
-		   const char *base);
+                   int dtype, const int64_t *dims, size_t rank, uint8_t *raw, size_t len,
+                   const char *base);
 
 /* Make node produce `name` as its first output (the BN's output). */
 int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-		       const char *name);
+                       const char *name);
 
 /* Decode a constant input of a node: 1 and the values when it is a constant
  * of a foldable dtype, 0 (with a keep outcome set) otherwise, negative on a
  * hard error. *tensor (may be NULL) receives the TensorProto. With vals
  * NULL nothing is decoded: *count is the element count of its dims. */
-int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx__NodeProto *node,
-		       size_t slot, const char *role, double **vals, size_t *count,
-		       const Onnx__TensorProto **tensor, struct fold_outcome *out);
+int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                       const Onnx__NodeProto *node, size_t slot, const char *role, double **vals,
+                       size_t *count, const Onnx__TensorProto **tensor, struct fold_outcome *out);
 
 /* Largest |v| of vals after rounding to dtype would overflow: returns 1 and
  * the offending index when some value does not fit in dtype. */
@@ -114,23 +114,23 @@ double fold_attr_float(const Onnx__NodeProto *node, const char *name, double def
 /* The layer folds. Each returns BNF_OK with out->reason NONE when it
  * folded, BNF_OK with a reason when the BN is kept, negative on error. */
 int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-		   Onnx__NodeProto *conv, struct fold_outcome *out);
+                   Onnx__NodeProto *conv, struct fold_outcome *out);
 int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-			     Onnx__NodeProto *convt, struct fold_outcome *out);
+                             Onnx__NodeProto *convt, struct fold_outcome *out);
 int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-		   Onnx__NodeProto *gemm, struct fold_outcome *out);
+                   Onnx__NodeProto *gemm, struct fold_outcome *out);
 int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-		     Onnx__NodeProto *producer, struct fold_outcome *out);
+                     Onnx__NodeProto *producer, struct fold_outcome *out);
 
 /* The producer of name in this graph, or NULL when there is none or when
  * a fold of the current sweep changed it (the index is stale for it: the
  * next sweep sees it fresh). */
 Onnx__NodeProto *fold_producer(const struct fold_ctx *ctx, const struct bnf_graph *gi,
-			       const char *name);
+                               const char *name);
 
 /* 1 if node (of gi's graph) was changed or removed by a fold of this sweep. */
 int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
-		    const Onnx__NodeProto *node);
+                    const Onnx__NodeProto *node);
 
 /* Walk back from value *x through the eval-mode identities (Identity;
  * Dropout whose mask nobody reads and whose training_mode is absent or a
@@ -139,7 +139,7 @@ int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
  * layer's output) and returns the producer found (NULL when none), or
  * NULL with a keep outcome set when a pass-through node is unsafe. */
 Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const char **x,
-				struct fold_outcome *out);
+                                struct fold_outcome *out);
 
 /* The rank of value name when it can be proven (declared shape; Flatten,
  * Gemm, 2-D MatMul; Conv and ConvTranspose from their weight; operators
@@ -148,11 +148,11 @@ int fold_value_rank(const struct bnf_graph *gi, const char *name);
 
 /* Point node input slot at name, releasing the old value. */
 int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-		   const char *name);
+                   const char *name);
 
 /* Drop node inputs from index n on, releasing them. */
 int fold_truncate_inputs(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-			 size_t n);
+                         size_t n);
 
 /* Replace a node's op type (the tree owns the string). */
 int fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op_type);
@@ -161,19 +161,19 @@ int fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op
  * fold it into the layer's input side (fold_before.c). Returns BNF_OK with
  * out->reason NONE when folded; *tried is 0 when no such layer reads it. */
 int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-			 struct fold_outcome *out, int *tried);
+                         struct fold_outcome *out, int *tried);
 
 /* A Mul, Add, Sub or Div by a constant after a layer (fold_affine.c):
  * *tried is 0 when node is not such a pattern (nothing to report), else
  * out says whether it folded or why not. */
 int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-		struct fold_outcome *out, int *tried);
+                struct fold_outcome *out, int *tried);
 
 /* Rewrite a BN nothing absorbs as Mul + Add (fold_affine.c): the BN node
  * becomes the Add (keeping its name and output) and a new Mul is inserted
  * in front of it. Returns BNF_OK with out->reason NONE when lowered. */
 int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-		  struct fold_outcome *out);
+                  struct fold_outcome *out);
 
 /* Set (or add) a float attribute of node. */
 int fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v);

@@ -18,9 +18,9 @@
  * bytes (bnf_proto_scale) without an array of doubles; the bias, small,
  * is read into doubles. */
 struct fold_buffers {
-	struct bnf_scaled w;   /* the folded weight, stored */
-	double *b;             /* the layer's bias as read */
-	double *b_new;         /* the folded bias */
+	struct bnf_scaled w; /* the folded weight, stored */
+	double *b;           /* the layer's bias as read */
+	double *b_new;       /* the folded bias */
 };
 
 static void free_buffers(struct fold_buffers *fb)
@@ -32,11 +32,11 @@ static void free_buffers(struct fold_buffers *fb)
 
 /* The weight scaled channel by channel: element i by s[(i / inner) % m]. */
 static int scale_weight(struct fold_ctx *ctx, const Onnx__NodeProto *node,
-			const Onnx__TensorProto *wt, const double *s, size_t inner, size_t m,
-			struct fold_buffers *fb)
+                        const Onnx__TensorProto *wt, const double *s, size_t inner, size_t m,
+                        struct fold_buffers *fb)
 {
 	int rc = bnf_proto_scale(ctx->opt ? ctx->opt->ext : NULL, wt, s, inner ? inner : 1, m,
-				 &fb->w, ctx->err);
+	                         &fb->w, ctx->err);
 	if (rc != BNF_OK)
 		bnf_error_prefix(ctx->err, "node '%s'", bnf_node_label(node));
 	return rc;
@@ -44,25 +44,26 @@ static int scale_weight(struct fold_ctx *ctx, const Onnx__NodeProto *node,
 
 /* The scaled weight would overflow its dtype: keep, naming the channel. */
 static int keep_if_weight_overflow(struct fold_outcome *out, const struct bnf_scaled *w, int dtype,
-				   size_t per_channel)
+                                   size_t per_channel)
 {
 	if (!w->overflow)
 		return 0;
 	fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
-		  "folded weight of channel %zu would be %.4g, outside the range of %s",
-		  per_channel ? w->where / per_channel : w->where, w->value, bnf_dtype_label(dtype));
+	          "folded weight of channel %zu would be %.4g, outside the range of %s",
+	          per_channel ? w->where / per_channel : w->where, w->value,
+	          bnf_dtype_label(dtype));
 	return 1;
 }
 
 /* Hand the scaled weight to node input 1. */
 static int store_weight(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-			int dtype, const Onnx__TensorProto *wt, struct fold_buffers *fb)
+                        int dtype, const Onnx__TensorProto *wt, struct fold_buffers *fb)
 {
 	uint8_t *raw = fb->w.raw;
 
 	fb->w.raw = NULL; /* taken over, also on failure */
 	return fold_store_raw(ctx, gi, node, 1, dtype, wt->dims, wt->n_dims, raw, fb->w.len,
-			      node->input[1]);
+	                      node->input[1]);
 }
 
 static int alloc_bias(struct fold_ctx *ctx, struct fold_buffers *fb, size_t nb)
@@ -81,14 +82,14 @@ static int tensor_dtype(const Onnx__TensorProto *t)
 /* Refuse values that would not fit the storage type (float16 overflows at
  * 65504): name the worst value instead of writing infinity. */
 static int keep_if_overflow(struct fold_outcome *out, const double *vals, size_t count, int dtype,
-			    const char *what, size_t per_channel)
+                            const char *what, size_t per_channel)
 {
 	size_t where;
 	if (!fold_overflows(vals, count, dtype, &where))
 		return 0;
 	fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
-		  "folded %s of channel %zu would be %.4g, outside the range of %s", what,
-		  per_channel ? where / per_channel : where, vals[where], bnf_dtype_label(dtype));
+	          "folded %s of channel %zu would be %.4g, outside the range of %s", what,
+	          per_channel ? where / per_channel : where, vals[where], bnf_dtype_label(dtype));
 	return 1;
 }
 
@@ -108,7 +109,7 @@ static int keep_if_overflow(struct fold_outcome *out, const double *vals, size_t
  *   B'[m]      = (B[m] or 0) * s[m] + t[m]
  */
 int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-		   Onnx__NodeProto *conv, struct fold_outcome *out)
+                   Onnx__NodeProto *conv, struct fold_outcome *out)
 {
 	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
@@ -119,8 +120,8 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 
 	if (conv->n_input < 2 || conv->n_output != 1)
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-				 "Conv '%s' does not have the inputs and output of a Conv",
-				 bnf_node_label(conv));
+		                 "Conv '%s' does not have the inputs and output of a Conv",
+		                 bnf_node_label(conv));
 	memset(&fb, 0, sizeof(fb));
 	rc = fold_read_constant(ctx, gi, conv, 1, "weight", NULL, &nw, &wt, out);
 	if (rc != 1)
@@ -133,23 +134,25 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims < 3) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH, "weight '%s' of Conv '%s' has rank %zu",
-			  conv->input[1], bnf_node_label(conv), wt->n_dims);
+		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		          "weight '%s' of Conv '%s' has rank %zu", conv->input[1],
+		          bnf_node_label(conv), wt->n_dims);
 		goto out;
 	}
 	m = (size_t)wt->dims[0];
 	if (m != bn->channels || (has_bias && nb != m) || m == 0) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "the BatchNormalization has %zu channels but Conv '%s' has %zu output "
-			  "channels%s",
-			  bn->channels, bnf_node_label(conv), m,
-			  has_bias && nb != m ? " and a bias of another length" : "");
+		          "the BatchNormalization has %zu channels but Conv '%s' has %zu output "
+		          "channels%s",
+		          bn->channels, bnf_node_label(conv), m,
+		          has_bias && nb != m ? " and a bias of another length" : "");
 		goto out;
 	}
 	if (has_bias && tensor_dtype(bt) != dtype) {
 		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-			  "Conv '%s' has weight of dtype %s and bias of dtype %s", bnf_node_label(conv),
-			  bnf_dtype_label(dtype), bnf_dtype_label(tensor_dtype(bt)));
+		          "Conv '%s' has weight of dtype %s and bias of dtype %s",
+		          bnf_node_label(conv), bnf_dtype_label(dtype),
+		          bnf_dtype_label(tensor_dtype(bt)));
 		goto out;
 	}
 	if ((rc = alloc_bias(ctx, &fb, m)) != BNF_OK)
@@ -181,7 +184,8 @@ out:
 
 /* The attribute `name` of node, added (with the given type) when absent. */
 static Onnx__AttributeProto *attr_for_update(struct fold_ctx *ctx, Onnx__NodeProto *node,
-					     const char *name, Onnx__AttributeProto__AttributeType type)
+                                             const char *name,
+                                             Onnx__AttributeProto__AttributeType type)
 {
 	Onnx__AttributeProto **p, *a;
 	size_t i;
@@ -209,7 +213,7 @@ static Onnx__AttributeProto *attr_for_update(struct fold_ctx *ctx, Onnx__NodePro
 int fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v)
 {
 	Onnx__AttributeProto *a =
-		attr_for_update(ctx, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+	    attr_for_update(ctx, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
 	if (!a)
 		return BNF_ERR_NOMEM;
 	a->f = v;
@@ -221,7 +225,7 @@ int fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char 
 static int set_int_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, int64_t v)
 {
 	Onnx__AttributeProto *a =
-		attr_for_update(ctx, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+	    attr_for_update(ctx, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
 	if (!a)
 		return BNF_ERR_NOMEM;
 	a->i = v;
@@ -245,7 +249,7 @@ static int set_int_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char 
  *   C'[r, n] = beta * (C[r, n] or 0) * s[n] + t[n]   and beta becomes 1
  */
 int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-		   Onnx__NodeProto *gemm, struct fold_outcome *out)
+                   Onnx__NodeProto *gemm, struct fold_outcome *out)
 {
 	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *ct = NULL;
@@ -259,8 +263,8 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 
 	if (gemm->n_input < 2 || gemm->n_output != 1)
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-				 "Gemm '%s' does not have the inputs and output of a Gemm",
-				 bnf_node_label(gemm));
+		                 "Gemm '%s' does not have the inputs and output of a Gemm",
+		                 bnf_node_label(gemm));
 	memset(&fb, 0, sizeof(fb));
 	rc = fold_read_constant(ctx, gi, gemm, 1, "B", NULL, &nw, &wt, out);
 	if (rc != 1)
@@ -274,21 +278,22 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims != 2) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH, "B '%s' of Gemm '%s' has rank %zu",
-			  gemm->input[1], bnf_node_label(gemm), wt->n_dims);
+		          gemm->input[1], bnf_node_label(gemm), wt->n_dims);
 		goto out;
 	}
 	n = (size_t)wt->dims[trans_b ? 0 : 1];
 	if (n != bn->channels || n == 0) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "the BatchNormalization has %zu channels but Gemm '%s' has %zu outputs",
-			  bn->channels, bnf_node_label(gemm), n);
+		          "the BatchNormalization has %zu channels but Gemm '%s' has %zu outputs",
+		          bn->channels, bnf_node_label(gemm), n);
 		goto out;
 	}
 	if (has_c) {
 		if (tensor_dtype(ct) != dtype) {
 			fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-				  "Gemm '%s' has B of dtype %s and C of dtype %s", bnf_node_label(gemm),
-				  bnf_dtype_label(dtype), bnf_dtype_label(tensor_dtype(ct)));
+			          "Gemm '%s' has B of dtype %s and C of dtype %s",
+			          bnf_node_label(gemm), bnf_dtype_label(dtype),
+			          bnf_dtype_label(tensor_dtype(ct)));
 			goto out;
 		}
 		/* C as (rows_c, cols_c) with numpy broadcasting against (M, N). */
@@ -300,8 +305,8 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 		}
 		if (ct->n_dims > 2 || (cols_c != 1 && cols_c != n) || rows_c * cols_c != nc) {
 			fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-				  "C '%s' of Gemm '%s' does not broadcast to (M, %zu)", gemm->input[2],
-				  bnf_node_label(gemm), n);
+			          "C '%s' of Gemm '%s' does not broadcast to (M, %zu)",
+			          gemm->input[2], bnf_node_label(gemm), n);
 			goto out;
 		}
 	}
@@ -331,7 +336,7 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	rc = store_weight(ctx, gi, gemm, dtype, wt, &fb);
 	if (rc == BNF_OK)
 		rc = fold_store_bias(ctx, gi, gemm, 2, dtype, c_dims, c_rank, fb.b_new, rows_c * n,
-				     gemm);
+		                     gemm);
 	if (rc == BNF_OK && beta != 1.0)
 		rc = fold_set_float_attr(ctx, gemm, "beta", 1.0f);
 	if (rc == BNF_OK && gi->opset < 7 && !(rows_c > 1 && c_rank == 2))
@@ -352,10 +357,14 @@ out:
 static int keeps_rank(const Onnx__NodeProto *node)
 {
 	static const char *const ops[] = {
-		"Relu",    "LeakyRelu", "PRelu", "Elu",      "Selu",    "Sigmoid", "HardSigmoid",
-		"Tanh",    "Softplus",  "Mish",  "HardSwish", "Clip",   "Erf",     "Abs",
-		"Neg",     "Exp",       "Log",   "Sqrt",     "Identity", "Dropout", "BatchNormalization",
-		"Softmax", "LogSoftmax", "Cast",
+	    "Relu",        "LeakyRelu",  "PRelu",
+	    "Elu",         "Selu",       "Sigmoid",
+	    "HardSigmoid", "Tanh",       "Softplus",
+	    "Mish",        "HardSwish",  "Clip",
+	    "Erf",         "Abs",        "Neg",
+	    "Exp",         "Log",        "Sqrt",
+	    "Identity",    "Dropout",    "BatchNormalization",
+	    "Softmax",     "LogSoftmax", "Cast",
 	};
 	size_t i;
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
@@ -421,7 +430,7 @@ int fold_value_rank(const struct bnf_graph *gi, const char *name)
  *   bias'[n] = (bias[n] or 0) * s[n] + t[n]
  */
 int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-		     Onnx__NodeProto *producer, struct fold_outcome *out)
+                     Onnx__NodeProto *producer, struct fold_outcome *out)
 {
 	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
@@ -435,7 +444,8 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		Onnx__NodeProto *p0, *p1;
 		if (producer->n_input != 2)
 			return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-					 "Add '%s' does not have two inputs", bnf_node_label(producer));
+			                 "Add '%s' does not have two inputs",
+			                 bnf_node_label(producer));
 		p0 = fold_producer(ctx, gi, producer->input[0]);
 		p1 = fold_producer(ctx, gi, producer->input[1]);
 		add = producer;
@@ -447,18 +457,19 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 			add_slot = 0;
 		} else {
 			return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-					 "its input comes from Add '%s', which does not add to a "
-					 "MatMul output",
-					 bnf_node_label(producer));
+			                 "its input comes from Add '%s', which does not add to a "
+			                 "MatMul output",
+			                 bnf_node_label(producer));
 		}
-		if (bnf_graph_uses(gi, mm->output[0]) != 1 || bnf_graph_is_output(gi, mm->output[0]))
+		if (bnf_graph_uses(gi, mm->output[0]) != 1 ||
+		    bnf_graph_is_output(gi, mm->output[0]))
 			return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-					 "the output of MatMul '%s' is also read outside Add '%s'",
-					 bnf_node_label(mm), bnf_node_label(add));
+			                 "the output of MatMul '%s' is also read outside Add '%s'",
+			                 bnf_node_label(mm), bnf_node_label(add));
 	}
 	if (mm->n_input != 2 || mm->n_output != 1)
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-				 "MatMul '%s' does not have two inputs", bnf_node_label(mm));
+		                 "MatMul '%s' does not have two inputs", bnf_node_label(mm));
 	memset(&fb, 0, sizeof(fb));
 	rc = fold_read_constant(ctx, gi, mm, 1, "weight", NULL, &nw, &wt, out);
 	if (rc != 1)
@@ -472,37 +483,37 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims != 2) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "weight '%s' of MatMul '%s' has rank %zu, not 2", mm->input[1],
-			  bnf_node_label(mm), wt->n_dims);
+		          "weight '%s' of MatMul '%s' has rank %zu, not 2", mm->input[1],
+		          bnf_node_label(mm), wt->n_dims);
 		goto out;
 	}
 	x_rank = value_rank(gi, mm->input[0], 0);
 	if (x_rank < 0) {
 		fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-			  "the input '%s' of MatMul '%s' is not known to be 2-D; for other ranks "
-			  "the BatchNormalization channel is not the MatMul output column",
-			  mm->input[0], bnf_node_label(mm));
+		          "the input '%s' of MatMul '%s' is not known to be 2-D; for other ranks "
+		          "the BatchNormalization channel is not the MatMul output column",
+		          mm->input[0], bnf_node_label(mm));
 		goto out;
 	}
 	if (x_rank != 2) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "the input '%s' of MatMul '%s' has rank %d: the BatchNormalization "
-			  "channel (axis 1) is not the MatMul output column",
-			  mm->input[0], bnf_node_label(mm), x_rank);
+		          "the input '%s' of MatMul '%s' has rank %d: the BatchNormalization "
+		          "channel (axis 1) is not the MatMul output column",
+		          mm->input[0], bnf_node_label(mm), x_rank);
 		goto out;
 	}
 	n = (size_t)wt->dims[1];
 	if (n != bn->channels || n == 0) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "the BatchNormalization has %zu channels but MatMul '%s' has %zu outputs",
-			  bn->channels, bnf_node_label(mm), n);
+		          "the BatchNormalization has %zu channels but MatMul '%s' has %zu outputs",
+		          bn->channels, bnf_node_label(mm), n);
 		goto out;
 	}
 	if (add && ((nb != n && nb != 1) || bt->n_dims > 2 ||
-		    (bt->n_dims == 2 && bt->dims[0] != 1) || tensor_dtype(bt) != dtype)) {
+	            (bt->n_dims == 2 && bt->dims[0] != 1) || tensor_dtype(bt) != dtype)) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			  "the bias '%s' of Add '%s' is not %zu values of the weight's dtype",
-			  add->input[add_slot], bnf_node_label(add), n);
+		          "the bias '%s' of Add '%s' is not %zu values of the weight's dtype",
+		          add->input[add_slot], bnf_node_label(add), n);
 		goto out;
 	}
 	if ((rc = alloc_bias(ctx, &fb, n)) != BNF_OK)
@@ -521,8 +532,8 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		/* MatMul + Add would need a new node; the BN node is the only
 		 * slot we could reuse, so keep the pair as it is. */
 		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-			  "MatMul '%s' is bfloat16 and Gemm takes bfloat16 only from opset 13",
-			  bnf_node_label(mm));
+		          "MatMul '%s' is bfloat16 and Gemm takes bfloat16 only from opset 13",
+		          bnf_node_label(mm));
 		goto out;
 	}
 	rc = store_weight(ctx, gi, mm, dtype, wt, &fb);
@@ -532,11 +543,11 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		if (add) {
 			/* The Add's constant moves into the Gemm as C. */
 			rc = fold_store_bias(ctx, gi, add, add_slot, dtype, b_dims, 1, fb.b_new, n,
-					     mm);
+			                     mm);
 			if (rc == BNF_OK)
 				rc = bnf_node_append_input(mm, add->input[add_slot]) == 0
-					     ? BNF_OK
-					     : bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+				         ? BNF_OK
+				         : bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 			out->also_removed = add;
 		} else {
 			rc = fold_store_bias(ctx, gi, mm, 2, dtype, b_dims, 1, fb.b_new, n, mm);
@@ -550,7 +561,7 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		out->target = mm;
 	} else {
 		rc = fold_store_constant(ctx, gi, add, add_slot, dtype, b_dims, 1, fb.b_new, n,
-					 add->input[add_slot]);
+		                         add->input[add_slot]);
 		if (rc == BNF_OK)
 			rc = fold_rename_output(ctx, gi, add, bn->node->output[0]);
 		out->target = add;

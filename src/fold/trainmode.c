@@ -19,8 +19,8 @@ struct train_ctx {
 	struct bnf_train_report *rep;
 	struct bnf_error *err;
 	int opset;
-	char **garbage;       /* strings taken out of the tree, freed at the end:
-	                         the graph index still uses them as keys */
+	char **garbage; /* strings taken out of the tree, freed at the end:
+	                   the graph index still uses them as keys */
 	size_t n_garbage;
 };
 
@@ -35,7 +35,7 @@ static int throw_away(struct train_ctx *ctx, char *s)
 }
 
 static int add_entry(struct train_ctx *ctx, const Onnx__NodeProto *node, const char *path,
-		     int converted, const char *detail)
+                     int converted, const char *detail)
 {
 	struct bnf_train_report *rep = ctx->rep;
 	struct bnf_train_node *p = realloc(rep->nodes, (rep->n_nodes + 1) * sizeof(*p));
@@ -96,16 +96,16 @@ static void remove_attr(Onnx__NodeProto *node, const char *name)
 	size_t i, j = 0;
 	for (i = 0; i < node->n_attribute; i++) {
 		if (node->attribute[i]->name && strcmp(node->attribute[i]->name, name) == 0)
-			onnx__attribute_proto__free_unpacked(node->attribute[i], &bnf_large_allocator);
+			onnx__attribute_proto__free_unpacked(node->attribute[i],
+			                                     &bnf_large_allocator);
 		else
 			node->attribute[j++] = node->attribute[i];
 	}
 	node->n_attribute = j;
 }
 
-
 static int convert_bn(struct train_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *bn,
-		      const char *path)
+                      const char *path)
 {
 	char why[400], detail[600];
 	size_t i;
@@ -116,8 +116,10 @@ static int convert_bn(struct train_ctx *ctx, const struct bnf_graph *gi, Onnx__N
 		const char *out = bn->output[i];
 		if (out[0] && (bnf_graph_uses(gi, out) > 0 || bnf_graph_is_output(gi, out))) {
 			snprintf(detail, sizeof(detail),
-				 "left in training mode: its running-statistics output '%s' is %s", out,
-				 bnf_graph_is_output(gi, out) ? "a graph output" : "read by another node");
+			         "left in training mode: its running-statistics output '%s' is %s",
+			         out,
+			         bnf_graph_is_output(gi, out) ? "a graph output"
+			                                      : "read by another node");
 			return add_entry(ctx, bn, path, 0, detail);
 		}
 	}
@@ -136,8 +138,8 @@ static int convert_bn(struct train_ctx *ctx, const struct bnf_graph *gi, Onnx__N
 	return add_entry(ctx, bn, path, 1, detail);
 }
 
-static int convert_dropout(struct train_ctx *ctx, const struct bnf_graph *gi,
-			   Onnx__NodeProto *node, const char *path)
+static int convert_dropout(struct train_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *node,
+                           const char *path)
 {
 	char why[400], detail[600];
 
@@ -170,7 +172,7 @@ static int train_node(struct bnf_graph *gi, Onnx__NodeProto *node, const char *p
 }
 
 int bnf_train_mode_to_eval(Onnx__ModelProto *model, struct bnf_train_report *rep,
-			   struct bnf_error *err)
+                           struct bnf_error *err)
 {
 	struct train_ctx ctx;
 	size_t i;
@@ -183,7 +185,7 @@ int bnf_train_mode_to_eval(Onnx__ModelProto *model, struct bnf_train_report *rep
 	if (!model->graph)
 		return bnf_fail(err, BNF_ERR_INPUT, "the model has no graph");
 	{
-		struct bnf_walk walk = { train_node, &ctx, ctx.opset, err };
+		struct bnf_walk walk = {train_node, &ctx, ctx.opset, err};
 		rc = bnf_graph_walk(&walk, model->graph, NULL, "");
 	}
 	for (i = 0; i < ctx.n_garbage; i++)

@@ -14,11 +14,11 @@
 
 /* What happened to one node found in training mode. */
 struct bnf_train_node {
-	char *op;          /* "BatchNormalization" or "Dropout" */
-	char *node;        /* node name, or its first output */
-	char *graph;       /* "" for the main graph, else the subgraph's path */
-	int converted;     /* 1: now in eval mode; 0: left as it was */
-	char *detail;      /* what was changed, or why it was left */
+	char *op;      /* "BatchNormalization" or "Dropout" */
+	char *node;    /* node name, or its first output */
+	char *graph;   /* "" for the main graph, else the subgraph's path */
+	int converted; /* 1: now in eval mode; 0: left as it was */
+	char *detail;  /* what was changed, or why it was left */
 };
 
 struct bnf_train_report {
@@ -35,7 +35,7 @@ struct bnf_train_report {
  * was, with the reason. rep is zeroed by the caller and freed with
  * bnf_train_report_free. */
 int bnf_train_mode_to_eval(Onnx__ModelProto *model, struct bnf_train_report *rep,
-			   struct bnf_error *err);
+                           struct bnf_error *err);
 
 void bnf_train_report_free(struct bnf_train_report *rep);
 

@@ -141,9 +141,9 @@ found:
 	return 1;
 }
 
-int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx__NodeProto *node,
-		       size_t slot, const char *role, double **vals, size_t *count,
-		       const Onnx__TensorProto **tensor, struct fold_outcome *out)
+int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                       const Onnx__NodeProto *node, size_t slot, const char *role, double **vals,
+                       size_t *count, const Onnx__TensorProto **tensor, struct fold_outcome *out)
 {
 	struct bnf_const_ref ref;
 	const char *name = slot < node->n_input ? node->input[slot] : NULL;
@@ -151,24 +151,23 @@ int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const O
 
 	if (!name) /* a node with fewer inputs than its operator needs */
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "node '%s' (%s) has no input %zu (%s)",
-				bnf_node_label(node), node->op_type, slot, role);
+		                bnf_node_label(node), node->op_type, slot, role);
 	if (!bnf_graph_constant(gi, name, &ref)) {
-		fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
-			  "%s '%s' of %s '%s' is not a constant", role, name, node->op_type,
-			  bnf_node_label(node));
+		fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT, "%s '%s' of %s '%s' is not a constant",
+		          role, name, node->op_type, bnf_node_label(node));
 		return 0;
 	}
 	dtype = ref.tensor->has_data_type ? ref.tensor->data_type : 0;
 	if (!bnf_dtype_is_foldable(dtype)) {
 		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-			  "%s '%s' of %s '%s' has dtype %s; bnfold folds float, double, float16 "
-			  "and bfloat16",
-			  role, name, node->op_type, bnf_node_label(node), bnf_dtype_label(dtype));
+		          "%s '%s' of %s '%s' has dtype %s; bnfold folds float, double, float16 "
+		          "and bfloat16",
+		          role, name, node->op_type, bnf_node_label(node), bnf_dtype_label(dtype));
 		return 0;
 	}
 	if (vals)
 		rc = bnf_proto_read_doubles_ext(ctx->opt ? ctx->opt->ext : NULL, ref.tensor, vals,
-						count, ctx->err);
+		                                count, ctx->err);
 	else
 		rc = bnf_proto_numel(ref.tensor, count, ctx->err);
 	if (rc != BNF_OK) {
@@ -215,8 +214,9 @@ static int set_dims(Onnx__TensorProto *t, const int64_t *dims, size_t rank)
 /* fold_store_constant and fold_store_raw: the new data is vals (doubles)
  * or raw (stored bytes, owned from here on). */
 static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-			  size_t slot, int dtype, const int64_t *dims, size_t rank,
-			  const double *vals, size_t count, uint8_t *raw, size_t len, const char *base)
+                          size_t slot, int dtype, const int64_t *dims, size_t rank,
+                          const double *vals, size_t count, uint8_t *raw, size_t len,
+                          const char *base)
 {
 	struct bnf_const_ref ref;
 	Onnx__TensorProto *t;
@@ -226,7 +226,8 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 
 	if (slot < node->n_input && node->input[slot][0] &&
 	    bnf_graph_constant(gi, node->input[slot], &ref) && ref.owner == gi &&
-	    !ref.through_identity && !ref.synthesized && bnf_graph_uses(gi, node->input[slot]) == 1 &&
+	    !ref.through_identity && !ref.synthesized &&
+	    bnf_graph_uses(gi, node->input[slot]) == 1 &&
 	    !bnf_graph_is_output(gi, node->input[slot])) {
 		/* Only this node can see the constant: rewrite it where it is. */
 		t = (Onnx__TensorProto *)ref.tensor;
@@ -282,15 +283,15 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 }
 
 int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-			size_t slot, int dtype, const int64_t *dims, size_t rank, const double *vals,
-			size_t count, const char *base)
+                        size_t slot, int dtype, const int64_t *dims, size_t rank,
+                        const double *vals, size_t count, const char *base)
 {
 	return store_constant(ctx, gi, node, slot, dtype, dims, rank, vals, count, NULL, 0, base);
 }
 
 int fold_store_bias(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-		    int dtype, const int64_t *dims, size_t rank, const double *vals, size_t count,
-		    const Onnx__NodeProto *layer)
+                    int dtype, const int64_t *dims, size_t rank, const double *vals, size_t count,
+                    const Onnx__NodeProto *layer)
 {
 	char base[256];
 
@@ -299,14 +300,14 @@ int fold_store_bias(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 }
 
 int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-		   int dtype, const int64_t *dims, size_t rank, uint8_t *raw, size_t len,
-		   const char *base)
+                   int dtype, const int64_t *dims, size_t rank, uint8_t *raw, size_t len,
+                   const char *base)
 {
 	return store_constant(ctx, gi, node, slot, dtype, dims, rank, NULL, 0, raw, len, base);
 }
 
 int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-		       const char *name)
+                       const char *name)
 {
 	char *copy = strdup(name);
 
@@ -321,7 +322,7 @@ int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePro
 }
 
 int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-		   const char *name)
+                   const char *name)
 {
 	char *copy = strdup(name);
 
@@ -335,7 +336,7 @@ int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *
 }
 
 int fold_truncate_inputs(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-			 size_t n)
+                         size_t n)
 {
 	while (node->n_input > n) {
 		char *name = node->input[node->n_input - 1];
@@ -359,7 +360,7 @@ int fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op
 }
 
 int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
-		    const Onnx__NodeProto *node)
+                    const Onnx__NodeProto *node)
 {
 	size_t i;
 
@@ -372,7 +373,7 @@ int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
 }
 
 Onnx__NodeProto *fold_producer(const struct fold_ctx *ctx, const struct bnf_graph *gi,
-			       const char *name)
+                               const char *name)
 {
 	size_t idx;
 	Onnx__NodeProto *p = bnf_graph_producer(gi, name, &idx);
@@ -381,4 +382,3 @@ Onnx__NodeProto *fold_producer(const struct fold_ctx *ctx, const struct bnf_grap
 		return NULL;
 	return p;
 }
-

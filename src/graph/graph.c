@@ -21,14 +21,14 @@ struct bnf_graph_synth {
 };
 
 void bnf_subgraph_path(char *buf, size_t len, const char *path, const Onnx__NodeProto *node,
-		       const Onnx__GraphProto *sub)
+                       const Onnx__GraphProto *sub)
 {
 	snprintf(buf, len, "%s%s%s/%s", path, path[0] ? "/" : "", bnf_node_label(node),
-		 sub->name ? sub->name : "body");
+	         sub->name ? sub->name : "body");
 }
 
-int bnf_node_for_each_subgraph(Onnx__NodeProto *node,
-			       int (*fn)(Onnx__GraphProto *sub, void *arg), void *arg)
+int bnf_node_for_each_subgraph(Onnx__NodeProto *node, int (*fn)(Onnx__GraphProto *sub, void *arg),
+                               void *arg)
 {
 	size_t i, j;
 	int rc;
@@ -78,7 +78,7 @@ static int count_subgraph_uses(Onnx__GraphProto *sub, void *arg)
 }
 
 int bnf_graph_build(struct bnf_graph *gi, Onnx__GraphProto *g, const struct bnf_graph *parent,
-		    int opset, struct bnf_error *err)
+                    int opset, struct bnf_error *err)
 {
 	struct count_ctx ctx;
 	size_t i, j;
@@ -100,7 +100,8 @@ int bnf_graph_build(struct bnf_graph *gi, Onnx__GraphProto *g, const struct bnf_
 	ctx.depth = 0;
 
 	for (i = 0; i < g->n_initializer; i++)
-		if (g->initializer[i]->name && bnf_strmap_put(&gi->initializer, g->initializer[i]->name, i))
+		if (g->initializer[i]->name &&
+		    bnf_strmap_put(&gi->initializer, g->initializer[i]->name, i))
 			goto nomem;
 	for (i = 0; i < g->n_input; i++)
 		if (g->input[i]->name && bnf_strmap_put(&gi->inputs, g->input[i]->name, i))
@@ -114,9 +115,10 @@ int bnf_graph_build(struct bnf_graph *gi, Onnx__GraphProto *g, const struct bnf_
 			if (!node->output[j][0])
 				continue;
 			if (bnf_strmap_get(&gi->producer, node->output[j], NULL))
-				return bnf_fail(err, BNF_ERR_INPUT,
-						"value '%s' is produced by more than one node (node '%s')",
-						node->output[j], bnf_node_label(node));
+				return bnf_fail(
+				    err, BNF_ERR_INPUT,
+				    "value '%s' is produced by more than one node (node '%s')",
+				    node->output[j], bnf_node_label(node));
 			if (bnf_strmap_put(&gi->producer, node->output[j], i))
 				goto nomem;
 		}
@@ -126,15 +128,15 @@ int bnf_graph_build(struct bnf_graph *gi, Onnx__GraphProto *g, const struct bnf_
 		rc = bnf_node_for_each_subgraph(node, count_subgraph_uses, &ctx);
 		if (rc == -2)
 			return bnf_fail(err, BNF_ERR_INPUT,
-					"node '%s': subgraphs nested more than 64 deep",
-					bnf_node_label(node));
+			                "node '%s': subgraphs nested more than 64 deep",
+			                bnf_node_label(node));
 		if (rc)
 			goto nomem;
 	}
 	return BNF_OK;
 nomem:
 	return bnf_fail(err, BNF_ERR_NOMEM, "out of memory indexing graph '%s'",
-			g->name ? g->name : "");
+	                g->name ? g->name : "");
 }
 
 void bnf_graph_release(struct bnf_graph *gi)
@@ -143,7 +145,8 @@ void bnf_graph_release(struct bnf_graph *gi)
 
 	if (gi->synth) {
 		for (i = 0; i < gi->synth->n; i++)
-			onnx__tensor_proto__free_unpacked(gi->synth->tensors[i], &bnf_large_allocator);
+			onnx__tensor_proto__free_unpacked(gi->synth->tensors[i],
+			                                  &bnf_large_allocator);
 		free(gi->synth->tensors);
 		free(gi->synth->nodes);
 		free(gi->synth);
@@ -182,7 +185,8 @@ int bnf_graph_name_taken(const struct bnf_graph *gi, const char *name)
 	for (; gi; gi = gi->parent)
 		if (bnf_strmap_get(&gi->producer, name, NULL) ||
 		    bnf_strmap_get(&gi->initializer, name, NULL) ||
-		    bnf_strmap_get(&gi->inputs, name, NULL) || bnf_strmap_get(&gi->uses, name, NULL))
+		    bnf_strmap_get(&gi->inputs, name, NULL) ||
+		    bnf_strmap_get(&gi->uses, name, NULL))
 			return 1;
 	return 0;
 }
@@ -190,16 +194,16 @@ int bnf_graph_name_taken(const struct bnf_graph *gi, const char *name)
 /* The tensor of a Constant node written with a list attribute, built once
  * and cached in the index. */
 static const Onnx__TensorProto *synth_constant(const struct bnf_graph *gi,
-					       const Onnx__NodeProto *node,
-					       const Onnx__AttributeProto *a)
+                                               const Onnx__NodeProto *node,
+                                               const Onnx__AttributeProto *a)
 {
 	struct bnf_graph_synth *sy = gi->synth;
 	Onnx__TensorProto *t, **tp;
 	const Onnx__NodeProto **np;
 	int is_list = a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS ||
-		      a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+	              a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
 	int is_float = a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT ||
-		       a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+	               a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
 	size_t i, n = is_list ? (is_float ? a->n_floats : a->n_ints) : 1;
 
 	for (i = 0; i < sy->n; i++)
@@ -226,8 +230,8 @@ static const Onnx__TensorProto *synth_constant(const struct bnf_graph *gi,
 		return NULL;
 	}
 	t->has_data_type = 1;
-	t->data_type = is_float ? ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
-				: ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+	t->data_type =
+	    is_float ? ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT : ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
 	if (is_list) {
 		t->dims[0] = (int64_t)n;
 		t->n_dims = 1;
@@ -290,9 +294,9 @@ int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_
 				return 1;
 			}
 			if (!a->name || (strcmp(a->name, "value_float") != 0 &&
-					 strcmp(a->name, "value_floats") != 0 &&
-					 strcmp(a->name, "value_int") != 0 &&
-					 strcmp(a->name, "value_ints") != 0))
+			                 strcmp(a->name, "value_floats") != 0 &&
+			                 strcmp(a->name, "value_int") != 0 &&
+			                 strcmp(a->name, "value_ints") != 0))
 				return 0;
 			ref->tensor = synth_constant(gi, node, a);
 			ref->synthesized = 1;
@@ -330,8 +334,8 @@ static int shape_from_value_info(const Onnx__ValueInfoProto *vi, int64_t *dims, 
 	for (i = 0; i < shape->n_dim && (int)i < max; i++) {
 		const Onnx__TensorShapeProto__Dimension *d = shape->dim[i];
 		dims[i] = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
-				  ? d->dim_value
-				  : -1;
+		              ? d->dim_value
+		              : -1;
 	}
 	return (int)shape->n_dim;
 }
@@ -360,7 +364,8 @@ void bnf_graph_remove_value_info(Onnx__GraphProto *g, const char *name)
 	size_t i, j = 0;
 	for (i = 0; i < g->n_value_info; i++) {
 		if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0)
-			onnx__value_info_proto__free_unpacked(g->value_info[i], &bnf_large_allocator);
+			onnx__value_info_proto__free_unpacked(g->value_info[i],
+			                                      &bnf_large_allocator);
 		else
 			g->value_info[j++] = g->value_info[i];
 	}
@@ -376,7 +381,7 @@ struct walk_step {
 };
 
 static int walk_graph(const struct bnf_walk *walk, Onnx__GraphProto *g,
-		      const struct bnf_graph *parent, const char *path, int depth);
+                      const struct bnf_graph *parent, const char *path, int depth);
 
 static int walk_subgraph_cb(Onnx__GraphProto *sub, void *arg)
 {
@@ -388,7 +393,7 @@ static int walk_subgraph_cb(Onnx__GraphProto *sub, void *arg)
 }
 
 static int walk_graph(const struct bnf_walk *walk, Onnx__GraphProto *g,
-		      const struct bnf_graph *parent, const char *path, int depth)
+                      const struct bnf_graph *parent, const char *path, int depth)
 {
 	struct bnf_graph gi;
 	size_t i;
@@ -396,14 +401,14 @@ static int walk_graph(const struct bnf_walk *walk, Onnx__GraphProto *g,
 
 	memset(&gi, 0, sizeof(gi));
 	if (depth > 64) {
-		rc = bnf_fail(walk->err, BNF_ERR_INPUT, "subgraphs nested more than 64 deep at '%s'",
-			      path);
+		rc = bnf_fail(walk->err, BNF_ERR_INPUT,
+		              "subgraphs nested more than 64 deep at '%s'", path);
 		goto out;
 	}
 	if ((rc = bnf_graph_build(&gi, g, parent, walk->opset, walk->err)) != BNF_OK)
 		goto out;
 	for (i = 0; i < g->n_node && rc == BNF_OK; i++) {
-		struct walk_step step = { walk, &gi, path, g->node[i], depth };
+		struct walk_step step = {walk, &gi, path, g->node[i], depth};
 
 		rc = walk->visit(&gi, g->node[i], path, walk->arg);
 		if (rc == BNF_OK)
@@ -414,8 +419,8 @@ out:
 	return rc;
 }
 
-int bnf_graph_walk(const struct bnf_walk *walk, Onnx__GraphProto *g,
-		   const struct bnf_graph *parent, const char *path)
+int bnf_graph_walk(const struct bnf_walk *walk, Onnx__GraphProto *g, const struct bnf_graph *parent,
+                   const char *path)
 {
 	return walk_graph(walk, g, parent, path, 0);
 }

@@ -16,24 +16,24 @@
 #include "util/strmap.h"
 
 struct bnf_graph {
-	Onnx__GraphProto *g;              /* borrowed */
-	const struct bnf_graph *parent;   /* enclosing graph of a subgraph, or NULL */
-	int opset;                        /* default-domain opset of the model */
-	struct bnf_strmap producer;       /* value name -> index of its node */
-	struct bnf_strmap initializer;    /* initializer name -> index */
-	struct bnf_strmap uses;           /* value name -> number of node inputs
-	                                     reading it, nested subgraphs included */
-	struct bnf_strmap inputs;         /* graph input names */
-	struct bnf_strmap outputs;        /* graph output names */
-	struct bnf_graph_synth *synth;    /* tensors made for Constant nodes that
-	                                     hold value_float(s) or value_int(s) */
+	Onnx__GraphProto *g;            /* borrowed */
+	const struct bnf_graph *parent; /* enclosing graph of a subgraph, or NULL */
+	int opset;                      /* default-domain opset of the model */
+	struct bnf_strmap producer;     /* value name -> index of its node */
+	struct bnf_strmap initializer;  /* initializer name -> index */
+	struct bnf_strmap uses;         /* value name -> number of node inputs
+	                                   reading it, nested subgraphs included */
+	struct bnf_strmap inputs;       /* graph input names */
+	struct bnf_strmap outputs;      /* graph output names */
+	struct bnf_graph_synth *synth;  /* tensors made for Constant nodes that
+	                                   hold value_float(s) or value_int(s) */
 };
 
 /* Index g. parent is the index of the enclosing graph (for outer-scope
  * names) or NULL. The index borrows g's strings: rebuild it after the graph
  * changes. Release with bnf_graph_release even on failure. */
 int bnf_graph_build(struct bnf_graph *gi, Onnx__GraphProto *g, const struct bnf_graph *parent,
-		    int opset, struct bnf_error *err);
+                    int opset, struct bnf_error *err);
 void bnf_graph_release(struct bnf_graph *gi);
 
 /* The node producing name in this graph (not in enclosing ones), or NULL. */
@@ -47,13 +47,13 @@ int bnf_graph_is_output(const struct bnf_graph *gi, const char *name);
 
 /* Where a constant lives, as found by bnf_graph_constant. */
 struct bnf_const_ref {
-	const Onnx__TensorProto *tensor;  /* the value (borrowed) */
-	const struct bnf_graph *owner;    /* graph holding it */
-	int is_initializer;               /* 1: owner->g->initializer[index] */
-	size_t index;                     /* initializer index or Constant node index */
-	int through_identity;             /* reached through one or more Identity nodes */
-	int synthesized;                  /* made from value_float(s)/value_int(s):
-	                                     not part of the tree, never rewrite it */
+	const Onnx__TensorProto *tensor; /* the value (borrowed) */
+	const struct bnf_graph *owner;   /* graph holding it */
+	int is_initializer;              /* 1: owner->g->initializer[index] */
+	size_t index;                    /* initializer index or Constant node index */
+	int through_identity;            /* reached through one or more Identity nodes */
+	int synthesized;                 /* made from value_float(s)/value_int(s):
+	                                    not part of the tree, never rewrite it */
 };
 
 /* Resolve name to a constant tensor: an initializer that is not also a
@@ -88,7 +88,7 @@ int bnf_node_append_input(Onnx__NodeProto *node, const char *name);
 /* The path of subgraph sub of node inside the graph at path ("" for the
  * main graph), as reports spell it: "If_0/then_branch". */
 void bnf_subgraph_path(char *buf, size_t len, const char *path, const Onnx__NodeProto *node,
-		       const Onnx__GraphProto *sub);
+                       const Onnx__GraphProto *sub);
 
 /* A depth-first visit of every node of a graph and of its subgraphs: visit
  * is called for each node (in order) with the index of the graph holding
@@ -102,24 +102,24 @@ struct bnf_walk {
 	struct bnf_error *err;
 };
 
-int bnf_graph_walk(const struct bnf_walk *walk, Onnx__GraphProto *g,
-		   const struct bnf_graph *parent, const char *path);
+int bnf_graph_walk(const struct bnf_walk *walk, Onnx__GraphProto *g, const struct bnf_graph *parent,
+                   const char *path);
 
 /* The subgraphs held by a node's attributes: calls fn for each. */
-int bnf_node_for_each_subgraph(Onnx__NodeProto *node,
-			       int (*fn)(Onnx__GraphProto *sub, void *arg), void *arg);
+int bnf_node_for_each_subgraph(Onnx__NodeProto *node, int (*fn)(Onnx__GraphProto *sub, void *arg),
+                               void *arg);
 
 /* 1 when BatchNormalization bn of the graph indexed by gi runs in training
  * mode: is_test=0 before opset 7, training_mode=1 from opset 14, or an
  * optional running-statistics output present (read or not). why receives
  * a clause saying which. Shared with the --train-mode=eval pass. */
 int bnf_bn_training_mode(const struct bnf_graph *gi, const Onnx__NodeProto *bn, char *why,
-			 size_t len);
+                         size_t len);
 
 /* 1 when Dropout node runs in training mode: is_test=0 (the default)
  * before opset 7, or a constant true training_mode input from opset 12. */
 int bnf_dropout_training_mode(const struct bnf_graph *gi, const Onnx__NodeProto *node, char *why,
-			      size_t len);
+                              size_t len);
 
 /* The attribute called name of node, or NULL. */
 const Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *node, const char *name);

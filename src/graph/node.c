@@ -20,7 +20,8 @@ const Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *node, const cha
 
 int bnf_node_is(const Onnx__NodeProto *node, const char *op_type)
 {
-	int default_domain = !node->domain || !node->domain[0] || strcmp(node->domain, "ai.onnx") == 0;
+	int default_domain =
+	    !node->domain || !node->domain[0] || strcmp(node->domain, "ai.onnx") == 0;
 	return default_domain && node->op_type && strcmp(node->op_type, op_type) == 0;
 }
 
@@ -31,7 +32,7 @@ long long bnf_node_attr_int(const Onnx__NodeProto *node, const char *name, long 
 }
 
 int bnf_bn_training_mode(const struct bnf_graph *gi, const Onnx__NodeProto *bn, char *why,
-			 size_t len)
+                         size_t len)
 {
 	size_t i;
 
@@ -48,10 +49,11 @@ int bnf_bn_training_mode(const struct bnf_graph *gi, const Onnx__NodeProto *bn, 
 		if (!out[0])
 			continue;
 		if (bnf_graph_is_output(gi, out))
-			snprintf(why, len, "its running-statistics output '%s' is a graph output", out);
+			snprintf(why, len, "its running-statistics output '%s' is a graph output",
+			         out);
 		else if (bnf_graph_uses(gi, out) > 0)
-			snprintf(why, len, "its running-statistics output '%s' is read by another node",
-				 out);
+			snprintf(why, len,
+			         "its running-statistics output '%s' is read by another node", out);
 		else
 			snprintf(why, len, "it has the optional training output '%s'", out);
 		return 1;
@@ -74,7 +76,7 @@ static int tensor_first_true(const Onnx__TensorProto *t)
 }
 
 int bnf_dropout_training_mode(const struct bnf_graph *gi, const Onnx__NodeProto *node, char *why,
-			      size_t len)
+                              size_t len)
 {
 	struct bnf_const_ref ref;
 
@@ -95,7 +97,8 @@ int bnf_model_opset(const Onnx__ModelProto *model)
 	size_t i;
 	for (i = 0; i < model->n_opset_import; i++) {
 		const Onnx__OperatorSetIdProto *o = model->opset_import[i];
-		if ((!o->domain || !o->domain[0] || strcmp(o->domain, "ai.onnx") == 0) && o->has_version)
+		if ((!o->domain || !o->domain[0] || strcmp(o->domain, "ai.onnx") == 0) &&
+		    o->has_version)
 			return o->version > 1000 ? 1000 : (int)o->version;
 	}
 	return 1;

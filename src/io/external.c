@@ -56,7 +56,7 @@ void bnf_external_free(struct bnf_external *ext)
 int bnf_tensor_is_external(const Onnx__TensorProto *t)
 {
 	return (t->has_data_location &&
-		t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
+	        t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
 	       t->n_external_data > 0;
 }
 
@@ -138,7 +138,8 @@ void bnf_tensor_drop_external(Onnx__TensorProto *t)
 	size_t i;
 
 	for (i = 0; i < t->n_external_data; i++)
-		onnx__string_string_entry_proto__free_unpacked(t->external_data[i], &bnf_large_allocator);
+		onnx__string_string_entry_proto__free_unpacked(t->external_data[i],
+		                                               &bnf_large_allocator);
 	free(t->external_data);
 	t->external_data = NULL;
 	t->n_external_data = 0;
@@ -147,7 +148,7 @@ void bnf_tensor_drop_external(Onnx__TensorProto *t)
 }
 
 int ext_tensor_region(const struct bnf_external *ext, const Onnx__TensorProto *t,
-		      struct ext_region *r, struct bnf_error *err)
+                      struct ext_region *r, struct bnf_error *err)
 {
 	const char *name = t->name ? t->name : "";
 	const char *loc = ext_entry_get(t, "location");
@@ -157,9 +158,9 @@ int ext_tensor_region(const struct bnf_external *ext, const Onnx__TensorProto *t
 	r->file = -1;
 	if (!loc || parse_u64(ext_entry_get(t, "offset"), &r->offset) != 0 ||
 	    parse_u64(ext_entry_get(t, "length"), &r->length) != 0)
-		return bnf_fail(err, BNF_ERR_INPUT,
-				"tensor '%s': external data was not validated when its model was read",
-				name);
+		return bnf_fail(
+		    err, BNF_ERR_INPUT,
+		    "tensor '%s': external data was not validated when its model was read", name);
 	if (ext && strcmp(loc, EXT_SPILL_LOCATION) == 0 && ext->spill_fd >= 0) {
 		r->spill = 1;
 		return BNF_OK;
@@ -170,15 +171,15 @@ int ext_tensor_region(const struct bnf_external *ext, const Onnx__TensorProto *t
 			return BNF_OK;
 		}
 	return bnf_fail(err, BNF_ERR_INPUT,
-			"tensor '%s': external data location '%s' was not validated when its model "
-			"was read",
-			name, loc);
+	                "tensor '%s': external data location '%s' was not validated when its model "
+	                "was read",
+	                name, loc);
 }
 
 /* ---- views ---- */
 
-int ext_map_region(const struct bnf_external *ext, const struct ext_region *r,
-		   const char *name, struct bnf_tensor_bytes *view, struct bnf_error *err)
+int ext_map_region(const struct bnf_external *ext, const struct ext_region *r, const char *name,
+                   struct bnf_tensor_bytes *view, struct bnf_error *err)
 {
 	const char *path = r->spill ? "the spill file" : ext->files[r->file].path;
 	int fd = r->spill ? ext->spill_fd : open(path, O_RDONLY | O_CLOEXEC);
@@ -190,13 +191,13 @@ int ext_map_region(const struct bnf_external *ext, const struct ext_region *r,
 	memset(view, 0, sizeof(*view));
 	if (fd < 0)
 		return bnf_fail(err, BNF_ERR_IO, "tensor '%s': cannot open '%s': %s", name, path,
-				strerror(errno));
+		                strerror(errno));
 	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < r->offset ||
 	    (uint64_t)st.st_size - r->offset < r->length) {
 		rc = bnf_fail(err, BNF_ERR_INPUT,
-			      "tensor '%s': '%s' is shorter than its offset and length say "
-			      "(did it change?)",
-			      name, path);
+		              "tensor '%s': '%s' is shorter than its offset and length say "
+		              "(did it change?)",
+		              name, path);
 		goto out;
 	}
 	if (r->length > SIZE_MAX - (size_t)page) {
@@ -213,7 +214,7 @@ int ext_map_region(const struct bnf_external *ext, const struct ext_region *r,
 	if (view->map == MAP_FAILED) {
 		view->map = NULL;
 		rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': cannot map '%s': %s", name, path,
-			      strerror(errno));
+		              strerror(errno));
 		goto out;
 	}
 	view->data = (const uint8_t *)view->map + (r->offset - base);
@@ -225,7 +226,7 @@ out:
 }
 
 int bnf_tensor_bytes_get(const struct bnf_external *ext, const Onnx__TensorProto *t,
-			 struct bnf_tensor_bytes *view, struct bnf_error *err)
+                         struct bnf_tensor_bytes *view, struct bnf_error *err)
 {
 	const char *name = t->name ? t->name : "";
 	struct ext_region r;
@@ -241,9 +242,9 @@ int bnf_tensor_bytes_get(const struct bnf_external *ext, const Onnx__TensorProto
 	}
 	if (!ext)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-				"tensor '%s' keeps its data in an external file, which this caller "
-				"cannot read",
-				name);
+		                "tensor '%s' keeps its data in an external file, which this caller "
+		                "cannot read",
+		                name);
 	if ((rc = ext_tensor_region(ext, t, &r, err)) != BNF_OK)
 		return rc;
 	return ext_map_region(ext, &r, name, view, err);
@@ -261,8 +262,8 @@ void bnf_tensor_bytes_release(struct bnf_tensor_bytes *view)
 
 static int walk_graph(Onnx__GraphProto *g, int (*fn)(Onnx__TensorProto *, void *), void *arg);
 
-static int walk_nodes(Onnx__NodeProto **nodes, size_t n,
-		      int (*fn)(Onnx__TensorProto *, void *), void *arg)
+static int walk_nodes(Onnx__NodeProto **nodes, size_t n, int (*fn)(Onnx__TensorProto *, void *),
+                      void *arg)
 {
 	size_t i, j, k;
 	int rc = 0;
@@ -304,8 +305,8 @@ static int walk_graph(Onnx__GraphProto *g, int (*fn)(Onnx__TensorProto *, void *
 	return rc;
 }
 
-int bnf_model_for_each_tensor(Onnx__ModelProto *model,
-			      int (*fn)(Onnx__TensorProto *t, void *arg), void *arg)
+int bnf_model_for_each_tensor(Onnx__ModelProto *model, int (*fn)(Onnx__TensorProto *t, void *arg),
+                              void *arg)
 {
 	size_t i;
 	int rc = 0;
@@ -328,8 +329,8 @@ int bnf_model_for_each_tensor(Onnx__ModelProto *model,
 
 struct adopt_state {
 	struct bnf_external *ext;
-	const char *label;      /* the model's path for messages */
-	const char *root;       /* real path of the model's folder, NULL for stdin */
+	const char *label; /* the model's path for messages */
+	const char *root;  /* real path of the model's folder, NULL for stdin */
 	size_t n_external;
 	struct bnf_error *err;
 	int rc;
@@ -407,52 +408,51 @@ static int adopt_tensor(Onnx__TensorProto *t, void *arg)
 	loc = ext_entry_get(t, "location");
 	if (!s->root)
 		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
-				 "%s: tensor '%s' keeps its data in external file '%s'; a model "
-				 "with external data must be read from a file, not standard input",
-				 s->label, name, loc ? loc : "");
+		                 "%s: tensor '%s' keeps its data in external file '%s'; a model "
+		                 "with external data must be read from a file, not standard input",
+		                 s->label, name, loc ? loc : "");
 	else if (!loc || !loc[0])
-		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
-				 "%s: tensor '%s' is external but names no data file", s->label,
-				 name);
+		s->rc =
+		    bnf_fail(s->err, BNF_ERR_INPUT,
+		             "%s: tensor '%s' is external but names no data file", s->label, name);
 	else if (!ext_location_is_safe(loc))
 		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
-				 "%s: tensor '%s': external data location '%s' is outside the "
-				 "model's folder (absolute or with '..')",
-				 s->label, name, loc);
+		                 "%s: tensor '%s': external data location '%s' is outside the "
+		                 "model's folder (absolute or with '..')",
+		                 s->label, name, loc);
 	else if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", s->root, loc) >= sizeof(joined))
 		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
-				 "%s: tensor '%s': external data location '%s' is too long",
-				 s->label, name, loc);
+		                 "%s: tensor '%s': external data location '%s' is too long",
+		                 s->label, name, loc);
 	else if (!realpath(joined, real))
 		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
-				 "%s: tensor '%s': cannot open external data '%s': %s", s->label,
-				 name, loc, strerror(errno));
+		                 "%s: tensor '%s': cannot open external data '%s': %s", s->label,
+		                 name, loc, strerror(errno));
 	else if (!ext_path_inside(real, s->root))
-		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
-				 "%s: tensor '%s': external data location '%s' resolves outside the "
-				 "model's folder (through a symbolic link)",
-				 s->label, name, loc);
+		s->rc =
+		    bnf_fail(s->err, BNF_ERR_INPUT,
+		             "%s: tensor '%s': external data location '%s' resolves outside the "
+		             "model's folder (through a symbolic link)",
+		             s->label, name, loc);
 	else if (stat(real, &st) != 0 || !S_ISREG(st.st_mode))
 		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
-				 "%s: tensor '%s': external data '%s' is not a regular file",
-				 s->label, name, loc);
+		                 "%s: tensor '%s': external data '%s' is not a regular file",
+		                 s->label, name, loc);
 	if (s->rc)
 		return s->rc;
 	off_s = ext_entry_get(t, "offset");
 	len_s = ext_entry_get(t, "length");
-	if ((off_s && parse_u64(off_s, &offset) != 0) ||
-	    (len_s && parse_u64(len_s, &length) != 0))
+	if ((off_s && parse_u64(off_s, &offset) != 0) || (len_s && parse_u64(len_s, &length) != 0))
 		return s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
-					"%s: tensor '%s': external data '%s' has an offset or "
-					"length that is not a number",
-					s->label, name, loc);
-	if (offset > (uint64_t)st.st_size ||
-	    (len_s && length > (uint64_t)st.st_size - offset))
+		                        "%s: tensor '%s': external data '%s' has an offset or "
+		                        "length that is not a number",
+		                        s->label, name, loc);
+	if (offset > (uint64_t)st.st_size || (len_s && length > (uint64_t)st.st_size - offset))
 		return s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
-					"%s: tensor '%s': offset %" PRIu64 " and length %s reach "
-					"beyond the end of external data '%s' (%lld bytes)",
-					s->label, name, offset, len_s ? len_s : "(rest)", loc,
-					(long long)st.st_size);
+		                        "%s: tensor '%s': offset %" PRIu64 " and length %s reach "
+		                        "beyond the end of external data '%s' (%lld bytes)",
+		                        s->label, name, offset, len_s ? len_s : "(rest)", loc,
+		                        (long long)st.st_size);
 	if (!len_s)
 		length = (uint64_t)st.st_size - offset;
 	if (register_file(s->ext, real, (uint64_t)st.st_size) < 0 ||
@@ -465,7 +465,7 @@ static int adopt_tensor(Onnx__TensorProto *t, void *arg)
 }
 
 int bnf_external_adopt(struct bnf_external *ext, Onnx__ModelProto *model, const char *model_path,
-		       size_t *n_external, struct bnf_error *err)
+                       size_t *n_external, struct bnf_error *err)
 {
 	struct adopt_state s;
 	char folder[PATH_MAX], root[PATH_MAX];
@@ -476,9 +476,10 @@ int bnf_external_adopt(struct bnf_external *ext, Onnx__ModelProto *model, const 
 	s.label = from_stdin ? "<stdin>" : model_path;
 	s.err = err;
 	if (!from_stdin) {
-		if (bnf_path_folder(model_path, folder, sizeof(folder)) != 0 || !realpath(folder, root))
+		if (bnf_path_folder(model_path, folder, sizeof(folder)) != 0 ||
+		    !realpath(folder, root))
 			return bnf_fail(err, BNF_ERR_IO, "%s: cannot find the model's folder: %s",
-					model_path, strerror(errno ? errno : ENAMETOOLONG));
+			                model_path, strerror(errno ? errno : ENAMETOOLONG));
 		s.root = root;
 	}
 	bnf_model_for_each_tensor(model, adopt_tensor, &s);
@@ -490,7 +491,7 @@ int bnf_external_adopt(struct bnf_external *ext, Onnx__ModelProto *model, const 
 /* ---- the spill file ---- */
 
 int bnf_external_spill_open(struct bnf_external *ext, const char *folder, size_t threshold,
-			    struct bnf_error *err)
+                            struct bnf_error *err)
 {
 	char tmp[PATH_MAX];
 	const char *dir = folder;
@@ -506,16 +507,16 @@ int bnf_external_spill_open(struct bnf_external *ext, const char *folder, size_t
 	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.bnfold-XXXXXX", dir) >= sizeof(tmp))
 		return bnf_fail(err, BNF_ERR_IO, "cannot create a data file in '%s': path too long",
-				dir);
+		                dir);
 	ext->spill_fd = mkstemp(tmp);
 	if (ext->spill_fd < 0)
 		return bnf_fail(err, BNF_ERR_IO, "cannot create a data file in '%s': %s", dir,
-				strerror(errno));
+		                strerror(errno));
 	mask = umask(0); /* the mode a plain create would give, as for the model */
 	umask(mask);
 	if (fchmod(ext->spill_fd, 0666 & ~mask) != 0) {
 		rc = bnf_fail(err, BNF_ERR_IO, "cannot create a data file in '%s': %s", dir,
-			      strerror(errno));
+		              strerror(errno));
 	}
 	if (!folder) {
 		unlink(tmp); /* anonymous: gone when closed */
@@ -530,7 +531,7 @@ int bnf_external_spill_open(struct bnf_external *ext, const char *folder, size_t
 }
 
 int ext_spill_append(struct bnf_external *ext, const uint8_t *data, size_t len, uint64_t align,
-		     uint64_t *offset, struct bnf_error *err)
+                     uint64_t *offset, struct bnf_error *err)
 {
 	uint64_t off = (ext->spill_size + align - 1) / align * align;
 	size_t done = 0;
@@ -541,8 +542,8 @@ int ext_spill_append(struct bnf_external *ext, const uint8_t *data, size_t len, 
 			continue;
 		if (n <= 0)
 			return bnf_fail(err, BNF_ERR_IO, "cannot write the data file in '%s': %s",
-					ext->spill_folder ? ext->spill_folder : "$TMPDIR",
-					n < 0 ? strerror(errno) : "short write");
+			                ext->spill_folder ? ext->spill_folder : "$TMPDIR",
+			                n < 0 ? strerror(errno) : "short write");
 		done += (size_t)n;
 	}
 	ext->spill_size = off + len;
@@ -553,7 +554,8 @@ int ext_spill_append(struct bnf_external *ext, const uint8_t *data, size_t len, 
 int ext_make_spilled(Onnx__TensorProto *t, uint64_t offset, uint64_t length)
 {
 	if (ext_entry_set(t, "location", EXT_SPILL_LOCATION) != 0 ||
-	    ext_entry_set_u64(t, "offset", offset) != 0 || ext_entry_set_u64(t, "length", length) != 0)
+	    ext_entry_set_u64(t, "offset", offset) != 0 ||
+	    ext_entry_set_u64(t, "length", length) != 0)
 		return -1;
 	t->has_data_location = 1;
 	t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
@@ -569,7 +571,7 @@ int bnf_external_spill(struct bnf_external *ext, Onnx__TensorProto *t, struct bn
 	    t->raw_data.len < ext->threshold || t->raw_data.len == 0)
 		return BNF_OK;
 	if ((rc = ext_spill_append(ext, t->raw_data.data, t->raw_data.len,
-				   ext_alignment(t->raw_data.len), &offset, err)) != BNF_OK)
+	                           ext_alignment(t->raw_data.len), &offset, err)) != BNF_OK)
 		return rc;
 	if (ext_make_spilled(t, offset, t->raw_data.len) != 0)
 		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");

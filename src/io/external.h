@@ -36,14 +36,14 @@ int bnf_tensor_is_external(const Onnx__TensorProto *t);
  * file, offset or length past the end of the file. *n_external (may be
  * NULL) receives the number of external tensors. */
 int bnf_external_adopt(struct bnf_external *ext, Onnx__ModelProto *model, const char *model_path,
-		       size_t *n_external, struct bnf_error *err);
+                       size_t *n_external, struct bnf_error *err);
 
 /* A read-only view of a tensor's stored bytes: raw_data as it is, or a
  * private mapping of the tensor's region of its data file. */
 struct bnf_tensor_bytes {
 	const uint8_t *data;
 	size_t len;
-	void *map;       /* mapping to release, or NULL */
+	void *map; /* mapping to release, or NULL */
 	size_t map_len;
 };
 
@@ -52,7 +52,7 @@ struct bnf_tensor_bytes {
  * when its data file cannot be mapped. Release with
  * bnf_tensor_bytes_release, which accepts a zeroed view. */
 int bnf_tensor_bytes_get(const struct bnf_external *ext, const Onnx__TensorProto *t,
-			 struct bnf_tensor_bytes *view, struct bnf_error *err);
+                         struct bnf_tensor_bytes *view, struct bnf_error *err);
 void bnf_tensor_bytes_release(struct bnf_tensor_bytes *view);
 
 /* Remove t's external markers (after its data was replaced in raw_data). */
@@ -63,7 +63,7 @@ void bnf_tensor_drop_external(Onnx__TensorProto *t);
  * in $TMPDIR. Tensors of at least threshold bytes that the fold rewrites
  * then go there instead of memory. Opening twice is allowed. */
 int bnf_external_spill_open(struct bnf_external *ext, const char *folder, size_t threshold,
-			    struct bnf_error *err);
+                            struct bnf_error *err);
 
 /* When a spill file is open and t's raw_data has at least threshold bytes,
  * move those bytes to the spill file and make t refer to them. */
@@ -72,8 +72,8 @@ int bnf_external_spill(struct bnf_external *ext, Onnx__TensorProto *t, struct bn
 /* Call fn on every tensor of the model: initializers, sparse initializers,
  * Constant and other tensor attributes, subgraphs, functions and training
  * graphs. Stops at the first nonzero return, which it returns. */
-int bnf_model_for_each_tensor(Onnx__ModelProto *model,
-			      int (*fn)(Onnx__TensorProto *t, void *arg), void *arg);
+int bnf_model_for_each_tensor(Onnx__ModelProto *model, int (*fn)(Onnx__TensorProto *t, void *arg),
+                              void *arg);
 
 /* Total length of the model's external tensors (after adoption). */
 uint64_t bnf_model_external_bytes(const Onnx__ModelProto *model);
@@ -92,18 +92,18 @@ enum bnf_data_mode {
 };
 
 struct bnf_write_plan {
-	enum bnf_data_mode mode;   /* as requested; AUTO is resolved when writing */
-	const char *data_name;     /* data file, relative to the output's folder
-	                              (NULL: "<output file name>.data") */
-	size_t threshold;          /* tensors of at least this many bytes go out */
-	size_t input_external;     /* external tensors the input had (for AUTO) */
+	enum bnf_data_mode mode; /* as requested; AUTO is resolved when writing */
+	const char *data_name;   /* data file, relative to the output's folder
+	                            (NULL: "<output file name>.data") */
+	size_t threshold;        /* tensors of at least this many bytes go out */
+	size_t input_external;   /* external tensors the input had (for AUTO) */
 };
 
 /* AUTO resolves to INLINE when the input had no external tensors and the
  * model takes less than 2 GB (the protobuf limit), else to FILE; other
  * modes stay as they are. */
 enum bnf_data_mode bnf_data_mode_resolve(enum bnf_data_mode requested, size_t input_external,
-					 uint64_t model_bytes);
+                                         uint64_t model_bytes);
 
 /* Write model to path as the plan says. INLINE: every external tensor is
  * brought into the model (which must stay under 2 GB) and path may be "-".
@@ -117,12 +117,12 @@ enum bnf_data_mode bnf_data_mode_resolve(enum bnf_data_mode requested, size_t in
  * for writing afterwards. *written gets the model file's size and
  * *data_written the data file's (0 when there is none); both may be NULL. */
 int bnf_external_write(struct bnf_external *ext, Onnx__ModelProto *model, const char *path,
-		       const struct bnf_write_plan *plan, size_t *written, size_t *data_written,
-		       struct bnf_error *err);
+                       const struct bnf_write_plan *plan, size_t *written, size_t *data_written,
+                       struct bnf_error *err);
 
 /* 1 when bnf_external_write would write the model to the file path as it
  * is, inline, with nothing to move (so bnf_model_write_start may do it). */
 int bnf_external_write_is_plain(const Onnx__ModelProto *model, const struct bnf_write_plan *plan,
-				const char *path);
+                                const char *path);
 
 #endif

@@ -35,7 +35,8 @@ int bnf_read_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error
 	if (strcmp(path, "-") != 0) {
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			return bnf_fail(err, BNF_ERR_IO, "cannot open '%s': %s", label, strerror(errno));
+			return bnf_fail(err, BNF_ERR_IO, "cannot open '%s': %s", label,
+			                strerror(errno));
 	}
 	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 		rc = bnf_fail(err, BNF_ERR_IO, "cannot read '%s': is a directory", label);
@@ -55,7 +56,8 @@ int bnf_read_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error
 			}
 			p = realloc(data, bigger);
 			if (!p) {
-				rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading '%s'", label);
+				rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading '%s'",
+				              label);
 				goto out;
 			}
 			data = p;
@@ -64,7 +66,8 @@ int bnf_read_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error
 		if (!data) {
 			data = malloc(cap);
 			if (!data) {
-				rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading '%s'", label);
+				rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading '%s'",
+				              label);
 				goto out;
 			}
 		}
@@ -72,7 +75,8 @@ int bnf_read_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			rc = bnf_fail(err, BNF_ERR_IO, "cannot read '%s': %s", label, strerror(errno));
+			rc = bnf_fail(err, BNF_ERR_IO, "cannot read '%s': %s", label,
+			              strerror(errno));
 			goto out;
 		}
 		if (n == 0)
@@ -145,9 +149,9 @@ static int refuse_external(Onnx__ModelProto *m, const char *label, struct bnf_er
 		    t->external_data[i]->value)
 			location = t->external_data[i]->value;
 	return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-			"%s: tensor '%s' keeps its data in an external file ('%s'), "
-			"which this mode of bnfold cannot read",
-			label, t->name ? t->name : "", location);
+	                "%s: tensor '%s' keeps its data in an external file ('%s'), "
+	                "which this mode of bnfold cannot read",
+	                label, t->name ? t->name : "", location);
 }
 
 static void unmap_or_free(struct bnf_model *model)
@@ -203,7 +207,7 @@ static int attach_tensor(Onnx__TensorProto *t, void *arg)
 }
 
 Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
-					      size_t min_len, int *borrowed)
+                                             size_t min_len, int *borrowed)
 {
 	struct bnf_skeleton sk;
 	struct attach at;
@@ -237,14 +241,14 @@ Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int
 }
 
 int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
-		       struct bnf_error *err)
+                       struct bnf_error *err)
 {
 	const char *label = bnf_path_label(path, 0);
 	int rc = BNF_OK, mapped = 0;
 
-
 	memset(model, 0, sizeof(*model));
-	if (strcmp(path, "-") != 0 && (mapped = map_file(path, &model->bytes, &model->size, err)) < 0)
+	if (strcmp(path, "-") != 0 &&
+	    (mapped = map_file(path, &model->bytes, &model->size, err)) < 0)
 		return err ? err->status : BNF_ERR_IO;
 	model->mapped = mapped;
 	if (!mapped && (rc = bnf_read_file(path, &model->bytes, &model->size, err)) != BNF_OK)
@@ -257,11 +261,12 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 	if ((rc = bnf_validate_wire(model->bytes, model->size, label, err)) != BNF_OK)
 		goto fail;
 	model->proto = bnf_model_unpack_borrowing(model->bytes, model->size, model->mapped,
-						  BNF_BORROW_MIN, &model->borrowed);
+	                                          BNF_BORROW_MIN, &model->borrowed);
 	if (!model->proto) {
-		rc = bnf_fail(err, BNF_ERR_INPUT,
-			      "%s: not a valid ONNX model (the protobuf data is truncated or corrupt)",
-			      label);
+		rc = bnf_fail(
+		    err, BNF_ERR_INPUT,
+		    "%s: not a valid ONNX model (the protobuf data is truncated or corrupt)",
+		    label);
 		goto fail;
 	}
 	if (!model->proto->graph) {
@@ -284,8 +289,8 @@ static void *unpack_main(void *arg)
 {
 	struct bnf_unpack_job *job = arg;
 
-	job->proto = onnx__model_proto__unpack(&bnf_large_allocator, job->model->size,
-					       job->model->bytes);
+	job->proto =
+	    onnx__model_proto__unpack(&bnf_large_allocator, job->model->size, job->model->bytes);
 	return NULL;
 }
 
@@ -298,8 +303,8 @@ void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job
 }
 
 int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *model,
-			    const char *path, struct bnf_external *ext, Onnx__ModelProto **out,
-			    struct bnf_error *err)
+                            const char *path, struct bnf_external *ext, Onnx__ModelProto **out,
+                            struct bnf_error *err)
 {
 	Onnx__ModelProto *m;
 	int rc = BNF_OK;
@@ -311,8 +316,8 @@ int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *
 	} else {
 		if (!model->bytes)
 			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: the model's bytes were already dropped",
-					bnf_path_label(path, 0));
+			                "%s: the model's bytes were already dropped",
+			                bnf_path_label(path, 0));
 		job->model = model;
 		unpack_main(job);
 	}
@@ -370,7 +375,7 @@ void bnf_model_release_pages(struct bnf_model *model)
 struct file_sink {
 	ProtobufCBuffer base;
 	FILE *f;
-	int failed;      /* errno of the first failed write, 0 if none */
+	int failed; /* errno of the first failed write, 0 if none */
 	size_t written;
 };
 
@@ -388,7 +393,7 @@ static void file_sink_append(ProtobufCBuffer *buffer, size_t len, const uint8_t 
 
 /* Write the model or the byte buffer (exactly one is non-NULL) to f. */
 static int stream_write(FILE *f, const Onnx__ModelProto *proto, const uint8_t *buf, size_t len,
-			size_t *written)
+                        size_t *written)
 {
 	struct file_sink sink;
 
@@ -408,13 +413,14 @@ static int stream_write(FILE *f, const Onnx__ModelProto *proto, const uint8_t *b
 }
 
 static int write_stdout(const Onnx__ModelProto *proto, const uint8_t *buf, size_t len,
-			size_t *written, struct bnf_error *err)
+                        size_t *written, struct bnf_error *err)
 {
 	int e;
 
 	if (isatty(STDOUT_FILENO))
-		return bnf_fail(err, BNF_ERR_IO,
-				"refusing to write a binary model to a terminal; redirect standard output");
+		return bnf_fail(
+		    err, BNF_ERR_IO,
+		    "refusing to write a binary model to a terminal; redirect standard output");
 	e = stream_write(stdout, proto, buf, len, written);
 	if (e)
 		return bnf_fail(err, BNF_ERR_IO, "cannot write to <stdout>: %s", strerror(e));
@@ -425,7 +431,7 @@ static int write_stdout(const Onnx__ModelProto *proto, const uint8_t *buf, size_
  * *slot for removal on a signal) with the mode a plain create would give;
  * returns the open stream or NULL (err). */
 static FILE *open_temp(const char *path, char *tmp, size_t tmp_len, int *slot,
-		       struct bnf_error *err)
+                       struct bnf_error *err)
 {
 	char folder[PATH_MAX];
 	FILE *f;
@@ -465,7 +471,7 @@ static FILE *open_temp(const char *path, char *tmp, size_t tmp_len, int *slot,
 /* Stream the model (or buf) into f, make it durable and close f: 0 or the
  * errno of the first failure. */
 static int fill_temp(FILE *f, const Onnx__ModelProto *proto, const uint8_t *buf, size_t len,
-		     size_t *written)
+                     size_t *written)
 {
 	int e = stream_write(f, proto, buf, len, written);
 
@@ -479,11 +485,11 @@ static int fill_temp(FILE *f, const Onnx__ModelProto *proto, const uint8_t *buf,
 /* Put the complete temporary file in place: the companion data file
  * (data_tmp, NULL if none) first, renamed to data_path, then the model. */
 static int commit_temp(const char *tmp, const char *path, const char *data_tmp,
-		       const char *data_path, struct bnf_error *err)
+                       const char *data_path, struct bnf_error *err)
 {
 	if (data_tmp && rename(data_tmp, data_path) != 0)
 		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", data_path,
-				strerror(errno));
+		                strerror(errno));
 	if (rename(tmp, path) != 0)
 		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
 	return BNF_OK;
@@ -493,8 +499,8 @@ static int commit_temp(const char *tmp, const char *path, const char *data_tmp,
  * into place; a companion data file (data_tmp, NULL if none) is renamed to
  * data_path just before, once the model is complete. */
 static int write_atomic(const char *path, const Onnx__ModelProto *proto, const uint8_t *buf,
-			size_t len, const char *data_tmp, const char *data_path, size_t *written,
-			struct bnf_error *err)
+                        size_t len, const char *data_tmp, const char *data_path, size_t *written,
+                        struct bnf_error *err)
 {
 	char tmp[PATH_MAX];
 	int slot = -1, e, rc;
@@ -525,7 +531,7 @@ static void *staged_main(void *arg)
 }
 
 int bnf_model_write_start(const char *path, const Onnx__ModelProto *proto,
-			  struct bnf_staged_write *sw, struct bnf_error *err)
+                          struct bnf_staged_write *sw, struct bnf_error *err)
 {
 	memset(sw, 0, sizeof(*sw));
 	if ((size_t)snprintf(sw->path, sizeof(sw->path), "%s", path) >= sizeof(sw->path))
@@ -560,7 +566,7 @@ int bnf_model_write_commit(struct bnf_staged_write *sw, size_t *written, struct 
 	sw->open = 0;
 	if (sw->errnum)
 		rc = bnf_fail(err, BNF_ERR_IO, "cannot write '%s': %s", sw->path,
-			      strerror(sw->errnum));
+		              strerror(sw->errnum));
 	else
 		rc = commit_temp(sw->tmp, sw->path, NULL, NULL, err);
 	if (rc != BNF_OK)
@@ -582,15 +588,14 @@ void bnf_model_write_abort(struct bnf_staged_write *sw)
 }
 
 int bnf_model_write(const char *path, const Onnx__ModelProto *proto, size_t *written,
-		    struct bnf_error *err)
+                    struct bnf_error *err)
 {
 	if (strcmp(path, "-") == 0)
 		return write_stdout(proto, NULL, 0, written, err);
 	return write_atomic(path, proto, NULL, 0, NULL, NULL, written, err);
 }
 
-int bnf_model_write_bytes(const char *path, const uint8_t *buf, size_t len,
-			  struct bnf_error *err)
+int bnf_model_write_bytes(const char *path, const uint8_t *buf, size_t len, struct bnf_error *err)
 {
 	if (strcmp(path, "-") == 0)
 		return write_stdout(NULL, buf, len, NULL, err);
@@ -598,11 +603,11 @@ int bnf_model_write_bytes(const char *path, const uint8_t *buf, size_t len,
 }
 
 int bnf_model_write_pair(const char *path, const Onnx__ModelProto *proto, const char *data_tmp,
-			 const char *data_path, size_t *written, struct bnf_error *err)
+                         const char *data_path, size_t *written, struct bnf_error *err)
 {
 	if (strcmp(path, "-") == 0)
 		return bnf_fail(err, BNF_ERR_IO,
-				"cannot write a model with a data file to <stdout>");
+		                "cannot write a model with a data file to <stdout>");
 	return write_atomic(path, proto, NULL, 0, data_tmp, data_path, written, err);
 }
 

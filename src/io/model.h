@@ -18,15 +18,15 @@
 struct bnf_external;
 
 struct bnf_model {
-	Onnx__ModelProto *proto;   /* owned; freed by bnf_model_release */
-	uint8_t *bytes;            /* the file as read, kept so that an unchanged
-	                              model can be written back byte for byte */
+	Onnx__ModelProto *proto; /* owned; freed by bnf_model_release */
+	uint8_t *bytes;          /* the file as read, kept so that an unchanged
+	                            model can be written back byte for byte */
 	size_t size;
-	int mapped;                /* bytes is a read-only mapping of the file
-	                              (regular files), else malloc'd (stdin) */
-	size_t n_external;         /* tensors whose data is in external files */
-	int borrowed;              /* proto's raw_data points into bytes, which
-	                              then stay until bnf_model_release */
+	int mapped;        /* bytes is a read-only mapping of the file
+	                      (regular files), else malloc'd (stdin) */
+	size_t n_external; /* tensors whose data is in external files */
+	int borrowed;      /* proto's raw_data points into bytes, which
+	                      then stay until bnf_model_release */
 };
 
 /* Unpack buf (checked by bnf_validate_wire) so that raw_data fields of at
@@ -40,7 +40,7 @@ struct bnf_model {
 #define BNF_BORROW_MIN 4096
 
 Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
-					      size_t min_len, int *borrowed);
+                                             size_t min_len, int *borrowed);
 
 /* Read and unpack the model at path ("-" for standard input) into *model
  * and check that a graph is present; on failure nothing is left allocated
@@ -49,7 +49,7 @@ Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int
  * external.h), through which their bytes are then read. A model read from
  * standard input may not have external data. */
 int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
-		       struct bnf_error *err);
+                       struct bnf_error *err);
 
 /* A second, independent unpacking of the bytes a model was read from (the
  * check's reference), which may run on a thread of its own while the first
@@ -58,7 +58,7 @@ struct bnf_unpack_job {
 	const struct bnf_model *model;
 	Onnx__ModelProto *proto;
 	pthread_t thread;
-	int started;     /* a thread is running or awaits its join */
+	int started; /* a thread is running or awaits its join */
 };
 
 /* Start unpacking model's bytes on a new thread (or, when no thread can be
@@ -71,8 +71,8 @@ void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job
  * *out with onnx__model_proto__free_unpacked and &bnf_large_allocator.
  * Call before bnf_model_drop_bytes. */
 int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *model,
-			    const char *path, struct bnf_external *ext, Onnx__ModelProto **out,
-			    struct bnf_error *err);
+                            const char *path, struct bnf_external *ext, Onnx__ModelProto **out,
+                            struct bnf_error *err);
 
 /* Wait for a started job and free what it made; a zeroed job is allowed. */
 void bnf_model_unpack_cancel(struct bnf_unpack_job *job);
@@ -93,18 +93,17 @@ void bnf_model_release_pages(struct bnf_model *model);
 /* Pack proto into path ("-" for standard output). Returns 0 and the number
  * of bytes written in *written (may be NULL). */
 int bnf_model_write(const char *path, const Onnx__ModelProto *proto, size_t *written,
-		    struct bnf_error *err);
+                    struct bnf_error *err);
 
 /* Like bnf_model_write to a path, with a companion data file already
  * complete at data_tmp (in the same file system): the model is written to
  * a temporary file, and only then data_tmp is renamed to data_path and the
  * model into place, so no half-written pair is ever visible. */
 int bnf_model_write_pair(const char *path, const Onnx__ModelProto *proto, const char *data_tmp,
-			 const char *data_path, size_t *written, struct bnf_error *err);
+                         const char *data_path, size_t *written, struct bnf_error *err);
 
 /* Write buf to path ("-" for standard output) with the same guarantees. */
-int bnf_model_write_bytes(const char *path, const uint8_t *buf, size_t len,
-			  struct bnf_error *err);
+int bnf_model_write_bytes(const char *path, const uint8_t *buf, size_t len, struct bnf_error *err);
 
 /* Read a whole file ("-" for stdin) into a new buffer (*buf, freed by the
  * caller with free). Short reads and EINTR are handled. */
@@ -121,15 +120,15 @@ struct bnf_staged_write {
 	char path[4096];
 	char tmp[4096];
 	pthread_t thread;
-	int started;     /* the thread runs or awaits its join */
-	int open;        /* the temporary file exists */
-	int slot;        /* its tempfiles.h slot */
-	int errnum;      /* errno of a failed write, 0 if none */
+	int started; /* the thread runs or awaits its join */
+	int open;    /* the temporary file exists */
+	int slot;    /* its tempfiles.h slot */
+	int errnum;  /* errno of a failed write, 0 if none */
 	size_t written;
 };
 
 int bnf_model_write_start(const char *path, const Onnx__ModelProto *proto,
-			  struct bnf_staged_write *sw, struct bnf_error *err);
+                          struct bnf_staged_write *sw, struct bnf_error *err);
 int bnf_model_write_commit(struct bnf_staged_write *sw, size_t *written, struct bnf_error *err);
 /* Allowed on a zeroed or finished write. */
 void bnf_model_write_abort(struct bnf_staged_write *sw);

@@ -84,8 +84,8 @@ static int note_range(struct bnf_skeleton *sk, size_t offset, size_t length)
  * raw_data payloads: a message field is built into its own buffer first,
  * since its length prefix changes. */
 static int build(struct bnf_skeleton *sk, const ProtobufCMessageDescriptor *desc,
-		 const uint8_t *buf, size_t pos, size_t end, size_t min_len, struct out *o,
-		 int depth)
+                 const uint8_t *buf, size_t pos, size_t end, size_t min_len, struct out *o,
+                 int depth)
 {
 	if (depth > BNF_LIMIT_MESSAGE_DEPTH)
 		return -1;
@@ -117,26 +117,30 @@ static int build(struct bnf_skeleton *sk, const ProtobufCMessageDescriptor *desc
 		if (!get_varint(buf, end, &pos, &len) || len > end - pos)
 			return -1;
 		f = key >> 3 <= UINT32_MAX
-			    ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
-			    : NULL;
-		if (f && desc == &onnx__tensor_proto__descriptor && f->type == PROTOBUF_C_TYPE_BYTES &&
-		    strcmp(f->name, "raw_data") == 0 && len >= min_len) {
+		        ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
+		        : NULL;
+		if (f && desc == &onnx__tensor_proto__descriptor &&
+		    f->type == PROTOBUF_C_TYPE_BYTES && strcmp(f->name, "raw_data") == 0 &&
+		    len >= min_len) {
 			uint8_t mark[BNF_SKELETON_MARK];
 			uint64_t k = sk->n;
 			int i;
 			memcpy(mark, sk->magic, BNF_SKELETON_MAGIC);
 			for (i = 0; i < 8; i++)
 				mark[BNF_SKELETON_MAGIC + i] = (uint8_t)(k >> (8 * i));
-			if (note_range(sk, pos, (size_t)len) || put(o, buf + start, key_end - start) ||
-			    put_varint(o, sizeof(mark)) || put(o, mark, sizeof(mark)))
+			if (note_range(sk, pos, (size_t)len) ||
+			    put(o, buf + start, key_end - start) || put_varint(o, sizeof(mark)) ||
+			    put(o, mark, sizeof(mark)))
 				return -1;
 		} else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
-			struct out sub = { NULL, 0, 0 };
-			int rc = build(sk, f->descriptor, buf, pos, pos + (size_t)len, min_len, &sub,
-				       depth + 1);
+			struct out sub = {NULL, 0, 0};
+			int rc = build(sk, f->descriptor, buf, pos, pos + (size_t)len, min_len,
+			               &sub, depth + 1);
 			if (rc == 0)
-				rc = put(o, buf + start, key_end - start) || put_varint(o, sub.len) ||
-				     put(o, sub.p, sub.len) ? -1 : 0;
+				rc = put(o, buf + start, key_end - start) ||
+				             put_varint(o, sub.len) || put(o, sub.p, sub.len)
+				         ? -1
+				         : 0;
 			free(sub.p);
 			if (rc)
 				return -1;
@@ -150,7 +154,7 @@ static int build(struct bnf_skeleton *sk, const ProtobufCMessageDescriptor *desc
 
 int bnf_skeleton_build(const uint8_t *buf, size_t len, size_t min_len, struct bnf_skeleton *sk)
 {
-	struct out o = { NULL, 0, 0 };
+	struct out o = {NULL, 0, 0};
 
 	memset(sk, 0, sizeof(*sk));
 	if (min_len <= BNF_SKELETON_MARK ||

@@ -15,14 +15,14 @@
 /* Bytes of the marker: BNF_SKELETON_MAGIC random bytes, then the index of
  * the field (little-endian, 8 bytes). */
 #define BNF_SKELETON_MAGIC 16
-#define BNF_SKELETON_MARK (BNF_SKELETON_MAGIC + 8)
+#define BNF_SKELETON_MARK  (BNF_SKELETON_MAGIC + 8)
 
 struct bnf_skeleton {
-	uint8_t *bytes;          /* the skeleton (malloc'd) */
+	uint8_t *bytes; /* the skeleton (malloc'd) */
 	size_t len;
 	struct {
-		size_t offset, length;   /* the replaced payload in the original */
-	} *range;
+		size_t offset, length; /* the replaced payload in the original */
+	} * range;
 	size_t n, cap;
 	uint8_t magic[BNF_SKELETON_MAGIC];
 };

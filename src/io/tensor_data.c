@@ -23,10 +23,12 @@ int bnf_dtype_is_foldable(int dtype)
 const char *bnf_dtype_label(int dtype)
 {
 	static const char *const names[] = {
-		"undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64",
-		"string", "bool", "float16", "double", "uint32", "uint64", "complex64",
-		"complex128", "bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2",
-		"float8e5m2fnuz", "uint4", "int4", "float4e2m1", "float8e8m0", "uint2", "int2",
+	    "undefined",      "float",    "uint8",        "int8",           "uint16",
+	    "int16",          "int32",    "int64",        "string",         "bool",
+	    "float16",        "double",   "uint32",       "uint64",         "complex64",
+	    "complex128",     "bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2",
+	    "float8e5m2fnuz", "uint4",    "int4",         "float4e2m1",     "float8e8m0",
+	    "uint2",          "int2",
 	};
 	if (dtype < 0 || (size_t)dtype >= sizeof(names) / sizeof(names[0]))
 		return "unknown";
@@ -57,10 +59,10 @@ int bnf_proto_numel(const Onnx__TensorProto *t, size_t *count, struct bnf_error 
 		int64_t d = t->dims[i];
 		if (d < 0)
 			return bnf_fail(err, BNF_ERR_INPUT, "tensor '%s': negative dimension %lld",
-					name, (long long)d);
+			                name, (long long)d);
 		if (d != 0 && n > SIZE_MAX / (size_t)d)
-			return bnf_fail(err, BNF_ERR_INPUT,
-					"tensor '%s': element count overflows", name);
+			return bnf_fail(err, BNF_ERR_INPUT, "tensor '%s': element count overflows",
+			                name);
 		n *= (size_t)d;
 	}
 	*count = n;
@@ -215,7 +217,7 @@ static uint64_t encode_bits(double v, int dtype)
 }
 
 int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__TensorProto *t,
-			       double **out, size_t *count, struct bnf_error *err)
+                               double **out, size_t *count, struct bnf_error *err)
 {
 	const char *name = t->name ? t->name : "";
 	int dtype = t->has_data_type ? t->data_type : 0;
@@ -228,8 +230,9 @@ int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__Tenso
 
 	memset(&raw, 0, sizeof(raw));
 	if (!bytes)
-		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': dtype %s is not a float type",
-				name, bnf_dtype_label(dtype));
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
+		                "tensor '%s': dtype %s is not a float type", name,
+		                bnf_dtype_label(dtype));
 	if ((rc = bnf_proto_numel(t, &n, err)) != BNF_OK)
 		return rc;
 	/* raw_data or the external file's bytes, mapped only while decoding. */
@@ -244,8 +247,9 @@ int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__Tenso
 	else
 		stored = t->n_int32_data;
 	if (stored != n || (has_raw && raw.len != n * bytes)) {
-		rc = bnf_fail(err, BNF_ERR_INPUT, "tensor '%s': holds %zu values but its dims say %zu",
-			      name, stored, n);
+		rc =
+		    bnf_fail(err, BNF_ERR_INPUT,
+		             "tensor '%s': holds %zu values but its dims say %zu", name, stored, n);
 		goto out;
 	}
 	v = bnf_malloc_large(n * sizeof(*v));
@@ -323,18 +327,18 @@ static uint8_t *encode_all(const double *vals, size_t count, int dtype, size_t b
 }
 
 int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals, size_t count,
-			    struct bnf_error *err)
+                            struct bnf_error *err)
 {
 	size_t bytes = dtype_bytes(dtype);
 	uint8_t *raw;
 
 	if (!bytes)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': cannot store dtype %s",
-				t->name ? t->name : "", bnf_dtype_label(dtype));
+		                t->name ? t->name : "", bnf_dtype_label(dtype));
 	raw = encode_all(vals, count, dtype, bytes);
 	if (!raw)
 		return bnf_fail(err, BNF_ERR_NOMEM, "tensor '%s': out of memory",
-				t->name ? t->name : "");
+		                t->name ? t->name : "");
 	bnf_proto_set_raw(t, dtype, raw, count * bytes);
 	return BNF_OK;
 }
@@ -349,7 +353,7 @@ static inline double scale_of(const double *s, size_t i, size_t inner, size_t m)
  * bytes. Returns 0 when some product does not fit dtype (see
  * bnf_proto_scale), found again afterwards by the caller. */
 static int scale_run(const uint8_t *src, uint8_t *dst, size_t count, double scale, int dtype,
-		     size_t bytes, double max)
+                     size_t bytes, double max)
 {
 	size_t i;
 	int ok = 1;
@@ -376,7 +380,7 @@ static int scale_run(const uint8_t *src, uint8_t *dst, size_t count, double scal
 }
 
 int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src, const double *s,
-		    size_t inner, size_t m, struct bnf_scaled *out, struct bnf_error *err)
+                    size_t inner, size_t m, struct bnf_scaled *out, struct bnf_error *err)
 {
 	const char *name = src->name ? src->name : "";
 	int dtype = src->has_data_type ? src->data_type : 0;
@@ -390,7 +394,7 @@ int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src
 	memset(&view, 0, sizeof(view));
 	if (!bytes || inner == 0 || m == 0)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': cannot scale dtype %s",
-				name, bnf_dtype_label(dtype));
+		                name, bnf_dtype_label(dtype));
 	if ((rc = bnf_proto_numel(src, &n, err)) != BNF_OK)
 		return rc;
 	if (!(src->has_raw_data || bnf_tensor_is_external(src))) {
@@ -420,13 +424,14 @@ int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src
 	 * values are (outer, m, inner): a run of inner values per scale. */
 	if (n % (inner * m) != 0)
 		return bnf_fail(err, BNF_ERR_INPUT, "tensor '%s': %zu values are not %zu channels",
-				name, n, m);
+		                name, n, m);
 	if ((rc = bnf_tensor_bytes_get(ext, src, &view, err)) != BNF_OK)
 		return rc;
 	if (view.len != n * bytes) {
 		bnf_tensor_bytes_release(&view);
-		return bnf_fail(err, BNF_ERR_INPUT, "tensor '%s': holds %zu values but its dims say %zu",
-				name, view.len / bytes, n);
+		return bnf_fail(err, BNF_ERR_INPUT,
+		                "tensor '%s': holds %zu values but its dims say %zu", name,
+		                view.len / bytes, n);
 	}
 	raw = bnf_malloc_large(n * bytes + 1);
 	if (!raw) {
@@ -436,11 +441,13 @@ int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src
 	for (i = 0; i < n && !out->overflow; i += inner) {
 		size_t k;
 		double scale = scale_of(s, i, inner, m);
-		if (scale_run(view.data + i * bytes, raw + i * bytes, inner, scale, dtype, bytes, max))
+		if (scale_run(view.data + i * bytes, raw + i * bytes, inner, scale, dtype, bytes,
+		              max))
 			continue;
 		for (k = 0; k < inner; k++) {
-			double v = decode_bits(bnf_load_le(view.data + (i + k) * bytes, bytes), dtype) *
-				   scale;
+			double v =
+			    decode_bits(bnf_load_le(view.data + (i + k) * bytes, bytes), dtype) *
+			    scale;
 			if (!(fabs(v) <= max)) {
 				out->overflow = 1;
 				out->where = i + k;

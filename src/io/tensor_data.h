@@ -29,13 +29,13 @@ struct bnf_external;
  * exactly the number of elements the dims say; err names the tensor.
  * External data is read through ext (external.h; NULL refuses it). */
 int bnf_proto_read_doubles_ext(const struct bnf_external *ext, const Onnx__TensorProto *t,
-			       double **out, size_t *count, struct bnf_error *err);
+                               double **out, size_t *count, struct bnf_error *err);
 
 /* Replace t's data by vals[0..count) rounded once to dtype (round to
  * nearest even), stored as raw_data; typed data fields and external-data
  * entries are cleared and data_type is set. dims are left to the caller. */
 int bnf_proto_write_doubles(Onnx__TensorProto *t, int dtype, const double *vals, size_t count,
-			    struct bnf_error *err);
+                            struct bnf_error *err);
 
 /* Give t the stored bytes raw[0..len) of dtype (malloc'd; t owns them
  * now), replacing whatever data it had, inline or external. */
@@ -43,11 +43,11 @@ void bnf_proto_set_raw(Onnx__TensorProto *t, int dtype, uint8_t *raw, size_t len
 
 /* A tensor's values scaled for a fold, as new stored bytes. */
 struct bnf_scaled {
-	uint8_t *raw;      /* malloc'd, len bytes; NULL on overflow */
+	uint8_t *raw; /* malloc'd, len bytes; NULL on overflow */
 	size_t len;
-	int overflow;      /* a value would not fit the dtype: nothing made */
-	size_t where;      /* then: the first such element */
-	double value;      /* and its value */
+	int overflow; /* a value would not fit the dtype: nothing made */
+	size_t where; /* then: the first such element */
+	double value; /* and its value */
 };
 
 /* src's values with element i multiplied by s[(i / inner) % m] (inner 1:
@@ -56,7 +56,7 @@ struct bnf_scaled {
  * from its stored (or external, mapped) bytes. A value beyond the dtype's
  * largest finite one, or NaN, is an overflow: out->raw stays NULL. */
 int bnf_proto_scale(const struct bnf_external *ext, const Onnx__TensorProto *src, const double *s,
-		    size_t inner, size_t m, struct bnf_scaled *out, struct bnf_error *err);
+                    size_t inner, size_t m, struct bnf_scaled *out, struct bnf_error *err);
 
 /* v rounded once to dtype and widened back to double (inf on overflow). */
 double bnf_round_to_dtype(double v, int dtype);

@@ -21,11 +21,11 @@ struct attr_rule {
 	Onnx__AttributeProto__AttributeType type;
 };
 
-#define A_F ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT
-#define A_I ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT
-#define A_S ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING
-#define A_T ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR
-#define A_G ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH
+#define A_F  ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT
+#define A_I  ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT
+#define A_S  ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING
+#define A_T  ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR
+#define A_G  ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH
 #define A_FS ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS
 #define A_IS ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS
 #define A_SS ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS
@@ -47,35 +47,73 @@ struct op_rule {
 };
 
 static const struct op_rule op_rules[] = {
-	{ "BatchNormalization", 5, 5, CONST_RULE_FLOAT,
-	  { { "epsilon", A_F }, { "momentum", A_F }, { "training_mode", A_I }, { "spatial", A_I },
-	    { "is_test", A_I }, { "consumed_inputs", A_IS } } },
-	{ "Conv", 2, 3, CONST_RULE_FLOAT,
-	  { { "auto_pad", A_S }, { "dilations", A_IS }, { "group", A_I }, { "kernel_shape", A_IS },
-	    { "pads", A_IS }, { "strides", A_IS } } },
-	{ "ConvTranspose", 2, 3, CONST_RULE_FLOAT,
-	  { { "auto_pad", A_S }, { "dilations", A_IS }, { "group", A_I }, { "kernel_shape", A_IS },
-	    { "pads", A_IS }, { "strides", A_IS }, { "output_padding", A_IS },
-	    { "output_shape", A_IS } } },
-	{ "Gemm", 2, 3, CONST_RULE_NUMERIC,
-	  { { "alpha", A_F }, { "beta", A_F }, { "transA", A_I }, { "transB", A_I },
-	    { "broadcast", A_I } } },
-	{ "MatMul", 2, 2, CONST_RULE_NUMERIC, { { NULL, 0 } } },
-	{ "Constant", 0, 0, CONST_RULE_NONE,
-	  { { "value", A_T }, { "value_float", A_F }, { "value_floats", A_FS },
-	    { "value_int", A_I }, { "value_ints", A_IS }, { "value_string", A_S },
-	    { "value_strings", A_SS } } },
-	{ "If", 1, 1, CONST_RULE_NONE, { { "then_branch", A_G }, { "else_branch", A_G } } },
-	{ "Loop", 2, 255, CONST_RULE_NONE, { { "body", A_G } } },
-	{ "Scan", 1, 255, CONST_RULE_NONE,
-	  { { "body", A_G }, { "num_scan_inputs", A_I }, { "scan_input_axes", A_IS },
-	    { "scan_input_directions", A_IS }, { "scan_output_axes", A_IS },
-	    { "scan_output_directions", A_IS } } },
+    {"BatchNormalization",
+     5,
+     5,
+     CONST_RULE_FLOAT,
+     {{"epsilon", A_F},
+      {"momentum", A_F},
+      {"training_mode", A_I},
+      {"spatial", A_I},
+      {"is_test", A_I},
+      {"consumed_inputs", A_IS}}},
+    {"Conv",
+     2,
+     3,
+     CONST_RULE_FLOAT,
+     {{"auto_pad", A_S},
+      {"dilations", A_IS},
+      {"group", A_I},
+      {"kernel_shape", A_IS},
+      {"pads", A_IS},
+      {"strides", A_IS}}},
+    {"ConvTranspose",
+     2,
+     3,
+     CONST_RULE_FLOAT,
+     {{"auto_pad", A_S},
+      {"dilations", A_IS},
+      {"group", A_I},
+      {"kernel_shape", A_IS},
+      {"pads", A_IS},
+      {"strides", A_IS},
+      {"output_padding", A_IS},
+      {"output_shape", A_IS}}},
+    {"Gemm",
+     2,
+     3,
+     CONST_RULE_NUMERIC,
+     {{"alpha", A_F}, {"beta", A_F}, {"transA", A_I}, {"transB", A_I}, {"broadcast", A_I}}},
+    {"MatMul", 2, 2, CONST_RULE_NUMERIC, {{NULL, 0}}},
+    {"Constant",
+     0,
+     0,
+     CONST_RULE_NONE,
+     {{"value", A_T},
+      {"value_float", A_F},
+      {"value_floats", A_FS},
+      {"value_int", A_I},
+      {"value_ints", A_IS},
+      {"value_string", A_S},
+      {"value_strings", A_SS}}},
+    {"If", 1, 1, CONST_RULE_NONE, {{"then_branch", A_G}, {"else_branch", A_G}}},
+    {"Loop", 2, 255, CONST_RULE_NONE, {{"body", A_G}}},
+    {"Scan",
+     1,
+     255,
+     CONST_RULE_NONE,
+     {{"body", A_G},
+      {"num_scan_inputs", A_I},
+      {"scan_input_axes", A_IS},
+      {"scan_input_directions", A_IS},
+      {"scan_output_axes", A_IS},
+      {"scan_output_directions", A_IS}}},
 };
 
 static const char *const attr_type_names[] = {
-	"UNDEFINED", "FLOAT", "INT", "STRING", "TENSOR", "GRAPH", "FLOATS", "INTS", "STRINGS",
-	"TENSORS", "GRAPHS", "SPARSE_TENSOR", "SPARSE_TENSORS", "TYPE_PROTO", "TYPE_PROTOS",
+    "UNDEFINED",      "FLOAT",      "INT",         "STRING",  "TENSOR", "GRAPH",
+    "FLOATS",         "INTS",       "STRINGS",     "TENSORS", "GRAPHS", "SPARSE_TENSOR",
+    "SPARSE_TENSORS", "TYPE_PROTO", "TYPE_PROTOS",
 };
 
 static const char *attr_type_name(int type)
@@ -123,7 +161,7 @@ static int attr_has_value(const Onnx__AttributeProto *a, int type)
 }
 
 static int validate_attr_types(const Onnx__NodeProto *node, const struct op_rule *rule,
-			       const char *label, struct bnf_error *err)
+                               const char *label, struct bnf_error *err)
 {
 	size_t i, k;
 
@@ -136,11 +174,12 @@ static int validate_attr_types(const Onnx__NodeProto *node, const struct op_rule
 			if (!a->name || strcmp(a->name, rule->attrs[k].name) != 0)
 				continue;
 			if ((have && have != want) || !attr_has_value(a, want))
-				return bnf_fail(err, BNF_ERR_INPUT,
-						"%s: node '%s' (%s): attribute '%s' is %s, expected %s",
-						label, bnf_node_label(node), node->op_type, a->name,
-						have ? attr_type_name(have) : "without a value",
-						attr_type_name(want));
+				return bnf_fail(
+				    err, BNF_ERR_INPUT,
+				    "%s: node '%s' (%s): attribute '%s' is %s, expected %s", label,
+				    bnf_node_label(node), node->op_type, a->name,
+				    have ? attr_type_name(have) : "without a value",
+				    attr_type_name(want));
 		}
 	}
 	return BNF_OK;
@@ -158,7 +197,7 @@ struct scope {
 };
 
 static int scope_find(const struct scope *s, const char *name, const struct scope **owner,
-		      size_t *val)
+                      size_t *val)
 {
 	for (; s; s = s->parent) {
 		if (bnf_strmap_get(&s->names, name, val)) {
@@ -181,7 +220,7 @@ static int is_numeric_dtype(int dtype)
 {
 	return is_float_dtype(dtype) ||
 	       (dtype >= ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 &&
-		dtype <= ONNX__TENSOR_PROTO__DATA_TYPE__INT64) ||
+	        dtype <= ONNX__TENSOR_PROTO__DATA_TYPE__INT64) ||
 	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32 ||
 	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__UINT64;
 }
@@ -215,9 +254,9 @@ static int constant_dtype(const struct scope *owner, size_t val)
 static const char *dtype_word(int dtype)
 {
 	static const char *const names[] = {
-		"undefined", "float", "uint8", "int8", "uint16", "int16", "int32", "int64",
-		"string", "bool", "float16", "double", "uint32", "uint64", "complex64",
-		"complex128", "bfloat16",
+	    "undefined", "float",  "uint8",     "int8",       "uint16",   "int16",
+	    "int32",     "int64",  "string",    "bool",       "float16",  "double",
+	    "uint32",    "uint64", "complex64", "complex128", "bfloat16",
 	};
 	if (dtype < 0 || (size_t)dtype >= sizeof(names) / sizeof(names[0]))
 		return "an 8-bit or smaller float or integer type";
@@ -281,13 +320,13 @@ static int name_list_add(struct name_list *l, const char *name)
 }
 
 static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
-			  const struct scope *parent, int depth, int is_main,
-			  struct name_list *outer_reads);
+                          const struct scope *parent, int depth, int is_main,
+                          struct name_list *outer_reads);
 
 /* Subgraphs are checked with outer_reads collecting, for the node that
  * holds them, the enclosing graphs' values they read. */
 static int validate_attributes(struct validator *v, const Onnx__NodeProto *node,
-			       const struct scope *sc, int depth, struct name_list *outer_reads)
+                               const struct scope *sc, int depth, struct name_list *outer_reads)
 {
 	size_t i, j;
 	int rc = BNF_OK;
@@ -307,7 +346,7 @@ static int validate_attributes(struct validator *v, const Onnx__NodeProto *node,
 }
 
 static int validate_node(struct validator *v, const Onnx__NodeProto *node, const struct scope *sc,
-			 int depth, struct name_list *outer_reads)
+                         int depth, struct name_list *outer_reads)
 {
 	const struct op_rule *rule = find_op_rule(node);
 	const char *op = bnf_str_or_empty(node->op_type);
@@ -315,8 +354,8 @@ static int validate_node(struct validator *v, const Onnx__NodeProto *node, const
 	int rc;
 
 	if (!op[0])
-		return bnf_fail(v->err, BNF_ERR_INPUT, "%s: node '%s' has no operator type", v->label,
-				bnf_node_label(node));
+		return bnf_fail(v->err, BNF_ERR_INPUT, "%s: node '%s' has no operator type",
+		                v->label, bnf_node_label(node));
 	for (i = 0; i < node->n_input; i++) {
 		const struct scope *owner;
 		const char *in = bnf_str_or_empty(node->input[i]);
@@ -324,24 +363,27 @@ static int validate_node(struct validator *v, const Onnx__NodeProto *node, const
 		if (!in[0])
 			continue;
 		if (!scope_find(sc, in, &owner, &val))
-			return bnf_fail(v->err, BNF_ERR_INPUT,
-					"%s: node '%s' (%s): input '%s' names no tensor of the graph",
-					v->label, bnf_node_label(node), op, in);
-		if (!rule || rule->consts == CONST_RULE_NONE || (dt = constant_dtype(owner, val)) < 0)
+			return bnf_fail(
+			    v->err, BNF_ERR_INPUT,
+			    "%s: node '%s' (%s): input '%s' names no tensor of the graph", v->label,
+			    bnf_node_label(node), op, in);
+		if (!rule || rule->consts == CONST_RULE_NONE ||
+		    (dt = constant_dtype(owner, val)) < 0)
 			continue;
 		if (rule->consts == CONST_RULE_FLOAT ? !is_float_dtype(dt) : !is_numeric_dtype(dt))
-			return bnf_fail(v->err, BNF_ERR_INPUT,
-					"%s: node '%s' (%s): input '%s' is %s, the operator needs %s",
-					v->label, bnf_node_label(node), op, in, dtype_word(dt),
-					rule->consts == CONST_RULE_FLOAT ? "floating point" : "numbers");
+			return bnf_fail(
+			    v->err, BNF_ERR_INPUT,
+			    "%s: node '%s' (%s): input '%s' is %s, the operator needs %s", v->label,
+			    bnf_node_label(node), op, in, dtype_word(dt),
+			    rule->consts == CONST_RULE_FLOAT ? "floating point" : "numbers");
 	}
-	if (rule && (node->n_input < rule->min_in || node->n_input > rule->max_in ||
-		     node->n_output < 1))
+	if (rule &&
+	    (node->n_input < rule->min_in || node->n_input > rule->max_in || node->n_output < 1))
 		return bnf_fail(v->err, BNF_ERR_INPUT,
-				"%s: node '%s' (%s): has %zu inputs and %zu outputs; the operator "
-				"takes %u to %u inputs and at least one output",
-				v->label, bnf_node_label(node), op, node->n_input, node->n_output,
-				rule->min_in, rule->max_in);
+		                "%s: node '%s' (%s): has %zu inputs and %zu outputs; the operator "
+		                "takes %u to %u inputs and at least one output",
+		                v->label, bnf_node_label(node), op, node->n_input, node->n_output,
+		                rule->min_in, rule->max_in);
 	if (rule && (rc = validate_attr_types(node, rule, v->label, v->err)) != BNF_OK)
 		return rc;
 	return validate_attributes(v, node, sc, depth, outer_reads);
@@ -349,19 +391,20 @@ static int validate_node(struct validator *v, const Onnx__NodeProto *node, const
 
 /* Define name in sc; a second definition is an error. */
 static int define(struct validator *v, struct scope *sc, const char *name, size_t val,
-		  const Onnx__NodeProto *node)
+                  const Onnx__NodeProto *node)
 {
 	if (bnf_strmap_get(&sc->names, name, NULL)) {
 		if (node)
 			return bnf_fail(v->err, BNF_ERR_INPUT,
-					"%s: node '%s' (%s): output '%s' is already defined in the "
-					"graph",
-					v->label, bnf_node_label(node), bnf_str_or_empty(node->op_type), name);
+			                "%s: node '%s' (%s): output '%s' is already defined in the "
+			                "graph",
+			                v->label, bnf_node_label(node),
+			                bnf_str_or_empty(node->op_type), name);
 		return BNF_OK; /* an initializer that is also a graph input */
 	}
 	if (bnf_strmap_put(&sc->names, name, val) != 0)
 		return bnf_fail(v->err, BNF_ERR_NOMEM, "%s: out of memory validating the graph",
-				v->label);
+		                v->label);
 	return BNF_OK;
 }
 
@@ -399,8 +442,8 @@ static int producer_of(const struct bnf_strmap *producer, const char *name, size
  * round it once tells whether a subgraph's read closes it, which the
  * message then names. seen and via are scratch arrays of n_node entries. */
 static int report_cycle(struct validator *v, const struct node_reads *r,
-			const struct bnf_strmap *producer, const size_t *waiting, size_t *seen,
-			size_t *via)
+                        const struct bnf_strmap *producer, const size_t *waiting, size_t *seen,
+                        size_t *via)
 {
 	const Onnx__GraphProto *g = r->g;
 	const Onnx__NodeProto *node;
@@ -423,19 +466,20 @@ static int report_cycle(struct validator *v, const struct node_reads *r,
 	do {
 		node = g->node[y];
 		if (via[y] >= node->n_input)
-			return bnf_fail(v->err, BNF_ERR_INPUT,
-					"%s: node '%s' (%s): its subgraph reads '%s', which depends "
-					"on the node's own output (a cycle in the graph)",
-					v->label, bnf_node_label(node), bnf_str_or_empty(node->op_type),
-					node_read(r, y, via[y]));
+			return bnf_fail(
+			    v->err, BNF_ERR_INPUT,
+			    "%s: node '%s' (%s): its subgraph reads '%s', which depends "
+			    "on the node's own output (a cycle in the graph)",
+			    v->label, bnf_node_label(node), bnf_str_or_empty(node->op_type),
+			    node_read(r, y, via[y]));
 		producer_of(producer, node_read(r, y, via[y]), &y);
 	} while (y != x);
 plain:
 	node = g->node[x < g->n_node ? x : 0];
 	return bnf_fail(v->err, BNF_ERR_INPUT,
-			"%s: node '%s' (%s): its inputs depend on its own output "
-			"(a cycle in the graph)",
-			v->label, bnf_node_label(node), bnf_str_or_empty(node->op_type));
+	                "%s: node '%s' (%s): its inputs depend on its own output "
+	                "(a cycle in the graph)",
+	                v->label, bnf_node_label(node), bnf_str_or_empty(node->op_type));
 }
 
 /* Kahn's algorithm over the data dependencies between a graph's nodes, the
@@ -512,7 +556,7 @@ static int add_outer_read(const struct scope *sc, const char *name, struct name_
  * its own subgraphs (reads), and as graph outputs, which may name an
  * outer value directly. */
 static int add_outer_reads(struct validator *v, const Onnx__GraphProto *g, const struct scope *sc,
-			   const struct name_list *reads, struct name_list *outer)
+                           const struct name_list *reads, struct name_list *outer)
 {
 	size_t i, j;
 	int fail = 0;
@@ -526,15 +570,15 @@ static int add_outer_reads(struct validator *v, const Onnx__GraphProto *g, const
 		fail = add_outer_read(sc, g->output[i]->name, outer);
 	if (fail)
 		return bnf_fail(v->err, BNF_ERR_NOMEM, "%s: out of memory validating the graph",
-				v->label);
+		                v->label);
 	return BNF_OK;
 }
 
 /* Check g and its subgraphs. outer_reads (NULL for the main graph) gets
  * the enclosing graphs' values that g reads. */
 static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
-			  const struct scope *parent, int depth, int is_main,
-			  struct name_list *outer_reads)
+                          const struct scope *parent, int depth, int is_main,
+                          struct name_list *outer_reads)
 {
 	struct scope sc;
 	struct name_list reads; /* per node, what its subgraphs read from g or above */
@@ -550,8 +594,9 @@ static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
 	bnf_strmap_init(&sc.names);
 	name_list_init(&reads);
 	if (depth > BNF_LIMIT_GRAPH_DEPTH) {
-		rc = bnf_fail(v->err, BNF_ERR_INPUT, "%s: graph '%s': subgraphs nested more than %d deep",
-			      v->label, bnf_str_or_empty(g->name), BNF_LIMIT_GRAPH_DEPTH);
+		rc = bnf_fail(v->err, BNF_ERR_INPUT,
+		              "%s: graph '%s': subgraphs nested more than %d deep", v->label,
+		              bnf_str_or_empty(g->name), BNF_LIMIT_GRAPH_DEPTH);
 		goto out;
 	}
 	for (i = 0; rc == BNF_OK && i < g->n_initializer; i++) {
@@ -566,23 +611,25 @@ static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
 	}
 	for (i = 0; rc == BNF_OK && i < g->n_input + g->n_output; i++) {
 		const Onnx__ValueInfoProto *vi =
-			i < g->n_input ? g->input[i] : g->output[i - g->n_input];
+		    i < g->n_input ? g->input[i] : g->output[i - g->n_input];
 		if (!vi->name || !vi->name[0])
 			rc = bnf_fail(v->err, BNF_ERR_INPUT, "%s: graph '%s': %s %zu has no name",
-				      v->label, bnf_str_or_empty(g->name),
-				      i < g->n_input ? "input" : "output",
-				      i < g->n_input ? i : i - g->n_input);
+			              v->label, bnf_str_or_empty(g->name),
+			              i < g->n_input ? "input" : "output",
+			              i < g->n_input ? i : i - g->n_input);
 	}
 	for (i = 0; rc == BNF_OK && i < g->n_input; i++) {
 		const Onnx__ValueInfoProto *vi = g->input[i];
 		rc = bnf_validate_value_info(vi, v->label, &count, v->err);
-		if (rc == BNF_OK && is_main && !bnf_strmap_get(&sc.names, bnf_str_or_empty(vi->name), NULL) &&
+		if (rc == BNF_OK && is_main &&
+		    !bnf_strmap_get(&sc.names, bnf_str_or_empty(vi->name), NULL) &&
 		    count > BNF_LIMIT_INPUT_ELEMENTS)
-			rc = bnf_fail(v->err, BNF_ERR_INPUT,
-				      "%s: graph input '%s' declares %llu elements, above the limit "
-				      "of %llu",
-				      v->label, bnf_str_or_empty(vi->name), (unsigned long long)count,
-				      (unsigned long long)BNF_LIMIT_INPUT_ELEMENTS);
+			rc = bnf_fail(
+			    v->err, BNF_ERR_INPUT,
+			    "%s: graph input '%s' declares %llu elements, above the limit "
+			    "of %llu",
+			    v->label, bnf_str_or_empty(vi->name), (unsigned long long)count,
+			    (unsigned long long)BNF_LIMIT_INPUT_ELEMENTS);
 		if (rc == BNF_OK && !bnf_strmap_get(&sc.names, bnf_str_or_empty(vi->name), NULL))
 			rc = define(v, &sc, bnf_str_or_empty(vi->name), SIZE_MAX, NULL);
 	}
@@ -593,15 +640,15 @@ static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
 	for (i = 0; rc == BNF_OK && i < g->n_node; i++) {
 		const Onnx__NodeProto *node = g->node[i];
 		int is_constant = node->op_type && strcmp(node->op_type, "Constant") == 0 &&
-				  is_default_domain(node->domain);
+		                  is_default_domain(node->domain);
 		for (j = 0; rc == BNF_OK && j < node->n_output; j++)
 			if (node->output[j] && node->output[j][0])
-				rc = define(v, &sc, node->output[j], is_constant ? 2 * i + 1 : SIZE_MAX,
-					    node);
+				rc = define(v, &sc, node->output[j],
+				            is_constant ? 2 * i + 1 : SIZE_MAX, node);
 	}
 	if (rc == BNF_OK && !(reads_off = calloc(g->n_node + 1, sizeof(*reads_off))))
 		rc = bnf_fail(v->err, BNF_ERR_NOMEM, "%s: out of memory validating the graph",
-			      v->label);
+		              v->label);
 	for (i = 0; rc == BNF_OK && i < g->n_node; i++) {
 		reads_off[i] = reads.n;
 		name_list_restart(&reads);
@@ -613,8 +660,8 @@ static int validate_graph(struct validator *v, const Onnx__GraphProto *g,
 		size_t val;
 		if (!scope_find(&sc, bnf_str_or_empty(g->output[i]->name), &owner, &val))
 			rc = bnf_fail(v->err, BNF_ERR_INPUT,
-				      "%s: graph output '%s' is produced by nothing in the graph",
-				      v->label, bnf_str_or_empty(g->output[i]->name));
+			              "%s: graph output '%s' is produced by nothing in the graph",
+			              v->label, bnf_str_or_empty(g->output[i]->name));
 	}
 	nr.g = g;
 	nr.implicit = reads.names;
@@ -637,6 +684,7 @@ int bnf_validate_model(const Onnx__ModelProto *model, const char *label, struct 
 	v.label = label;
 	v.err = err;
 	if (!model->graph)
-		return bnf_fail(err, BNF_ERR_INPUT, "%s: not an ONNX model (it has no graph)", label);
+		return bnf_fail(err, BNF_ERR_INPUT, "%s: not an ONNX model (it has no graph)",
+		                label);
 	return validate_graph(&v, model->graph, NULL, 0, 1, NULL);
 }

@@ -43,7 +43,7 @@ enum wire_fault {
 /* Walk one message of type desc in buf[pos, end). Malformed data stops the
  * walk quietly: the unpacker reports it. */
 static enum wire_fault wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
-				  size_t pos, size_t end, int depth)
+                                  size_t pos, size_t end, int depth)
 {
 	enum wire_fault fault = WIRE_FAULT_NONE;
 	uint64_t key, len;
@@ -67,12 +67,14 @@ static enum wire_fault wire_check(const ProtobufCMessageDescriptor *desc, const 
 		if ((key & 7) == 2) {
 			if (!wire_varint(buf, end, &pos, &len) || len > end - pos)
 				break;
-			f = key >> 3 <= UINT32_MAX
-				    ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
-				    : NULL;
+			f = key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(
+			                                 desc, (unsigned)(key >> 3))
+			                           : NULL;
 			if (f && f->type == PROTOBUF_C_TYPE_MESSAGE)
-				fault = wire_check(f->descriptor, buf, pos, pos + (size_t)len, depth + 1);
-			else if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(buf + pos, 0, (size_t)len))
+				fault = wire_check(f->descriptor, buf, pos, pos + (size_t)len,
+				                   depth + 1);
+			else if (f && f->type == PROTOBUF_C_TYPE_STRING &&
+			         memchr(buf + pos, 0, (size_t)len))
 				fault = WIRE_FAULT_NUL;
 			pos += (size_t)len;
 		} else if ((key & 7) != 0 && (key & 7) != 1 && (key & 7) != 5) {
@@ -86,14 +88,16 @@ int bnf_validate_wire(const uint8_t *buf, size_t len, const char *label, struct 
 {
 	switch (wire_check(&onnx__model_proto__descriptor, buf, 0, len, 1)) {
 	case WIRE_FAULT_TOO_DEEP:
-		return bnf_fail(err, BNF_ERR_INPUT, "%s: protobuf messages nested more than %d deep",
-				label, BNF_LIMIT_MESSAGE_DEPTH);
+		return bnf_fail(err, BNF_ERR_INPUT,
+		                "%s: protobuf messages nested more than %d deep", label,
+		                BNF_LIMIT_MESSAGE_DEPTH);
 	case WIRE_FAULT_FIELD_ZERO:
 		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: not a valid ONNX model (a protobuf field numbered 0)", label);
+		                "%s: not a valid ONNX model (a protobuf field numbered 0)", label);
 	case WIRE_FAULT_NUL:
 		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: not a valid ONNX model (a name or string holds a NUL byte)", label);
+		                "%s: not a valid ONNX model (a name or string holds a NUL byte)",
+		                label);
 	default:
 		return BNF_OK;
 	}
@@ -220,7 +224,7 @@ static int typed_field_of(const Onnx__TensorProto *t, uint64_t n, struct typed_f
 static int is_external(const Onnx__TensorProto *t)
 {
 	return (t->has_data_location &&
-		t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
+	        t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
 	       t->n_external_data > 0;
 }
 
@@ -233,12 +237,12 @@ int bnf_validate_tensor(const Onnx__TensorProto *t, const char *label, struct bn
 
 	if (bnf_validate_shape_count(t->n_dims, t->dims, &n) != 0)
 		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: tensor '%s': dims are negative or their product overflows",
-				label, name);
+		                "%s: tensor '%s': dims are negative or their product overflows",
+		                label, name);
 	if (t->data_type <= ONNX__TENSOR_PROTO__DATA_TYPE__UNDEFINED ||
 	    t->data_type > ONNX__TENSOR_PROTO__DATA_TYPE__INT2)
 		return bnf_fail(err, BNF_ERR_INPUT, "%s: tensor '%s': unknown data type %d", label,
-				name, (int)t->data_type);
+		                name, (int)t->data_type);
 	if (is_external(t))
 		return BNF_OK; /* lengths are checked against the data file */
 	n_typed = typed_field_of(t, n, &tf);
@@ -246,34 +250,34 @@ int bnf_validate_tensor(const Onnx__TensorProto *t, const char *label, struct bn
 		bytes = raw_bytes(t->data_type, n, &known);
 		if (!known)
 			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: tensor '%s': a tensor of type %d cannot use raw_data",
-					label, name, (int)t->data_type);
+			                "%s: tensor '%s': a tensor of type %d cannot use raw_data",
+			                label, name, (int)t->data_type);
 		if (n_typed)
 			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: tensor '%s': holds both raw_data and %s", label, name,
-					tf.name);
+			                "%s: tensor '%s': holds both raw_data and %s", label, name,
+			                tf.name);
 		if (bytes != t->raw_data.len)
 			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: tensor '%s': raw_data holds %zu bytes, its dims need "
-					"%llu",
-					label, name, t->raw_data.len, (unsigned long long)bytes);
+			                "%s: tensor '%s': raw_data holds %zu bytes, its dims need "
+			                "%llu",
+			                label, name, t->raw_data.len, (unsigned long long)bytes);
 		return BNF_OK;
 	}
 	if (n_typed > 1 || (n_typed == 1 && tf.len == 0))
 		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: tensor '%s': its values are not in %s, the field of its type",
-				label, name, tf.name);
+		                "%s: tensor '%s': its values are not in %s, the field of its type",
+		                label, name, tf.name);
 	if (tf.len != tf.want && tf.len != tf.want_packed)
 		return bnf_fail(err, BNF_ERR_INPUT,
-				"%s: tensor '%s': %s holds %zu values, its dims need %llu", label,
-				name, tf.name, tf.len, (unsigned long long)tf.want_packed);
+		                "%s: tensor '%s': %s holds %zu values, its dims need %llu", label,
+		                name, tf.name, tf.len, (unsigned long long)tf.want_packed);
 	return BNF_OK;
 }
 
 /* Declared shapes: no negative dim, no overflowing product. Returns the
  * element count (symbolic dims as 1) in *count. */
 int bnf_validate_value_info(const Onnx__ValueInfoProto *vi, const char *label, uint64_t *count,
-			    struct bnf_error *err)
+                            struct bnf_error *err)
 {
 	const Onnx__TypeProto *tp = vi->type;
 	const Onnx__TensorShapeProto *shape = NULL;
@@ -290,14 +294,15 @@ int bnf_validate_value_info(const Onnx__ValueInfoProto *vi, const char *label, u
 			continue;
 		v = d->dim_value;
 		if (v < 0)
-			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: value '%s': negative dimension %lld in its declared shape",
-					label, bnf_str_or_empty(vi->name), (long long)v);
+			return bnf_fail(
+			    err, BNF_ERR_INPUT,
+			    "%s: value '%s': negative dimension %lld in its declared shape", label,
+			    bnf_str_or_empty(vi->name), (long long)v);
 		if (v != 0 && n > (uint64_t)INT64_MAX / (uint64_t)v)
 			return bnf_fail(err, BNF_ERR_INPUT,
-					"%s: value '%s': the element count of its declared shape "
-					"overflows",
-					label, bnf_str_or_empty(vi->name));
+			                "%s: value '%s': the element count of its declared shape "
+			                "overflows",
+			                label, bnf_str_or_empty(vi->name));
 		n *= (uint64_t)v;
 	}
 	*count = n;

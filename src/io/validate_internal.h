@@ -22,6 +22,6 @@ int bnf_validate_tensor(const Onnx__TensorProto *t, const char *label, struct bn
 /* A declared value's type and shape make sense; *count receives the
  * element count of its shape (symbolic dims counted as 1). */
 int bnf_validate_value_info(const Onnx__ValueInfoProto *vi, const char *label, uint64_t *count,
-			    struct bnf_error *err);
+                            struct bnf_error *err);
 
 #endif

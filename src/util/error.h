@@ -28,11 +28,11 @@ struct bnf_error {
  * A NULL err is allowed: the message is dropped. The first error recorded
  * wins only if the caller checks; later calls overwrite. */
 int bnf_fail(struct bnf_error *err, enum bnf_status status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prefix the current message with "prefix: " (for context such as a node
  * name added by an outer caller). */
 void bnf_error_prefix(struct bnf_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -11,9 +11,9 @@
 #define BNF_JSON_MAX_DEPTH 32
 
 struct bnf_json {
-	char *buf;             /* owned; NUL-terminated text so far */
+	char *buf; /* owned; NUL-terminated text so far */
 	size_t len, cap;
-	int failed;            /* an allocation failed or nesting went too deep */
+	int failed; /* an allocation failed or nesting went too deep */
 	int depth;
 	int count[BNF_JSON_MAX_DEPTH]; /* members written at each open level */
 };

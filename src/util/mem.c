@@ -141,4 +141,4 @@ static void large_free(void *data, void *p)
 	bnf_free(p);
 }
 
-ProtobufCAllocator bnf_large_allocator = { large_alloc, large_free, NULL };
+ProtobufCAllocator bnf_large_allocator = {large_alloc, large_free, NULL};

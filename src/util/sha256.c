@@ -23,16 +23,14 @@
  * first 64 primes (FIPS 180-4, 4.2.2). Aligned so that the x86 path can
  * read four of them as one vector. */
 static _Alignas(16) const uint32_t round_constants[64] = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-	0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-	0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-	0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-	0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-	0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-	0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-	0xc67178f2,
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
 
 /* Consumes nblocks whole 64-byte blocks at p (any alignment). */
@@ -63,11 +61,11 @@ static inline uint32_t load_be32(const uint8_t *p)
  * Rather than shifting a..h down by one each round, the caller rotates the
  * names: only d and h take new values.
  */
-#define ROUND(a, b, c, d, e, f, g, h, i)                                                          \
-	do {                                                                                      \
-		uint32_t t1_ = (h) + BIG_SIGMA1(e) + CHOOSE(e, f, g) + round_constants[i] + w[i]; \
-		(d) += t1_;                                                                       \
-		(h) = t1_ + BIG_SIGMA0(a) + MAJORITY(a, b, c);                                    \
+#define ROUND(a, b, c, d, e, f, g, h, i)                                                           \
+	do {                                                                                       \
+		uint32_t t1_ = (h) + BIG_SIGMA1(e) + CHOOSE(e, f, g) + round_constants[i] + w[i];  \
+		(d) += t1_;                                                                        \
+		(h) = t1_ + BIG_SIGMA0(a) + MAJORITY(a, b, c);                                     \
 	} while (0)
 
 static void blocks_portable(uint32_t state[8], const uint8_t *p, size_t nblocks)
@@ -82,8 +80,8 @@ static void blocks_portable(uint32_t state[8], const uint8_t *p, size_t nblocks)
 		for (i = 0; i < 16; i++)
 			w[i] = load_be32(p + 4 * i);
 		for (i = 16; i < 64; i++)
-			w[i] = SMALL_SIGMA1(w[i - 2]) + w[i - 7] + SMALL_SIGMA0(w[i - 15]) +
-			       w[i - 16];
+			w[i] =
+			    SMALL_SIGMA1(w[i - 2]) + w[i - 7] + SMALL_SIGMA0(w[i - 15]) + w[i - 16];
 		/* Eight rounds bring every name back to its starting role. */
 		for (i = 0; i < 64; i += 8) {
 			ROUND(a, b, c, d, e, f, g, h, i);
@@ -172,11 +170,11 @@ SHA_TARGET static void blocks_sha(uint32_t state[8], const uint8_t *p, size_t nb
 
 		w0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), bswap32);
 		w1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16)),
-				      bswap32);
+		                      bswap32);
 		w2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 32)),
-				      bswap32);
+		                      bswap32);
 		w3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 48)),
-				      bswap32);
+		                      bswap32);
 		rounds4_sha(&abef, &cdgh, w0, 0);
 		rounds4_sha(&abef, &cdgh, w1, 4);
 		rounds4_sha(&abef, &cdgh, w2, 8);
@@ -262,8 +260,8 @@ static bnf_sha256_blocks_fn sha256_blocks(void)
 void bnf_sha256_init(struct bnf_sha256 *h)
 {
 	/* Square roots of the first 8 primes, fractional bits (4.2.2 / 5.3.3). */
-	static const uint32_t initial[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-					     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
+	static const uint32_t initial[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+	                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 	memcpy(h->state, initial, sizeof(initial));
 	h->total = 0;
 	h->used = 0;

@@ -10,8 +10,8 @@
 
 struct bnf_sha256 {
 	uint32_t state[8];
-	uint64_t total;        /* bytes fed so far */
-	uint8_t block[64];     /* a partial block waiting for more bytes */
+	uint64_t total;    /* bytes fed so far */
+	uint8_t block[64]; /* a partial block waiting for more bytes */
 	size_t used;
 };
 

@@ -36,7 +36,7 @@ static size_t strmap_slot(const struct bnf_strmap *map, const char *key)
 static int strmap_grow(struct bnf_strmap *map)
 {
 	size_t cap = map->cap ? map->cap * 2 : 16;
-	struct bnf_strmap bigger = { cap, 0, NULL, NULL };
+	struct bnf_strmap bigger = {cap, 0, NULL, NULL};
 	size_t i;
 
 	if (cap < map->cap)

@@ -9,9 +9,9 @@
 #include <stddef.h>
 
 struct bnf_strmap {
-	size_t cap;          /* number of slots, a power of two (0 when empty) */
-	size_t len;          /* number of keys stored */
-	const char **keys;   /* NULL marks a free slot */
+	size_t cap;        /* number of slots, a power of two (0 when empty) */
+	size_t len;        /* number of keys stored */
+	const char **keys; /* NULL marks a free slot */
 	size_t *vals;
 };
 

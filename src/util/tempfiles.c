@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TEMP_SLOTS 8
+#define TEMP_SLOTS    8
 #define TEMP_PATH_MAX 4096
 
 static char temp_paths[TEMP_SLOTS][TEMP_PATH_MAX];

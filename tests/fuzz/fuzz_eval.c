@@ -26,7 +26,7 @@ static void run_once(const Onnx__ModelProto *m, const struct bnf_named_tensors *
 	eo.promote_double = promote;
 	eo.max_bytes = FUZZ_EVAL_BUDGET;
 	if (bnf_eval_run(m, &eo, in->n, (const char *const *)in->names,
-			 (struct bnf_tensor *const *)in->tensors, &outs, &err) != BNF_OK)
+	                 (struct bnf_tensor *const *)in->tensors, &outs, &err) != BNF_OK)
 		return;
 	for (i = 0; i < m->graph->n_output; i++)
 		bnf_tensor_free(outs[i]);

@@ -1,31 +1,11 @@
 /*
- * Operator lookup across the three operator tables, and the attribute
- * readers every operator uses: each takes the spec's default when the
- * attribute is absent and refuses an attribute of the wrong type.
+ * The helpers every operator uses: which outputs a node wants, taking a
+ * donor input's buffer as the output, and the attribute readers: each takes the spec's default when
+ * the attribute is absent and refuses an attribute of the wrong type.
  */
 #include "eval/op.h"
 
 #include <string.h>
-
-const struct bnf_op *bnf_op_find(const char *op_type, int opset)
-{
-	const struct bnf_op *const tables[] = {bnf_ops_nn, bnf_ops_basic, bnf_ops_shape};
-	const struct bnf_op *best = NULL;
-	const struct bnf_op *row;
-	size_t i;
-
-	for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		for (row = tables[i]; row->op_type; row++) {
-			if (strcmp(row->op_type, op_type) != 0 || row->min_opset > opset)
-				continue;
-			if (!best || row->min_opset > best->min_opset)
-				best = row;
-		}
-	}
-	return best;
-}
-
-/* bnf_node_label is defined once, in graph.c. */
 
 int bnf_op_wants_output(const struct bnf_op_ctx *ctx, size_t i)
 {

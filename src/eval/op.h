@@ -12,6 +12,7 @@
 
 #include "util/error.h"
 #include "eval/tensor.h"
+#include "io/model.h"
 #include "onnx.pb-c.h"
 
 struct bnf_op_ctx {
@@ -54,10 +55,6 @@ int bnf_op_take_donor(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank, con
 /* The row for op_type at the given opset (the row with the largest
  * min_opset <= opset), or NULL if the evaluator does not implement it. */
 const struct bnf_op *bnf_op_find(const char *op_type, int opset);
-
-/* The name a node is reported by: its name, or its first output when it
- * has none. Borrowed from the node. */
-const char *bnf_node_label(const Onnx__NodeProto *node);
 
 /* Whether the node asks for output i: it exists and its name is not empty.
  * The shape step may skip allocating outputs that are not wanted. */

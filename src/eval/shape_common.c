@@ -1,5 +1,5 @@
 /*
- * The shape family's table and the helpers its files share: errors that
+ * The helpers the shape family's files share: errors that
  * name the node, reading shape and axes inputs, a single strided copy by
  * element size that every data-movement operator uses (so no operator is
  * written once per dtype), and element access as double for the arithmetic.
@@ -10,34 +10,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-/* Rows cite the first opset whose semantics they cover; the steps look at
- * ctx->opset where later versions moved attributes to inputs. */
-const struct bnf_op bnf_ops_shape[] = {
-    {"Flatten", 1, bnf_shp_flatten_shape, bnf_shp_copy_compute, 0},
-    {"Reshape", 1, bnf_shp_reshape_shape, bnf_shp_copy_compute, 0},
-    {"Squeeze", 1, bnf_shp_squeeze_shape, bnf_shp_copy_compute, 0},
-    {"Unsqueeze", 1, bnf_shp_unsqueeze_shape, bnf_shp_copy_compute, 0},
-    {"Shape", 1, bnf_shp_shape_shape, bnf_shp_shape_compute, 0},
-    {"Transpose", 1, bnf_shp_transpose_shape, bnf_shp_transpose_compute, 0},
-    {"Expand", 8, bnf_shp_expand_shape, bnf_shp_expand_compute, 0},
-    {"Tile", 6, bnf_shp_tile_shape, bnf_shp_tile_compute, 0},
-    {"ConstantOfShape", 9, bnf_shp_constant_of_shape_shape, bnf_shp_constant_of_shape_compute, 0},
-    {"Range", 11, bnf_shp_range_shape, bnf_shp_range_compute, 0},
-    {"Concat", 1, bnf_shp_concat_shape, bnf_shp_concat_compute, 0},
-    {"Split", 1, bnf_shp_split_shape, bnf_shp_split_compute, 0},
-    {"Slice", 1, bnf_shp_slice_shape, bnf_shp_slice_compute, 0},
-    {"Gather", 1, bnf_shp_gather_shape, bnf_shp_gather_compute, 0},
-    {"GatherElements", 11, bnf_shp_gather_elements_shape, bnf_shp_gather_elements_compute, 0},
-    {"Pad", 1, bnf_shp_pad_shape, bnf_shp_pad_compute, 0},
-    {"ReduceMean", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute, 0},
-    {"ReduceSum", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute, 0},
-    {"ReduceSumSquare", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute, 0},
-    {"ReduceMax", 1, bnf_shp_reduce_shape, bnf_shp_reduce_compute, 0},
-    {"Resize", 10, bnf_shp_resize_shape, bnf_shp_resize_compute, 0},
-    {"Upsample", 7, bnf_shp_resize_shape, bnf_shp_resize_compute, 0},
-    {NULL, 0, NULL, NULL, 0},
-};
 
 int bnf_shp_fail(const struct bnf_op_ctx *ctx, enum bnf_status status, const char *fmt, ...)
 {
@@ -344,14 +316,4 @@ void bnf_shp_set(struct bnf_tensor *t, size_t i, double v)
 		((uint8_t *)t->data)[i] = (uint8_t)saturate(v, 0, UINT8_MAX);
 		break;
 	}
-}
-
-int bnf_shp_copy_compute(struct bnf_op_ctx *ctx)
-{
-	const struct bnf_tensor *x = ctx->in[0];
-	struct bnf_tensor *y = ctx->out[0];
-
-	if (y && y->count)
-		memcpy(y->data, x->data, y->count * bnf_tensor_elem_size(y->dtype));
-	return BNF_OK;
 }

@@ -505,3 +505,14 @@ int bnf_shp_range_compute(struct bnf_op_ctx *ctx)
 	}
 	return BNF_OK;
 }
+
+/* Flatten, Reshape, Squeeze and Unsqueeze: the data does not move. */
+int bnf_shp_copy_compute(struct bnf_op_ctx *ctx)
+{
+	const struct bnf_tensor *x = ctx->in[0];
+	struct bnf_tensor *y = ctx->out[0];
+
+	if (y && y->count)
+		memcpy(y->data, x->data, y->count * bnf_tensor_elem_size(y->dtype));
+	return BNF_OK;
+}

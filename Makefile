@@ -54,6 +54,14 @@ FUZZ_TARGETS = load fold eval
 FUZZ_OBJ = $(BUILD)/tests/fuzz/fuzz_common.o
 TEST_PROGS = $(BUILD)/tests/roundtrip $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/replay_%)
 
+# `make -j clean all` must not build while it deletes: with clean among
+# other goals the run is serial.
+ifneq ($(filter clean,$(MAKECMDGOALS)),)
+ifneq ($(filter-out clean,$(MAKECMDGOALS)),)
+.NOTPARALLEL:
+endif
+endif
+
 .PHONY: all clean check test asan ubsan demo deps-build deps-test install uninstall format \
 	format-check bench fuzz fuzz-replay lib FORCE
 
@@ -144,7 +152,7 @@ $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ) $(ROOM_LIBS
 # exact command is printed.
 BUILD_PKGS = gcc:cc make:make pkg-config protobuf-c-compiler libprotobuf-c-dev
 TEST_PKGS = python3 python3-onnx python3-numpy python3-pytest libonnx-testdata \
-            nodejs:node npm:npm jq
+            nodejs:node npm:npm jq clang-format
 
 deps-build:
 	@sh .ci/deps $(BUILD_PKGS)
@@ -157,6 +165,7 @@ demo: deps-build bnfold
 
 # The test build: warnings are errors.
 check: deps-test
+	$(MAKE) format-check
 	$(MAKE) WERROR=-Werror all $(TEST_PROGS)
 	$(MAKE) fuzz-replay
 	sh tests/run.sh

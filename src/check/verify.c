@@ -15,6 +15,8 @@
 #include "eval/eval.h"
 #include "graph/graph.h"
 #include "util/mem.h"
+#include "util/thread.h"
+#include "io/validate.h"
 
 void bnf_default_tolerance(int dtype, double *atol, double *rtol)
 {
@@ -185,7 +187,7 @@ static int run_jobs(struct run_job *jobs, int n, int threads, struct bnf_error *
 	for (i = 0; i < n; i++)
 		jobs[i].threads = i < conc ? threads / conc + (i < threads % conc) : 1;
 	for (i = 1; i < conc; i++)
-		started[i] = pthread_create(&tid[i], NULL, run_job_main, &jobs[i]) == 0;
+		started[i] = bnf_thread_start(&tid[i], run_job_main, &jobs[i]) == 0;
 	for (i = 0; i < n; i++)
 		if (i == 0 || i >= conc || !started[i])
 			run_job_main(&jobs[i]);
@@ -397,7 +399,7 @@ static int find_site(Onnx__GraphProto *g, int opset, const char *output, const c
 	Onnx__NodeProto *node;
 	size_t i, j, k;
 
-	if (depth >= 64 ||
+	if (depth >= BNF_LIMIT_GRAPH_DEPTH ||
 	    bnf_graph_build(gi, g, depth ? &site->index[depth - 1] : NULL, opset, NULL) != BNF_OK) {
 		bnf_graph_release(gi);
 		return 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/thread.h"
 
 static void usage(FILE *f)
 {
@@ -268,7 +269,7 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 			printf("bnfold %s\n", BNF_VERSION);
 			return fflush(stdout) == 0 ? EXIT_CODE_OK : EXIT_CODE_UNUSABLE;
 		case 'j':
-			if ((rc = parse_count("--threads", optarg, 1, 256, &n)) < 0)
+			if ((rc = parse_count("--threads", optarg, 1, BNF_MAX_THREADS, &n)) < 0)
 				cli->verify.threads = (int)n;
 			break;
 		case OPT_NO_VERIFY:

@@ -16,11 +16,12 @@
 #include "util/json.h"
 #include "util/sha256.h"
 #include "io/tensor_data.h"
+#include "util/thread.h"
 
-static const char *const phase_names[CLI_PHASE_COUNT] = {
-    [CLI_PHASE_READ] = "read", [CLI_PHASE_TRAIN_MODE] = "train_mode",
-    [CLI_PHASE_FOLD] = "fold", [CLI_PHASE_CHECK] = "check",
-    [CLI_PHASE_LINT] = "lint", [CLI_PHASE_WRITE] = "write",
+static const char *const phase_names[BNF_RUN_PHASE_COUNT] = {
+    [BNF_RUN_PHASE_READ] = "read", [BNF_RUN_PHASE_TRAIN_MODE] = "train_mode",
+    [BNF_RUN_PHASE_FOLD] = "fold", [BNF_RUN_PHASE_CHECK] = "check",
+    [BNF_RUN_PHASE_LINT] = "lint", [BNF_RUN_PHASE_WRITE] = "write",
 };
 
 static const char *const level_names[] = {"error", "warning", "ignored"};
@@ -30,88 +31,6 @@ double cli_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* ---- hashes and counts ---- */
-
-void cli_sha256_bytes(const void *buf, size_t len, char hex[65])
-{
-	struct bnf_sha256 h;
-	bnf_sha256_init(&h);
-	bnf_sha256_update(&h, buf, len);
-	bnf_sha256_hex(&h, hex);
-}
-
-int cli_sha256_file(const char *path, char hex[65])
-{
-	struct bnf_sha256 h;
-	unsigned char chunk[1 << 16];
-	size_t n;
-	FILE *f = fopen(path, "rb");
-	int rc = 0;
-
-	hex[0] = '\0';
-	if (!f)
-		return -1;
-	bnf_sha256_init(&h);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		bnf_sha256_update(&h, chunk, n);
-	if (ferror(f))
-		rc = -1;
-	else
-		bnf_sha256_hex(&h, hex);
-	fclose(f);
-	return rc;
-}
-
-struct hashing_buffer {
-	ProtobufCBuffer base; /* first: protobuf-c calls base.append */
-	struct bnf_sha256 h;
-};
-
-static void hashing_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
-{
-	struct hashing_buffer *hb = (struct hashing_buffer *)buffer;
-	bnf_sha256_update(&hb->h, data, len);
-}
-
-void cli_sha256_model(const Onnx__ModelProto *model, char hex[65])
-{
-	struct hashing_buffer hb;
-
-	hb.base.append = hashing_append;
-	bnf_sha256_init(&hb.h);
-	onnx__model_proto__pack_to_buffer(model, &hb.base);
-	bnf_sha256_hex(&hb.h, hex);
-}
-
-struct counts {
-	size_t nodes, initializers;
-	int depth;
-};
-
-static int count_graph(Onnx__GraphProto *g, void *arg)
-{
-	struct counts *c = arg;
-	size_t i;
-
-	c->nodes += g->n_node;
-	c->initializers += g->n_initializer;
-	if (c->depth++ > 64)
-		return BNF_OK;
-	for (i = 0; i < g->n_node; i++)
-		bnf_node_for_each_subgraph(g->node[i], count_graph, c);
-	c->depth--;
-	return BNF_OK;
-}
-
-void cli_count_model(const Onnx__ModelProto *model, size_t *nodes, size_t *initializers)
-{
-	struct counts c = {0, 0, 0};
-	if (model->graph)
-		count_graph(model->graph, &c);
-	*nodes = c.nodes;
-	*initializers = c.initializers;
 }
 
 /* ---- the JSON report ---- */
@@ -313,7 +232,7 @@ char *cli_report_json(const struct cli_facts *f, const char *version)
 	json_check(&j, f->verify);
 	json_findings(&j, f);
 	bnf_json_object_begin(&j, "timings_ms");
-	for (k = 0; k < CLI_PHASE_COUNT; k++) {
+	for (k = 0; k < BNF_RUN_PHASE_COUNT; k++) {
 		if (f->phase_ms[k] < 0)
 			bnf_json_null(&j, phase_names[k]);
 		else
@@ -435,7 +354,7 @@ void cli_progress_begin(const char *phase)
 	progress.started = cli_now_ms();
 	progress.shown = 0;
 	progress.active = 1;
-	if (pthread_create(&progress.thread, NULL, progress_main, NULL) != 0)
+	if (bnf_thread_start(&progress.thread, progress_main, NULL) != 0)
 		progress.active = 0;
 }
 

@@ -14,22 +14,13 @@
 #include "onnx.pb-c.h"
 #include "fold/trainmode.h"
 #include "check/verify.h"
+#include "check/run.h"
 
 /* How a finding code counts: an error (exit 1), a warning, or ignored. */
 enum cli_finding_level {
 	CLI_FINDING_LEVEL_ERROR = 0,
 	CLI_FINDING_LEVEL_WARNING,
 	CLI_FINDING_LEVEL_IGNORED,
-};
-
-enum cli_phase {
-	CLI_PHASE_READ = 0,
-	CLI_PHASE_TRAIN_MODE,
-	CLI_PHASE_FOLD,
-	CLI_PHASE_CHECK,
-	CLI_PHASE_LINT,
-	CLI_PHASE_WRITE,
-	CLI_PHASE_COUNT
 };
 
 /* Everything one run learnt, borrowed from the run's own records. */
@@ -46,7 +37,7 @@ struct cli_facts {
 	const struct bnf_verify_report *verify; /* NULL when no check ran */
 	const struct bnf_lint_report *lint;     /* NULL without --check */
 	const enum cli_finding_level *levels;   /* per finding code */
-	double phase_ms[CLI_PHASE_COUNT];       /* negative: phase not run */
+	double phase_ms[BNF_RUN_PHASE_COUNT];   /* negative: phase not run */
 	int exit_code;
 };
 
@@ -56,15 +47,6 @@ char *cli_report_json(const struct cli_facts *facts, const char *version);
 
 /* The -v table: one aligned row per BatchNormalization, on stderr. */
 void cli_print_bn_table(const struct bnf_fold_report *rep, int folding);
-
-/* Nodes and initializers of the model, subgraphs included. */
-void cli_count_model(const Onnx__ModelProto *model, size_t *nodes, size_t *initializers);
-
-/* SHA-256 of a buffer, of a file on disk, and of a model as packed. The
- * file version returns -1 when the file cannot be read. */
-void cli_sha256_bytes(const void *buf, size_t len, char hex[65]);
-int cli_sha256_file(const char *path, char hex[65]);
-void cli_sha256_model(const Onnx__ModelProto *model, char hex[65]);
 
 /* A monotonic clock in milliseconds. */
 double cli_now_ms(void);

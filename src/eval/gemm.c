@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "eval/op.h"
+#include "util/thread.h"
 
 /* Micro-tile: MR rows of A by two vectors of B. A vector is 64 bytes (16
  * floats or 8 doubles), one AVX-512 register; narrower targets split it.
@@ -33,8 +34,7 @@
  * elements are summed, so the cut does not change the result. */
 #define GEMM_CHUNKS_PER_THREAD 4
 #define GEMM_CHUNK_MIN_WORK    ((size_t)1 << 17)
-#define GEMM_MAX_THREADS       64
-#define GEMM_MAX_CHUNKS        (GEMM_MAX_THREADS * GEMM_CHUNKS_PER_THREAD)
+#define GEMM_MAX_CHUNKS        (BNF_MAX_THREADS * GEMM_CHUNKS_PER_THREAD)
 
 /* target_clones needs an ifunc resolver, which runs before AddressSanitizer
  * is initialised: sanitizer builds use the plain kernel. */
@@ -279,8 +279,8 @@ static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n,
 {
 	struct gemm_job jobs[GEMM_MAX_CHUNKS];
 	struct gemm_queue q;
-	pthread_t tid[GEMM_MAX_THREADS];
-	int started[GEMM_MAX_THREADS];
+	pthread_t tid[BNF_MAX_THREADS];
+	int started[BNF_MAX_THREADS];
 	size_t es = kd->elem, parts, unit, len, tiles, i;
 	int by_cols, t;
 
@@ -292,8 +292,8 @@ static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n,
 	}
 	if (threads < 1 || m * n * k < GEMM_THREAD_MIN_WORK)
 		threads = 1;
-	if (threads > GEMM_MAX_THREADS)
-		threads = GEMM_MAX_THREADS;
+	if (threads > BNF_MAX_THREADS)
+		threads = BNF_MAX_THREADS;
 	/* Split the longer side of C in whole micro-tiles, into a few chunks
 	 * per thread of at least GEMM_CHUNK_MIN_WORK multiply-adds. */
 	by_cols = n / kd->nr >= m / GEMM_MR;
@@ -333,7 +333,7 @@ static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n,
 	if ((size_t)threads > parts)
 		threads = (int)parts;
 	for (t = 1; t < threads; t++)
-		started[t] = pthread_create(&tid[t], NULL, gemm_worker, &q) == 0;
+		started[t] = bnf_thread_start(&tid[t], gemm_worker, &q) == 0;
 	/* This thread works too, and finishes whatever no thread could take. */
 	gemm_worker(&q);
 	for (t = 1; t < threads; t++)

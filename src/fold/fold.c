@@ -17,6 +17,7 @@
 #include "fold/internal.h"
 #include "util/mem.h"
 #include "io/tensor_data.h"
+#include "io/validate.h"
 
 static const char *const fold_kind_names[BNF_FOLD_KIND_COUNT] = {
     [BNF_FOLD_KIND_NONE] = "none",
@@ -471,7 +472,7 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 	unsigned char *dead = NULL, *stale = NULL;
 	int rc = BNF_OK, changed = 1, pass;
 
-	if (depth > 64)
+	if (depth > BNF_LIMIT_GRAPH_DEPTH)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT,
 		                "subgraphs nested more than 64 deep at '%s'", path);
 	memset(&gi, 0, sizeof(gi));
@@ -623,7 +624,7 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 	size_t i;
 	int rc, again = 1;
 
-	if (depth > 64)
+	if (depth > BNF_LIMIT_GRAPH_DEPTH)
 		return BNF_OK;
 	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
 		goto out;

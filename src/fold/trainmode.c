@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "graph/graph.h"
-#include "check/lint.h"
 #include "util/mem.h"
 
 struct train_ctx {

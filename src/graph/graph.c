@@ -5,6 +5,8 @@
  */
 #include "graph/graph.h"
 
+#include "io/validate.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,7 @@ static int count_subgraph_uses(Onnx__GraphProto *sub, void *arg)
 	size_t i, j;
 	int rc = 0;
 
-	if (ctx->depth >= 64)
+	if (ctx->depth >= BNF_LIMIT_GRAPH_DEPTH)
 		return -2;
 	ctx->depth++;
 	for (i = 0; i < sub->n_node && rc == 0; i++) {
@@ -400,7 +402,7 @@ static int walk_graph(const struct bnf_walk *walk, Onnx__GraphProto *g,
 	int rc;
 
 	memset(&gi, 0, sizeof(gi));
-	if (depth > 64) {
+	if (depth > BNF_LIMIT_GRAPH_DEPTH) {
 		rc = bnf_fail(walk->err, BNF_ERR_INPUT,
 		              "subgraphs nested more than 64 deep at '%s'", path);
 		goto out;
@@ -450,4 +452,35 @@ int bnf_node_append_input(Onnx__NodeProto *node, const char *name)
 	p[node->n_input++] = copy;
 	node->input = p;
 	return 0;
+}
+
+/* ---- counts ---- */
+
+struct counts {
+	size_t nodes, initializers;
+	int depth;
+};
+
+static int count_graph(Onnx__GraphProto *g, void *arg)
+{
+	struct counts *c = arg;
+	size_t i;
+
+	c->nodes += g->n_node;
+	c->initializers += g->n_initializer;
+	if (c->depth++ > BNF_LIMIT_GRAPH_DEPTH)
+		return BNF_OK;
+	for (i = 0; i < g->n_node; i++)
+		bnf_node_for_each_subgraph(g->node[i], count_graph, c);
+	c->depth--;
+	return BNF_OK;
+}
+
+void bnf_model_count(const Onnx__ModelProto *model, size_t *nodes, size_t *initializers)
+{
+	struct counts c = {0, 0, 0};
+	if (model->graph)
+		count_graph(model->graph, &c);
+	*nodes = c.nodes;
+	*initializers = c.initializers;
 }

@@ -124,6 +124,9 @@ int bnf_dropout_training_mode(const struct bnf_graph *gi, const Onnx__NodeProto 
 /* The attribute called name of node, or NULL. */
 const Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *node, const char *name);
 
+/* Nodes and initializers of the model, subgraphs included. */
+void bnf_model_count(const Onnx__ModelProto *model, size_t *nodes, size_t *initializers);
+
 /* The integer attribute called name of node, or def when it is absent. */
 long long bnf_node_attr_int(const Onnx__NodeProto *node, const char *name, long long def);
 

@@ -6,6 +6,7 @@
  */
 #include "io/model.h"
 #include "util/path.h"
+#include "util/sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include "io/skeleton.h"
 #include "util/tempfiles.h"
 #include "io/validate.h"
+#include "util/thread.h"
 
 int bnf_read_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error *err)
 {
@@ -299,7 +301,7 @@ void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job
 	memset(job, 0, sizeof(*job));
 	job->model = model;
 	if (model->bytes)
-		job->started = pthread_create(&job->thread, NULL, unpack_main, job) == 0;
+		job->started = bnf_thread_start(&job->thread, unpack_main, job) == 0;
 }
 
 int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *model,
@@ -541,7 +543,7 @@ int bnf_model_write_start(const char *path, const Onnx__ModelProto *proto,
 	if (!sw->f)
 		return err ? err->status : BNF_ERR_IO;
 	sw->open = 1;
-	if (pthread_create(&sw->thread, NULL, staged_main, sw) == 0)
+	if (bnf_thread_start(&sw->thread, staged_main, sw) == 0)
 		sw->started = 1;
 	else
 		staged_main(sw); /* no thread: write it now */
@@ -618,4 +620,27 @@ const char *bnf_node_label(const Onnx__NodeProto *node)
 	if (node->n_output > 0 && node->output[0][0])
 		return node->output[0];
 	return node->op_type ? node->op_type : "?";
+}
+
+/* ---- the digest of a model as packed ---- */
+
+struct hashing_buffer {
+	ProtobufCBuffer base; /* first: protobuf-c calls base.append */
+	struct bnf_sha256 h;
+};
+
+static void hashing_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
+{
+	struct hashing_buffer *hb = (struct hashing_buffer *)buffer;
+	bnf_sha256_update(&hb->h, data, len);
+}
+
+void bnf_model_sha256(const Onnx__ModelProto *model, char hex[65])
+{
+	struct hashing_buffer hb;
+
+	hb.base.append = hashing_append;
+	bnf_sha256_init(&hb.h);
+	onnx__model_proto__pack_to_buffer(model, &hb.base);
+	bnf_sha256_hex(&hb.h, hex);
 }

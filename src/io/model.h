@@ -136,4 +136,7 @@ void bnf_model_write_abort(struct bnf_staged_write *sw);
 /* The name shown for a node in messages: its name, or its first output. */
 const char *bnf_node_label(const Onnx__NodeProto *node);
 
+/* SHA-256 of model as it packs, without holding the packed bytes. */
+void bnf_model_sha256(const Onnx__ModelProto *model, char hex[65]);
+
 #endif

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph/graph.h"
+#include "io/model.h"
 #include "util/strmap.h"
 #include "io/validate_internal.h"
 

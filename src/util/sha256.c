@@ -327,3 +327,33 @@ void bnf_sha256_hex(struct bnf_sha256 *h, char hex[65])
 	for (i = 0; i < 8; i++)
 		snprintf(hex + 8 * i, 9, "%08x", (unsigned)h->state[i]);
 }
+
+void bnf_sha256_of(const void *buf, size_t len, char hex[65])
+{
+	struct bnf_sha256 h;
+	bnf_sha256_init(&h);
+	bnf_sha256_update(&h, buf, len);
+	bnf_sha256_hex(&h, hex);
+}
+
+int bnf_sha256_file(const char *path, char hex[65])
+{
+	struct bnf_sha256 h;
+	unsigned char chunk[1 << 16];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+	int rc = 0;
+
+	hex[0] = '\0';
+	if (!f)
+		return -1;
+	bnf_sha256_init(&h);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		bnf_sha256_update(&h, chunk, n);
+	if (ferror(f))
+		rc = -1;
+	else
+		bnf_sha256_hex(&h, hex);
+	fclose(f);
+	return rc;
+}

@@ -21,4 +21,8 @@ void bnf_sha256_update(struct bnf_sha256 *h, const void *data, size_t len);
 /* Finish and write the digest as 64 lower-case hex digits and a NUL. */
 void bnf_sha256_hex(struct bnf_sha256 *h, char hex[65]);
 
+/* The digest of a buffer; of a whole file (-1 when it cannot be read). */
+void bnf_sha256_of(const void *buf, size_t len, char hex[65]);
+int bnf_sha256_file(const char *path, char hex[65]);
+
 #endif

@@ -1,0 +1,412 @@
+/*
+ * The fold pipeline (see run.h): read, train-mode conversion, fold, check,
+ * write and lint as one call that returns what happened. The order of the
+ * steps is where the speed comes from: the check's reference tree is
+ * unpacked on another core while the model folds, and the output is
+ * written to its temporary file while the check runs, renamed into place
+ * only when the check passes.
+ */
+#include "check/run.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/graph.h"
+#include "io/validate.h"
+#include "util/format.h"
+#include "util/mem.h"
+#include "util/path.h"
+#include "util/sha256.h"
+
+static void phase(const struct bnf_run_options *opt, enum bnf_run_phase p, int begin)
+{
+	if (opt->on_phase)
+		opt->on_phase(opt->arg, p, begin);
+}
+
+static enum bnf_run_verdict unusable(struct bnf_run_result *res)
+{
+	res->verdict = BNF_RUN_VERDICT_UNUSABLE;
+	return res->verdict;
+}
+
+int bnf_run_read_model(const char *path, struct bnf_external *ext, struct bnf_model *model,
+                       struct bnf_error *err)
+{
+	int rc = bnf_model_read_ext(path, ext, model, err);
+
+	if (rc == BNF_OK &&
+	    (rc = bnf_validate_model(model->proto, bnf_path_label(path, 0), err)) != BNF_OK)
+		bnf_model_release(model);
+	return rc;
+}
+
+/* The read phase: read, validate, and note the input's size, counts and
+ * (for a report) hash. */
+static int read_input(const struct bnf_run_options *opt, struct bnf_run_result *res)
+{
+	int rc;
+
+	phase(opt, BNF_RUN_PHASE_READ, 1);
+	rc = bnf_run_read_model(opt->input, opt->ext, &res->model, &res->err);
+	phase(opt, BNF_RUN_PHASE_READ, 0);
+	if (rc != BNF_OK)
+		return rc;
+	res->in_size = res->model.size;
+	if (opt->hash)
+		bnf_sha256_of(res->model.bytes, res->model.size, res->input_sha256);
+	bnf_model_count(res->model.proto, &res->nodes_before, &res->initializers_before);
+	res->nodes_after = res->nodes_before;
+	res->initializers_after = res->initializers_before;
+	return BNF_OK;
+}
+
+/* Lint the model in memory: the input as read (probe receives what a fold
+ * would do), or the folded result whose folds folded describes. */
+static int lint_model(const struct bnf_run_options *opt, struct bnf_run_result *res,
+                      const struct bnf_fold_report *folded, struct bnf_fold_report *probe)
+{
+	struct bnf_lint_options lo;
+	int rc;
+
+	memset(&lo, 0, sizeof(lo));
+	lo.folded = folded;
+	lo.ext = opt->ext;
+	lo.probe_report = probe;
+	if (!folded && res->model.bytes && res->model.n_external == 0) {
+		lo.bytes = res->model.bytes; /* the model is the file as read */
+		lo.size = res->model.size;
+		lo.bytes_file_backed = res->model.mapped;
+	}
+	phase(opt, BNF_RUN_PHASE_LINT, 1);
+	rc = bnf_lint_model(res->model.proto, &lo, &res->lint, &res->err);
+	phase(opt, BNF_RUN_PHASE_LINT, 0);
+	if (rc != BNF_OK) {
+		bnf_error_prefix(&res->err, "%s", bnf_path_label(opt->input, 0));
+		return rc;
+	}
+	res->lint_ran = 1;
+	return BNF_OK;
+}
+
+enum bnf_run_verdict bnf_run_lint(const struct bnf_run_options *opt, struct bnf_run_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (read_input(opt, res) != BNF_OK || lint_model(opt, res, NULL, &res->fold) != BNF_OK)
+		return unusable(res);
+	return res->verdict;
+}
+
+/* A second, independent tree of model (the check's reference), or NULL.
+ * Unpacked with the allocator that bnf_run_result_free frees it with. */
+static Onnx__ModelProto *copy_model(const Onnx__ModelProto *model)
+{
+	size_t size = onnx__model_proto__get_packed_size(model);
+	uint8_t *buf = malloc(size ? size : 1);
+	Onnx__ModelProto *copy = NULL;
+
+	if (buf) {
+		onnx__model_proto__pack(model, buf);
+		copy = onnx__model_proto__unpack(&bnf_large_allocator, size, buf);
+	}
+	free(buf);
+	return copy;
+}
+
+/* When the output keeps tensors in a data file, the tensors the fold
+ * rewrites go straight to it (a temporary file beside the output; an
+ * anonymous one for a dry run) instead of piling up in memory. */
+static int prepare_spill(const struct bnf_run_options *opt, const struct bnf_write_plan *plan,
+                         size_t in_size, struct bnf_error *err)
+{
+	char folder[4096];
+
+	if (bnf_data_mode_resolve(plan->mode, plan->input_external, in_size) ==
+	    BNF_DATA_MODE_INLINE)
+		return BNF_OK;
+	if (!opt->output)
+		return bnf_external_spill_open(opt->ext, NULL, plan->threshold, err);
+	if (strcmp(opt->output, "-") == 0)
+		return bnf_fail(err, BNF_ERR_INPUT,
+		                "%s has external data, which cannot be written next to <stdout>: "
+		                "use -o FILE, or --external-data=inline",
+		                bnf_path_label(opt->input, 0));
+	if (bnf_path_folder(opt->output, folder, sizeof(folder)) != 0)
+		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': path too long", opt->output);
+	return bnf_external_spill_open(opt->ext, folder, plan->threshold, err);
+}
+
+/* The whole-graph check holds every weight of both models while it runs:
+ * refuse it (the reason in err) when their weights alone pass the
+ * --check-memory budget, and let the evaluator refuse activations beyond
+ * it. *over_budget says memory was the reason. */
+static int compare_within_budget(const struct bnf_run_options *opt, const Onnx__ModelProto *orig,
+                                 const Onnx__ModelProto *folded, struct bnf_verify_report *vr,
+                                 int *over_budget, struct bnf_error *err)
+{
+	struct bnf_verify_options vo = opt->verify;
+	size_t need = bnf_model_eval_bytes(orig), more = bnf_model_eval_bytes(folded);
+	char a[32], b[32];
+	int rc;
+
+	need = more > SIZE_MAX - need ? SIZE_MAX : need + more;
+	bnf_format_size((double)need, a, sizeof(a));
+	bnf_format_size((double)opt->check_memory, b, sizeof(b));
+	if (opt->check_memory && need > opt->check_memory) {
+		*over_budget = 1;
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
+		                "the weights of both models need %s, above the --check-memory "
+		                "budget of %s",
+		                a, b);
+	}
+	if (opt->check_memory && (!vo.max_bytes || vo.max_bytes > opt->check_memory))
+		vo.max_bytes = opt->check_memory;
+	rc = bnf_compare_models(orig, folded, &vo, vr, err);
+	if (rc == BNF_ERR_NOMEM && opt->check_memory) {
+		*over_budget = 1;
+		bnf_error_prefix(err, "above the --check-memory budget of %s", b);
+	}
+	return rc;
+}
+
+/* The check of a fold: the whole graph when it can run, and each folded
+ * pair in any case. A whole-graph check that cannot run (an operator the
+ * evaluator lacks, inputs the model rejects, the memory budget) never
+ * fails the fold: its reason goes to vr->fallback and the per-fold check
+ * stands alone. Returns BNF_OK with res->verified set, or an error when
+ * the per-fold check itself cannot run. */
+static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto *orig,
+                      struct bnf_run_result *res)
+{
+	struct bnf_verify_options per_fold = opt->verify;
+	struct bnf_verify_report *vr = &res->verify;
+	struct bnf_error why;
+	int rc, over_budget = 0;
+
+	memset(&why, 0, sizeof(why));
+	rc = compare_within_budget(opt, orig, res->model.proto, vr, &over_budget, &why);
+	if (rc != BNF_OK) {
+		bnf_verify_report_free(vr);
+		memset(vr, 0, sizeof(*vr));
+		snprintf(vr->fallback, sizeof(vr->fallback), "%s", why.msg);
+		vr->pass = 1;
+	}
+	/* Memory is short: the evaluations of each fold one at a time. */
+	if (over_budget)
+		per_fold.threads = 1;
+	rc = bnf_verify_folds(orig, res->model.proto, &res->fold, &per_fold, vr, &res->err);
+	if (rc != BNF_OK) {
+		bnf_error_prefix(&res->err, "check");
+		return rc;
+	}
+	if (!vr->whole_graph && vr->n_unchecked)
+		vr->pass = 0; /* neither proof ran for some fold */
+	res->check_ran = 1;
+	res->verified = vr->pass;
+	return BNF_OK;
+}
+
+/* 1 when name is one of the main graph's inputs. */
+static int is_graph_input(const Onnx__ModelProto *model, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < model->graph->n_input; i++)
+		if (model->graph->input[i]->name && strcmp(model->graph->input[i]->name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The names of the user's --shape and --input against the model, before
+ * any work: a misspelt name is a usage error, not a reason to skip the
+ * check. (The files themselves are read when the check runs: one may be
+ * a pipe that is written only then.) */
+static int check_input_names(const struct bnf_run_options *opt, struct bnf_run_result *res)
+{
+	const struct bnf_input_spec *spec = opt->verify.inputs;
+	size_t j;
+
+	if (opt->no_verify || !spec)
+		return BNF_OK;
+	for (j = 0; j < spec->n_files; j++)
+		if (!is_graph_input(res->model.proto, spec->files[j].name))
+			return bnf_fail(&res->err, BNF_ERR_INPUT,
+			                "check: --input %s: the model has no such graph input",
+			                spec->files[j].name);
+	for (j = 0; j < spec->n_shapes; j++)
+		if (!is_graph_input(res->model.proto, spec->shapes[j].name))
+			return bnf_fail(&res->err, BNF_ERR_INPUT,
+			                "check: --shape %s: the model has no such graph input",
+			                spec->shapes[j].name);
+	return BNF_OK;
+}
+
+/* Convert training-mode nodes to eval mode; *orig receives the check's
+ * reference (the model in eval mode, before folding) when anything
+ * changed and a check will run. */
+static int train_to_eval(const struct bnf_run_options *opt, struct bnf_run_result *res,
+                         Onnx__ModelProto **orig)
+{
+	int rc;
+
+	phase(opt, BNF_RUN_PHASE_TRAIN_MODE, 1);
+	rc = bnf_train_mode_to_eval(res->model.proto, &res->train, &res->err);
+	phase(opt, BNF_RUN_PHASE_TRAIN_MODE, 0);
+	if (rc != BNF_OK) {
+		bnf_error_prefix(&res->err, "%s", bnf_path_label(opt->input, 0));
+		return rc;
+	}
+	res->train_ran = 1;
+	if (res->train.n_converted > 0 && !opt->no_verify &&
+	    !(*orig = copy_model(res->model.proto)))
+		return bnf_fail(&res->err, BNF_ERR_NOMEM, "out of memory");
+	return BNF_OK;
+}
+
+/* Write the result: the staged file when the check already wrote it, the
+ * input's own bytes when nothing changed and nothing moves, else the tree
+ * with its tensors where the plan says. */
+static int write_output(const struct bnf_run_options *opt, struct bnf_run_result *res,
+                        const struct bnf_write_plan *plan, struct bnf_staged_write *staged,
+                        int early)
+{
+	size_t out_size = 0, data_size = 0;
+	int verbatim, rc;
+
+	phase(opt, BNF_RUN_PHASE_WRITE, 1);
+	verbatim = !res->changed && res->model.n_external == 0 &&
+	           bnf_data_mode_resolve(plan->mode, 0, res->in_size) == BNF_DATA_MODE_INLINE;
+	if (early)
+		rc = bnf_model_write_commit(staged, &out_size, &res->err);
+	else if (verbatim)
+		rc = bnf_model_write_bytes(opt->output, res->model.bytes, res->model.size,
+		                           &res->err);
+	else
+		rc = bnf_external_write(opt->ext, res->model.proto, opt->output, plan, &out_size,
+		                        &data_size, &res->err);
+	phase(opt, BNF_RUN_PHASE_WRITE, 0);
+	if (rc != BNF_OK)
+		return rc;
+	res->written = 1;
+	res->out_size = verbatim ? res->in_size : out_size + data_size;
+	if (!opt->hash)
+		return BNF_OK;
+	if (strcmp(opt->output, "-") != 0)
+		bnf_sha256_file(opt->output, res->output_sha256);
+	else if (res->changed)
+		bnf_model_sha256(res->model.proto, res->output_sha256);
+	else
+		memcpy(res->output_sha256, res->input_sha256, 65);
+	return BNF_OK;
+}
+
+/* Fold, then check what changed. Returns BNF_OK to go on to writing, 1
+ * when the check failed and nothing is to be written, or an error. */
+static int fold_and_check(const struct bnf_run_options *opt, struct bnf_run_result *res,
+                          const struct bnf_write_plan *plan, struct bnf_unpack_job *ref_job,
+                          Onnx__ModelProto **orig, struct bnf_staged_write *staged, int *early)
+{
+	struct bnf_fold_options fo;
+	int rc;
+
+	memset(&fo, 0, sizeof(fo));
+	fo.ext = opt->ext;
+	fo.lower_bn = opt->lower_bn;
+	phase(opt, BNF_RUN_PHASE_FOLD, 1);
+	rc = bnf_fold_model(res->model.proto, &fo, &res->fold, &res->err);
+	phase(opt, BNF_RUN_PHASE_FOLD, 0);
+	if (rc != BNF_OK) {
+		bnf_error_prefix(&res->err, "%s", bnf_path_label(opt->input, 0));
+		return rc;
+	}
+	res->fold_ran = 1;
+	res->changed = res->fold.n_changed > 0 || res->train.n_converted > 0;
+	if (res->fold.n_changed == 0 || opt->no_verify) {
+		if (res->changed) {
+			bnf_model_unpack_cancel(ref_job);
+			bnf_model_drop_bytes(&res->model);
+		}
+		return BNF_OK;
+	}
+	if (!*orig && (rc = bnf_model_unpack_finish(ref_job, &res->model, opt->input, opt->ext,
+	                                            orig, &res->err)) != BNF_OK)
+		return rc;
+	bnf_model_drop_bytes(&res->model);
+	/* The output goes to its temporary file while the check runs. */
+	*early = opt->output && bnf_external_write_is_plain(res->model.proto, plan, opt->output) &&
+	         bnf_model_write_start(opt->output, res->model.proto, staged, &res->err) == BNF_OK;
+	phase(opt, BNF_RUN_PHASE_CHECK, 1);
+	rc = check_fold(opt, *orig, res);
+	phase(opt, BNF_RUN_PHASE_CHECK, 0);
+	if (rc != BNF_OK)
+		return rc;
+	if (!res->verified) {
+		res->verdict = BNF_RUN_VERDICT_CHECK_FAILED;
+		if (!opt->force || !opt->output)
+			return 1;
+		res->forced = 1;
+	}
+	return BNF_OK;
+}
+
+enum bnf_run_verdict bnf_run_fold(const struct bnf_run_options *opt, struct bnf_run_result *res)
+{
+	struct bnf_write_plan plan = opt->plan;
+	struct bnf_unpack_job ref_job;
+	struct bnf_staged_write staged;
+	Onnx__ModelProto *orig = NULL;
+	int rc, early = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&ref_job, 0, sizeof(ref_job));
+	memset(&staged, 0, sizeof(staged));
+	if ((rc = read_input(opt, res)) != BNF_OK || (rc = check_input_names(opt, res)) != BNF_OK)
+		goto out;
+	/* The check's reference, the input as it is, is unpacked a second
+	 * time on another core while this tree is folded. Without a check, a
+	 * tree that copied the file's bytes lets the file's pages go. */
+	if (!opt->no_verify && !opt->train_eval)
+		bnf_model_unpack_start(&res->model, &ref_job);
+	else
+		bnf_model_release_pages(&res->model);
+	res->in_size = res->model.size + (size_t)bnf_model_external_bytes(res->model.proto);
+	plan.input_external = res->model.n_external;
+	if ((rc = prepare_spill(opt, &plan, res->in_size, &res->err)) != BNF_OK)
+		goto out;
+	if (opt->train_eval && (rc = train_to_eval(opt, res, &orig)) != BNF_OK)
+		goto out;
+	rc = fold_and_check(opt, res, &plan, &ref_job, &orig, &staged, &early);
+	if (rc != BNF_OK)
+		goto out;
+	bnf_model_count(res->model.proto, &res->nodes_after, &res->initializers_after);
+	if (!opt->output)
+		/* What would be written: the model and its external tensors. */
+		res->out_size = res->changed
+		                    ? onnx__model_proto__get_packed_size(res->model.proto) +
+		                          (size_t)bnf_model_external_bytes(res->model.proto)
+		                    : res->in_size;
+	else if ((rc = write_output(opt, res, &plan, &staged, early)) != BNF_OK)
+		goto out;
+	if (opt->lint)
+		rc = lint_model(opt, res, &res->fold, NULL);
+out:
+	bnf_model_write_abort(&staged);
+	bnf_model_unpack_cancel(&ref_job);
+	if (orig)
+		onnx__model_proto__free_unpacked(orig, &bnf_large_allocator);
+	if (rc < 0)
+		return unusable(res);
+	return res->verdict;
+}
+
+void bnf_run_result_free(struct bnf_run_result *res)
+{
+	if (!res)
+		return;
+	bnf_lint_report_free(&res->lint);
+	bnf_train_report_free(&res->train);
+	bnf_verify_report_free(&res->verify);
+	bnf_fold_report_free(&res->fold);
+	bnf_model_release(&res->model);
+}

@@ -258,12 +258,13 @@ static int verify_fold(const struct cli *cli, const Onnx__ModelProto *orig,
 	return vr->pass;
 }
 
-static void print_verified(const struct bnf_verify_report *vr)
+static void print_verified(const struct bnf_verify_report *vr, int verbose)
 {
-	if (vr->whole_graph)
+	if (vr->whole_graph) {
 		say("verified: %d sample%s, max abs err %.2g, max rel err %.2g (graph)",
 		    vr->samples, vr->samples == 1 ? "" : "s", vr->max_abs, vr->max_rel);
-	else
+		cli_print_input_shapes(&vr->inputs, verbose);
+	} else
 		say("verified: %zu fold%s, max abs err %.2g, max rel err %.2g (per fold)",
 		    vr->n_folds, vr->n_folds == 1 ? "" : "s", vr->max_abs, vr->max_rel);
 }
@@ -663,7 +664,7 @@ static int run_fold(const struct cli *cli)
 			    st.train.n_converted, st.train.n_nodes,
 			    st.train.n_nodes == 1 ? "" : "s");
 		if (verified)
-			print_verified(&st.vr);
+			print_verified(&st.vr, cli->verbose);
 		else if (st.rep.n_changed > 0 && cli->no_verify)
 			say("not verified (--no-verify)");
 	}
@@ -698,6 +699,7 @@ static int run_model_mode(const struct cli *cli)
 {
 	struct bnf_model model;
 	struct bnf_named_tensors in;
+	struct bnf_input_shapes shapes;
 	struct bnf_eval_options eo;
 	struct bnf_tensor **outs = NULL;
 	struct bnf_error err;
@@ -707,6 +709,7 @@ static int run_model_mode(const struct cli *cli)
 
 	memset(&err, 0, sizeof(err));
 	memset(&in, 0, sizeof(in));
+	memset(&shapes, 0, sizeof(shapes));
 	if (read_valid_model(cli->input, cli->ext, &model, &err) != BNF_OK) {
 		say("%s", err.msg);
 		return EXIT_CODE_UNUSABLE;
@@ -717,15 +720,18 @@ static int run_model_mode(const struct cli *cli)
 		rc = EXIT_CODE_UNUSABLE;
 		goto out;
 	}
-	if (bnf_inputs_make(model.proto, &cli->inputs, cli->verify.seed, 0, &in, &err) != BNF_OK) {
-		say("%s: %s", bnf_path_label(cli->input, 0), err.msg);
-		rc = EXIT_CODE_UNUSABLE;
-		goto out;
-	}
 	memset(&eo, 0, sizeof(eo));
 	eo.threads = cli->verify.threads;
 	eo.max_bytes = cli->verify.max_bytes;
 	eo.ext = cli->ext;
+	if (bnf_inputs_choose(model.proto, &cli->inputs, &eo, &shapes, &err) != BNF_OK ||
+	    bnf_inputs_make_shaped(&shapes, cli->verify.seed, 0, &in, &err) != BNF_OK) {
+		say("%s: %s", bnf_path_label(cli->input, 0), err.msg);
+		rc = EXIT_CODE_UNUSABLE;
+		goto out;
+	}
+	if (!cli->quiet)
+		cli_print_input_shapes(&shapes, cli->verbose);
 	if (bnf_eval_run(model.proto, &eo, in.n, (const char *const *)in.names,
 	                 (struct bnf_tensor *const *)in.tensors, &outs, &err) != BNF_OK) {
 		say("%s: %s", bnf_path_label(cli->input, 0), err.msg);
@@ -752,6 +758,7 @@ out:
 		free(outs);
 	}
 	bnf_named_tensors_free(&in);
+	bnf_input_shapes_free(&shapes);
 	bnf_model_release(&model);
 	return rc;
 }
@@ -788,6 +795,8 @@ static int compare_mode(const struct cli *cli)
 			say("equal within tolerance: %d sample%s, max abs err %.2g, max rel err "
 			    "%.2g",
 			    vr.samples, vr.samples == 1 ? "" : "s", vr.max_abs, vr.max_rel);
+		if (!cli->quiet)
+			cli_print_input_shapes(&vr.inputs, cli->verbose);
 		rc = EXIT_CODE_OK;
 	} else {
 		say("different: %s does not compute what %s does", cli->second,

@@ -227,6 +227,10 @@ static void json_input_shapes(struct bnf_json *j, const struct bnf_input_shapes 
 		bnf_json_object_end(j);
 	}
 	bnf_json_array_end(j);
+	if (!s->probes) {
+		bnf_json_null(j, "input_probe");
+		return;
+	}
 	bnf_json_object_begin(j, "input_probe");
 	bnf_json_integer(j, "probes", s->probes);
 	bnf_json_number(j, "ms", (double)(long long)(s->probe_ms * 1000) / 1000);

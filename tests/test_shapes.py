@@ -28,6 +28,7 @@ DETECTOR_META = os.path.join(SHAPES, "detector_meta.onnx")
 SEQUENCE = os.path.join(SHAPES, "sequence.onnx")
 IMPLIED = os.path.join(SHAPES, "implied.onnx")
 FLAT = os.path.join(SHAPES, "flat.onnx")
+NHWC = os.path.join(SHAPES, "nhwc.onnx")
 W_SYMBOL = "p2o.DynamicDimension.1"
 
 RE_VERIFIED = re.compile(r"^bnfold: verified: .* \((?P<mode>graph|per fold)\)$")
@@ -289,6 +290,21 @@ def test_size_implied_by_a_reshape_target(bnfold, ort, tmp_path):
     x = inputs_of(check)["x"]
     assert x["shape"] == [1, 768] and x["sources"] == ["batch", "model"]
     assert "Reshape" in x["origins"][1]
+
+
+def test_channels_last_image(bnfold, ort, tmp_path):
+    # x [N, H, W, 3]: channels known last, so H and W are spatial sizes.
+    proc, check = check_json(bnfold, tmp_path, NHWC)
+    assert proc.returncode == 0, describe(proc)
+    assert check["whole_graph"] and check["pass"]
+    x = inputs_of(check)["x"]
+    assert x["shape"] == [1, 224, 224, 3]
+    assert x["sources"] == ["batch", "probed", "probed", "declared"]
+    got, want, feeds, _ = run_like_ort(bnfold, tmp_path, NHWC)
+    assert feeds["x"].shape == (1, 224, 224, 3)
+    # 224 -> conv s2 p1 -> 112 -> MaxPool k3 s2 -> 55.
+    assert got["y"].shape == want["y"].shape == (1, 4, 55, 55)
+    np.testing.assert_allclose(got["y"], want["y"], rtol=1e-4, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------

@@ -185,34 +185,40 @@ static void find_strides(struct chooser *c)
 
 /* ---- probing ---- */
 
-/* The sizes to try for group grp, best first: the preferred size, the
- * multiples of the stride nearest to it, then common sizes. */
+/* Append cand to out[0..*n) unless it is there or outside [lo, hi]. */
+static void add_candidate(int64_t *out, size_t *n, size_t max, int64_t cand, int64_t lo, int64_t hi)
+{
+	size_t i;
+
+	for (i = 0; i < *n && out[i] != cand; i++)
+		;
+	if (i == *n && *n < max && cand >= lo && cand <= hi)
+		out[(*n)++] = cand;
+}
+
+/* The sizes to try for group grp, best first: the preferred size; then it
+ * and common sizes each moved to the nearest multiple of the group's stride
+ * (ties upward, so 224 becomes 256 for a stride of 64), which keeps every
+ * level of a feature pyramid whole; then the common sizes as they are. */
 static size_t candidates(const struct chooser *c, int grp, int64_t *out, size_t max)
 {
-	static const int64_t common[] = {224, 256, 320, 384, 416, 448, 512, 640, 299, 227, 192,
-	                                 160, 128, 96,  64,  48,  32,  16,  8,   4,   2,   1};
+	static const int64_t spatial[] = {256, 320, 384, 416, 448, 512, 640, 299,
+	                                  227, 192, 160, 128, 96,  64,  48,  32};
+	static const int64_t other[] = {32, 64, 128, 256, 8, 4, 2, 1};
+	const int64_t *common = grp == BNF_CHOOSE_GROUP_SPATIAL ? spatial : other;
+	size_t n_common = grp == BNF_CHOOSE_GROUP_SPATIAL ? sizeof(spatial) / sizeof(spatial[0])
+	                                                  : sizeof(other) / sizeof(other[0]);
 	int64_t p = c->preferred[grp], s = c->stride[grp], lo = c->minimum[grp];
-	int64_t hi = 4 * (p > s ? p : s), k0 = (p + s / 2) / s, d, cand;
-	size_t n = 0, i, j;
+	int64_t hi = 4 * (p > s ? p : s), k;
+	size_t n = 0, j;
 
-	out[n++] = p;
-	if (k0 < 1)
-		k0 = 1;
-	for (d = 0; d < 8 && n < max; d++)
-		for (j = 0; j < 2 && n < max; j++) {
-			cand = (j ? k0 + d : k0 - d) * s;
-			for (i = 0; i < n && out[i] != cand; i++)
-				;
-			if (cand >= lo && cand <= hi && i == n)
-				out[n++] = cand;
-		}
-	for (j = 0; j < sizeof(common) / sizeof(common[0]) && n < max; j++) {
-		cand = common[j];
-		for (i = 0; i < n && out[i] != cand; i++)
-			;
-		if (cand >= lo && cand <= hi && i == n)
-			out[n++] = cand;
+	add_candidate(out, &n, max, p, 0, INT64_MAX);
+	for (j = 0; j <= n_common; j++) {
+		k = ((j ? common[j - 1] : p) + s / 2) / s;
+		add_candidate(out, &n, max, (k > 0 ? k : 1) * s, lo, hi);
 	}
+	for (j = 0; j < n_common; j++)
+		add_candidate(out, &n, max, common[j], lo, hi);
 	return n;
 }
 

@@ -252,9 +252,20 @@ static void set_batch(struct chooser *c)
 			bnf_choose_settle(c, i, 0, 1, BNF_DIM_SOURCE_BATCH, NULL);
 }
 
-/* The unknown dims of an image-like input (rank 4 or 5, channels known)
- * are spatial, all others "other". A symbol is spatial when it is spatial
- * anywhere. */
+/* The first spatial axis of an image-like input: rank 4 or 5 with known
+ * channels, at axis 1 (NCHW, ONNX's layout) or last (NHWC, as converted
+ * TensorFlow models keep it); 0 when the input is not one. */
+static int first_spatial_axis(const struct bnf_input_shape *s)
+{
+	if (s->rank != 4 && s->rank != 5)
+		return 0;
+	if (s->dims[1] != BNF_CHOOSE_UNKNOWN)
+		return 2;
+	return s->dims[s->rank - 1] != BNF_CHOOSE_UNKNOWN ? 1 : 0;
+}
+
+/* The unknown spatial dims of image-like inputs are spatial, all other
+ * unknown dims "other". A symbol is spatial when it is spatial anywhere. */
 static void classify(struct chooser *c)
 {
 	size_t i, j;
@@ -262,27 +273,23 @@ static void classify(struct chooser *c)
 
 	for (i = 0; i < c->out->n; i++) {
 		struct bnf_input_shape *s = &c->out->inputs[i];
-		int image = (s->rank == 4 || s->rank == 5) && s->dims[1] != BNF_CHOOSE_UNKNOWN;
+		int first = first_spatial_axis(s);
 		for (a = 0; a < s->rank; a++) {
 			if (s->dims[a] != BNF_CHOOSE_UNKNOWN)
 				continue;
-			if (!image && c->group[i][a] == BNF_CHOOSE_GROUP_NONE)
-				c->group[i][a] = BNF_CHOOSE_GROUP_OTHER;
-			if (!image || !c->sym[i][a])
+			if (!first || a < first || a > first + s->rank - 3) {
+				if (c->group[i][a] == BNF_CHOOSE_GROUP_NONE)
+					c->group[i][a] = BNF_CHOOSE_GROUP_OTHER;
 				continue;
+			}
 			c->group[i][a] = BNF_CHOOSE_GROUP_SPATIAL;
-			for (j = 0; j < c->out->n; j++)
+			for (j = 0; c->sym[i][a] && j < c->out->n; j++)
 				for (b = 0; b < c->out->inputs[j].rank; b++)
 					if (c->sym[j][b] && strcmp(c->sym[j][b], c->sym[i][a]) == 0)
 						c->group[j][b] = BNF_CHOOSE_GROUP_SPATIAL;
 		}
-		if (image) {
-			for (a = 2; a < s->rank; a++)
-				if (s->dims[a] == BNF_CHOOSE_UNKNOWN)
-					c->group[i][a] = BNF_CHOOSE_GROUP_SPATIAL;
-			if (s->rank == 4)
-				c->preferred[BNF_CHOOSE_GROUP_SPATIAL] = SPATIAL_PREFERRED_2D;
-		}
+		if (first && s->rank == 4)
+			c->preferred[BNF_CHOOSE_GROUP_SPATIAL] = SPATIAL_PREFERRED_2D;
 	}
 }
 

@@ -397,179 +397,79 @@ int bnf_tensor_save_pb(const struct bnf_tensor *t, const char *name, const char 
 
 /* ---- the inputs of a model ---- */
 
-static int is_initializer(const Onnx__GraphProto *g, const char *name)
+/* Seeded random values of the input's dtype and shape. */
+static int random_input(const struct bnf_input_shape *shape, uint64_t seed, int sample,
+                        struct bnf_tensor **t, struct bnf_error *err)
 {
-	size_t i;
-	for (i = 0; i < g->n_initializer; i++)
-		if (g->initializer[i]->name && strcmp(g->initializer[i]->name, name) == 0)
-			return 1;
-	return 0;
-}
+	uint64_t s = seed ^ name_hash(shape->name) ^ ((uint64_t)sample * 0x9e3779b97f4a7c15ull);
+	uint64_t count;
+	int a, chosen = 0;
 
-/* Declared dtype and shape of a graph input, with symbols resolved. */
-static int declared_shape(const Onnx__ValueInfoProto *vi, const struct bnf_input_spec *spec,
-                          int *dtype, int *rank, int64_t *dims, struct bnf_error *err)
-{
-	const Onnx__TypeProto__Tensor *tt;
-	size_t i, j;
-
-	if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
-		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "graph input '%s' is not a tensor",
-		                vi->name);
-	tt = vi->type->tensor_type;
-	*dtype = tt->has_elem_type ? tt->elem_type : 0;
-	for (i = 0; i < spec->n_shapes; i++)
-		if (strcmp(spec->shapes[i].name, vi->name) == 0) {
-			*rank = spec->shapes[i].rank;
-			memcpy(dims, spec->shapes[i].dims, sizeof(int64_t) * (size_t)*rank);
-			return BNF_OK;
-		}
-	if (!tt->shape)
-		return bnf_fail(
-		    err, BNF_ERR_INPUT,
-		    "graph input '%s' has no declared shape; give one with --shape %s=DIMS",
-		    vi->name, vi->name);
-	if (tt->shape->n_dim > BNF_MAX_RANK)
-		return bnf_fail(err, BNF_ERR_UNSUPPORTED, "graph input '%s' has rank %zu", vi->name,
-		                tt->shape->n_dim);
-	*rank = (int)tt->shape->n_dim;
-	for (i = 0; i < tt->shape->n_dim; i++) {
-		const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
-		dims[i] = 1; /* unknown and symbolic dims default to 1 */
-		if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
-			dims[i] = d->dim_value;
-		} else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM) {
-			for (j = 0; j < spec->n_dims; j++)
-				if (strcmp(spec->dims[j].symbol, d->dim_param) == 0)
-					dims[i] = spec->dims[j].value;
-		}
-		if (dims[i] < 0)
-			return bnf_fail(err, BNF_ERR_INPUT,
-			                "graph input '%s' has a negative dimension", vi->name);
+	/* Made-up values must not let a declaration exhaust memory. A size
+	 * bnfold chose means the check cannot run; one the user set is a
+	 * bad argument. */
+	if (bnf_validate_shape_count((size_t)shape->rank, shape->dims, &count) != 0 ||
+	    count > BNF_LIMIT_INPUT_ELEMENTS) {
+		for (a = 0; a < shape->rank; a++)
+			chosen |= shape->source[a] >= BNF_DIM_SOURCE_MODEL;
+		return bnf_fail(err, chosen ? BNF_ERR_UNSUPPORTED : BNF_ERR_INPUT,
+		                "graph input '%s': its shape has more than %llu elements, the "
+		                "limit for random inputs",
+		                shape->name, (unsigned long long)BNF_LIMIT_INPUT_ELEMENTS);
+	}
+	*t = bnf_tensor_random(shape->dtype, shape->rank, shape->dims, s, err);
+	if (!*t) {
+		bnf_error_prefix(err, "graph input '%s'", shape->name);
+		return err ? err->status : BNF_ERR_NOMEM;
 	}
 	return BNF_OK;
 }
 
-static int named_input(const struct bnf_named_tensors *set, const char *name)
+int bnf_inputs_make_shaped(const struct bnf_input_shapes *shapes, uint64_t seed, int sample,
+                           struct bnf_named_tensors *out, struct bnf_error *err)
 {
 	size_t i;
-	for (i = 0; i < set->n; i++)
-		if (strcmp(set->names[i], name) == 0)
-			return 1;
-	return 0;
-}
+	int rc = BNF_OK;
 
-/* Does any graph input have a dimension called symbol? */
-static int symbol_used(const Onnx__GraphProto *g, const char *symbol)
-{
-	size_t i, d;
-	for (i = 0; i < g->n_input; i++) {
-		const Onnx__TypeProto *tp = g->input[i]->type;
-		const Onnx__TensorShapeProto *sh;
-		if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
-		    !(sh = tp->tensor_type->shape))
-			continue;
-		for (d = 0; d < sh->n_dim; d++)
-			if (sh->dim[d]->value_case ==
-			        ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM &&
-			    strcmp(sh->dim[d]->dim_param, symbol) == 0)
-				return 1;
+	memset(out, 0, sizeof(*out));
+	out->names = calloc(shapes->n + 1, sizeof(*out->names));
+	out->tensors = calloc(shapes->n + 1, sizeof(*out->tensors));
+	if (!out->names || !out->tensors) {
+		rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+		goto fail;
 	}
-	return 0;
+	for (i = 0; i < shapes->n; i++) {
+		const struct bnf_input_shape *shape = &shapes->inputs[i];
+		struct bnf_tensor **t = &out->tensors[out->n];
+
+		if (!(out->names[out->n] = strdup(shape->name))) {
+			rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		out->n++;
+		if (shape->value && !(*t = bnf_tensor_clone(shape->value, err)))
+			rc = err ? err->status : BNF_ERR_NOMEM;
+		else if (!shape->value)
+			rc = random_input(shape, seed, sample, t, err);
+		if (rc != BNF_OK)
+			goto fail;
+	}
+	return BNF_OK;
+fail:
+	bnf_named_tensors_free(out);
+	return rc;
 }
 
 int bnf_inputs_make(const Onnx__ModelProto *model, const struct bnf_input_spec *spec, uint64_t seed,
                     int sample, struct bnf_named_tensors *out, struct bnf_error *err)
 {
-	const Onnx__GraphProto *g = model->graph;
-	size_t i, j;
-	int rc = BNF_OK;
+	struct bnf_input_shapes shapes;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
-	out->names = calloc(g->n_input + 1, sizeof(*out->names));
-	out->tensors = calloc(g->n_input + 1, sizeof(*out->tensors));
-	if (!out->names || !out->tensors) {
-		rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-		goto fail;
-	}
-	for (i = 0; i < g->n_input; i++) {
-		const Onnx__ValueInfoProto *vi = g->input[i];
-		struct bnf_tensor *t = NULL;
-		const char *file = NULL;
-		int dtype = 0, rank = 0;
-		int64_t dims[BNF_MAX_RANK];
-
-		if (!vi->name || is_initializer(g, vi->name))
-			continue;
-		for (j = 0; j < spec->n_files; j++)
-			if (strcmp(spec->files[j].name, vi->name) == 0)
-				file = spec->files[j].path;
-		if ((rc = declared_shape(vi, spec, &dtype, &rank, dims, err)) != BNF_OK && !file)
-			goto fail;
-		if (file) {
-			if ((rc = bnf_tensor_load(file, &t, err)) != BNF_OK)
-				goto fail;
-			if (dtype && rc == BNF_OK && t->dtype != dtype) {
-				rc = bnf_fail(err, BNF_ERR_INPUT,
-				              "--input %s: file holds %s, the model declares %s",
-				              vi->name, bnf_dtype_name(t->dtype),
-				              bnf_dtype_name(dtype));
-				bnf_tensor_free(t);
-				goto fail;
-			}
-		} else {
-			uint64_t s =
-			    seed ^ name_hash(vi->name) ^ ((uint64_t)sample * 0x9e3779b97f4a7c15ull);
-			uint64_t count;
-			/* Made-up values must not let a declaration exhaust memory. */
-			if (bnf_validate_shape_count((size_t)rank, dims, &count) != 0 ||
-			    count > BNF_LIMIT_INPUT_ELEMENTS) {
-				rc = bnf_fail(err, BNF_ERR_INPUT,
-				              "graph input '%s': its shape has more than %llu "
-				              "elements, the limit for random inputs",
-				              vi->name,
-				              (unsigned long long)BNF_LIMIT_INPUT_ELEMENTS);
-				goto fail;
-			}
-			t = bnf_tensor_random(dtype, rank, dims, s, err);
-			if (!t) {
-				rc = err ? err->status : BNF_ERR_NOMEM;
-				bnf_error_prefix(err, "graph input '%s'", vi->name);
-				goto fail;
-			}
-		}
-		out->names[out->n] = strdup(vi->name);
-		out->tensors[out->n] = t;
-		out->n++;
-		if (!out->names[out->n - 1]) {
-			rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-			goto fail;
-		}
-	}
-	/* A misspelt name must not silently leave the defaults in place. */
-	for (j = 0; j < spec->n_files; j++)
-		if (!named_input(out, spec->files[j].name)) {
-			rc = bnf_fail(err, BNF_ERR_INPUT,
-			              "--input %s: the model has no such graph input",
-			              spec->files[j].name);
-			goto fail;
-		}
-	for (j = 0; j < spec->n_shapes; j++)
-		if (!named_input(out, spec->shapes[j].name)) {
-			rc = bnf_fail(err, BNF_ERR_INPUT,
-			              "--shape %s: the model has no such graph input",
-			              spec->shapes[j].name);
-			goto fail;
-		}
-	for (j = 0; j < spec->n_dims; j++)
-		if (!symbol_used(g, spec->dims[j].symbol)) {
-			rc = bnf_fail(err, BNF_ERR_INPUT,
-			              "--dim %s: no graph input has a dimension of that name",
-			              spec->dims[j].symbol);
-			goto fail;
-		}
-	return BNF_OK;
-fail:
-	bnf_named_tensors_free(out);
+	if ((rc = bnf_inputs_choose(model, spec, NULL, &shapes, err)) != BNF_OK)
+		return rc;
+	rc = bnf_inputs_make_shaped(&shapes, seed, sample, out, err);
+	bnf_input_shapes_free(&shapes);
 	return rc;
 }

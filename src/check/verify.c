@@ -51,6 +51,7 @@ void bnf_verify_report_free(struct bnf_verify_report *rep)
 	}
 	free(rep->outputs);
 	free(rep->folds);
+	bnf_input_shapes_free(&rep->inputs);
 	memset(rep, 0, sizeof(*rep));
 }
 
@@ -214,21 +215,73 @@ static int unsupported(const Onnx__ModelProto *m, const char *which, struct bnf_
 	return BNF_OK;
 }
 
+/* The shapes of the check's inputs, chosen by probing the reference. */
+static int choose_shapes(const Onnx__ModelProto *a, const struct bnf_verify_options *opt,
+                         struct bnf_input_shapes *shapes, struct bnf_error *err)
+{
+	struct bnf_eval_options probe;
+
+	memset(&probe, 0, sizeof(probe));
+	probe.threads = 1;
+	probe.max_bytes = opt->max_bytes;
+	probe.ext = opt->ext;
+	return bnf_inputs_choose(a, opt->inputs, &probe, shapes, err);
+}
+
+/* "x=1x3x224x224, mask=1x224" into buf. */
+static void format_shapes(const struct bnf_input_shapes *shapes, char *buf, size_t len)
+{
+	size_t i, used = 0;
+	int d;
+
+	buf[0] = '\0';
+	for (i = 0; i < shapes->n && used < len; i++) {
+		const struct bnf_input_shape *s = &shapes->inputs[i];
+		used += (size_t)snprintf(buf + used, len - used, "%s%s=", i ? ", " : "", s->name);
+		for (d = 0; d < s->rank && used < len; d++)
+			used += (size_t)snprintf(buf + used, len - used, "%s%lld", d ? "x" : "",
+			                         (long long)s->dims[d]);
+		if (s->rank == 0 && used < len)
+			used += (size_t)snprintf(buf + used, len - used, "scalar");
+	}
+}
+
+/* The reference model cannot be run at these inputs: the check cannot
+ * run (BNF_ERR_UNSUPPORTED), unless memory ran out. */
+static int cannot_run(const struct bnf_input_shapes *shapes, int rc, struct bnf_error *err)
+{
+	char at[256];
+
+	if (rc == BNF_ERR_NOMEM || rc == BNF_ERR_IO || !err)
+		return rc;
+	format_shapes(shapes, at, sizeof(at));
+	bnf_error_prefix(err, "check could not run: at input shapes %s", at);
+	err->status = BNF_ERR_UNSUPPORTED;
+	return BNF_ERR_UNSUPPORTED;
+}
+
 int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
                        const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
                        struct bnf_error *err)
 {
 	struct compare_acc *acc = NULL;
+	struct bnf_input_shapes shapes;
 	size_t n_out = a->graph->n_output, i;
 	int rc, s;
 
 	memset(rep, 0, sizeof(*rep));
+	memset(&shapes, 0, sizeof(shapes));
 	if ((rc = unsupported(a, "first", err)) != BNF_OK ||
 	    (rc = unsupported(b, "second", err)) != BNF_OK)
 		return rc;
 	if (b->graph->n_output != n_out)
 		return bnf_fail(err, BNF_ERR_INPUT, "the models have %zu and %zu outputs", n_out,
 		                b->graph->n_output);
+	if ((rc = choose_shapes(a, opt, &rep->inputs, err)) != BNF_OK) {
+		if (rc == BNF_ERR_UNSUPPORTED)
+			bnf_error_prefix(err, "check could not run");
+		return rc;
+	}
 	acc = calloc(n_out + 1, sizeof(*acc));
 	rep->outputs = calloc(n_out + 1, sizeof(*rep->outputs));
 	if (!acc || !rep->outputs) {
@@ -250,11 +303,17 @@ int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 
 		struct run_job job[2];
 
-		if ((rc = bnf_inputs_make(a, opt->inputs, opt->seed, s, &in, err)) != BNF_OK)
+		rc = bnf_inputs_make_shaped(&rep->inputs, opt->seed, s, &in, err);
+		if (rc != BNF_OK) {
+			if (rc == BNF_ERR_UNSUPPORTED)
+				rc = cannot_run(&rep->inputs, rc, err);
 			goto out;
+		}
 		run_job_init(&job[0], a, opt, 0, &in);
 		run_job_init(&job[1], b, opt, 0, &in);
 		rc = run_jobs(job, 2, opt->threads, err);
+		if (job[0].rc != BNF_OK)
+			rc = cannot_run(&rep->inputs, job[0].rc, err);
 		oa = job[0].outs;
 		ob = job[1].outs;
 		bnf_named_tensors_free(&in);
@@ -298,8 +357,15 @@ int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 	rc = BNF_OK;
 out:
 	free(acc);
-	if (rc != BNF_OK)
+	if (rc != BNF_OK) {
+		/* Which shapes the check could not run at stays in the report. */
+		if (rc == BNF_ERR_UNSUPPORTED) {
+			shapes = rep->inputs;
+			memset(&rep->inputs, 0, sizeof(rep->inputs));
+		}
 		bnf_verify_report_free(rep);
+		rep->inputs = shapes;
+	}
 	return rc;
 }
 

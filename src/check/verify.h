@@ -62,14 +62,23 @@ struct bnf_verify_report {
 	size_t n_unchecked;      /* folds the per-fold check could not run */
 	double max_abs, max_rel; /* worst over outputs (or folds) */
 	int pass;
+	struct bnf_input_shapes inputs; /* the whole-graph check's input shapes and
+	                                   how they were chosen (n == 0 when it
+	                                   did not get that far) */
 };
 
 void bnf_verify_report_free(struct bnf_verify_report *rep);
 
 /* Run a (the reference) and b on the same inputs and compare every graph
- * output. Fails with BNF_ERR_UNSUPPORTED (err names the operator) when the
- * evaluator cannot run one of them, and BNF_ERR_INPUT when their inputs or
- * outputs differ in name or count. rep is zeroed first. */
+ * output, the inputs shaped by bnf_inputs_choose (probing a). Fails with
+ * BNF_ERR_UNSUPPORTED when the check cannot run: the evaluator lacks an
+ * operator of either model (err names it), or a's inputs cannot be made or
+ * a cannot be evaluated at the shapes used (err says "check could not run
+ * at input shapes ...: " and why); rep->inputs then still holds the
+ * shapes. BNF_ERR_UNSUPPORTED is the status to answer with per-fold
+ * checking. Fails with BNF_ERR_INPUT for --shape/--dim/--input arguments
+ * naming nothing or a file that does not fit, and when the models' outputs
+ * differ in count. rep is zeroed first. */
 int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
                        const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
                        struct bnf_error *err);

@@ -132,12 +132,13 @@ void cli_print_fold_checks(const struct bnf_verify_report *vr, int verbose)
 	}
 }
 
-void cli_print_verified(const struct bnf_verify_report *vr)
+void cli_print_verified(const struct bnf_verify_report *vr, int verbose)
 {
-	if (vr->whole_graph)
+	if (vr->whole_graph) {
 		cli_say("verified: %d sample%s, max abs err %.2g, max rel err %.2g (graph)",
 		        vr->samples, vr->samples == 1 ? "" : "s", vr->max_abs, vr->max_rel);
-	else
+		cli_print_input_shapes(&vr->inputs, verbose);
+	} else
 		cli_say("verified: %zu fold%s, max abs err %.2g, max rel err %.2g (per fold)",
 		        vr->n_folds, vr->n_folds == 1 ? "" : "s", vr->max_abs, vr->max_rel);
 }

@@ -28,8 +28,9 @@ void cli_print_output_checks(const struct bnf_verify_report *vr, const char *a_l
  * unchecked ones when the whole graph was not checked). */
 void cli_print_fold_checks(const struct bnf_verify_report *vr, int verbose);
 
-/* The closing "verified: ..." line. */
-void cli_print_verified(const struct bnf_verify_report *vr);
+/* The closing "verified: ..." line, and the input shapes the check used
+ * (which were chosen, and all of them with verbose). */
+void cli_print_verified(const struct bnf_verify_report *vr, int verbose);
 
 /* The nodes --train-mode=eval converted (with -v) or could not. */
 void cli_print_train(const struct bnf_train_report *t, int verbose);

@@ -173,7 +173,7 @@ static void print_fold_end(const struct cli *cli, const struct bnf_run_result *r
 		        res->train.n_converted, res->train.n_nodes,
 		        res->train.n_nodes == 1 ? "" : "s");
 	if (res->verified)
-		cli_print_verified(&res->verify);
+		cli_print_verified(&res->verify, cli->verbose);
 	else if (res->fold.n_changed > 0 && cli->no_verify)
 		cli_say("not verified (--no-verify)");
 }
@@ -264,6 +264,7 @@ int cli_mode_run(const struct cli *cli)
 {
 	struct bnf_model model;
 	struct bnf_named_tensors in;
+	struct bnf_input_shapes shapes;
 	struct bnf_eval_options eo;
 	struct bnf_tensor **outs = NULL;
 	struct bnf_error err;
@@ -273,6 +274,7 @@ int cli_mode_run(const struct cli *cli)
 
 	memset(&err, 0, sizeof(err));
 	memset(&in, 0, sizeof(in));
+	memset(&shapes, 0, sizeof(shapes));
 	if (bnf_run_read_model(cli->input, cli->ext, &model, &err) != BNF_OK) {
 		cli_say("%s", err.msg);
 		return EXIT_CODE_UNUSABLE;
@@ -286,8 +288,14 @@ int cli_mode_run(const struct cli *cli)
 	eo.threads = cli->verify.threads;
 	eo.max_bytes = cli->verify.max_bytes;
 	eo.ext = cli->ext;
-	if (bnf_inputs_make(model.proto, &cli->inputs, cli->verify.seed, 0, &in, &err) != BNF_OK ||
-	    bnf_eval_run(model.proto, &eo, in.n, (const char *const *)in.names,
+	if (bnf_inputs_choose(model.proto, &cli->inputs, &eo, &shapes, &err) != BNF_OK ||
+	    bnf_inputs_make_shaped(&shapes, cli->verify.seed, 0, &in, &err) != BNF_OK) {
+		cli_say("%s: %s", bnf_path_label(cli->input, 0), err.msg);
+		goto out;
+	}
+	if (!cli->quiet)
+		cli_print_input_shapes(&shapes, cli->verbose);
+	if (bnf_eval_run(model.proto, &eo, in.n, (const char *const *)in.names,
 	                 (struct bnf_tensor *const *)in.tensors, &outs, &err) != BNF_OK) {
 		cli_say("%s: %s", bnf_path_label(cli->input, 0), err.msg);
 		goto out;
@@ -305,6 +313,7 @@ out:
 		free(outs);
 	}
 	bnf_named_tensors_free(&in);
+	bnf_input_shapes_free(&shapes);
 	bnf_model_release(&model);
 	return rc;
 }
@@ -340,6 +349,8 @@ int cli_mode_compare(const struct cli *cli)
 			    "equal within tolerance: %d sample%s, max abs err %.2g, max rel err "
 			    "%.2g",
 			    vr.samples, vr.samples == 1 ? "" : "s", vr.max_abs, vr.max_rel);
+		if (!cli->quiet)
+			cli_print_input_shapes(&vr.inputs, cli->verbose);
 		rc = EXIT_CODE_OK;
 	} else {
 		cli_say("different: %s does not compute what %s does", cli->second, label);

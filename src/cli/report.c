@@ -113,6 +113,51 @@ static void json_train_mode(struct bnf_json *j, const struct bnf_train_report *t
 	bnf_json_array_end(j);
 }
 
+/* The check's input shapes: per input its shape, and per dimension the
+ * declared symbol and where the value came from. */
+static void json_input_shapes(struct bnf_json *j, const struct bnf_input_shapes *s)
+{
+	size_t i;
+	int d;
+
+	bnf_json_array_begin(j, "inputs");
+	for (i = 0; i < s->n; i++) {
+		const struct bnf_input_shape *in = &s->inputs[i];
+		bnf_json_object_begin(j, NULL);
+		bnf_json_string(j, "name", in->name);
+		bnf_json_string(j, "dtype", bnf_dtype_label(in->dtype));
+		bnf_json_array_begin(j, "shape");
+		for (d = 0; d < in->rank; d++)
+			bnf_json_integer(j, NULL, (long long)in->dims[d]);
+		bnf_json_array_end(j);
+		bnf_json_array_begin(j, "symbols");
+		for (d = 0; d < in->rank; d++)
+			bnf_json_string(j, NULL, in->symbol[d][0] ? in->symbol[d] : NULL);
+		bnf_json_array_end(j);
+		bnf_json_array_begin(j, "sources");
+		for (d = 0; d < in->rank; d++)
+			bnf_json_string(j, NULL,
+			                bnf_dim_source_name((enum bnf_dim_source)in->source[d]));
+		bnf_json_array_end(j);
+		bnf_json_array_begin(j, "origins");
+		for (d = 0; d < in->rank; d++)
+			bnf_json_string(j, NULL, in->origin[d][0] ? in->origin[d] : NULL);
+		bnf_json_array_end(j);
+		bnf_json_object_end(j);
+	}
+	bnf_json_array_end(j);
+	if (!s->probes) {
+		bnf_json_null(j, "input_probe");
+		return;
+	}
+	bnf_json_object_begin(j, "input_probe");
+	bnf_json_integer(j, "probes", s->probes);
+	bnf_json_number(j, "ms", (double)(long long)(s->probe_ms * 1000) / 1000);
+	bnf_json_bool(j, "passed", s->probe_passed);
+	bnf_json_integer(j, "stride", (long long)s->stride);
+	bnf_json_object_end(j);
+}
+
 static void json_check(struct bnf_json *j, const struct bnf_verify_report *v)
 {
 	size_t i;
@@ -161,6 +206,7 @@ static void json_check(struct bnf_json *j, const struct bnf_verify_report *v)
 		bnf_json_object_end(j);
 	}
 	bnf_json_array_end(j);
+	json_input_shapes(j, &v->inputs);
 	bnf_json_object_end(j);
 }
 
@@ -247,6 +293,62 @@ char *cli_report_json(const struct cli_facts *f, const char *version)
 		copy = strdup(text);
 	bnf_json_free(&j);
 	return copy;
+}
+
+/* ---- input shapes ---- */
+
+/* "1x3x48x224" (or "scalar") into buf. */
+static void format_dims(const struct bnf_input_shape *in, char *buf, size_t len)
+{
+	size_t used = 0;
+	int d;
+
+	snprintf(buf, len, "scalar");
+	for (d = 0; d < in->rank && used < len; d++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%lld", d ? "x" : "",
+		                         (long long)in->dims[d]);
+}
+
+void cli_print_input_shapes(const struct bnf_input_shapes *shapes, int verbose)
+{
+	size_t i;
+
+	for (i = 0; i < shapes->n; i++) {
+		const struct bnf_input_shape *in = &shapes->inputs[i];
+		char dims[160], why[1024] = "";
+		size_t used = 0;
+		int d;
+
+		for (d = 0; d < in->rank && used < sizeof(why); d++) {
+			enum bnf_dim_source src = (enum bnf_dim_source)in->source[d];
+			if (src < BNF_DIM_SOURCE_MODEL)
+				continue;
+			used += (size_t)snprintf(why + used, sizeof(why) - used, "%s",
+			                         used ? "; " : "");
+			if (in->symbol[d][0] && used < sizeof(why))
+				used += (size_t)snprintf(why + used, sizeof(why) - used,
+				                         "%s=", in->symbol[d]);
+			else if (used < sizeof(why))
+				used +=
+				    (size_t)snprintf(why + used, sizeof(why) - used, "dim %d=", d);
+			/* "224 probed", "1 batch", or what in the model said so. */
+			if (used < sizeof(why))
+				used += (size_t)snprintf(
+				    why + used, sizeof(why) - used, "%lld %s%s",
+				    (long long)in->dims[d],
+				    in->origin[d][0] ? "from " : bnf_dim_source_name(src),
+				    in->origin[d]);
+		}
+		if (!why[0] && !verbose)
+			continue;
+		format_dims(in, dims, sizeof(dims));
+		fprintf(stderr, "bnfold: input '%s': %s (%s)\n", in->name, dims,
+		        why[0] ? why : "as given or declared");
+	}
+	if (verbose && shapes->probes)
+		fprintf(stderr, "bnfold: input shapes: %d shape probe%s%s, total stride %lld\n",
+		        shapes->probes, shapes->probes == 1 ? "" : "s",
+		        shapes->probe_passed ? "" : " (none passed)", (long long)shapes->stride);
 }
 
 /* ---- the -v table ---- */

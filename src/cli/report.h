@@ -45,6 +45,11 @@ struct cli_facts {
  * memory ran out. */
 char *cli_report_json(const struct cli_facts *facts, const char *version);
 
+/* The shapes the check's inputs were made with, one line per input on
+ * stderr: the inputs with a dimension bnfold chose, or with verbose every
+ * input and how many shape probes ran. */
+void cli_print_input_shapes(const struct bnf_input_shapes *shapes, int verbose);
+
 /* The -v table: one aligned row per BatchNormalization, on stderr. */
 void cli_print_bn_table(const struct bnf_fold_report *rep, int folding);
 

@@ -28,6 +28,7 @@ struct value {
 	int producer;         /* index of the producing node, or -1 */
 	int graph_input;
 	int graph_output;
+	int unknown;      /* shapes_only: its shape is right, its values are not */
 	size_t uses_left; /* node inputs that still have to read it */
 };
 
@@ -43,6 +44,7 @@ struct run {
 	size_t *order; /* node indices in execution order */
 	int opset;
 	int promote;
+	int shapes_only;
 	int threads;
 	size_t live_bytes;
 	size_t max_bytes;
@@ -267,6 +269,45 @@ static int constant_compute(struct bnf_op_ctx *ctx)
 
 /* ---- building the index ---- */
 
+/* A shapes_only run does not read initializers whose values can only be
+ * weights (stored in a data file, or of more than this many elements):
+ * shape arithmetic reads small tensors, and reading every weight on each
+ * probe would cost what the probe is meant to spare. */
+#define SHAPES_ONLY_READ_MAX 1024
+
+/* In a shapes_only run, a tensor of tp's shape left unread (*t NULL when
+ * tp is to be read as usual). */
+static int unread_initializer(const struct run *r, const Onnx__TensorProto *tp,
+                              struct bnf_tensor **t)
+{
+	int64_t count = 1;
+	size_t i;
+
+	*t = NULL;
+	if (!r->shapes_only || tp->n_dims > BNF_MAX_RANK || !bnf_tensor_elem_size(tp->data_type))
+		return BNF_OK;
+	for (i = 0; i < tp->n_dims && count > 0; i++)
+		count =
+		    tp->dims[i] > 0 && count <= INT64_MAX / tp->dims[i] ? count * tp->dims[i] : 0;
+	/* (an empty or overflowing shape is read as usual, and refused there) */
+	if (count <= SHAPES_ONLY_READ_MAX && !bnf_tensor_is_external(tp))
+		return BNF_OK;
+	*t = bnf_tensor_new_uninit(tp->data_type, (int)tp->n_dims, tp->dims, r->err);
+	return *t ? BNF_OK : r->err ? r->err->status : BNF_ERR_NOMEM;
+}
+
+/* The value of initializer tp; *borrowed when it views the tree's bytes
+ * (viewing spares copying every weight on every run). */
+static int read_initializer(const struct run *r, const Onnx__TensorProto *tp, struct bnf_tensor **t,
+                            int *borrowed)
+{
+	if (bnf_tensor_is_external(tp) && r->promote)
+		return bnf_tensor_from_proto_ext_double(r->ext, tp, t, r->err);
+	if (bnf_tensor_is_external(tp))
+		return bnf_tensor_from_proto_ext(r->ext, tp, t, r->err);
+	return bnf_tensor_view_proto(tp, t, borrowed, r->err);
+}
+
 static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 {
 	const Onnx__GraphProto *g = r->graph;
@@ -306,14 +347,11 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 		if (v->t)
 			return bnf_fail(r->err, BNF_ERR_INPUT, "initializer '%s' appears twice",
 			                v->name);
-		/* Viewing spares copying every weight on every run. */
 		borrowed = 0;
-		if (bnf_tensor_is_external(tp) && r->promote)
-			rc = bnf_tensor_from_proto_ext_double(r->ext, tp, &t, r->err);
-		else if (bnf_tensor_is_external(tp))
-			rc = bnf_tensor_from_proto_ext(r->ext, tp, &t, r->err);
-		else
-			rc = bnf_tensor_view_proto(tp, &t, &borrowed, r->err);
+		rc = unread_initializer(r, tp, &t);
+		v->unknown = t != NULL;
+		if (rc == BNF_OK && !t)
+			rc = read_initializer(r, tp, &t, &borrowed);
 		if (rc == BNF_OK)
 			rc = assign(r, v, t, borrowed ? value_owner_shell : value_owner_all);
 		if (rc != BNF_OK)
@@ -402,6 +440,7 @@ static int bind_inputs(struct run *r, size_t n, const char *const *names,
 		rc = assign(r, &r->values[idx], inputs[i], value_owner_none);
 		if (rc != BNF_OK)
 			return rc;
+		r->values[idx].unknown = r->shapes_only;
 	}
 	for (i = 0; i < g->n_input; i++) {
 		struct value *v = &r->values[lookup(r, g->input[i]->name ? g->input[i]->name : "")];
@@ -518,8 +557,10 @@ out:
 /* ---- running ---- */
 
 /* Hand node i's fresh outputs to their values: round float16/bfloat16,
- * promote in a double run, and drop the ones nobody asked for or reads. */
-static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_t n_out)
+ * promote in a double run, and drop the ones nobody asked for or reads.
+ * unknown: a shapes_only run did not compute them. */
+static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_t n_out,
+                         int unknown)
 {
 	size_t j;
 	int rc = BNF_OK;
@@ -529,7 +570,8 @@ static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_
 		struct value *v;
 		if (!out[j])
 			continue;
-		round_to_storage(out[j]);
+		if (!unknown)
+			round_to_storage(out[j]);
 		if (idx < 0) {
 			r->live_bytes -= tensor_bytes(out[j]);
 			bnf_tensor_free(out[j]);
@@ -539,6 +581,7 @@ static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_
 		v = &r->values[idx];
 		v->t = out[j];
 		v->owned = value_owner_all;
+		v->unknown = unknown;
 		out[j] = NULL; /* already counted in live_bytes by the caller */
 		if (rc == BNF_OK)
 			rc = promote_value(r, v);
@@ -546,6 +589,27 @@ static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_
 			release(r, v);
 	}
 	return rc;
+}
+
+/* In a shapes_only run, whether node i is left at its shape step: it reads
+ * a value whose contents were not computed, and is not an operator whose
+ * result depends on its input's shape alone. */
+static int shape_step_only(const struct run *r, size_t i)
+{
+	static const char *const shape_readers[] = {"Shape", "Size"};
+	const char *op_type = r->graph->node[i]->op_type;
+	size_t j;
+	int unknown = 0;
+
+	if (!r->shapes_only)
+		return 0;
+	for (j = r->in_off[i]; j < r->in_off[i + 1]; j++)
+		if (r->in_val[j] >= 0 && r->values[r->in_val[j]].unknown)
+			unknown = 1;
+	for (j = 0; unknown && j < sizeof(shape_readers) / sizeof(shape_readers[0]); j++)
+		if (op_type && strcmp(op_type, shape_readers[j]) == 0)
+			unknown = 0;
+	return unknown;
 }
 
 static int run_node(struct run *r, size_t i)
@@ -556,7 +620,7 @@ static int run_node(struct run *r, size_t i)
 	struct bnf_tensor **in = calloc(n_in + 1, sizeof(*in));
 	struct bnf_tensor **out = calloc(n_out + 1, sizeof(*out));
 	struct bnf_op_ctx ctx;
-	int rc, donor;
+	int rc, donor, unknown = shape_step_only(r, i);
 
 	if (!in || !out) {
 		rc = bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory");
@@ -606,10 +670,10 @@ static int run_node(struct run *r, size_t i)
 	}
 	if (rc == BNF_OK)
 		rc = account(r, NULL);
-	if (rc == BNF_OK)
+	if (rc == BNF_OK && !unknown)
 		rc = op->compute(&ctx);
 	if (rc == BNF_OK)
-		rc = store_outputs(r, i, out, n_out);
+		rc = store_outputs(r, i, out, n_out, unknown);
 	/* Inputs whose last reader this was are freed now. */
 	for (j = 0; j < n_in; j++) {
 		int idx = r->in_val[r->in_off[i] + j];
@@ -678,6 +742,7 @@ int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *o
 	r.promote = opt ? opt->promote_double : 0;
 	r.max_bytes = opt ? opt->max_bytes : 0;
 	r.ext = opt ? opt->ext : NULL;
+	r.shapes_only = opt ? opt->shapes_only : 0;
 	r.graph = model->graph;
 	if (!r.graph) {
 		rc = bnf_fail(err, BNF_ERR_INPUT, "the model has no graph");

@@ -22,6 +22,12 @@ struct bnf_eval_options {
 	                                   this many bytes (0: no limit) */
 	const struct bnf_external *ext; /* reads external tensor data
 	                                   (external.h); NULL: refused */
+	int shapes_only;                /* a probe of the shapes: nodes that read a
+	                                   value derived from a graph input run
+	                                   their shape step only (outputs hold no
+	                                   values), the others (constants, Shape
+	                                   and what is computed from them) run
+	                                   whole; costs allocations, not arithmetic */
 };
 
 /* Name the first operator of the model's main graph (or of a subgraph) the

@@ -1,8 +1,9 @@
 /*
  * Fuzz target 3: the evaluator on a fuzzed graph. The model is loaded as
- * the CLI loads it and run on seeded random inputs, once in its own types
- * and once promoted to float64, under a strict memory budget (the fuzz
- * build also lowers BNF_MAX_ELEMENTS, so every tensor stays small).
+ * the CLI loads it, its input shapes are chosen as the check chooses them
+ * (shapes-only runs included), and it runs on seeded random inputs, once in
+ * its own types and once promoted to float64, under a strict memory budget
+ * (the fuzz build also lowers BNF_MAX_ELEMENTS: every tensor stays small).
  */
 #include "fuzz_common.h"
 
@@ -37,20 +38,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Onnx__ModelProto *m = bnf_fuzz_load(data, size);
 	struct bnf_input_spec spec;
+	struct bnf_input_shapes shapes;
 	struct bnf_named_tensors in;
+	struct bnf_eval_options probe;
 	struct bnf_error err;
 	char op[64], node[64];
 
 	if (!m)
 		return 0;
 	memset(&spec, 0, sizeof(spec));
+	memset(&shapes, 0, sizeof(shapes));
 	memset(&in, 0, sizeof(in));
+	memset(&probe, 0, sizeof(probe));
+	probe.threads = 1;
+	probe.max_bytes = FUZZ_EVAL_BUDGET;
+	/* The shapes as the check chooses them: what the model says, then
+	 * shapes-only runs of the evaluator. */
 	if (!bnf_eval_find_unsupported(m, op, sizeof(op), node, sizeof(node)) &&
-	    bnf_inputs_make(m, &spec, 1, 0, &in, &err) == BNF_OK) {
+	    bnf_inputs_choose(m, &spec, &probe, &shapes, &err) == BNF_OK &&
+	    bnf_inputs_make_shaped(&shapes, 1, 0, &in, &err) == BNF_OK) {
 		run_once(m, &in, 0);
 		run_once(m, &in, 1);
 	}
 	bnf_named_tensors_free(&in);
+	bnf_input_shapes_free(&shapes);
 	bnf_fuzz_release(m, data);
 	return 0;
 }

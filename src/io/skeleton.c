@@ -7,6 +7,7 @@
 
 #include "onnx.pb-c.h"
 #include "io/validate.h"
+#include "util/le.h"
 
 /* A growing output buffer. */
 struct out {
@@ -49,21 +50,6 @@ static int put_varint(struct out *o, uint64_t v)
 	return put(o, b, n);
 }
 
-/* A varint at *pos, at most 10 bytes, within end; 0 when it is not. */
-static int get_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *v)
-{
-	unsigned shift;
-
-	*v = 0;
-	for (shift = 0; shift < 70 && *pos < end; shift += 7) {
-		uint8_t b = buf[(*pos)++];
-		*v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
-		if (!(b & 0x80))
-			return 1;
-	}
-	return 0;
-}
-
 static int note_range(struct bnf_skeleton *sk, size_t offset, size_t length)
 {
 	if (sk->n == sk->cap) {
@@ -94,12 +80,13 @@ static int build(struct bnf_skeleton *sk, const ProtobufCMessageDescriptor *desc
 		const ProtobufCFieldDescriptor *f;
 		uint64_t key, len;
 
-		if (!get_varint(buf, end, &pos, &key))
+		if (!bnf_varint_read(buf, end, &pos, &key))
 			return -1;
 		key_end = pos;
 		switch (key & 7) {
 		case 0:
-			if (!get_varint(buf, end, &pos, &len) || put(o, buf + start, pos - start))
+			if (!bnf_varint_read(buf, end, &pos, &len) ||
+			    put(o, buf + start, pos - start))
 				return -1;
 			continue;
 		case 1:
@@ -114,7 +101,7 @@ static int build(struct bnf_skeleton *sk, const ProtobufCMessageDescriptor *desc
 		default:
 			return -1; /* groups: never in ONNX; leave it to the unpacker */
 		}
-		if (!get_varint(buf, end, &pos, &len) || len > end - pos)
+		if (!bnf_varint_read(buf, end, &pos, &len) || len > end - pos)
 			return -1;
 		f = key >> 3 <= UINT32_MAX
 		        ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))

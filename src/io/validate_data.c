@@ -8,27 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/external.h"
 #include "io/validate_internal.h"
+#include "util/le.h"
 
 /* ---- the wire format ---- */
-
-/* Read a varint at *pos; 0 when it runs past end or is longer than 10
- * bytes. */
-static int wire_varint(const uint8_t *buf, size_t end, size_t *pos, uint64_t *out)
-{
-	uint64_t v = 0;
-	unsigned shift;
-
-	for (shift = 0; shift < 70 && *pos < end; shift += 7) {
-		uint8_t b = buf[(*pos)++];
-		v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
-		if (!(b & 0x80)) {
-			*out = v;
-			return 1;
-		}
-	}
-	return 0;
-}
 
 /* What the wire walk can find that protobuf-c would not refuse itself. */
 enum wire_fault {
@@ -52,11 +36,11 @@ static enum wire_fault wire_check(const ProtobufCMessageDescriptor *desc, const 
 		return WIRE_FAULT_TOO_DEEP;
 	while (fault == WIRE_FAULT_NONE && pos < end) {
 		const ProtobufCFieldDescriptor *f;
-		if (!wire_varint(buf, end, &pos, &key))
+		if (!bnf_varint_read(buf, end, &pos, &key))
 			break;
 		if (key >> 3 == 0)
 			return WIRE_FAULT_FIELD_ZERO;
-		if ((key & 7) == 0 && !wire_varint(buf, end, &pos, &len))
+		if ((key & 7) == 0 && !bnf_varint_read(buf, end, &pos, &len))
 			break;
 		if ((key & 7) == 1 || (key & 7) == 5) {
 			len = (key & 7) == 1 ? 8 : 4;
@@ -65,7 +49,7 @@ static enum wire_fault wire_check(const ProtobufCMessageDescriptor *desc, const 
 			pos += (size_t)len;
 		}
 		if ((key & 7) == 2) {
-			if (!wire_varint(buf, end, &pos, &len) || len > end - pos)
+			if (!bnf_varint_read(buf, end, &pos, &len) || len > end - pos)
 				break;
 			f = key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(
 			                                 desc, (unsigned)(key >> 3))
@@ -221,13 +205,6 @@ static int typed_field_of(const Onnx__TensorProto *t, uint64_t n, struct typed_f
 	       (t->n_uint64_data != 0) + (t->n_string_data != 0) + (t->n_int32_data != 0);
 }
 
-static int is_external(const Onnx__TensorProto *t)
-{
-	return (t->has_data_location &&
-	        t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) ||
-	       t->n_external_data > 0;
-}
-
 int bnf_validate_tensor(const Onnx__TensorProto *t, const char *label, struct bnf_error *err)
 {
 	const char *name = bnf_str_or_empty(t->name);
@@ -243,7 +220,7 @@ int bnf_validate_tensor(const Onnx__TensorProto *t, const char *label, struct bn
 	    t->data_type > ONNX__TENSOR_PROTO__DATA_TYPE__INT2)
 		return bnf_fail(err, BNF_ERR_INPUT, "%s: tensor '%s': unknown data type %d", label,
 		                name, (int)t->data_type);
-	if (is_external(t))
+	if (bnf_tensor_is_external(t))
 		return BNF_OK; /* lengths are checked against the data file */
 	n_typed = typed_field_of(t, n, &tf);
 	if (t->has_raw_data) {

@@ -437,7 +437,10 @@ static int declared_shape(const Onnx__ValueInfoProto *vi, const struct bnf_input
 		const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
 		dims[i] = 1; /* unknown and symbolic dims default to 1 */
 		if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE) {
-			dims[i] = d->dim_value;
+			/* A negative declared dim (paddle2onnx writes -1) is
+			 * unknown, as a symbolic one is. */
+			if (d->dim_value >= 0)
+				dims[i] = d->dim_value;
 		} else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM) {
 			for (j = 0; j < spec->n_dims; j++)
 				if (strcmp(spec->dims[j].symbol, d->dim_param) == 0)

@@ -446,6 +446,8 @@ static int read_input(const struct cli *cli, struct run_state *st)
 		return r;
 	}
 	note_input(st, cli);
+	if (cli->verbose)
+		cli_print_model_notes(st->model.proto, bnf_path_label(cli->input, 0));
 	return BNF_OK;
 }
 
@@ -711,6 +713,8 @@ static int run_model_mode(const struct cli *cli)
 		say("%s", err.msg);
 		return EXIT_CODE_UNUSABLE;
 	}
+	if (cli->verbose)
+		cli_print_model_notes(model.proto, bnf_path_label(cli->input, 0));
 	if (bnf_eval_find_unsupported(model.proto, op, sizeof(op), node, sizeof(node))) {
 		say("%s: unsupported operator %s (node '%s')", bnf_path_label(cli->input, 0), op,
 		    node);

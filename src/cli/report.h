@@ -57,6 +57,11 @@ char *cli_report_json(const struct cli_facts *facts, const char *version);
 /* The -v table: one aligned row per BatchNormalization, on stderr. */
 void cli_print_bn_table(const struct bnf_fold_report *rep, int folding);
 
+/* Under -v: what bnfold read differently from what the model declares
+ * (negative declared dims, read as unknown), one line on stderr naming
+ * the model by label; nothing when there is nothing to say. */
+void cli_print_model_notes(const Onnx__ModelProto *model, const char *label);
+
 /* Nodes and initializers of the model, subgraphs included. */
 void cli_count_model(const Onnx__ModelProto *model, size_t *nodes, size_t *initializers);
 

@@ -1,0 +1,170 @@
+"""Models written the way real exporters write them (tests/fixtures/real/,
+made by gen_real_exports.py): the plain command folds them, the output
+passes the ONNX checker and computes in onnxruntime what the original
+computes there (atol 1e-4, rtol 1e-3 on seeded inputs), and every
+BatchNormalization that stays names its real obstacle.
+"""
+
+import os
+import re
+
+import numpy as np
+import onnx
+import pytest
+
+import conftest as C
+
+REAL = os.path.join(C.FIXTURES, "real")
+ATOL, RTOL = 1e-4, 1e-3
+
+# file -> what the plain command (plus args) must do: BatchNormalization
+# nodes left, kept ones with their reason code and a fragment of the
+# reason, and a fragment of stderr under -v.
+CASES = {
+    "dim_minus1": dict(bn_after=0, verbose_note="3 declared dimensions of 3 values are "
+                       "negative (first: 'x' dim 0 is -1): read as unknown"),
+}
+
+
+def ort_module():
+    if os.environ.get("BNFOLD_SKIP_ORT") == "1":
+        pytest.skip("BNFOLD_SKIP_ORT=1: onnxruntime comparisons switched off by the user")
+    import ortutil
+    if not ortutil.ensure_ort():
+        pytest.fail("onnxruntime-node is not available (node + tests/ort)", pytrace=False)
+    return ortutil
+
+
+def path_of(name):
+    return os.path.join(REAL, name + ".onnx")
+
+
+def seeded_feeds(model, seed, unknown=2):
+    """Random inputs for the graph inputs that are not initializers; an
+    unknown dim (dim_param, absent, or negative as paddle2onnx writes it)
+    is `unknown`."""
+    rng = np.random.default_rng(seed)
+    inits = {t.name for t in model.graph.initializer}
+    feeds = {}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else unknown
+                for d in tt.shape.dim]
+        np_type = onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[tt.elem_type]
+        feeds[vi.name] = rng.normal(0, 1, dims).astype(np_type)
+    return feeds
+
+
+def bn_count(m):
+    return sum(1 for _, n in C.all_nodes(m) if n.op_type == "BatchNormalization")
+
+
+def assert_same_in_ort(src, out, seeds=(1, 2)):
+    ort = ort_module()
+    original = C.load_model(src)
+    for seed in seeds:
+        feeds = seeded_feeds(original, seed)
+        want = ort.run_ort(src, feeds)
+        got = ort.run_ort(out, feeds)
+        assert list(got) == list(want)
+        for name in want:
+            assert np.all(np.isfinite(got[name])), name
+            np.testing.assert_allclose(got[name], want[name], atol=ATOL, rtol=RTOL,
+                                       err_msg="output %r, seed %d" % (name, seed))
+
+
+@pytest.fixture(scope="module")
+def folded(bnfold, tmp_path_factory):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            case = CASES[name]
+            out = str(tmp_path_factory.mktemp("real") / (name + ".onnx"))
+            proc = C.run(bnfold, case.get("args", []) + ["-v", path_of(name), "-o", out])
+            cache[name] = (proc, out)
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fixture_is_what_it_claims(name):
+    """The fixture itself is valid ONNX and has BatchNormalization to fold."""
+    m = C.load_model(path_of(name))
+    onnx.checker.check_model(m, full_check=True)
+    assert bn_count(m) > 0
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_plain_command_folds(folded, name):
+    proc, out = folded(name)
+    case = CASES[name]
+    assert proc.returncode == 0, C.describe(proc)
+    m = C.load_model(out)
+    onnx.checker.check_model(m, full_check=True)
+    assert bn_count(m) == case["bn_after"], C.describe(proc)
+    if "verbose_note" in case:
+        assert case["verbose_note"] in proc.stderr, C.describe(proc)
+    kept = C.parse_verbose(proc.stderr)
+    for bn, (reason, fragment) in case.get("kept", {}).items():
+        got = kept.get(bn)
+        assert got and got[0][0] == "kept", (bn, C.describe(proc))
+        assert got[0][1] == reason, (bn, got, C.describe(proc))
+        assert re.search(fragment, got[0][2]), (bn, got[0][2], fragment)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_folded_matches_original_in_ort(folded, name):
+    proc, out = folded(name)
+    assert proc.returncode == 0, C.describe(proc)
+    assert_same_in_ort(path_of(name), out)
+
+
+# ---------------------------------------------------------------------------
+# declared dims of -1 (FOLDING.md trap 12)
+
+def test_minus1_kept_as_written(folded):
+    proc, out = folded("dim_minus1")
+    m = C.load_model(out)
+    dims = lambda vi: [d.dim_value for d in vi.type.tensor_type.shape.dim]  # noqa: E731
+    assert dims(m.graph.input[0]) == [-1, 3, 8, 8]
+    assert dims(m.graph.output[0]) == [-1, 4, 8, 8]
+    assert [dims(v) for v in m.graph.value_info if v.name == "r1"] == [[-1, 6, 8, 8]]
+
+
+def test_minus1_said_once_under_v_only(bnfold, tmp_path):
+    src = path_of("dim_minus1")
+    quiet = C.run(bnfold, [src, "-o", str(tmp_path / "a.onnx")])
+    assert quiet.returncode == 0 and "declared dimension" not in quiet.stderr, \
+        C.describe(quiet)
+    loud = C.run(bnfold, ["-v", src, "-o", str(tmp_path / "b.onnx")])
+    assert loud.stderr.count("declared dimension") == 1, C.describe(loud)
+
+
+@pytest.mark.parametrize("args", [["--no-verify", "-o", "OUT"], ["--check"],
+                                  ["--check", "-o", "OUT"], ["--run", "--output-dir", "DIR"],
+                                  ["--shape", "x=3x3x8x8", "-o", "OUT"],
+                                  ["-n", "--samples", "3"]])
+def test_minus1_every_mode(bnfold, tmp_path, args):
+    args = [str(tmp_path / "o.onnx") if a == "OUT" else str(tmp_path) if a == "DIR" else a
+            for a in args]
+    proc = C.run(bnfold, args + [path_of("dim_minus1")])
+    # --check exits 1 on its findings (the BatchNormalization nodes could
+    # fold), never 2: the model is accepted.
+    want = 1 if args == ["--check"] else 0
+    assert proc.returncode == want, C.describe(proc)
+    assert "negative" not in proc.stderr, C.describe(proc)
+
+
+def test_minus1_in_tensor_data_still_malformed(bnfold, tmp_path):
+    """A negative dim of a tensor's data is no declaration: exit 2."""
+    m = C.load_model(path_of("dim_minus1"))
+    t = next(t for t in m.graph.initializer if t.name == "conv2.b")
+    t.dims[0] = -1
+    src = tmp_path / "bad.onnx"
+    src.write_bytes(m.SerializeToString())
+    proc = C.run(bnfold, [str(src), "-o", str(tmp_path / "o.onnx")])
+    assert proc.returncode == 2, C.describe(proc)
+    assert "conv2.b" in proc.stderr and "negative" in proc.stderr, C.describe(proc)

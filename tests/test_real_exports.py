@@ -20,9 +20,16 @@ ATOL, RTOL = 1e-4, 1e-3
 # file -> what the plain command (plus args) must do: BatchNormalization
 # nodes left, kept ones with their reason code and a fragment of the
 # reason, and a fragment of stderr under -v.
+# A case may name its fixture with "file" (default: the case's own name).
+FREEZE_HINT = r"initializer also listed as a graph input.*--freeze-initializer-inputs"
 CASES = {
     "dim_minus1": dict(bn_after=0, verbose_note="3 declared dimensions of 3 values are "
                        "negative (first: 'x' dim 0 is -1): read as unknown"),
+    "ir3_init_inputs": dict(bn_after=0),
+    "ir7_init_inputs": dict(bn_after=2, kept={"bn1": ("non-constant", FREEZE_HINT),
+                                              "bn2": ("non-constant", FREEZE_HINT)}),
+    "ir7_init_inputs+freeze": dict(file="ir7_init_inputs", bn_after=0,
+                                   args=["--freeze-initializer-inputs"]),
 }
 
 
@@ -37,6 +44,10 @@ def ort_module():
 
 def path_of(name):
     return os.path.join(REAL, name + ".onnx")
+
+
+def case_path(name):
+    return path_of(CASES[name].get("file", name))
 
 
 def seeded_feeds(model, seed, unknown=2):
@@ -83,7 +94,7 @@ def folded(bnfold, tmp_path_factory):
         if name not in cache:
             case = CASES[name]
             out = str(tmp_path_factory.mktemp("real") / (name + ".onnx"))
-            proc = C.run(bnfold, case.get("args", []) + ["-v", path_of(name), "-o", out])
+            proc = C.run(bnfold, case.get("args", []) + ["-v", case_path(name), "-o", out])
             cache[name] = (proc, out)
         return cache[name]
     return get
@@ -92,7 +103,7 @@ def folded(bnfold, tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_fixture_is_what_it_claims(name):
     """The fixture itself is valid ONNX and has BatchNormalization to fold."""
-    m = C.load_model(path_of(name))
+    m = C.load_model(case_path(name))
     onnx.checker.check_model(m, full_check=True)
     assert bn_count(m) > 0
 
@@ -119,7 +130,7 @@ def test_plain_command_folds(folded, name):
 def test_folded_matches_original_in_ort(folded, name):
     proc, out = folded(name)
     assert proc.returncode == 0, C.describe(proc)
-    assert_same_in_ort(path_of(name), out)
+    assert_same_in_ort(case_path(name), out)
 
 
 # ---------------------------------------------------------------------------
@@ -168,3 +179,39 @@ def test_minus1_in_tensor_data_still_malformed(bnfold, tmp_path):
     proc = C.run(bnfold, [str(src), "-o", str(tmp_path / "o.onnx")])
     assert proc.returncode == 2, C.describe(proc)
     assert "conv2.b" in proc.stderr and "negative" in proc.stderr, C.describe(proc)
+
+
+# ---------------------------------------------------------------------------
+# initializers listed as graph inputs (FOLDING.md section 4, trap 13)
+
+def names(vis):
+    return [v.name for v in vis]
+
+
+def test_ir3_output_lists_every_initializer(folded):
+    """Below IR version 4 every initializer is a graph input: the new ones
+    are listed, the replaced ones are gone from both lists."""
+    proc, out = folded("ir3_init_inputs")
+    m = C.load_model(out)
+    assert m.ir_version == 3
+    inits = names(m.graph.initializer)
+    assert sorted(names(m.graph.input)) == sorted(["x"] + inits)
+    original = C.load_model(path_of("ir3_init_inputs"))
+    gone = set(names(original.graph.initializer)) - set(inits)
+    assert {"bn1.scale", "bn2.var", "conv1.weight"} <= gone, sorted(gone)
+    assert not gone & set(names(m.graph.input))
+
+
+def test_ir7_unchanged_without_option(folded):
+    proc, out = folded("ir7_init_inputs")
+    with open(out, "rb") as a, open(path_of("ir7_init_inputs"), "rb") as b:
+        assert a.read() == b.read(), "nothing folds: the input is written back as it was"
+
+
+def test_ir7_freeze_drops_consumed_inputs(folded):
+    proc, out = folded("ir7_init_inputs+freeze")
+    m = C.load_model(out)
+    assert m.ir_version == 7
+    # The Gemm's weight was not consumed by a fold: it stays an input.
+    assert names(m.graph.input) == ["x", "fc.weight", "fc.bias"]
+    assert set(names(m.graph.initializer)) >= {"fc.weight", "fc.bias"}

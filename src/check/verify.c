@@ -402,6 +402,10 @@ static int find_site(Onnx__GraphProto *g, int opset, const char *output, const c
 		bnf_graph_release(gi);
 		return 0;
 	}
+	/* Both runs of a fold's pair take an initializer listed as a graph
+	 * input at its initializer's value, as the whole-graph check does: a
+	 * constant here (folds of IR < 4 models, --freeze-initializer-inputs). */
+	gi->frozen_inputs = 1;
 	node = bnf_graph_producer(gi, output, NULL);
 	if (node && (!op_type || bnf_node_is(node, op_type))) {
 		site->depth = depth;

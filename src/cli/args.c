@@ -31,6 +31,9 @@ static void usage(FILE *f)
 	      "  -q, --quiet           print errors only\n"
 	      "      --lower-bn        rewrite each BatchNormalization nothing can absorb\n"
 	      "                        as Mul + Add with constant per-channel factors\n"
+	      "      --freeze-initializer-inputs  initializers also listed as graph\n"
+	      "                        inputs are constants (always so below IR version\n"
+	      "                        4); the ones folded leave the inputs\n"
 	      "      --train-mode=MODE refuse (default: training-mode nodes are kept) or\n"
 	      "                        eval (convert them to eval mode, then fold)\n"
 	      "      --json FILE       write a JSON report to FILE ('-': standard output)\n"
@@ -145,6 +148,7 @@ enum long_only_option {
 	OPT_EXTERNAL_THRESHOLD,
 	OPT_CHECK_MEMORY,
 	OPT_LOWER_BN,
+	OPT_FREEZE_INPUTS,
 };
 
 /* --warn-only / --ignore: a comma-separated list of finding codes. */
@@ -238,6 +242,7 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 	    {"external-threshold", required_argument, NULL, OPT_EXTERNAL_THRESHOLD},
 	    {"check-memory", required_argument, NULL, OPT_CHECK_MEMORY},
 	    {"lower-bn", no_argument, NULL, OPT_LOWER_BN},
+	    {"freeze-initializer-inputs", no_argument, NULL, OPT_FREEZE_INPUTS},
 	    {NULL, 0, NULL, 0},
 	};
 	struct bnf_error err;
@@ -345,6 +350,9 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 			break;
 		case OPT_LOWER_BN:
 			cli->lower_bn = 1;
+			break;
+		case OPT_FREEZE_INPUTS:
+			cli->freeze_inputs = 1;
 			break;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);

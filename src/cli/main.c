@@ -553,6 +553,7 @@ static int run_fold(const struct cli *cli)
 	plan.input_external = st.model.n_external;
 	opt.ext = cli->ext;
 	opt.lower_bn = cli->lower_bn;
+	opt.freeze_initializer_inputs = cli->freeze_inputs;
 	if (prepare_spill(cli, &plan, in_size, &err) != BNF_OK) {
 		say("%s", err.msg);
 		rc = EXIT_CODE_UNUSABLE;

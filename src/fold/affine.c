@@ -42,18 +42,21 @@ static Onnx__NodeProto *layer_behind(const struct bnf_graph *gi, const char *x)
 
 /* Output channels (the channel axis is 1), output rank and weight dtype of
  * a layer. Returns 1, or 0 with a keep outcome. */
-static int layer_channels(const struct bnf_graph *gi, const Onnx__NodeProto *layer, size_t *m,
-                          int *rank, int *dtype, struct fold_outcome *out)
+static int layer_channels(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                          const Onnx__NodeProto *layer, size_t *m, int *rank, int *dtype,
+                          struct fold_outcome *out)
 {
 	struct bnf_const_ref w;
 	const Onnx__TensorProto *t;
 	int conv = bnf_node_is(layer, "Conv"), convt = bnf_node_is(layer, "ConvTranspose");
 
-	if (layer->n_input < 2 || !bnf_graph_constant(gi, layer->input[1], &w))
-		return fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
-		                 "the weight of %s '%s' is not a constant", layer->op_type,
+	if (layer->n_input < 2)
+		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                 "%s '%s' has no weight input", layer->op_type,
 		                 bnf_node_label(layer)),
 		       0;
+	if (!bnf_graph_constant(gi, layer->input[1], &w))
+		return fold_keep_not_constant(ctx, gi, layer, "weight", layer->input[1], out), 0;
 	t = w.tensor;
 	*dtype = tensor_dtype(t);
 	if (conv || convt) {
@@ -185,7 +188,7 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 		    out, BNF_KEEP_REASON_NOT_AFFINE,
 		    "it divides the constant '%s' by the layer output: not an affine map",
 		    node->input[0]);
-	if (!layer_channels(gi, layer, &m, &rank, &dtype, out))
+	if (!layer_channels(ctx, gi, layer, &m, &rank, &dtype, out))
 		return BNF_OK;
 	rc = fold_read_constant(ctx, gi, node, (size_t)cslot, "constant", &cv, &nc, &ct, out);
 	if (rc != 1)

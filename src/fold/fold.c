@@ -481,7 +481,7 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 		kept = NULL;
 		n_kept = 0;
 		bnf_graph_release(&gi);
-		if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+		if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 			goto out;
 		if ((rc = check_inputs(ctx, &gi)) != BNF_OK)
 			goto out;
@@ -577,7 +577,7 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 			goto out;
 	/* Subgraphs see this graph's values: index it as it is now. */
 	bnf_graph_release(&gi);
-	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+	if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 		goto out;
 	for (i = 0; i < g->n_node; i++) {
 		struct sub_ctx s = {ctx, &gi, opset, path, g->node[i], depth};
@@ -625,7 +625,7 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 
 	if (depth > 64)
 		return BNF_OK;
-	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+	if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 		goto out;
 	for (i = 0; i < g->n_node; i++) {
 		struct cleanup_sub s = {ctx, &gi, opset, depth};
@@ -636,7 +636,7 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 	while (again) {
 		again = 0;
 		bnf_graph_release(&gi);
-		if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+		if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 			goto out;
 		for (i = 0; i < ctx->n_released; i++) {
 			const char *name = ctx->released[i].name;
@@ -645,10 +645,15 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 
 			if (ctx->released[i].g != g || !name)
 				continue;
+			/* A graph input stays, unless it is a frozen initializer of
+			 * the main graph (those leave the inputs with it). */
 			if (bnf_graph_uses(&gi, name) > 0 || bnf_graph_is_output(&gi, name) ||
-			    bnf_strmap_get(&gi.inputs, name, NULL))
+			    (bnf_strmap_get(&gi.inputs, name, NULL) &&
+			     !(gi.frozen_inputs && !parent &&
+			       bnf_strmap_get(&gi.initializer, name, NULL))))
 				continue;
 			if (bnf_strmap_get(&gi.initializer, name, &idx)) {
+				bnf_graph_remove_input(g, name);
 				onnx__tensor_proto__free_unpacked(g->initializer[idx],
 				                                  &bnf_large_allocator);
 				memmove(&g->initializer[idx], &g->initializer[idx + 1],
@@ -703,6 +708,11 @@ int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
 	ctx.opt = opt;
 	ctx.rep = rep;
 	ctx.err = err;
+	ctx.ir_version = model->has_ir_version ? (long long)model->ir_version : 0;
+	/* Below IR version 4 every initializer is listed as a graph input and
+	 * none can be overridden: runtimes take them as constants. */
+	ctx.list_initializers = model->has_ir_version && model->ir_version < 4;
+	ctx.frozen_inputs = ctx.list_initializers || (opt && opt->freeze_initializer_inputs);
 	bnf_strmap_init(&ctx.new_names);
 	rc = fold_graph(&ctx, model->graph, NULL, opset, "", 0);
 	if (rc == BNF_OK && rep->n_changed > 0)

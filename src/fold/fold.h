@@ -90,10 +90,14 @@ struct bnf_fold_report {
 struct bnf_external;
 
 struct bnf_fold_options {
-	int lower_bn;             /* rewrite a BN nothing absorbs as Mul + Add (--lower-bn) */
-	struct bnf_external *ext; /* external data of the model and the spill
-	                             file for rewritten tensors (external.h);
-	                             NULL: external tensors are refused */
+	int lower_bn;                  /* rewrite a BN nothing absorbs as Mul + Add (--lower-bn) */
+	int freeze_initializer_inputs; /* an initializer also listed as a graph input
+	                                  is a constant, and one a fold consumes leaves
+	                                  the inputs (--freeze-initializer-inputs);
+	                                  below IR version 4 that is always so */
+	struct bnf_external *ext;      /* external data of the model and the spill
+	                                  file for rewritten tensors (external.h);
+	                                  NULL: external tensors are refused */
 };
 
 /* Fold every foldable BatchNormalization of model in place and describe

@@ -31,6 +31,11 @@ struct fold_ctx {
 	                               so the graph index no longer describes it */
 	const char *renamed_from;   /* the output name the last fold_rename_output
 	                               replaced (owned by ctx), or NULL */
+	int frozen_inputs;          /* initializers listed as graph inputs are
+	                               constants (IR < 4, or the option) */
+	int list_initializers;      /* IR < 4: every main-graph initializer must
+	                               also be a graph input, new ones too */
+	long long ir_version;       /* of the model, for messages */
 };
 
 /* A BatchNormalization in eval mode as y = s * x + t per channel, in double. */
@@ -94,6 +99,18 @@ int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *
 /* Make node produce `name` as its first output (the BN's output). */
 int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
                        const char *name);
+
+/* Keep (reason non-constant) because the value `name`, the `role` input of
+ * node, is not a constant; when it is an initializer listed as a graph input,
+ * the reason says so and names --freeze-initializer-inputs. Returns BNF_OK. */
+int fold_keep_not_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                           const Onnx__NodeProto *node, const char *role, const char *name,
+                           struct fold_outcome *out);
+
+/* Index g (parent: the enclosing graph's index, or NULL) as the run reads
+ * it: with the main graph's frozen_inputs set from ctx. */
+int fold_index(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__GraphProto *g,
+               const struct bnf_graph *parent, int opset);
 
 /* Decode a constant input of a node: 1 and the values when it is a constant
  * of a foldable dtype, 0 (with a keep outcome set) otherwise, negative on a

@@ -27,6 +27,13 @@ struct bnf_graph {
 	struct bnf_strmap outputs;      /* graph output names */
 	struct bnf_graph_synth *synth;  /* tensors made for Constant nodes that
 	                                   hold value_float(s) or value_int(s) */
+	int frozen_inputs;              /* 1: an initializer also listed as a graph
+	                                   input is a constant (IR version < 4, where
+	                                   every initializer is listed and none can
+	                                   be overridden, or the user said so). 0 by
+	                                   default; a subgraph's index takes its
+	                                   parent's; set it on the main graph's
+	                                   index after bnf_graph_build. */
 };
 
 /* Index g. parent is the index of the enclosing graph (for outer-scope
@@ -57,11 +64,17 @@ struct bnf_const_ref {
 };
 
 /* Resolve name to a constant tensor: an initializer that is not also a
- * graph input (those can be overridden at run time), or the value of a
+ * graph input (those can be overridden at run time; unless frozen_inputs),
+ * or the value of a
  * Constant node (`value`, or value_float(s)/value_int(s) as a tensor the
  * index owns), possibly through Identity nodes, looking outward through
  * enclosing graphs. Returns 1 and fills ref, or 0 if not a constant. */
 int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_const_ref *ref);
+
+/* 1 when name resolves (here or in an enclosing graph) to an initializer
+ * that is also listed as a graph input and is therefore not a constant
+ * (frozen_inputs is 0): what a user may feed at run time instead. */
+int bnf_graph_is_overridable(const struct bnf_graph *gi, const char *name);
 
 /* The graph (gi's or an enclosing one) whose initializer or node defines
  * name, or NULL. */
@@ -79,6 +92,14 @@ int bnf_graph_value_shape(const struct bnf_graph *gi, const char *name, int64_t 
 
 /* Drop the value_info entries describing name (a value that is gone). */
 void bnf_graph_remove_value_info(Onnx__GraphProto *g, const char *name);
+
+/* Drop the graph input called name (an initializer that is gone). */
+void bnf_graph_remove_input(Onnx__GraphProto *g, const char *name);
+
+/* List initializer t among the graph inputs, with its element type and
+ * dims (IR version < 4 wants every initializer there). Returns 0 or -1 on
+ * allocation failure. */
+int bnf_graph_append_input_for(Onnx__GraphProto *g, const Onnx__TensorProto *t);
 
 /* Append to repeated protobuf-c fields (the tree's arrays are malloc'd,
  * so realloc is safe). Return 0 or -1 on allocation failure. */

@@ -30,6 +30,11 @@ CASES = {
                                               "bn2": ("non-constant", FREEZE_HINT)}),
     "ir7_init_inputs+freeze": dict(file="ir7_init_inputs", bn_after=0,
                                    args=["--freeze-initializer-inputs"]),
+    "reshaped_bias": dict(bn_after=0, folded={"bn1": "Conv", "bn2": "ConvTranspose",
+                                              "bn3": "Conv"}),
+    "reshaped_bias_kept": dict(bn_after=2, kept={
+        "bn1": ("not-per-channel", r"Add 'convt.add'.*ConvTranspose 'convt'.*axis 3"),
+        "bn2": ("unsupported-producer", r"Add 'residual'.*two computed values")}),
 }
 
 
@@ -119,6 +124,9 @@ def test_plain_command_folds(folded, name):
     if "verbose_note" in case:
         assert case["verbose_note"] in proc.stderr, C.describe(proc)
     kept = C.parse_verbose(proc.stderr)
+    for bn, op in case.get("folded", {}).items():
+        got = kept.get(bn)
+        assert got and got[0][:2] == ("folded", op), (bn, got, C.describe(proc))
     for bn, (reason, fragment) in case.get("kept", {}).items():
         got = kept.get(bn)
         assert got and got[0][0] == "kept", (bn, C.describe(proc))
@@ -215,3 +223,22 @@ def test_ir7_freeze_drops_consumed_inputs(folded):
     # The Gemm's weight was not consumed by a fold: it stays an input.
     assert names(m.graph.input) == ["x", "fc.weight", "fc.bias"]
     assert set(names(m.graph.initializer)) >= {"fc.weight", "fc.bias"}
+
+
+# ---------------------------------------------------------------------------
+# parameters computed from constants (FOLDING.md section 4)
+
+def test_constant_subgraphs_dropped(folded):
+    """Conv -> Add(reshaped bias) -> BN ends as one Conv; the Reshape,
+    Squeeze, Cast, Concat, Unsqueeze and Identity chains over Constant
+    nodes that only fed the folds are gone."""
+    proc, out = folded("reshaped_bias")
+    m = C.load_model(out)
+    assert [n.op_type for n in m.graph.node] == ["Conv", "Relu", "ConvTranspose", "Conv"]
+    assert C.dead_constants(m) == []
+
+
+def test_constant_subgraph_kept_when_not_folded(folded):
+    proc, out = folded("reshaped_bias_kept")
+    with open(out, "rb") as a, open(path_of("reshaped_bias_kept"), "rb") as b:
+        assert a.read() == b.read()

@@ -55,7 +55,7 @@ static int layer_channels(struct fold_ctx *ctx, const struct bnf_graph *gi,
 		                 "%s '%s' has no weight input", layer->op_type,
 		                 bnf_node_label(layer)),
 		       0;
-	if (!bnf_graph_constant(gi, layer->input[1], &w))
+	if (fold_constant(ctx, gi, layer->input[1], &w) != 1)
 		return fold_keep_not_constant(ctx, gi, layer, "weight", layer->input[1], out), 0;
 	t = w.tensor;
 	*dtype = tensor_dtype(t);
@@ -166,8 +166,10 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 	if (node->n_input != 2 || node->n_output != 1 || !node->output[0][0] ||
 	    !node->input[0][0] || !node->input[1][0])
 		return BNF_OK;
-	c0 = bnf_graph_constant(gi, node->input[0], &ref);
-	c1 = bnf_graph_constant(gi, node->input[1], &ref);
+	c0 = fold_constant(ctx, gi, node->input[0], &ref);
+	c1 = c0 < 0 ? c0 : fold_constant(ctx, gi, node->input[1], &ref);
+	if (c0 < 0 || c1 < 0)
+		return BNF_ERR_NOMEM;
 	if (c0 == c1)
 		return BNF_OK;
 	cslot = c0 ? 0 : 1;
@@ -254,6 +256,51 @@ out:
 	free(fb.s);
 	free(fb.t);
 	return rc;
+}
+
+int fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *node,
+                            struct fold_outcome *out)
+{
+	struct bnf_const_ref ref;
+	const Onnx__NodeProto *layer, *p;
+	const char *op = node->op_type, *label = bnf_node_label(node);
+	int c0, c1;
+
+	if (node->n_input != 2 || !node->input[0][0] || !node->input[1][0])
+		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                 "its input comes from %s '%s', which does not have two inputs", op,
+		                 label);
+	c0 = fold_constant(ctx, gi, node->input[0], &ref);
+	c1 = c0 < 0 ? c0 : fold_constant(ctx, gi, node->input[1], &ref);
+	if (c0 < 0 || c1 < 0)
+		return BNF_ERR_NOMEM;
+	if (!c0 && !c1)
+		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                 "its input comes from %s '%s', which combines two computed values "
+		                 "('%s' and '%s'), not a layer output and a constant",
+		                 op, label, node->input[0], node->input[1]);
+	if (c0 && c1)
+		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
+		                 "its input comes from %s '%s' of two constants, not from a layer",
+		                 op, label);
+	layer = layer_behind(gi, node->input[c0 ? 1 : 0]);
+	if (!layer) {
+		p = bnf_graph_producer(gi, node->input[c0 ? 1 : 0], NULL);
+		return fold_keep(
+		    out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		    "its input comes from %s '%s', which applies the constant '%s' to "
+		    "%s%s%s%s, not to the output of a Conv, ConvTranspose, Gemm or MatMul",
+		    op, label, node->input[c0 ? 0 : 1], p ? "the output of " : "'",
+		    p ? p->op_type : node->input[c0 ? 1 : 0], p ? " " : "'",
+		    p ? bnf_node_label(p) : "");
+	}
+	/* An affine node after a layer: it folds first (the driver's second
+	 * pass), then this BN. If it stays, the driver puts its reason here. */
+	out->blocker = node;
+	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+	                 "its input comes from %s '%s', a constant applied to the output of "
+	                 "%s '%s' that has to fold into it first",
+	                 op, label, layer->op_type, bnf_node_label(layer));
 }
 
 /* The element type of value name as declared (value_info, graph inputs

@@ -146,6 +146,27 @@ out:
 	return rc;
 }
 
+static int is_affine_op(const Onnx__NodeProto *node)
+{
+	return bnf_node_is(node, "Mul") || bnf_node_is(node, "Add") || bnf_node_is(node, "Sub") ||
+	       bnf_node_is(node, "Div");
+}
+
+/* An Add one of whose operands a MatMul produces: the MatMul's bias. */
+static int adds_to_matmul(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                          const Onnx__NodeProto *node)
+{
+	size_t k;
+	if (!bnf_node_is(node, "Add"))
+		return 0;
+	for (k = 0; k < node->n_input; k++) {
+		const Onnx__NodeProto *p = fold_producer(ctx, gi, node->input[k]);
+		if (p && bnf_node_is(p, "MatMul"))
+			return 1;
+	}
+	return 0;
+}
+
 /* Fold the BN into the layer producing its input x (through pass-through
  * nodes already walked), or say why not. */
 static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
@@ -169,8 +190,10 @@ static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct f
 		return fold_into_conv_transpose(ctx, gi, bn, producer, out);
 	if (bnf_node_is(producer, "Gemm"))
 		return fold_into_gemm(ctx, gi, bn, producer, out);
-	if (bnf_node_is(producer, "MatMul") || bnf_node_is(producer, "Add"))
+	if (bnf_node_is(producer, "MatMul") || adds_to_matmul(ctx, gi, producer))
 		return fold_into_matmul(ctx, gi, bn, producer, out);
+	if (is_affine_op(producer))
+		return fold_keep_behind_affine(ctx, gi, producer, out);
 	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
 	                 "its input comes from %s '%s'; bnfold folds into Conv, ConvTranspose, "
 	                 "Gemm and MatMul",
@@ -208,6 +231,9 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 		if (rc != BNF_OK || out->reason == BNF_KEEP_REASON_NONE)
 			return rc;
 	}
+	/* The affine node in front folds first, if it can: wait for it. */
+	if (out->blocker && !ctx->settled)
+		return BNF_OK;
 	/* No layer in front can take it: maybe the one after it can. */
 	switch (out->reason) {
 	case BNF_KEEP_REASON_NO_PRODUCER:
@@ -221,7 +247,9 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 	}
 	memset(&before, 0, sizeof(before));
 	rc = fold_bn_before_layer(ctx, gi, bn, &before, &tried);
-	if (rc == BNF_OK && tried)
+	/* An affine node in front that stays is the obstacle to name, unless
+	 * the layer after takes the BN. */
+	if (rc == BNF_OK && tried && (!out->blocker || before.reason == BNF_KEEP_REASON_NONE))
 		*out = before;
 	return rc;
 }
@@ -391,10 +419,37 @@ struct kept_entry {
 	int affine; /* a Mul/Add/Sub/Div, not a BN */
 };
 
-static int is_affine_op(const Onnx__NodeProto *node)
+static int waits_for_affine(const struct kept_entry *kept, size_t n_kept)
 {
-	return bnf_node_is(node, "Mul") || bnf_node_is(node, "Add") || bnf_node_is(node, "Sub") ||
-	       bnf_node_is(node, "Div");
+	size_t i;
+	for (i = 0; i < n_kept; i++)
+		if (!kept[i].affine && kept[i].out.blocker)
+			return 1;
+	return 0;
+}
+
+/* A BN kept behind an affine node that stays: the affine node's reason
+ * is the real obstacle, so it becomes the BN's. */
+static void explain_blocked(struct kept_entry *kept, size_t n_kept)
+{
+	size_t i, j;
+
+	for (i = 0; i < n_kept; i++) {
+		struct fold_outcome *o = &kept[i].out;
+		if (kept[i].affine || !o->blocker)
+			continue;
+		for (j = 0; j < n_kept; j++) {
+			const struct fold_outcome *a = &kept[j].out;
+			char detail[sizeof(o->detail)];
+			if (!kept[j].affine || kept[j].node != o->blocker)
+				continue;
+			snprintf(detail, sizeof(detail), "%s; %s '%s' stays (%s): %s", o->detail,
+			         kept[j].node->op_type, bnf_node_label(kept[j].node),
+			         bnf_keep_reason_code(a->reason), a->detail);
+			memcpy(o->detail, detail, sizeof(detail));
+			o->reason = a->reason;
+		}
+	}
 }
 
 /* Mark node (of gi's graph) in flags; returns 0 when it is not there. */
@@ -475,11 +530,13 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 		return bnf_fail(ctx->err, BNF_ERR_INPUT,
 		                "subgraphs nested more than 64 deep at '%s'", path);
 	memset(&gi, 0, sizeof(gi));
+	ctx->settled = 0;
 	while (changed) {
 		changed = 0;
 		free_kept(kept, n_kept);
 		kept = NULL;
 		n_kept = 0;
+		fold_constants_forget(ctx);
 		bnf_graph_release(&gi);
 		if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 			goto out;
@@ -553,7 +610,12 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 			}
 		ctx->stale = NULL;
 		compact_nodes(g, dead, &ctx->rep->nodes_removed);
+		/* Nothing more folds, yet some BN waits for an affine node in
+		 * front of it that stays: one more sweep lets it fold after. */
+		if (!changed && !ctx->settled && waits_for_affine(kept, n_kept))
+			ctx->settled = changed = 1;
 	}
+	explain_blocked(kept, n_kept);
 	/* Nothing more folds: lower what is left, if asked. */
 	for (i = 0; i < n_kept && ctx->opt && ctx->opt->lower_bn; i++) {
 		struct fold_outcome lo;
@@ -612,15 +674,39 @@ static int cleanup_subgraph_cb(Onnx__GraphProto *sub, void *arg)
 	return cleanup_graph(s->ctx, sub, s->parent, s->opset, s->depth + 1);
 }
 
+/* A node computing constants (Constant, Identity of a constant, or a
+ * subgraph computing one: Reshape, Unsqueeze, Cast, ... of constants)
+ * whose outputs nothing reads any more. */
+static int removable_constant(const struct bnf_graph *gi, const Onnx__NodeProto *node)
+{
+	size_t k;
+
+	if (!bnf_node_is_constant_op(node) ||
+	    (node->n_output != 1 &&
+	     (bnf_node_is(node, "Constant") || bnf_node_is(node, "Identity"))))
+		return 0;
+	for (k = 0; k < node->n_output; k++)
+		if (node->output[k][0] && (bnf_graph_uses(gi, node->output[k]) > 0 ||
+		                           bnf_graph_is_output(gi, node->output[k])))
+			return 0;
+	if (bnf_node_is(node, "Identity"))
+		return 1; /* of anything: it reads what it outputs */
+	for (k = 0; k < node->n_input; k++)
+		if (node->input[k][0] && !bnf_graph_is_computed_constant(gi, node->input[k]))
+			return 0;
+	return 1;
+}
+
 /* Remove released values of g that nothing reads any more: initializers,
- * Constant nodes and the Identity nodes exporters put in front of shared
- * constants (whose own input is then released in turn). Subgraphs are
- * cleaned first because their reads keep outer values alive. */
+ * Constant nodes, the Identity nodes exporters put in front of shared
+ * constants and the subgraphs computing constants (whose own inputs are
+ * then released in turn). Subgraphs are cleaned first because their reads
+ * keep outer values alive. */
 static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
                          int opset, int depth)
 {
 	struct bnf_graph gi;
-	size_t i;
+	size_t i, k;
 	int rc, again = 1;
 
 	if (depth > 64)
@@ -662,12 +748,10 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 				ctx->rep->initializers_removed++;
 				again = 1;
 			} else if ((node = bnf_graph_producer(&gi, name, &idx)) != NULL &&
-			           node->n_output == 1 &&
-			           (bnf_node_is(node, "Constant") ||
-			            bnf_node_is(node, "Identity"))) {
-				if (bnf_node_is(node, "Identity") && node->n_input == 1 &&
-				    (rc = fold_release(ctx, &gi, node->input[0])) != BNF_OK)
-					goto out;
+			           removable_constant(&gi, node)) {
+				for (k = 0; k < node->n_input; k++)
+					if ((rc = fold_release(ctx, &gi, node->input[k])) != BNF_OK)
+						goto out;
 				onnx__node_proto__free_unpacked(node, &bnf_large_allocator);
 				memmove(&g->node[idx], &g->node[idx + 1],
 				        (g->n_node - idx - 1) * sizeof(*g->node));
@@ -717,6 +801,7 @@ int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
 	rc = fold_graph(&ctx, model->graph, NULL, opset, "", 0);
 	if (rc == BNF_OK && rep->n_changed > 0)
 		rc = cleanup_graph(&ctx, model->graph, NULL, opset, 0);
+	fold_constants_forget(&ctx);
 	for (i = 0; i < ctx.n_released; i++)
 		free(ctx.released[i].name);
 	free(ctx.released);

@@ -26,16 +26,21 @@ struct fold_ctx {
 	size_t n_owned;
 	struct fold_released *released; /* values that may have lost their last reader */
 	size_t n_released;
-	const unsigned char *stale; /* per node index of the current sweep: 1 when a
-	                               fold of this sweep removed or changed the node,
-	                               so the graph index no longer describes it */
-	const char *renamed_from;   /* the output name the last fold_rename_output
-	                               replaced (owned by ctx), or NULL */
-	int frozen_inputs;          /* initializers listed as graph inputs are
-	                               constants (IR < 4, or the option) */
-	int list_initializers;      /* IR < 4: every main-graph initializer must
-	                               also be a graph input, new ones too */
-	long long ir_version;       /* of the model, for messages */
+	const unsigned char *stale;     /* per node index of the current sweep: 1 when a
+	                                   fold of this sweep removed or changed the node,
+	                                   so the graph index no longer describes it */
+	const char *renamed_from;       /* the output name the last fold_rename_output
+	                                   replaced (owned by ctx), or NULL */
+	int frozen_inputs;              /* initializers listed as graph inputs are
+	                                   constants (IR < 4, or the option) */
+	int list_initializers;          /* IR < 4: every main-graph initializer must
+	                                   also be a graph input, new ones too */
+	long long ir_version;           /* of the model, for messages */
+	int settled;                    /* the affine nodes a BN waits for stay: it
+	                                   may fold into the layer after it */
+	struct fold_computed *computed; /* values computed from constants in this
+	                                   sweep (constants.c) */
+	size_t n_computed;
 };
 
 /* A BatchNormalization in eval mode as y = s * x + t per channel, in double. */
@@ -56,8 +61,11 @@ struct fold_outcome {
 	Onnx__NodeProto *pass[8];      /* eval-mode identities (Identity, Dropout) between
 	                                  the layer and the folded node, removed with it */
 	size_t n_pass;
-	const char *result; /* value the folded node produces when it is not the
-	                       folded node's own output (BN before a layer) */
+	const char *result;       /* value the folded node produces when it is not the
+	                             folded node's own output (BN before a layer) */
+	Onnx__NodeProto *blocker; /* kept: the Mul/Add/Sub/Div after a layer that
+	                             must fold before this BN can (its own reason
+	                             then becomes this one's) */
 };
 
 /* Set the outcome to "kept" with a formatted explanation; returns BNF_OK so
@@ -106,6 +114,17 @@ int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePro
 int fold_keep_not_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
                            const Onnx__NodeProto *node, const char *role, const char *name,
                            struct fold_outcome *out);
+
+/* Resolve name to a constant as bnf_graph_constant does, or else, when it
+ * is computed only from constants by operators the evaluator runs (see
+ * bnf_node_is_constant_op), to the value the evaluator computes for it (cached
+ * for the sweep; ref->synthesized is set: never rewrite it in place).
+ * Returns 1, 0 when not a constant, negative when memory runs out. */
+int fold_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
+                  struct bnf_const_ref *ref);
+
+/* Forget the values fold_constant computed (the graph is about to change). */
+void fold_constants_forget(struct fold_ctx *ctx);
 
 /* Index g (parent: the enclosing graph's index, or NULL) as the run reads
  * it: with the main graph's frozen_inputs set from ctx. */
@@ -185,6 +204,12 @@ int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
  * out says whether it folded or why not. */
 int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
                 struct fold_outcome *out, int *tried);
+
+/* The keep outcome of a BN whose input comes from node, a Mul, Add, Sub
+ * or Div that is not a MatMul's bias: names what the node combines, or,
+ * when it is an affine node after a layer, sets out->blocker to it. */
+int fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *node,
+                            struct fold_outcome *out);
 
 /* Rewrite a BN nothing absorbs as Mul + Add (fold_affine.c): the BN node
  * becomes the Add (keeping its name and output) and a new Mul is inserted

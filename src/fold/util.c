@@ -176,7 +176,10 @@ int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
 	if (!name) /* a node with fewer inputs than its operator needs */
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "node '%s' (%s) has no input %zu (%s)",
 		                bnf_node_label(node), node->op_type, slot, role);
-	if (!bnf_graph_constant(gi, name, &ref)) {
+	rc = fold_constant(ctx, gi, name, &ref);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
 		fold_keep_not_constant(ctx, gi, node, role, name, out);
 		return 0;
 	}
@@ -248,7 +251,7 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	int rc;
 
 	if (slot < node->n_input && node->input[slot][0] &&
-	    bnf_graph_constant(gi, node->input[slot], &ref) && ref.owner == gi &&
+	    fold_constant(ctx, gi, node->input[slot], &ref) == 1 && ref.owner == gi &&
 	    !ref.through_identity && !ref.synthesized &&
 	    !bnf_strmap_get(&gi->inputs, node->input[slot], NULL) &&
 	    bnf_graph_uses(gi, node->input[slot]) == 1 &&

@@ -71,6 +71,35 @@ struct bnf_const_ref {
  * enclosing graphs. Returns 1 and fills ref, or 0 if not a constant. */
 int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_const_ref *ref);
 
+/* A value computed only from constants, as found by its structure
+ * (consts.c): the nodes of its subgraph in an order that runs, each after
+ * what it reads, and the constants it starts from (names as read). */
+#define BNF_CONST_PLAN_NODES  64
+#define BNF_CONST_PLAN_LEAVES 128
+struct bnf_const_plan {
+	Onnx__NodeProto *nodes[BNF_CONST_PLAN_NODES];
+	size_t n_nodes;
+	const char *leaf_names[BNF_CONST_PLAN_LEAVES];
+	const Onnx__TensorProto *leaves[BNF_CONST_PLAN_LEAVES];
+	size_t n_leaves;
+};
+
+/* 1 for an operator such a subgraph may hold: a pure function of its
+ * inputs that the evaluator runs (Identity, Reshape, Unsqueeze, Squeeze,
+ * Flatten, Transpose, Concat, Expand, Tile, Cast, Gather, Slice, Shape,
+ * Split, Range, ConstantOfShape, Add, Sub, Mul, Div, Neg, Sqrt,
+ * Reciprocal, Abs, Pow) and Constant itself; never one with a subgraph. */
+int bnf_node_is_constant_op(const Onnx__NodeProto *node);
+
+/* 1 and the plan when name (of this graph) is computed from constants by
+ * such operators in this graph (plain constants give a plan of no node),
+ * 0 when it is not or the subgraph passes the plan's bounds. */
+int bnf_graph_plan_constant(const struct bnf_graph *gi, const char *name,
+                            struct bnf_const_plan *plan);
+
+/* bnf_graph_plan_constant without the plan. */
+int bnf_graph_is_computed_constant(const struct bnf_graph *gi, const char *name);
+
 /* 1 when name resolves (here or in an enclosing graph) to an initializer
  * that is also listed as a graph input and is therefore not a constant
  * (frozen_inputs is 0): what a user may feed at run time instead. */

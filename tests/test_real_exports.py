@@ -35,6 +35,8 @@ CASES = {
     "reshaped_bias_kept": dict(bn_after=2, kept={
         "bn1": ("not-per-channel", r"Add 'convt.add'.*ConvTranspose 'convt'.*axis 3"),
         "bn2": ("unsupported-producer", r"Add 'residual'.*two computed values")}),
+    "reshape_2d_matmul": dict(bn_after=1, folded={"bn1": "Gemm", "bn2": "Gemm", "bn3": "Gemm"},
+                              kept={"bn4": ("shape-mismatch", r"'x4' of MatMul 'fc4' has rank 3")}),
 }
 
 

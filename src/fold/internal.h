@@ -177,9 +177,8 @@ int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
 Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const char **x,
                                 struct fold_outcome *out);
 
-/* The rank of value name when it can be proven (declared shape; Flatten,
- * Gemm, 2-D MatMul; Conv and ConvTranspose from their weight; operators
- * that keep their input's rank), or -1. */
+/* The rank of value name when the graph proves it (bnf_graph_value_rank),
+ * or -1. */
 int fold_value_rank(const struct bnf_graph *gi, const char *name);
 
 /* Point node input slot at name, releasing the old value. */

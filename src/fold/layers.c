@@ -353,63 +353,9 @@ out:
 	return rc < 0 ? rc : BNF_OK;
 }
 
-/* Operators whose output has the rank of their first input. */
-static int keeps_rank(const Onnx__NodeProto *node)
-{
-	static const char *const ops[] = {
-	    "Relu",        "LeakyRelu",  "PRelu",
-	    "Elu",         "Selu",       "Sigmoid",
-	    "HardSigmoid", "Tanh",       "Softplus",
-	    "Mish",        "HardSwish",  "Clip",
-	    "Erf",         "Abs",        "Neg",
-	    "Exp",         "Log",        "Sqrt",
-	    "Identity",    "Dropout",    "BatchNormalization",
-	    "Softmax",     "LogSoftmax", "Cast",
-	};
-	size_t i;
-	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (bnf_node_is(node, ops[i]))
-			return 1;
-	return 0;
-}
-
-/* The rank of value name when it can be proven: from a declared shape, or
- * from its producer (Flatten and Gemm give 2-D, MatMul of two 2-D operands
- * gives 2-D, Conv and ConvTranspose the rank of their weight, elementwise
- * operators keep their input's rank). -1 if unknown. */
-static int value_rank(const struct bnf_graph *gi, const char *name, int depth)
-{
-	int64_t dims[8];
-	Onnx__NodeProto *p;
-	int rank = bnf_graph_value_shape(gi, name, dims, 8);
-
-	if (rank >= 0 || depth > 32)
-		return rank;
-	p = bnf_graph_producer(gi, name, NULL);
-	if (!p || p->n_input == 0)
-		return -1;
-	if (bnf_node_is(p, "Flatten") || bnf_node_is(p, "Gemm"))
-		return 2;
-	if ((bnf_node_is(p, "Conv") || bnf_node_is(p, "ConvTranspose")) && p->n_input >= 2) {
-		struct bnf_const_ref ref;
-		if (bnf_graph_constant(gi, p->input[1], &ref) && ref.tensor->n_dims >= 3)
-			return (int)ref.tensor->n_dims;
-		return -1;
-	}
-	if (bnf_node_is(p, "MatMul") && p->n_input == 2) {
-		struct bnf_const_ref ref;
-		if (bnf_graph_constant(gi, p->input[1], &ref) && ref.tensor->n_dims == 2)
-			return value_rank(gi, p->input[0], depth + 1) == 2 ? 2 : -1;
-		return -1;
-	}
-	if (keeps_rank(p))
-		return value_rank(gi, p->input[0], depth + 1);
-	return -1;
-}
-
 int fold_value_rank(const struct bnf_graph *gi, const char *name)
 {
-	return value_rank(gi, name, 0);
+	return bnf_graph_value_rank(gi, name);
 }
 
 /*
@@ -487,7 +433,7 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		          bnf_node_label(mm), wt->n_dims);
 		goto out;
 	}
-	x_rank = value_rank(gi, mm->input[0], 0);
+	x_rank = fold_value_rank(gi, mm->input[0]);
 	if (x_rank < 0) {
 		fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
 		          "the input '%s' of MatMul '%s' is not known to be 2-D; for other ranks "

@@ -100,6 +100,24 @@ int bnf_graph_plan_constant(const struct bnf_graph *gi, const char *name,
 /* bnf_graph_plan_constant without the plan. */
 int bnf_graph_is_computed_constant(const struct bnf_graph *gi, const char *name);
 
+/* The rank of value name when the graph proves it (rank.c): a declared
+ * shape or a constant's dims, or its producer's rule: Flatten and Gemm give
+ * 2, Shape 1, Reshape the length of its shape input, Squeeze/Unsqueeze the
+ * input's rank less/plus their known axes, Transpose the length of perm,
+ * MatMul, Gather and Expand theirs, elementwise operators the largest input
+ * rank, and the operators that keep their input's rank keep it. -1 when
+ * unknown. */
+int bnf_graph_value_rank(const struct bnf_graph *gi, const char *name);
+
+/* The element count of a 1-D value known from the structure (a constant,
+ * Shape(x) of a known rank, a Concat of known lengths, Gather with known
+ * indices, Unsqueeze of a scalar, Cast/Identity of those), or -1. */
+int bnf_graph_value_length(const struct bnf_graph *gi, const char *name);
+
+/* The values of a small integer constant (axes, perm, a shape): their
+ * count (at most max), or -1 when name is not such a constant. */
+int bnf_graph_int_values(const struct bnf_graph *gi, const char *name, long long *v, int max);
+
 /* 1 when name resolves (here or in an enclosing graph) to an initializer
  * that is also listed as a graph input and is therefore not a constant
  * (frozen_inputs is 0): what a user may feed at run time instead. */

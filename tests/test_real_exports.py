@@ -37,6 +37,15 @@ CASES = {
         "bn2": ("unsupported-producer", r"Add 'residual'.*two computed values")}),
     "reshape_2d_matmul": dict(bn_after=1, folded={"bn1": "Gemm", "bn2": "Gemm", "bn3": "Gemm"},
                               kept={"bn4": ("shape-mismatch", r"'x4' of MatMul 'fc4' has rank 3")}),
+    "unsqueeze_bn_squeeze": dict(bn_after=1, folded={"bn1": "Gemm", "bn2": "Gemm"}, kept={
+        "bn3": ("shape-mismatch", r"through Unsqueeze 'unsqueeze3' the BatchNormalization "
+                r"channel is axis 0 of the output of MatMul 'fc3'")}),
+    "matmul_transpose_bn": dict(bn_after=1, folded={"fc1.bn": "MatMul", "fc2.bn": "MatMul"},
+                                kept={"fc3.bn": ("shape-mismatch", r"through Transpose 'fc3.t' "
+                                                 r"the BatchNormalization channel is axis 1")}),
+    "matmul_reshape_bn": dict(bn_after=1, folded={"fc1.bn": "MatMul", "fc2.bn": "MatMul"},
+                              kept={"fc3.bn": ("shape-mismatch", r"Reshape 'fc3.r' has 2 \(not 1\) "
+                                               r"on axis 2 after the BatchNormalization channel")}),
 }
 
 
@@ -244,3 +253,37 @@ def test_constant_subgraph_kept_when_not_folded(folded):
     proc, out = folded("reshaped_bias_kept")
     with open(out, "rb") as a, open(path_of("reshaped_bias_kept"), "rb") as b:
         assert a.read() == b.read()
+
+
+# ---------------------------------------------------------------------------
+# BatchNormalization whose channel is not right after the layer (trap 12)
+
+def ops(m):
+    return [n.op_type for n in m.graph.node]
+
+
+def test_unsqueeze_bn_squeeze_shape(folded):
+    proc, out = folded("unsqueeze_bn_squeeze")
+    assert ops(C.load_model(out)) == [
+        "Gemm", "Unsqueeze", "Squeeze", "Relu", "Gemm", "Unsqueeze", "Squeeze", "MatMul",
+        "Unsqueeze", "BatchNormalization", "Squeeze"]
+
+
+def test_channels_last_transpose_shape(folded):
+    """With a bias Add the fold ends in it; without, the BN node becomes the
+    bias Add, of shape [C, 1] for its [N, C, L] input."""
+    proc, out = folded("matmul_transpose_bn")
+    m = C.load_model(out)
+    assert ops(m)[:7] == ["MatMul", "Add", "Transpose", "Transpose", "MatMul", "Transpose",
+                          "Add"]
+    add = m.graph.node[6]
+    assert add.name == "fc2.bn" and list(add.output) == ["fc2.y"]
+    bias = next(t for t in m.graph.initializer if t.name == add.input[1])
+    assert list(bias.dims) == [6, 1]
+
+
+def test_channels_last_reshape_shape(folded):
+    proc, out = folded("matmul_reshape_bn")
+    m = C.load_model(out)
+    assert ops(m).count("BatchNormalization") == 1
+    assert ops(m)[:4] == ["MatMul", "Add", "Reshape", "Reshape"]

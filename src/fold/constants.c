@@ -152,3 +152,13 @@ void fold_constants_forget(struct fold_ctx *ctx)
 	ctx->computed = NULL;
 	ctx->n_computed = 0;
 }
+
+int fold_int_values(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
+                    long long *v, int max)
+{
+	struct bnf_const_ref ref;
+
+	if (fold_constant(ctx, gi, name, &ref) != 1)
+		return -1;
+	return bnf_tensor_int_values(ref.tensor, v, max);
+}

@@ -226,7 +226,15 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 		return rc;
 	x = bn_node->input[0];
 	producer = fold_walk_back(ctx, gi, &x, out);
-	if (out->reason == BNF_KEEP_REASON_NONE) {
+	if (out->reason == BNF_KEEP_REASON_NONE && producer && fold_is_layout_op(producer)) {
+		/* Transpose, Reshape, ... between: the walk keeps every node on
+		 * the way, identities included. */
+		out->n_pass = 0;
+		rc = fold_through_layout(ctx, gi, bn, fold_producer(ctx, gi, bn_node->input[0]),
+		                         out);
+		if (rc != BNF_OK || out->reason == BNF_KEEP_REASON_NONE)
+			return rc;
+	} else if (out->reason == BNF_KEEP_REASON_NONE) {
 		rc = fold_after_layer(ctx, gi, bn, producer, x, out);
 		if (rc != BNF_OK || out->reason == BNF_KEEP_REASON_NONE)
 			return rc;
@@ -591,7 +599,8 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 				rc = add_record(ctx, path, node, &out, &bn, pass);
 				free(bn.s);
 				free(bn.t);
-				if (rc == BNF_OK)
+				/* A BN rewritten as its MatMul's bias Add stays a node. */
+				if (rc == BNF_OK && !out.rewritten)
 					rc = release_node(ctx, &gi, node);
 				for (k = 0; k < out.n_pass && rc == BNF_OK; k++) {
 					rc = release_node(ctx, &gi, out.pass[k]);
@@ -602,7 +611,8 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 				}
 				if (rc != BNF_OK)
 					goto out;
-				dead[i] = stale[i] = 1;
+				dead[i] = !out.rewritten;
+				stale[i] = 1;
 				mark_node(&gi, out.also_removed, dead);
 				mark_node(&gi, out.also_removed, stale);
 				mark_node(&gi, out.target, stale);

@@ -49,6 +49,11 @@ struct fold_bn {
 	size_t channels;
 	double *s;
 	double *t;
+	Onnx__NodeProto *output_node; /* the node that takes over the BN's output
+	                                 name once folded: the layer (NULL), or the
+	                                 last layout node between (layout.c) */
+	int input_rank;               /* rank of the BN's input, -1 unknown (set by
+	                                 the layout walk) */
 };
 
 /* The outcome of one layer fold: reason NONE means it folded. */
@@ -63,6 +68,8 @@ struct fold_outcome {
 	size_t n_pass;
 	const char *result;       /* value the folded node produces when it is not the
 	                             folded node's own output (BN before a layer) */
+	int rewritten;            /* folded, and the BN node itself became the
+	                             bias Add of an N-D MatMul (not removed) */
 	Onnx__NodeProto *blocker; /* kept: the Mul/Add/Sub/Div after a layer that
 	                             must fold before this BN can (its own reason
 	                             then becomes this one's) */
@@ -209,6 +216,31 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
  * when it is an affine node after a layer, sets out->blocker to it. */
 int fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *node,
                             struct fold_outcome *out);
+
+/* 1 for Transpose, Unsqueeze, Squeeze and Reshape: nodes that only move
+ * values, which a BN's channel can be followed through (layout.c). */
+int fold_is_layout_op(const Onnx__NodeProto *node);
+
+/* A BN whose input comes from layout node first: follow its channel back
+ * to the layer and fold into it when the channel is the layer's output
+ * channel, or say why not (layout.c). */
+int fold_through_layout(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                        Onnx__NodeProto *first, struct fold_outcome *out);
+
+/* Is Dropout node p the identity (eval mode, mask unread)? 1, or 0 with a
+ * keep outcome (walk.c). */
+int fold_dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
+                             struct fold_outcome *out);
+
+/* The values of a small integer constant (a plain or computed one): their
+ * count, or -1 when name is not such a constant. */
+int fold_int_values(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
+                    long long *v, int max);
+
+/* Give the BN's output name to the node that now produces its value: the
+ * layer, or bn->output_node when layout nodes lie between. */
+int fold_take_output(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fold_bn *bn,
+                     Onnx__NodeProto *layer);
 
 /* Rewrite a BN nothing absorbs as Mul + Add (fold_affine.c): the BN node
  * becomes the Add (keeping its name and output) and a new Mul is inserted

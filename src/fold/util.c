@@ -353,6 +353,13 @@ int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePro
 	return BNF_OK;
 }
 
+int fold_take_output(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fold_bn *bn,
+                     Onnx__NodeProto *layer)
+{
+	return fold_rename_output(ctx, gi, bn->output_node ? bn->output_node : layer,
+	                          bn->node->output[0]);
+}
+
 int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
                    const char *name)
 {

@@ -118,6 +118,9 @@ int bnf_graph_value_length(const struct bnf_graph *gi, const char *name);
  * count (at most max), or -1 when name is not such a constant. */
 int bnf_graph_int_values(const struct bnf_graph *gi, const char *name, long long *v, int max);
 
+/* The same for a tensor: int64 or int32 values, inline (not external). */
+int bnf_tensor_int_values(const Onnx__TensorProto *t, long long *v, int max);
+
 /* 1 when name resolves (here or in an enclosing graph) to an initializer
  * that is also listed as a graph input and is therefore not a constant
  * (frozen_inputs is 0): what a user may feed at run time instead. */

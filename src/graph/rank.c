@@ -80,17 +80,21 @@ static int in_list(const Onnx__NodeProto *node, const char *const *ops, size_t n
 
 #define IN_LIST(node, ops) in_list(node, ops, sizeof(ops) / sizeof(ops[0]))
 
-/* The integer values of a small constant (axes, perm, starts, ...): count
- * of them, or -1 when name is not such a constant. */
+/* The integer values of a small constant (axes, perm, a shape): count of
+ * them, or -1 when name is not such a constant. */
 static int small_ints(const struct bnf_graph *gi, const char *name, long long *v, int max)
 {
 	struct bnf_const_ref ref;
-	const Onnx__TensorProto *t;
-	size_t n = 1, i;
 
 	if (!bnf_graph_constant(gi, name, &ref))
 		return -1;
-	t = ref.tensor;
+	return bnf_tensor_int_values(ref.tensor, v, max);
+}
+
+int bnf_tensor_int_values(const Onnx__TensorProto *t, long long *v, int max)
+{
+	size_t n = 1, i;
+
 	for (i = 0; i < t->n_dims; i++)
 		n *= t->dims[i] > 0 ? (size_t)t->dims[i] : 0;
 	if (n > (size_t)max)

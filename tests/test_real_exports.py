@@ -287,3 +287,21 @@ def test_channels_last_reshape_shape(folded):
     m = C.load_model(out)
     assert ops(m).count("BatchNormalization") == 1
     assert ops(m)[:4] == ["MatMul", "Add", "Reshape", "Reshape"]
+
+
+# ---------------------------------------------------------------------------
+# -v lists what one can act on, -vv the rest (issue 12, point 6)
+
+def test_v_leaves_non_news_to_vv(bnfold, tmp_path):
+    """The Add after a 3-D MatMul is its bias, not a fold candidate one can
+    do anything about: -vv lists it, -v does not."""
+    src = path_of("matmul_reshape_bn")
+    lines = {}
+    for flags in (["-v"], ["-vv"], ["-v", "--verbose"]):
+        proc = C.run(bnfold, flags + [src, "-o", str(tmp_path / "o.onnx")])
+        assert proc.returncode == 0, C.describe(proc)
+        lines[" ".join(flags)] = [l for l in proc.stderr.splitlines()
+                                  if l.startswith("bnfold: Add 'fc1.add'")]
+    assert lines["-v"] == []
+    assert len(lines["-vv"]) == 1 and "kept (shape-mismatch)" in lines["-vv"][0]
+    assert lines["-v --verbose"] == lines["-vv"]

@@ -27,7 +27,9 @@ static void usage(FILE *f)
 	      "  -o, --output FILE     where to write the folded model\n"
 	      "  -n, --dry-run         analyse, fold and check, write nothing\n"
 	      "  -v, --verbose         one line per BatchNormalization (folded into what,\n"
-	      "                        or kept and why) and per checked output and fold\n"
+	      "                        or kept and why) and per checked output and fold;\n"
+	      "                        -vv also every Mul/Add/Sub/Div after a layer kept\n"
+	      "                        for a reason nobody can act on\n"
 	      "  -q, --quiet           print errors only\n"
 	      "      --lower-bn        rewrite each BatchNormalization nothing can absorb\n"
 	      "                        as Mul + Add with constant per-channel factors\n"
@@ -261,7 +263,7 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 			cli->dry_run = 1;
 			break;
 		case 'v':
-			cli->verbose = 1;
+			cli->verbose++; /* -vv: also what is not news */
 			break;
 		case 'q':
 			cli->quiet = 1;

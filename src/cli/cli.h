@@ -37,7 +37,7 @@ struct cli {
 	const char *output;
 	const char *output_dir; /* --run */
 	int dry_run;
-	int verbose;
+	int verbose; /* 1: -v, 2: -vv */
 	int quiet;
 	int no_verify;
 	int force;

@@ -81,12 +81,19 @@ static int layer_channels(struct fold_ctx *ctx, const struct bnf_graph *gi,
 		return 1;
 	}
 	*m = (size_t)t->dims[1];
-	if (fold_value_rank(gi, layer->input[0]) != 2)
+	*rank = fold_value_rank(gi, layer->input[0]);
+	if (*rank < 0)
 		return fold_keep(
 		           out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
 		           "the input '%s' of MatMul '%s' is not known to be 2-D, so its output "
 		           "columns are not known to be the channels",
 		           layer->input[0], bnf_node_label(layer)),
+		       0;
+	if (*rank != 2)
+		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		                 "the input '%s' of MatMul '%s' has rank %d: its output columns "
+		                 "are not axis 1",
+		                 layer->input[0], bnf_node_label(layer), *rank),
 		       0;
 	return 1;
 }

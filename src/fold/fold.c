@@ -28,24 +28,30 @@ static const char *const fold_kind_names[BNF_FOLD_KIND_COUNT] = {
     [BNF_FOLD_KIND_LOWERED] = "lowered",
 };
 
-static const char *const keep_reason_codes[BNF_KEEP_REASON_COUNT] = {
-    [BNF_KEEP_REASON_NONE] = "none",
-    [BNF_KEEP_REASON_OTHER_CONSUMER] = "other-consumer",
-    [BNF_KEEP_REASON_GRAPH_OUTPUT] = "graph-output",
-    [BNF_KEEP_REASON_NON_CONSTANT] = "non-constant",
-    [BNF_KEEP_REASON_TRAINING_MODE] = "training-mode",
-    [BNF_KEEP_REASON_SPATIAL] = "spatial",
-    [BNF_KEEP_REASON_SHAPE_MISMATCH] = "shape-mismatch",
-    [BNF_KEEP_REASON_UNKNOWN_SHAPE] = "unknown-shape",
-    [BNF_KEEP_REASON_UNSUPPORTED_PRODUCER] = "unsupported-producer",
-    [BNF_KEEP_REASON_NO_PRODUCER] = "no-producer",
-    [BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = "unsupported-dtype",
-    [BNF_KEEP_REASON_OVERFLOW] = "overflow",
-    [BNF_KEEP_REASON_PADDING] = "padding",
-    [BNF_KEEP_REASON_NOT_PER_CHANNEL] = "not-per-channel",
-    [BNF_KEEP_REASON_PASS_THROUGH_UNSAFE] = "pass-through-unsafe",
-    [BNF_KEEP_REASON_ZERO_DIVISOR] = "zero-divisor",
-    [BNF_KEEP_REASON_NOT_AFFINE] = "not-affine",
+/* Each reason's code, and whether a user can act on it when it keeps a
+ * Mul/Add/Sub/Div (those not actionable are listed only with -vv: on a
+ * typical exported detector most such nodes are activation arithmetic). */
+static const struct {
+	const char *code;
+	int actionable;
+} keep_reasons[BNF_KEEP_REASON_COUNT] = {
+    [BNF_KEEP_REASON_NONE] = {"none", 0},
+    [BNF_KEEP_REASON_OTHER_CONSUMER] = {"other-consumer", 0},
+    [BNF_KEEP_REASON_GRAPH_OUTPUT] = {"graph-output", 0},
+    [BNF_KEEP_REASON_NON_CONSTANT] = {"non-constant", 1},
+    [BNF_KEEP_REASON_TRAINING_MODE] = {"training-mode", 1},
+    [BNF_KEEP_REASON_SPATIAL] = {"spatial", 0},
+    [BNF_KEEP_REASON_SHAPE_MISMATCH] = {"shape-mismatch", 0},
+    [BNF_KEEP_REASON_UNKNOWN_SHAPE] = {"unknown-shape", 1},
+    [BNF_KEEP_REASON_UNSUPPORTED_PRODUCER] = {"unsupported-producer", 0},
+    [BNF_KEEP_REASON_NO_PRODUCER] = {"no-producer", 0},
+    [BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = {"unsupported-dtype", 0},
+    [BNF_KEEP_REASON_OVERFLOW] = {"overflow", 1},
+    [BNF_KEEP_REASON_PADDING] = {"padding", 0},
+    [BNF_KEEP_REASON_NOT_PER_CHANNEL] = {"not-per-channel", 0},
+    [BNF_KEEP_REASON_PASS_THROUGH_UNSAFE] = {"pass-through-unsafe", 1},
+    [BNF_KEEP_REASON_ZERO_DIVISOR] = {"zero-divisor", 0},
+    [BNF_KEEP_REASON_NOT_AFFINE] = {"not-affine", 0},
 };
 
 const char *bnf_fold_kind_name(enum bnf_fold_kind kind)
@@ -55,7 +61,12 @@ const char *bnf_fold_kind_name(enum bnf_fold_kind kind)
 
 const char *bnf_keep_reason_code(enum bnf_keep_reason reason)
 {
-	return (unsigned)reason < BNF_KEEP_REASON_COUNT ? keep_reason_codes[reason] : "?";
+	return (unsigned)reason < BNF_KEEP_REASON_COUNT ? keep_reasons[reason].code : "?";
+}
+
+int bnf_keep_reason_actionable(enum bnf_keep_reason reason)
+{
+	return (unsigned)reason < BNF_KEEP_REASON_COUNT && keep_reasons[reason].actionable;
 }
 
 /* ---- eval-mode identities between a layer and what follows it ---- */
@@ -331,6 +342,12 @@ static int add_record(struct fold_ctx *ctx, const char *path, const Onnx__NodePr
 	r->graph = strdup(path);
 	r->reason = out->reason;
 	r->detail = strdup(out->reason ? out->detail : "");
+	/* Every BN is worth a line under -v; a Mul/Add/Sub/Div kept for a
+	 * reason nobody can act on only under -vv. */
+	r->verbosity = affine && out->reason != BNF_KEEP_REASON_NONE &&
+	                       !bnf_keep_reason_actionable(out->reason)
+	                   ? 2
+	                   : 1;
 	if (out->reason == BNF_KEEP_REASON_NONE) {
 		r->kind = out->kind;
 		r->target_op = strdup(out->target->op_type);

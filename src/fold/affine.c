@@ -21,10 +21,11 @@ static int tensor_dtype(const Onnx__TensorProto *t)
 	return t->has_data_type ? t->data_type : 0;
 }
 
+/* A layer a Mul/Add/Sub/Div by a constant after it folds into. */
 static int is_layer(const Onnx__NodeProto *node)
 {
-	return bnf_node_is(node, "Conv") || bnf_node_is(node, "ConvTranspose") ||
-	       bnf_node_is(node, "Gemm") || bnf_node_is(node, "MatMul");
+	const struct bnf_fold_target *t = bnf_fold_target_of(node);
+	return t && t->affine_after;
 }
 
 /* The layer behind value x through Identity and Dropout nodes, whether or
@@ -41,14 +42,15 @@ static Onnx__NodeProto *layer_behind(const struct bnf_graph *gi, const char *x)
 }
 
 /* Output channels (the channel axis is 1), output rank and weight dtype of
- * a layer. Returns 1, or 0 with a keep outcome. */
+ * a layer, as its row of the target table says. Returns 1, or 0 with a
+ * keep outcome. */
 static int layer_channels(struct fold_ctx *ctx, const struct bnf_graph *gi,
                           const Onnx__NodeProto *layer, size_t *m, int *rank, int *dtype,
                           struct fold_outcome *out)
 {
+	const struct bnf_fold_target *target = bnf_fold_target_of(layer);
 	struct bnf_const_ref w;
 	const Onnx__TensorProto *t;
-	int conv = bnf_node_is(layer, "Conv"), convt = bnf_node_is(layer, "ConvTranspose");
 
 	if (layer->n_input < 2)
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
@@ -59,41 +61,29 @@ static int layer_channels(struct fold_ctx *ctx, const struct bnf_graph *gi,
 		return fold_keep_not_constant(ctx, gi, layer, "weight", layer->input[1], out), 0;
 	t = w.tensor;
 	*dtype = tensor_dtype(t);
-	if (conv || convt) {
-		long long group = fold_attr_int(layer, "group", 1);
-		if (t->n_dims < 3 || group < 1)
-			return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			                 "the weight of %s '%s' has rank %zu", layer->op_type,
-			                 bnf_node_label(layer), t->n_dims),
-			       0;
-		*m = conv ? (size_t)t->dims[0] : (size_t)t->dims[1] * (size_t)group;
-		*rank = (int)t->n_dims;
-		return 1;
-	}
-	if (t->n_dims != 2)
+	*m = bnf_fold_target_channels(target, layer, t);
+	if (*m == 0)
 		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		                 "the weight of %s '%s' has rank %zu, not 2", layer->op_type,
-		                 bnf_node_label(layer), t->n_dims),
+		                 "the weight of %s '%s' has rank %zu%s", layer->op_type,
+		                 bnf_node_label(layer), t->n_dims,
+		                 target->max_weight_rank == 2 ? ", not 2" : ""),
 		       0;
-	*rank = 2;
-	if (bnf_node_is(layer, "Gemm")) {
-		*m = (size_t)t->dims[fold_attr_int(layer, "transB", 0) ? 0 : 1];
+	/* The output has the weight's rank (a MatMul's only on a 2-D input). */
+	*rank = (int)t->n_dims;
+	if (!target->input_2d)
 		return 1;
-	}
-	*m = (size_t)t->dims[1];
 	*rank = fold_value_rank(gi, layer->input[0]);
 	if (*rank < 0)
-		return fold_keep(
-		           out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-		           "the input '%s' of MatMul '%s' is not known to be 2-D, so its output "
-		           "columns are not known to be the channels",
-		           layer->input[0], bnf_node_label(layer)),
+		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		                 "the input '%s' of %s '%s' is not known to be 2-D, so its output "
+		                 "columns are not known to be the channels",
+		                 layer->input[0], layer->op_type, bnf_node_label(layer)),
 		       0;
 	if (*rank != 2)
 		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		                 "the input '%s' of MatMul '%s' has rank %d: its output columns "
+		                 "the input '%s' of %s '%s' has rank %d: its output columns "
 		                 "are not axis 1",
-		                 layer->input[0], bnf_node_label(layer), *rank),
+		                 layer->input[0], layer->op_type, bnf_node_label(layer), *rank),
 		       0;
 	return 1;
 }
@@ -248,14 +238,7 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 			fb.t[ch] = 0.0;
 		}
 	}
-	if (bnf_node_is(layer, "Conv"))
-		rc = fold_into_conv(ctx, gi, &fb, layer, out);
-	else if (bnf_node_is(layer, "ConvTranspose"))
-		rc = fold_into_conv_transpose(ctx, gi, &fb, layer, out);
-	else if (bnf_node_is(layer, "Gemm"))
-		rc = fold_into_gemm(ctx, gi, &fb, layer, out);
-	else
-		rc = fold_into_matmul(ctx, gi, &fb, layer, out);
+	rc = bnf_fold_target_of(layer)->after(ctx, gi, &fb, layer, out);
 	if (rc == BNF_OK && out->reason == BNF_KEEP_REASON_NONE)
 		out->kind = BNF_FOLD_KIND_AFFINE;
 out:

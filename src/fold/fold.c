@@ -183,6 +183,8 @@ static int adds_to_matmul(struct fold_ctx *ctx, const struct bnf_graph *gi,
 static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
                             Onnx__NodeProto *producer, const char *x, struct fold_outcome *out)
 {
+	const struct bnf_fold_target *target;
+
 	if (!producer)
 		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
 		                 "its input '%s' is a graph input or constant, not a layer output",
@@ -195,20 +197,16 @@ static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct f
 		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
 		                 "the output '%s' of %s '%s' is also read by another node", x,
 		                 producer->op_type, bnf_node_label(producer));
-	if (bnf_node_is(producer, "Conv"))
-		return fold_into_conv(ctx, gi, bn, producer, out);
-	if (bnf_node_is(producer, "ConvTranspose"))
-		return fold_into_conv_transpose(ctx, gi, bn, producer, out);
-	if (bnf_node_is(producer, "Gemm"))
-		return fold_into_gemm(ctx, gi, bn, producer, out);
-	if (bnf_node_is(producer, "MatMul") || adds_to_matmul(ctx, gi, producer))
+	if ((target = bnf_fold_target_of(producer)) != NULL)
+		return target->after(ctx, gi, bn, producer, out);
+	if (adds_to_matmul(ctx, gi, producer))
 		return fold_into_matmul(ctx, gi, bn, producer, out);
 	if (is_affine_op(producer))
 		return fold_keep_behind_affine(ctx, gi, producer, out);
 	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-	                 "its input comes from %s '%s'; bnfold folds into Conv, ConvTranspose, "
-	                 "Gemm and MatMul",
-	                 producer->op_type ? producer->op_type : "?", bnf_node_label(producer));
+	                 "its input comes from %s '%s'; bnfold folds into %s",
+	                 producer->op_type ? producer->op_type : "?", bnf_node_label(producer),
+	                 bnf_fold_targets_named);
 }
 
 /* Try to fold the BN: into the layer before it (through Identity and

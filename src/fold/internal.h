@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "fold/fold.h"
+#include "fold/target.h"
 #include "graph/graph.h"
 #include "util/strmap.h"
 
@@ -164,6 +165,13 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
                    Onnx__NodeProto *gemm, struct fold_outcome *out);
 int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
                      Onnx__NodeProto *producer, struct fold_outcome *out);
+
+/* The before-layer folds (fold_before.c), rows of the target table: a BN
+ * in front of a Conv, or of a Gemm / 2-D MatMul. */
+int fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                     Onnx__NodeProto *conv, struct fold_outcome *out);
+int fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                       Onnx__NodeProto *layer, struct fold_outcome *out);
 
 /* The producer of name in this graph, or NULL when there is none or when
  * a fold of the current sweep changed it (the index is stale for it: the

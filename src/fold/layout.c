@@ -215,17 +215,13 @@ static Onnx__NodeProto *bias_of_matmul(struct fold_ctx *ctx, const struct bnf_gr
 	return NULL;
 }
 
-/* The axis of a layer's output that holds its channels, given the rank r
- * of that output (-1 when unknown): 1 for Conv, ConvTranspose and Gemm,
- * the last for MatMul. -2 when not a layer. */
-static int channel_axis_of(const Onnx__NodeProto *layer, int r)
+/* The axis of a target's output that holds its channels, given the rank r
+ * of that output (-1 when unknown): 1, or the last (-1 when r is unknown). */
+static int channel_axis_of(const struct bnf_fold_target *t, int r)
 {
-	if (bnf_node_is(layer, "Conv") || bnf_node_is(layer, "ConvTranspose") ||
-	    bnf_node_is(layer, "Gemm"))
+	if (!t->channel_last)
 		return 1;
-	if (bnf_node_is(layer, "MatMul"))
-		return r >= 0 ? r - 1 : -1;
-	return -2;
+	return r >= 0 ? r - 1 : -1;
 }
 
 /*
@@ -269,6 +265,7 @@ static int channel_axis_of(const Onnx__NodeProto *layer, int r)
 int fold_through_layout(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
                         Onnx__NodeProto *first, struct fold_outcome *out)
 {
+	const struct bnf_fold_target *target;
 	struct layout_path path;
 	struct channel_axis c;
 	Onnx__NodeProto *p = first, *layer = NULL, *add = NULL;
@@ -319,29 +316,23 @@ int fold_through_layout(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_
 		add = NULL;
 		layer = p;
 	}
-	if ((want = channel_axis_of(layer, -1)) == -2)
+	if (!(target = bnf_fold_target_of(layer)))
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "its input comes through %s from %s '%s'; bnfold folds into Conv, "
-		                 "ConvTranspose, Gemm and MatMul",
-		                 path.via, layer->op_type, bnf_node_label(layer));
+		                 "its input comes through %s from %s '%s'; bnfold folds into %s",
+		                 path.via, layer->op_type, bnf_node_label(layer),
+		                 bnf_fold_targets_named);
 	if (c.rank < 0)
 		c.rank = fold_value_rank(gi, layer->output[0]);
-	want = channel_axis_of(layer, c.rank);
-	/* A MatMul's columns are its last axis, whatever its rank. */
-	if (bnf_node_is(layer, "MatMul") ? !(c.axis == -1 || (want >= 0 && normalized(&c) == want))
-	                                 : normalized(&c) != want)
+	want = channel_axis_of(target, c.rank);
+	/* A channel counted from the end is the last axis, whatever the rank. */
+	if (target->channel_last ? !(c.axis == -1 || (want >= 0 && normalized(&c) == want))
+	                         : normalized(&c) != want)
 		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
 		                 "through %s the BatchNormalization channel is axis %d of the "
 		                 "output of %s '%s'%s, not its channel axis (%s)",
 		                 path.via, normalized(&c), layer->op_type, bnf_node_label(layer),
 		                 c.axis < 0 ? " counted from the end" : "",
-		                 bnf_node_is(layer, "MatMul") ? "the last" : "1");
+		                 target->channel_last ? "the last" : "1");
 	bn->output_node = path.nodes[0];
-	if (bnf_node_is(layer, "Conv"))
-		return fold_into_conv(ctx, gi, bn, layer, out);
-	if (bnf_node_is(layer, "ConvTranspose"))
-		return fold_into_conv_transpose(ctx, gi, bn, layer, out);
-	if (bnf_node_is(layer, "Gemm"))
-		return fold_into_gemm(ctx, gi, bn, layer, out);
-	return fold_into_matmul(ctx, gi, bn, add ? add : layer, out);
+	return target->after(ctx, gi, bn, add ? add : layer, out);
 }

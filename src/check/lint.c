@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fold/target.h"
 #include "graph/graph.h"
 #include "util/mem.h"
 #include "io/model.h"
@@ -235,19 +236,23 @@ struct channel_layout {
 	int transpose;       /* ConvTranspose layout */
 };
 
-/* 1 when the layout is known, 0 when the weight's shape does not allow it. */
+/* 1 when the layout is known, 0 when the weight's shape does not allow it:
+ * where the target keeps its channel comes from the fold-target table. */
 static int weight_layout(const Onnx__NodeProto *target, const Onnx__TensorProto *w, size_t count,
                          struct channel_layout *lay)
 {
+	const struct bnf_fold_target *t = bnf_fold_target_of(target);
 	size_t d;
 
 	memset(lay, 0, sizeof(*lay));
-	if (w->n_dims < 2 || w->dims[0] <= 0 || w->dims[1] <= 0 || count == 0)
+	if (!t || w->n_dims < 2 || w->dims[0] <= 0 || w->dims[1] <= 0 || count == 0)
 		return 0;
-	if (bnf_node_is(target, "Conv")) {
+	switch (bnf_fold_target_weight_channel(t, target)) {
+	case BNF_WEIGHT_CHANNEL_FIRST:
 		lay->channels = (size_t)w->dims[0];
 		lay->inner = count / lay->channels;
-	} else if (bnf_node_is(target, "ConvTranspose")) {
+		break;
+	case BNF_WEIGHT_CHANNEL_GROUPED: {
 		long long group = bnf_node_attr_int(target, "group", 1);
 		if (group < 1 || (size_t)w->dims[0] % (size_t)group)
 			return 0;
@@ -258,14 +263,12 @@ static int weight_layout(const Onnx__NodeProto *target, const Onnx__TensorProto 
 		lay->inner = 1;
 		for (d = 2; d < w->n_dims; d++)
 			lay->inner *= w->dims[d] > 0 ? (size_t)w->dims[d] : 1;
-	} else if (bnf_node_is(target, "Gemm") && bnf_node_attr_int(target, "transB", 0) != 0) {
-		lay->channels = (size_t)w->dims[0];
-		lay->inner = count / lay->channels;
-	} else if (bnf_node_is(target, "Gemm") || bnf_node_is(target, "MatMul")) {
+		break;
+	}
+	case BNF_WEIGHT_CHANNEL_LAST:
 		lay->channels = (size_t)w->dims[w->n_dims - 1];
 		lay->by_column = 1;
-	} else {
-		return 0;
+		break;
 	}
 	return lay->channels > 0 && (lay->by_column || lay->inner > 0);
 }

@@ -313,6 +313,7 @@ static int fold_and_check(const struct bnf_run_options *opt, struct bnf_run_resu
 	memset(&fo, 0, sizeof(fo));
 	fo.ext = opt->ext;
 	fo.lower_bn = opt->lower_bn;
+	fo.freeze_initializer_inputs = opt->freeze_initializer_inputs;
 	phase(opt, BNF_RUN_PHASE_FOLD, 1);
 	rc = bnf_fold_model(res->model.proto, &fo, &res->fold, &res->err);
 	phase(opt, BNF_RUN_PHASE_FOLD, 0);

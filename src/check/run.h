@@ -34,14 +34,15 @@ enum bnf_run_verdict {
 };
 
 struct bnf_run_options {
-	const char *input;  /* a path, or "-" for standard input */
-	const char *output; /* a path, or "-"; NULL writes nothing (dry run) */
-	int no_verify;      /* skip the equivalence check */
-	int force;          /* write even when the check fails */
-	int lower_bn;       /* rewrite what cannot fold as Mul + Add */
-	int train_eval;     /* convert training-mode nodes to eval mode first */
-	int lint;           /* lint the result (bnf_run_fold) */
-	int hash;           /* fill the SHA-256 digests of the result */
+	const char *input;             /* a path, or "-" for standard input */
+	const char *output;            /* a path, or "-"; NULL writes nothing (dry run) */
+	int no_verify;                 /* skip the equivalence check */
+	int force;                     /* write even when the check fails */
+	int lower_bn;                  /* rewrite what cannot fold as Mul + Add */
+	int freeze_initializer_inputs; /* initializers listed as inputs are constants */
+	int train_eval;                /* convert training-mode nodes to eval mode first */
+	int lint;                      /* lint the result (bnf_run_fold) */
+	int hash;                      /* fill the SHA-256 digests of the result */
 	struct bnf_external *ext;
 	struct bnf_write_plan plan;
 	struct bnf_verify_options verify;

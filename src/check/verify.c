@@ -470,6 +470,10 @@ static int find_site(Onnx__GraphProto *g, int opset, const char *output, const c
 		bnf_graph_release(gi);
 		return 0;
 	}
+	/* Both runs of a fold's pair take an initializer listed as a graph
+	 * input at its initializer's value, as the whole-graph check does: a
+	 * constant here (folds of IR < 4 models, --freeze-initializer-inputs). */
+	gi->frozen_inputs = 1;
 	node = bnf_graph_producer(gi, output, NULL);
 	if (node && (!op_type || bnf_node_is(node, op_type))) {
 		site->depth = depth;
@@ -519,8 +523,67 @@ static void free_chain_model(Onnx__ModelProto *m)
 	onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
 }
 
+/* Make the constant t, read as name, an initializer of g (once): a
+ * shallow copy, the weights are borrowed. Returns 0 or -1. */
+static int add_borrowed_initializer(Onnx__GraphProto *g, const char *name,
+                                    const Onnx__TensorProto *t)
+{
+	Onnx__TensorProto *copy;
+	size_t j;
+
+	for (j = 0; j < g->n_initializer; j++)
+		if (strcmp(g->initializer[j]->name, name) == 0)
+			return 0;
+	copy = malloc(sizeof(*copy));
+	if (!copy)
+		return -1;
+	*copy = *t;
+	copy->name = strdup(name);
+	if (!copy->name || append_ptr((void ***)&g->initializer, &g->n_initializer, copy)) {
+		free(copy->name);
+		free(copy);
+		return -1;
+	}
+	return 0;
+}
+
+/* A value computed only from constants (Reshape of a Constant, ...):
+ * its subgraph and constants go into g too. Returns 0 or -1. */
+static int add_constant_subgraph(Onnx__GraphProto *g, const struct bnf_graph *gi, const char *name)
+{
+	struct bnf_const_plan *plan = malloc(sizeof(*plan));
+	size_t i, j;
+	int rc = -1;
+
+	if (!plan || !bnf_graph_plan_constant(gi, name, plan))
+		goto out;
+	for (i = 0; i < plan->n_leaves; i++)
+		if (add_borrowed_initializer(g, plan->leaf_names[i], plan->leaves[i]) != 0)
+			goto out;
+	for (i = 0; i < plan->n_nodes; i++) {
+		Onnx__NodeProto *copy;
+		for (j = 0; j < g->n_node; j++)
+			if (g->node[j]->n_output && plan->nodes[i]->n_output &&
+			    strcmp(g->node[j]->output[0], plan->nodes[i]->output[0]) == 0)
+				break;
+		if (j < g->n_node)
+			continue; /* another input's subgraph brought it already */
+		copy = copy_message(plan->nodes[i], &onnx__node_proto__descriptor);
+		if (!copy || append_ptr((void ***)&g->node, &g->n_node, copy)) {
+			if (copy)
+				onnx__node_proto__free_unpacked(copy, &bnf_large_allocator);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(plan);
+	return rc;
+}
+
 /* Build a model holding the chain of nodes that computes `output` from
- * `data` in the site's graph, with every other input as an initializer. */
+ * `data` in the site's graph, with every other input as an initializer
+ * (or, computed from constants, with the nodes computing it). */
 static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_site *site,
                                      const char *data, const char *output, int dtype, int rank,
                                      const int64_t *dims)
@@ -531,7 +594,7 @@ static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_si
 	const char *value = output;
 	Onnx__ModelProto *m = calloc(1, sizeof(*m));
 	Onnx__GraphProto *g = calloc(1, sizeof(*g));
-	size_t k, j;
+	size_t k;
 
 	if (!m || !g) {
 		free(m);
@@ -552,7 +615,8 @@ static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_si
 		chain[n_chain++] = p;
 		value = NULL;
 		for (k = 0; k < p->n_input; k++)
-			if (p->input[k][0] && !bnf_graph_constant(gi, p->input[k], &ref)) {
+			if (p->input[k][0] && !bnf_graph_constant(gi, p->input[k], &ref) &&
+			    !bnf_graph_is_computed_constant(gi, p->input[k])) {
 				value = p->input[k];
 				break;
 			}
@@ -573,26 +637,14 @@ static Onnx__ModelProto *chain_model(const Onnx__ModelProto *src, struct pair_si
 			goto fail;
 		for (k = 0; k < copy->n_input; k++) {
 			struct bnf_const_ref ref;
-			int seen = 0;
-			if (!copy->input[k][0] || !bnf_graph_constant(gi, copy->input[k], &ref))
+			if (!copy->input[k][0] || strcmp(copy->input[k], data) == 0)
 				continue;
-			for (j = 0; j < g->n_initializer; j++)
-				if (strcmp(g->initializer[j]->name, copy->input[k]) == 0)
-					seen = 1;
-			if (!seen) {
-				/* The weights are borrowed, not copied: a shallow
-				 * copy under the name the node reads. */
-				Onnx__TensorProto *t = malloc(sizeof(*t));
-				if (!t)
+			if (bnf_graph_constant(gi, copy->input[k], &ref)) {
+				if (add_borrowed_initializer(g, copy->input[k], ref.tensor) != 0)
 					goto fail;
-				*t = *ref.tensor;
-				t->name = strdup(copy->input[k]);
-				if (!t->name ||
-				    append_ptr((void ***)&g->initializer, &g->n_initializer, t)) {
-					free(t->name);
-					free(t);
-					goto fail;
-				}
+			} else if (bnf_graph_is_computed_constant(gi, copy->input[k]) &&
+			           add_constant_subgraph(g, gi, copy->input[k]) != 0) {
+				goto fail;
 			}
 		}
 	}

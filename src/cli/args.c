@@ -28,10 +28,15 @@ static void usage(FILE *f)
 	      "  -o, --output FILE     where to write the folded model\n"
 	      "  -n, --dry-run         analyse, fold and check, write nothing\n"
 	      "  -v, --verbose         one line per BatchNormalization (folded into what,\n"
-	      "                        or kept and why) and per checked output and fold\n"
+	      "                        or kept and why) and per checked output and fold;\n"
+	      "                        -vv also every Mul/Add/Sub/Div after a layer kept\n"
+	      "                        for a reason nobody can act on\n"
 	      "  -q, --quiet           print errors only\n"
 	      "      --lower-bn        rewrite each BatchNormalization nothing can absorb\n"
 	      "                        as Mul + Add with constant per-channel factors\n"
+	      "      --freeze-initializer-inputs  initializers also listed as graph\n"
+	      "                        inputs are constants (always so below IR version\n"
+	      "                        4); the ones folded leave the inputs\n"
 	      "      --train-mode=MODE refuse (default: training-mode nodes are kept) or\n"
 	      "                        eval (convert them to eval mode, then fold)\n"
 	      "      --json FILE       write a JSON report to FILE ('-': standard output)\n"
@@ -146,6 +151,7 @@ enum long_only_option {
 	OPT_EXTERNAL_THRESHOLD,
 	OPT_CHECK_MEMORY,
 	OPT_LOWER_BN,
+	OPT_FREEZE_INPUTS,
 };
 
 /* --warn-only / --ignore: a comma-separated list of finding codes. */
@@ -239,6 +245,7 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 	    {"external-threshold", required_argument, NULL, OPT_EXTERNAL_THRESHOLD},
 	    {"check-memory", required_argument, NULL, OPT_CHECK_MEMORY},
 	    {"lower-bn", no_argument, NULL, OPT_LOWER_BN},
+	    {"freeze-initializer-inputs", no_argument, NULL, OPT_FREEZE_INPUTS},
 	    {NULL, 0, NULL, 0},
 	};
 	struct bnf_error err;
@@ -257,7 +264,7 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 			cli->dry_run = 1;
 			break;
 		case 'v':
-			cli->verbose = 1;
+			cli->verbose++; /* -vv: also what is not news */
 			break;
 		case 'q':
 			cli->quiet = 1;
@@ -346,6 +353,9 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 			break;
 		case OPT_LOWER_BN:
 			cli->lower_bn = 1;
+			break;
+		case OPT_FREEZE_INPUTS:
+			cli->freeze_inputs = 1;
 			break;
 		case ':':
 			return usage_error("option '%s' needs an argument", argv[optind - 1]);

@@ -37,14 +37,15 @@ struct cli {
 	const char *output;
 	const char *output_dir; /* --run */
 	int dry_run;
-	int verbose;
+	int verbose; /* 1: -v, 2: -vv */
 	int quiet;
 	int no_verify;
 	int force;
-	int lower_bn;     /* --lower-bn */
-	int check;        /* --check: lint the model (or the folded result) */
-	int train_eval;   /* --train-mode=eval */
-	const char *json; /* --json FILE, "-" for stdout */
+	int lower_bn;      /* --lower-bn */
+	int freeze_inputs; /* --freeze-initializer-inputs */
+	int check;         /* --check: lint the model (or the folded result) */
+	int train_eval;    /* --train-mode=eval */
+	const char *json;  /* --json FILE, "-" for stdout */
 	enum cli_finding_level levels[BNF_FINDING_CODE_COUNT]; /* --warn-only, --ignore */
 	struct bnf_input_spec inputs;
 	struct bnf_verify_options verify;

@@ -48,6 +48,8 @@ void cli_print_records(const struct bnf_fold_report *rep, int verbose)
 	for (i = 0; verbose && i < rep->n_affine; i++) {
 		const struct bnf_bn_record *r = &rep->affine[i];
 		char where[600] = "";
+		if (r->verbosity > verbose)
+			continue; /* -vv */
 		if (r->graph[0])
 			snprintf(where, sizeof(where), " [in %s]", r->graph);
 		if (r->kind != BNF_FOLD_KIND_NONE)

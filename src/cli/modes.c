@@ -124,6 +124,7 @@ static void options_from_cli(struct bnf_run_options *opt, const struct cli *cli,
 	opt->no_verify = cli->no_verify;
 	opt->force = cli->force;
 	opt->lower_bn = cli->lower_bn;
+	opt->freeze_initializer_inputs = cli->freeze_inputs;
 	opt->train_eval = cli->train_eval;
 	opt->lint = cli->check;
 	opt->hash = cli->json != NULL;
@@ -140,6 +141,8 @@ static void print_fold_run(const struct cli *cli, const struct bnf_run_result *r
 {
 	const struct bnf_verify_report *vr = &res->verify;
 
+	if (cli->verbose && res->model.proto)
+		cli_print_model_notes(res->model.proto, bnf_path_label(cli->input, 0));
 	if (res->train_ran && !cli->quiet)
 		cli_print_train(&res->train, cli->verbose);
 	if (res->fold_ran && !cli->quiet) {
@@ -220,6 +223,8 @@ int cli_mode_check(const struct cli *cli)
 		cli_say("%s", res.err.msg);
 		rc = EXIT_CODE_UNUSABLE;
 	} else {
+		if (cli->verbose)
+			cli_print_model_notes(res.model.proto, bnf_path_label(cli->input, 0));
 		if (cli_print_findings(&res.lint, cli->levels, cli->quiet) > 0)
 			rc = EXIT_CODE_CHECK_FAILED;
 		if (cli->verbose)
@@ -279,6 +284,8 @@ int cli_mode_run(const struct cli *cli)
 		cli_say("%s", err.msg);
 		return EXIT_CODE_UNUSABLE;
 	}
+	if (cli->verbose)
+		cli_print_model_notes(model.proto, bnf_path_label(cli->input, 0));
 	if (bnf_eval_find_unsupported(model.proto, op, sizeof(op), node, sizeof(node))) {
 		cli_say("%s: unsupported operator %s (node '%s')", bnf_path_label(cli->input, 0),
 		        op, node);

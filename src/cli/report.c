@@ -17,6 +17,7 @@
 #include "util/sha256.h"
 #include "io/tensor_data.h"
 #include "util/thread.h"
+#include "io/validate.h"
 
 static const char *const phase_names[BNF_RUN_PHASE_COUNT] = {
     [BNF_RUN_PHASE_READ] = "read", [BNF_RUN_PHASE_TRAIN_MODE] = "train_mode",
@@ -409,6 +410,24 @@ void cli_print_bn_table(const struct bnf_fold_report *rep, int folding)
 		        width[1], cells[i][1], width[2], cells[i][2], width[3], cells[i][3],
 		        cells[i][4]);
 	free(cells);
+}
+
+/* ---- notes on the model as read ---- */
+
+void cli_print_model_notes(const Onnx__ModelProto *model, const char *label)
+{
+	struct bnf_unknown_dims u;
+
+	bnf_validate_unknown_dims(model, &u);
+	if (u.n_dims == 0)
+		return;
+	fprintf(stderr,
+	        "bnfold: %s: %zu declared dimension%s of %zu value%s %s negative (first: "
+	        "'%s' dim %zu is %lld): read as unknown, like a dim_param, and written as "
+	        "%s\n",
+	        label, u.n_dims, u.n_dims == 1 ? "" : "s", u.n_values, u.n_values == 1 ? "" : "s",
+	        u.n_dims == 1 ? "is" : "are", u.first_value, u.first_axis, u.first_dim,
+	        u.n_dims == 1 ? "it was" : "they were");
 }
 
 /* ---- progress on a terminal ---- */

@@ -53,6 +53,11 @@ void cli_print_input_shapes(const struct bnf_input_shapes *shapes, int verbose);
 /* The -v table: one aligned row per BatchNormalization, on stderr. */
 void cli_print_bn_table(const struct bnf_fold_report *rep, int folding);
 
+/* Under -v: what bnfold read differently from what the model declares
+ * (negative declared dims, read as unknown), one line on stderr naming
+ * the model by label; nothing when there is nothing to say. */
+void cli_print_model_notes(const Onnx__ModelProto *model, const char *label);
+
 /* A monotonic clock in milliseconds. */
 double cli_now_ms(void);
 

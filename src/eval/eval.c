@@ -407,8 +407,9 @@ static int check_input_type(struct run *r, const Onnx__ValueInfoProto *vi,
 		                tt->shape->n_dim);
 	for (i = 0; i < tt->shape->n_dim; i++) {
 		const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+		/* A negative declared dim is unknown (bnf_validate_unknown_dims). */
 		if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
-		    d->dim_value != t->dims[i])
+		    d->dim_value >= 0 && d->dim_value != t->dims[i])
 			return bnf_fail(r->err, BNF_ERR_INPUT,
 			                "input '%s' has dim %zu = %lld, the graph expects %lld",
 			                vi->name, i, (long long)t->dims[i],

@@ -21,10 +21,11 @@ static int tensor_dtype(const Onnx__TensorProto *t)
 	return t->has_data_type ? t->data_type : 0;
 }
 
+/* A layer a Mul/Add/Sub/Div by a constant after it folds into. */
 static int is_layer(const Onnx__NodeProto *node)
 {
-	return bnf_node_is(node, "Conv") || bnf_node_is(node, "ConvTranspose") ||
-	       bnf_node_is(node, "Gemm") || bnf_node_is(node, "MatMul");
+	const struct bnf_fold_target *t = bnf_fold_target_of(node);
+	return t && t->affine_after;
 }
 
 /* The layer behind value x through Identity and Dropout nodes, whether or
@@ -41,49 +42,48 @@ static Onnx__NodeProto *layer_behind(const struct bnf_graph *gi, const char *x)
 }
 
 /* Output channels (the channel axis is 1), output rank and weight dtype of
- * a layer. Returns 1, or 0 with a keep outcome. */
-static int layer_channels(const struct bnf_graph *gi, const Onnx__NodeProto *layer, size_t *m,
-                          int *rank, int *dtype, struct fold_outcome *out)
+ * a layer, as its row of the target table says. Returns 1, or 0 with a
+ * keep outcome. */
+static int layer_channels(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                          const Onnx__NodeProto *layer, size_t *m, int *rank, int *dtype,
+                          struct fold_outcome *out)
 {
+	const struct bnf_fold_target *target = bnf_fold_target_of(layer);
 	struct bnf_const_ref w;
 	const Onnx__TensorProto *t;
-	int conv = bnf_node_is(layer, "Conv"), convt = bnf_node_is(layer, "ConvTranspose");
 
-	if (layer->n_input < 2 || !bnf_graph_constant(gi, layer->input[1], &w))
-		return fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
-		                 "the weight of %s '%s' is not a constant", layer->op_type,
+	if (layer->n_input < 2)
+		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                 "%s '%s' has no weight input", layer->op_type,
 		                 bnf_node_label(layer)),
 		       0;
+	if (fold_constant(ctx, gi, layer->input[1], &w) != 1)
+		return fold_keep_not_constant(ctx, gi, layer, "weight", layer->input[1], out), 0;
 	t = w.tensor;
 	*dtype = tensor_dtype(t);
-	if (conv || convt) {
-		long long group = fold_attr_int(layer, "group", 1);
-		if (t->n_dims < 3 || group < 1)
-			return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			                 "the weight of %s '%s' has rank %zu", layer->op_type,
-			                 bnf_node_label(layer), t->n_dims),
-			       0;
-		*m = conv ? (size_t)t->dims[0] : (size_t)t->dims[1] * (size_t)group;
-		*rank = (int)t->n_dims;
-		return 1;
-	}
-	if (t->n_dims != 2)
+	*m = bnf_fold_target_channels(target, layer, t);
+	if (*m == 0)
 		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		                 "the weight of %s '%s' has rank %zu, not 2", layer->op_type,
-		                 bnf_node_label(layer), t->n_dims),
+		                 "the weight of %s '%s' has rank %zu%s", layer->op_type,
+		                 bnf_node_label(layer), t->n_dims,
+		                 target->max_weight_rank == 2 ? ", not 2" : ""),
 		       0;
-	*rank = 2;
-	if (bnf_node_is(layer, "Gemm")) {
-		*m = (size_t)t->dims[fold_attr_int(layer, "transB", 0) ? 0 : 1];
+	/* The output has the weight's rank (a MatMul's only on a 2-D input). */
+	*rank = (int)t->n_dims;
+	if (!target->input_2d)
 		return 1;
-	}
-	*m = (size_t)t->dims[1];
-	if (fold_value_rank(gi, layer->input[0]) != 2)
-		return fold_keep(
-		           out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-		           "the input '%s' of MatMul '%s' is not known to be 2-D, so its output "
-		           "columns are not known to be the channels",
-		           layer->input[0], bnf_node_label(layer)),
+	*rank = fold_value_rank(gi, layer->input[0]);
+	if (*rank < 0)
+		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		                 "the input '%s' of %s '%s' is not known to be 2-D, so its output "
+		                 "columns are not known to be the channels",
+		                 layer->input[0], layer->op_type, bnf_node_label(layer)),
+		       0;
+	if (*rank != 2)
+		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		                 "the input '%s' of %s '%s' has rank %d: its output columns "
+		                 "are not axis 1",
+		                 layer->input[0], layer->op_type, bnf_node_label(layer), *rank),
 		       0;
 	return 1;
 }
@@ -163,8 +163,10 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 	if (node->n_input != 2 || node->n_output != 1 || !node->output[0][0] ||
 	    !node->input[0][0] || !node->input[1][0])
 		return BNF_OK;
-	c0 = bnf_graph_constant(gi, node->input[0], &ref);
-	c1 = bnf_graph_constant(gi, node->input[1], &ref);
+	c0 = fold_constant(ctx, gi, node->input[0], &ref);
+	c1 = c0 < 0 ? c0 : fold_constant(ctx, gi, node->input[1], &ref);
+	if (c0 < 0 || c1 < 0)
+		return BNF_ERR_NOMEM;
 	if (c0 == c1)
 		return BNF_OK;
 	cslot = c0 ? 0 : 1;
@@ -185,7 +187,7 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 		    out, BNF_KEEP_REASON_NOT_AFFINE,
 		    "it divides the constant '%s' by the layer output: not an affine map",
 		    node->input[0]);
-	if (!layer_channels(gi, layer, &m, &rank, &dtype, out))
+	if (!layer_channels(ctx, gi, layer, &m, &rank, &dtype, out))
 		return BNF_OK;
 	rc = fold_read_constant(ctx, gi, node, (size_t)cslot, "constant", &cv, &nc, &ct, out);
 	if (rc != 1)
@@ -236,14 +238,7 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 			fb.t[ch] = 0.0;
 		}
 	}
-	if (bnf_node_is(layer, "Conv"))
-		rc = fold_into_conv(ctx, gi, &fb, layer, out);
-	else if (bnf_node_is(layer, "ConvTranspose"))
-		rc = fold_into_conv_transpose(ctx, gi, &fb, layer, out);
-	else if (bnf_node_is(layer, "Gemm"))
-		rc = fold_into_gemm(ctx, gi, &fb, layer, out);
-	else
-		rc = fold_into_matmul(ctx, gi, &fb, layer, out);
+	rc = bnf_fold_target_of(layer)->after(ctx, gi, &fb, layer, out);
 	if (rc == BNF_OK && out->reason == BNF_KEEP_REASON_NONE)
 		out->kind = BNF_FOLD_KIND_AFFINE;
 out:
@@ -251,6 +246,51 @@ out:
 	free(fb.s);
 	free(fb.t);
 	return rc;
+}
+
+int fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *node,
+                            struct fold_outcome *out)
+{
+	struct bnf_const_ref ref;
+	const Onnx__NodeProto *layer, *p;
+	const char *op = node->op_type, *label = bnf_node_label(node);
+	int c0, c1;
+
+	if (node->n_input != 2 || !node->input[0][0] || !node->input[1][0])
+		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                 "its input comes from %s '%s', which does not have two inputs", op,
+		                 label);
+	c0 = fold_constant(ctx, gi, node->input[0], &ref);
+	c1 = c0 < 0 ? c0 : fold_constant(ctx, gi, node->input[1], &ref);
+	if (c0 < 0 || c1 < 0)
+		return BNF_ERR_NOMEM;
+	if (!c0 && !c1)
+		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                 "its input comes from %s '%s', which combines two computed values "
+		                 "('%s' and '%s'), not a layer output and a constant",
+		                 op, label, node->input[0], node->input[1]);
+	if (c0 && c1)
+		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
+		                 "its input comes from %s '%s' of two constants, not from a layer",
+		                 op, label);
+	layer = layer_behind(gi, node->input[c0 ? 1 : 0]);
+	if (!layer) {
+		p = bnf_graph_producer(gi, node->input[c0 ? 1 : 0], NULL);
+		return fold_keep(
+		    out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		    "its input comes from %s '%s', which applies the constant '%s' to "
+		    "%s%s%s%s, not to the output of a Conv, ConvTranspose, Gemm or MatMul",
+		    op, label, node->input[c0 ? 0 : 1], p ? "the output of " : "'",
+		    p ? p->op_type : node->input[c0 ? 1 : 0], p ? " " : "'",
+		    p ? bnf_node_label(p) : "");
+	}
+	/* An affine node after a layer: it folds first (the driver's second
+	 * pass), then this BN. If it stays, the driver puts its reason here. */
+	out->blocker = node;
+	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+	                 "its input comes from %s '%s', a constant applied to the output of "
+	                 "%s '%s' that has to fold into it first",
+	                 op, label, layer->op_type, bnf_node_label(layer));
 }
 
 /* The element type of value name as declared (value_info, graph inputs

@@ -17,10 +17,11 @@ static int tensor_dtype(const Onnx__TensorProto *t)
 	return t->has_data_type ? t->data_type : 0;
 }
 
-static int is_layer(const Onnx__NodeProto *node)
+/* A layer a BN in front of it folds into (its row has a before fold). */
+static const struct bnf_fold_target *before_target(const Onnx__NodeProto *node)
 {
-	return bnf_node_is(node, "Conv") || bnf_node_is(node, "Gemm") ||
-	       bnf_node_is(node, "MatMul");
+	const struct bnf_fold_target *t = bnf_fold_target_of(node);
+	return t && t->before ? t : NULL;
 }
 
 /* The node of this graph reading y as its first input, or NULL. */
@@ -29,7 +30,7 @@ static Onnx__NodeProto *layer_reading(const struct bnf_graph *gi, const char *y)
 	size_t i;
 	for (i = 0; i < gi->g->n_node; i++) {
 		Onnx__NodeProto *n = gi->g->node[i];
-		if (n->n_input >= 1 && strcmp(n->input[0], y) == 0 && is_layer(n))
+		if (n->n_input >= 1 && strcmp(n->input[0], y) == 0 && before_target(n))
 			return n;
 	}
 	return NULL;
@@ -85,8 +86,8 @@ static int conv_pads(const Onnx__NodeProto *conv, const Onnx__TensorProto *w)
  *   W'[m, j, k] = W[m, j, k] * s[g(m) * cg + j]
  *   B'[m]       = (B[m] or 0) + sum over j, k of W[m, j, k] * t[g(m) * cg + j]
  */
-static int before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                       Onnx__NodeProto *conv, struct fold_outcome *out)
+int fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                     Onnx__NodeProto *conv, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
 	double *w = NULL, *b = NULL, *b_new = NULL; /* w is scaled in place */
@@ -190,8 +191,8 @@ out:
  *   B'[k, n] = B[k, n] * s[k]
  *   C'[r, n] = beta * (C[r, n] or 0) + alpha * sum over k of t[k] * B[k, n]
  */
-static int before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                         Onnx__NodeProto *layer, struct fold_outcome *out)
+int fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                       Onnx__NodeProto *layer, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *ct = NULL;
 	double *w = NULL, *cv = NULL, *c_new = NULL; /* w is scaled in place */
@@ -331,7 +332,5 @@ int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
 		                 "%s '%s' was changed by another fold of this sweep",
 		                 layer->op_type, bnf_node_label(layer));
-	if (bnf_node_is(layer, "Conv"))
-		return before_conv(ctx, gi, bn, layer, out);
-	return before_matrix(ctx, gi, bn, layer, out);
+	return before_target(layer)->before(ctx, gi, bn, layer, out);
 }

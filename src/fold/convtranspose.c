@@ -141,7 +141,7 @@ int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct 
 	if (rc == BNF_OK)
 		rc = fold_store_bias(ctx, gi, convt, 2, dtype, bias_dims, 1, b_new, m, convt);
 	if (rc == BNF_OK)
-		rc = fold_rename_output(ctx, gi, convt, bn->node->output[0]);
+		rc = fold_take_output(ctx, gi, bn, convt);
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;
 		out->kind = BNF_FOLD_KIND_CONVTRANSPOSE;

@@ -29,24 +29,30 @@ static const char *const fold_kind_names[BNF_FOLD_KIND_COUNT] = {
     [BNF_FOLD_KIND_LOWERED] = "lowered",
 };
 
-static const char *const keep_reason_codes[BNF_KEEP_REASON_COUNT] = {
-    [BNF_KEEP_REASON_NONE] = "none",
-    [BNF_KEEP_REASON_OTHER_CONSUMER] = "other-consumer",
-    [BNF_KEEP_REASON_GRAPH_OUTPUT] = "graph-output",
-    [BNF_KEEP_REASON_NON_CONSTANT] = "non-constant",
-    [BNF_KEEP_REASON_TRAINING_MODE] = "training-mode",
-    [BNF_KEEP_REASON_SPATIAL] = "spatial",
-    [BNF_KEEP_REASON_SHAPE_MISMATCH] = "shape-mismatch",
-    [BNF_KEEP_REASON_UNKNOWN_SHAPE] = "unknown-shape",
-    [BNF_KEEP_REASON_UNSUPPORTED_PRODUCER] = "unsupported-producer",
-    [BNF_KEEP_REASON_NO_PRODUCER] = "no-producer",
-    [BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = "unsupported-dtype",
-    [BNF_KEEP_REASON_OVERFLOW] = "overflow",
-    [BNF_KEEP_REASON_PADDING] = "padding",
-    [BNF_KEEP_REASON_NOT_PER_CHANNEL] = "not-per-channel",
-    [BNF_KEEP_REASON_PASS_THROUGH_UNSAFE] = "pass-through-unsafe",
-    [BNF_KEEP_REASON_ZERO_DIVISOR] = "zero-divisor",
-    [BNF_KEEP_REASON_NOT_AFFINE] = "not-affine",
+/* Each reason's code, and whether a user can act on it when it keeps a
+ * Mul/Add/Sub/Div (those not actionable are listed only with -vv: on a
+ * typical exported detector most such nodes are activation arithmetic). */
+static const struct {
+	const char *code;
+	int actionable;
+} keep_reasons[BNF_KEEP_REASON_COUNT] = {
+    [BNF_KEEP_REASON_NONE] = {"none", 0},
+    [BNF_KEEP_REASON_OTHER_CONSUMER] = {"other-consumer", 0},
+    [BNF_KEEP_REASON_GRAPH_OUTPUT] = {"graph-output", 0},
+    [BNF_KEEP_REASON_NON_CONSTANT] = {"non-constant", 1},
+    [BNF_KEEP_REASON_TRAINING_MODE] = {"training-mode", 1},
+    [BNF_KEEP_REASON_SPATIAL] = {"spatial", 0},
+    [BNF_KEEP_REASON_SHAPE_MISMATCH] = {"shape-mismatch", 0},
+    [BNF_KEEP_REASON_UNKNOWN_SHAPE] = {"unknown-shape", 1},
+    [BNF_KEEP_REASON_UNSUPPORTED_PRODUCER] = {"unsupported-producer", 0},
+    [BNF_KEEP_REASON_NO_PRODUCER] = {"no-producer", 0},
+    [BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = {"unsupported-dtype", 0},
+    [BNF_KEEP_REASON_OVERFLOW] = {"overflow", 1},
+    [BNF_KEEP_REASON_PADDING] = {"padding", 0},
+    [BNF_KEEP_REASON_NOT_PER_CHANNEL] = {"not-per-channel", 0},
+    [BNF_KEEP_REASON_PASS_THROUGH_UNSAFE] = {"pass-through-unsafe", 1},
+    [BNF_KEEP_REASON_ZERO_DIVISOR] = {"zero-divisor", 0},
+    [BNF_KEEP_REASON_NOT_AFFINE] = {"not-affine", 0},
 };
 
 const char *bnf_fold_kind_name(enum bnf_fold_kind kind)
@@ -56,7 +62,12 @@ const char *bnf_fold_kind_name(enum bnf_fold_kind kind)
 
 const char *bnf_keep_reason_code(enum bnf_keep_reason reason)
 {
-	return (unsigned)reason < BNF_KEEP_REASON_COUNT ? keep_reason_codes[reason] : "?";
+	return (unsigned)reason < BNF_KEEP_REASON_COUNT ? keep_reasons[reason].code : "?";
+}
+
+int bnf_keep_reason_actionable(enum bnf_keep_reason reason)
+{
+	return (unsigned)reason < BNF_KEEP_REASON_COUNT && keep_reasons[reason].actionable;
 }
 
 /* ---- eval-mode identities between a layer and what follows it ---- */
@@ -147,11 +158,34 @@ out:
 	return rc;
 }
 
+static int is_affine_op(const Onnx__NodeProto *node)
+{
+	return bnf_node_is(node, "Mul") || bnf_node_is(node, "Add") || bnf_node_is(node, "Sub") ||
+	       bnf_node_is(node, "Div");
+}
+
+/* An Add one of whose operands a MatMul produces: the MatMul's bias. */
+static int adds_to_matmul(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                          const Onnx__NodeProto *node)
+{
+	size_t k;
+	if (!bnf_node_is(node, "Add"))
+		return 0;
+	for (k = 0; k < node->n_input; k++) {
+		const Onnx__NodeProto *p = fold_producer(ctx, gi, node->input[k]);
+		if (p && bnf_node_is(p, "MatMul"))
+			return 1;
+	}
+	return 0;
+}
+
 /* Fold the BN into the layer producing its input x (through pass-through
  * nodes already walked), or say why not. */
 static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
                             Onnx__NodeProto *producer, const char *x, struct fold_outcome *out)
 {
+	const struct bnf_fold_target *target;
+
 	if (!producer)
 		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
 		                 "its input '%s' is a graph input or constant, not a layer output",
@@ -164,18 +198,16 @@ static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct f
 		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
 		                 "the output '%s' of %s '%s' is also read by another node", x,
 		                 producer->op_type, bnf_node_label(producer));
-	if (bnf_node_is(producer, "Conv"))
-		return fold_into_conv(ctx, gi, bn, producer, out);
-	if (bnf_node_is(producer, "ConvTranspose"))
-		return fold_into_conv_transpose(ctx, gi, bn, producer, out);
-	if (bnf_node_is(producer, "Gemm"))
-		return fold_into_gemm(ctx, gi, bn, producer, out);
-	if (bnf_node_is(producer, "MatMul") || bnf_node_is(producer, "Add"))
+	if ((target = bnf_fold_target_of(producer)) != NULL)
+		return target->after(ctx, gi, bn, producer, out);
+	if (adds_to_matmul(ctx, gi, producer))
 		return fold_into_matmul(ctx, gi, bn, producer, out);
+	if (is_affine_op(producer))
+		return fold_keep_behind_affine(ctx, gi, producer, out);
 	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-	                 "its input comes from %s '%s'; bnfold folds into Conv, ConvTranspose, "
-	                 "Gemm and MatMul",
-	                 producer->op_type ? producer->op_type : "?", bnf_node_label(producer));
+	                 "its input comes from %s '%s'; bnfold folds into %s",
+	                 producer->op_type ? producer->op_type : "?", bnf_node_label(producer),
+	                 bnf_fold_targets_named);
 }
 
 /* Try to fold the BN: into the layer before it (through Identity and
@@ -204,11 +236,22 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 		return rc;
 	x = bn_node->input[0];
 	producer = fold_walk_back(ctx, gi, &x, out);
-	if (out->reason == BNF_KEEP_REASON_NONE) {
+	if (out->reason == BNF_KEEP_REASON_NONE && producer && fold_is_layout_op(producer)) {
+		/* Transpose, Reshape, ... between: the walk keeps every node on
+		 * the way, identities included. */
+		out->n_pass = 0;
+		rc = fold_through_layout(ctx, gi, bn, fold_producer(ctx, gi, bn_node->input[0]),
+		                         out);
+		if (rc != BNF_OK || out->reason == BNF_KEEP_REASON_NONE)
+			return rc;
+	} else if (out->reason == BNF_KEEP_REASON_NONE) {
 		rc = fold_after_layer(ctx, gi, bn, producer, x, out);
 		if (rc != BNF_OK || out->reason == BNF_KEEP_REASON_NONE)
 			return rc;
 	}
+	/* The affine node in front folds first, if it can: wait for it. */
+	if (out->blocker && !ctx->settled)
+		return BNF_OK;
 	/* No layer in front can take it: maybe the one after it can. */
 	switch (out->reason) {
 	case BNF_KEEP_REASON_NO_PRODUCER:
@@ -222,7 +265,9 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 	}
 	memset(&before, 0, sizeof(before));
 	rc = fold_bn_before_layer(ctx, gi, bn, &before, &tried);
-	if (rc == BNF_OK && tried)
+	/* An affine node in front that stays is the obstacle to name, unless
+	 * the layer after takes the BN. */
+	if (rc == BNF_OK && tried && (!out->blocker || before.reason == BNF_KEEP_REASON_NONE))
 		*out = before;
 	return rc;
 }
@@ -296,6 +341,12 @@ static int add_record(struct fold_ctx *ctx, const char *path, const Onnx__NodePr
 	r->graph = strdup(path);
 	r->reason = out->reason;
 	r->detail = strdup(out->reason ? out->detail : "");
+	/* Every BN is worth a line under -v; a Mul/Add/Sub/Div kept for a
+	 * reason nobody can act on only under -vv. */
+	r->verbosity = affine && out->reason != BNF_KEEP_REASON_NONE &&
+	                       !bnf_keep_reason_actionable(out->reason)
+	                   ? 2
+	                   : 1;
 	if (out->reason == BNF_KEEP_REASON_NONE) {
 		r->kind = out->kind;
 		r->target_op = strdup(out->target->op_type);
@@ -392,10 +443,40 @@ struct kept_entry {
 	int affine; /* a Mul/Add/Sub/Div, not a BN */
 };
 
-static int is_affine_op(const Onnx__NodeProto *node)
+static int waits_for_affine(const struct kept_entry *kept, size_t n_kept)
 {
-	return bnf_node_is(node, "Mul") || bnf_node_is(node, "Add") || bnf_node_is(node, "Sub") ||
-	       bnf_node_is(node, "Div");
+	size_t i;
+	for (i = 0; i < n_kept; i++)
+		if (!kept[i].affine && kept[i].out.blocker)
+			return 1;
+	return 0;
+}
+
+/* A BN kept behind an affine node that stays: the affine node's reason
+ * is the real obstacle, so it becomes the BN's. */
+static void explain_blocked(struct kept_entry *kept, size_t n_kept)
+{
+	size_t i, j;
+
+	for (i = 0; i < n_kept; i++) {
+		struct fold_outcome *o = &kept[i].out;
+		if (kept[i].affine || !o->blocker)
+			continue;
+		for (j = 0; j < n_kept; j++) {
+			const struct fold_outcome *a = &kept[j].out;
+			char detail[sizeof(o->detail)];
+			if (!kept[j].affine || kept[j].node != o->blocker)
+				continue;
+			/* A reason too long for the record is cut, not lost. */
+			if (snprintf(detail, sizeof(detail), "%s; %s '%s' stays (%s): %s",
+			             o->detail, kept[j].node->op_type, bnf_node_label(kept[j].node),
+			             bnf_keep_reason_code(a->reason),
+			             a->detail) >= (int)sizeof(detail))
+				detail[sizeof(detail) - 1] = '\0';
+			memcpy(o->detail, detail, sizeof(detail));
+			o->reason = a->reason;
+		}
+	}
 }
 
 /* Mark node (of gi's graph) in flags; returns 0 when it is not there. */
@@ -476,13 +557,15 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 		return bnf_fail(ctx->err, BNF_ERR_INPUT,
 		                "subgraphs nested more than 64 deep at '%s'", path);
 	memset(&gi, 0, sizeof(gi));
+	ctx->settled = 0;
 	while (changed) {
 		changed = 0;
 		free_kept(kept, n_kept);
 		kept = NULL;
 		n_kept = 0;
+		fold_constants_forget(ctx);
 		bnf_graph_release(&gi);
-		if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+		if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 			goto out;
 		if ((rc = check_inputs(ctx, &gi)) != BNF_OK)
 			goto out;
@@ -535,7 +618,8 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 				rc = add_record(ctx, path, node, &out, &bn, pass);
 				free(bn.s);
 				free(bn.t);
-				if (rc == BNF_OK)
+				/* A BN rewritten as its MatMul's bias Add stays a node. */
+				if (rc == BNF_OK && !out.rewritten)
 					rc = release_node(ctx, &gi, node);
 				for (k = 0; k < out.n_pass && rc == BNF_OK; k++) {
 					rc = release_node(ctx, &gi, out.pass[k]);
@@ -546,7 +630,8 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 				}
 				if (rc != BNF_OK)
 					goto out;
-				dead[i] = stale[i] = 1;
+				dead[i] = !out.rewritten;
+				stale[i] = 1;
 				mark_node(&gi, out.also_removed, dead);
 				mark_node(&gi, out.also_removed, stale);
 				mark_node(&gi, out.target, stale);
@@ -554,7 +639,12 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 			}
 		ctx->stale = NULL;
 		compact_nodes(g, dead, &ctx->rep->nodes_removed);
+		/* Nothing more folds, yet some BN waits for an affine node in
+		 * front of it that stays: one more sweep lets it fold after. */
+		if (!changed && !ctx->settled && waits_for_affine(kept, n_kept))
+			ctx->settled = changed = 1;
 	}
+	explain_blocked(kept, n_kept);
 	/* Nothing more folds: lower what is left, if asked. */
 	for (i = 0; i < n_kept && ctx->opt && ctx->opt->lower_bn; i++) {
 		struct fold_outcome lo;
@@ -578,7 +668,7 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 			goto out;
 	/* Subgraphs see this graph's values: index it as it is now. */
 	bnf_graph_release(&gi);
-	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+	if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 		goto out;
 	for (i = 0; i < g->n_node; i++) {
 		struct sub_ctx s = {ctx, &gi, opset, path, g->node[i], depth};
@@ -613,20 +703,44 @@ static int cleanup_subgraph_cb(Onnx__GraphProto *sub, void *arg)
 	return cleanup_graph(s->ctx, sub, s->parent, s->opset, s->depth + 1);
 }
 
+/* A node computing constants (Constant, Identity of a constant, or a
+ * subgraph computing one: Reshape, Unsqueeze, Cast, ... of constants)
+ * whose outputs nothing reads any more. */
+static int removable_constant(const struct bnf_graph *gi, const Onnx__NodeProto *node)
+{
+	size_t k;
+
+	if (!bnf_node_is_constant_op(node) ||
+	    (node->n_output != 1 &&
+	     (bnf_node_is(node, "Constant") || bnf_node_is(node, "Identity"))))
+		return 0;
+	for (k = 0; k < node->n_output; k++)
+		if (node->output[k][0] && (bnf_graph_uses(gi, node->output[k]) > 0 ||
+		                           bnf_graph_is_output(gi, node->output[k])))
+			return 0;
+	if (bnf_node_is(node, "Identity"))
+		return 1; /* of anything: it reads what it outputs */
+	for (k = 0; k < node->n_input; k++)
+		if (node->input[k][0] && !bnf_graph_is_computed_constant(gi, node->input[k]))
+			return 0;
+	return 1;
+}
+
 /* Remove released values of g that nothing reads any more: initializers,
- * Constant nodes and the Identity nodes exporters put in front of shared
- * constants (whose own input is then released in turn). Subgraphs are
- * cleaned first because their reads keep outer values alive. */
+ * Constant nodes, the Identity nodes exporters put in front of shared
+ * constants and the subgraphs computing constants (whose own inputs are
+ * then released in turn). Subgraphs are cleaned first because their reads
+ * keep outer values alive. */
 static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
                          int opset, int depth)
 {
 	struct bnf_graph gi;
-	size_t i;
+	size_t i, k;
 	int rc, again = 1;
 
 	if (depth > BNF_LIMIT_GRAPH_DEPTH)
 		return BNF_OK;
-	if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+	if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 		goto out;
 	for (i = 0; i < g->n_node; i++) {
 		struct cleanup_sub s = {ctx, &gi, opset, depth};
@@ -637,7 +751,7 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 	while (again) {
 		again = 0;
 		bnf_graph_release(&gi);
-		if ((rc = bnf_graph_build(&gi, g, parent, opset, ctx->err)) != BNF_OK)
+		if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 			goto out;
 		for (i = 0; i < ctx->n_released; i++) {
 			const char *name = ctx->released[i].name;
@@ -646,10 +760,15 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 
 			if (ctx->released[i].g != g || !name)
 				continue;
+			/* A graph input stays, unless it is a frozen initializer of
+			 * the main graph (those leave the inputs with it). */
 			if (bnf_graph_uses(&gi, name) > 0 || bnf_graph_is_output(&gi, name) ||
-			    bnf_strmap_get(&gi.inputs, name, NULL))
+			    (bnf_strmap_get(&gi.inputs, name, NULL) &&
+			     !(gi.frozen_inputs && !parent &&
+			       bnf_strmap_get(&gi.initializer, name, NULL))))
 				continue;
 			if (bnf_strmap_get(&gi.initializer, name, &idx)) {
+				bnf_graph_remove_input(g, name);
 				onnx__tensor_proto__free_unpacked(g->initializer[idx],
 				                                  &bnf_large_allocator);
 				memmove(&g->initializer[idx], &g->initializer[idx + 1],
@@ -658,12 +777,10 @@ static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct
 				ctx->rep->initializers_removed++;
 				again = 1;
 			} else if ((node = bnf_graph_producer(&gi, name, &idx)) != NULL &&
-			           node->n_output == 1 &&
-			           (bnf_node_is(node, "Constant") ||
-			            bnf_node_is(node, "Identity"))) {
-				if (bnf_node_is(node, "Identity") && node->n_input == 1 &&
-				    (rc = fold_release(ctx, &gi, node->input[0])) != BNF_OK)
-					goto out;
+			           removable_constant(&gi, node)) {
+				for (k = 0; k < node->n_input; k++)
+					if ((rc = fold_release(ctx, &gi, node->input[k])) != BNF_OK)
+						goto out;
 				onnx__node_proto__free_unpacked(node, &bnf_large_allocator);
 				memmove(&g->node[idx], &g->node[idx + 1],
 				        (g->n_node - idx - 1) * sizeof(*g->node));
@@ -704,10 +821,16 @@ int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
 	ctx.opt = opt;
 	ctx.rep = rep;
 	ctx.err = err;
+	ctx.ir_version = model->has_ir_version ? (long long)model->ir_version : 0;
+	/* Below IR version 4 every initializer is listed as a graph input and
+	 * none can be overridden: runtimes take them as constants. */
+	ctx.list_initializers = model->has_ir_version && model->ir_version < 4;
+	ctx.frozen_inputs = ctx.list_initializers || (opt && opt->freeze_initializer_inputs);
 	bnf_strmap_init(&ctx.new_names);
 	rc = fold_graph(&ctx, model->graph, NULL, opset, "", 0);
 	if (rc == BNF_OK && rep->n_changed > 0)
 		rc = cleanup_graph(&ctx, model->graph, NULL, opset, 0);
+	fold_constants_forget(&ctx);
 	for (i = 0; i < ctx.n_released; i++)
 		free(ctx.released[i].name);
 	free(ctx.released);

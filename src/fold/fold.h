@@ -50,6 +50,10 @@ enum bnf_keep_reason {
 const char *bnf_fold_kind_name(enum bnf_fold_kind kind);
 const char *bnf_keep_reason_code(enum bnf_keep_reason reason);
 
+/* 1 when a user can act on the reason (an option, the model's export, its
+ * declared shapes): a Mul/Add/Sub/Div kept for another one is no news. */
+int bnf_keep_reason_actionable(enum bnf_keep_reason reason);
+
 /* The fate of one BatchNormalization node (or, in the affine list, of one
  * Mul/Add/Sub/Div by a constant after a layer). */
 struct bnf_bn_record {
@@ -69,6 +73,9 @@ struct bnf_bn_record {
 	char *detail;     /* one-line explanation of the reason */
 	double max_scale; /* largest |scale / sqrt(var + eps)| over channels */
 	size_t max_scale_channel;
+	int verbosity; /* the -v level that lists it: 1 (-v) for every BN and
+	                  for a Mul/Add/Sub/Div folded or kept for a reason a
+	                  user can act on, 2 (-vv) for the other ones */
 };
 
 struct bnf_fold_report {
@@ -90,10 +97,14 @@ struct bnf_fold_report {
 struct bnf_external;
 
 struct bnf_fold_options {
-	int lower_bn;             /* rewrite a BN nothing absorbs as Mul + Add (--lower-bn) */
-	struct bnf_external *ext; /* external data of the model and the spill
-	                             file for rewritten tensors (external.h);
-	                             NULL: external tensors are refused */
+	int lower_bn;                  /* rewrite a BN nothing absorbs as Mul + Add (--lower-bn) */
+	int freeze_initializer_inputs; /* an initializer also listed as a graph input
+	                                  is a constant, and one a fold consumes leaves
+	                                  the inputs (--freeze-initializer-inputs);
+	                                  below IR version 4 that is always so */
+	struct bnf_external *ext;      /* external data of the model and the spill
+	                                  file for rewritten tensors (external.h);
+	                                  NULL: external tensors are refused */
 };
 
 /* Fold every foldable BatchNormalization of model in place and describe

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "fold/fold.h"
+#include "fold/target.h"
 #include "graph/graph.h"
 #include "util/strmap.h"
 
@@ -26,11 +27,21 @@ struct fold_ctx {
 	size_t n_owned;
 	struct fold_released *released; /* values that may have lost their last reader */
 	size_t n_released;
-	const unsigned char *stale; /* per node index of the current sweep: 1 when a
-	                               fold of this sweep removed or changed the node,
-	                               so the graph index no longer describes it */
-	const char *renamed_from;   /* the output name the last fold_rename_output
-	                               replaced (owned by ctx), or NULL */
+	const unsigned char *stale;     /* per node index of the current sweep: 1 when a
+	                                   fold of this sweep removed or changed the node,
+	                                   so the graph index no longer describes it */
+	const char *renamed_from;       /* the output name the last fold_rename_output
+	                                   replaced (owned by ctx), or NULL */
+	int frozen_inputs;              /* initializers listed as graph inputs are
+	                                   constants (IR < 4, or the option) */
+	int list_initializers;          /* IR < 4: every main-graph initializer must
+	                                   also be a graph input, new ones too */
+	long long ir_version;           /* of the model, for messages */
+	int settled;                    /* the affine nodes a BN waits for stay: it
+	                                   may fold into the layer after it */
+	struct fold_computed *computed; /* values computed from constants in this
+	                                   sweep (constants.c) */
+	size_t n_computed;
 };
 
 /* A BatchNormalization in eval mode as y = s * x + t per channel, in double. */
@@ -39,6 +50,11 @@ struct fold_bn {
 	size_t channels;
 	double *s;
 	double *t;
+	Onnx__NodeProto *output_node; /* the node that takes over the BN's output
+	                                 name once folded: the layer (NULL), or the
+	                                 last layout node between (layout.c) */
+	int input_rank;               /* rank of the BN's input, -1 unknown (set by
+	                                 the layout walk) */
 };
 
 /* The outcome of one layer fold: reason NONE means it folded. */
@@ -51,8 +67,13 @@ struct fold_outcome {
 	Onnx__NodeProto *pass[8];      /* eval-mode identities (Identity, Dropout) between
 	                                  the layer and the folded node, removed with it */
 	size_t n_pass;
-	const char *result; /* value the folded node produces when it is not the
-	                       folded node's own output (BN before a layer) */
+	const char *result;       /* value the folded node produces when it is not the
+	                             folded node's own output (BN before a layer) */
+	int rewritten;            /* folded, and the BN node itself became the
+	                             bias Add of an N-D MatMul (not removed) */
+	Onnx__NodeProto *blocker; /* kept: the Mul/Add/Sub/Div after a layer that
+	                             must fold before this BN can (its own reason
+	                             then becomes this one's) */
 };
 
 /* Set the outcome to "kept" with a formatted explanation; returns BNF_OK so
@@ -95,6 +116,29 @@ int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *
 int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
                        const char *name);
 
+/* Keep (reason non-constant) because the value `name`, the `role` input of
+ * node, is not a constant; when it is an initializer listed as a graph input,
+ * the reason says so and names --freeze-initializer-inputs. Returns BNF_OK. */
+int fold_keep_not_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                           const Onnx__NodeProto *node, const char *role, const char *name,
+                           struct fold_outcome *out);
+
+/* Resolve name to a constant as bnf_graph_constant does, or else, when it
+ * is computed only from constants by operators the evaluator runs (see
+ * bnf_node_is_constant_op), to the value the evaluator computes for it (cached
+ * for the sweep; ref->synthesized is set: never rewrite it in place).
+ * Returns 1, 0 when not a constant, negative when memory runs out. */
+int fold_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
+                  struct bnf_const_ref *ref);
+
+/* Forget the values fold_constant computed (the graph is about to change). */
+void fold_constants_forget(struct fold_ctx *ctx);
+
+/* Index g (parent: the enclosing graph's index, or NULL) as the run reads
+ * it: with the main graph's frozen_inputs set from ctx. */
+int fold_index(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__GraphProto *g,
+               const struct bnf_graph *parent, int opset);
+
 /* Decode a constant input of a node: 1 and the values when it is a constant
  * of a foldable dtype, 0 (with a keep outcome set) otherwise, negative on a
  * hard error. *tensor (may be NULL) receives the TensorProto. With vals
@@ -122,6 +166,13 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
                      Onnx__NodeProto *producer, struct fold_outcome *out);
 
+/* The before-layer folds (fold_before.c), rows of the target table: a BN
+ * in front of a Conv, or of a Gemm / 2-D MatMul. */
+int fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                     Onnx__NodeProto *conv, struct fold_outcome *out);
+int fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                       Onnx__NodeProto *layer, struct fold_outcome *out);
+
 /* The producer of name in this graph, or NULL when there is none or when
  * a fold of the current sweep changed it (the index is stale for it: the
  * next sweep sees it fresh). */
@@ -141,9 +192,8 @@ int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
 Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const char **x,
                                 struct fold_outcome *out);
 
-/* The rank of value name when it can be proven (declared shape; Flatten,
- * Gemm, 2-D MatMul; Conv and ConvTranspose from their weight; operators
- * that keep their input's rank), or -1. */
+/* The rank of value name when the graph proves it (bnf_graph_value_rank),
+ * or -1. */
 int fold_value_rank(const struct bnf_graph *gi, const char *name);
 
 /* Point node input slot at name, releasing the old value. */
@@ -168,6 +218,37 @@ int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
  * out says whether it folded or why not. */
 int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
                 struct fold_outcome *out, int *tried);
+
+/* The keep outcome of a BN whose input comes from node, a Mul, Add, Sub
+ * or Div that is not a MatMul's bias: names what the node combines, or,
+ * when it is an affine node after a layer, sets out->blocker to it. */
+int fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *node,
+                            struct fold_outcome *out);
+
+/* 1 for Transpose, Unsqueeze, Squeeze and Reshape: nodes that only move
+ * values, which a BN's channel can be followed through (layout.c). */
+int fold_is_layout_op(const Onnx__NodeProto *node);
+
+/* A BN whose input comes from layout node first: follow its channel back
+ * to the layer and fold into it when the channel is the layer's output
+ * channel, or say why not (layout.c). */
+int fold_through_layout(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                        Onnx__NodeProto *first, struct fold_outcome *out);
+
+/* Is Dropout node p the identity (eval mode, mask unread)? 1, or 0 with a
+ * keep outcome (walk.c). */
+int fold_dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
+                             struct fold_outcome *out);
+
+/* The values of a small integer constant (a plain or computed one): their
+ * count, or -1 when name is not such a constant. */
+int fold_int_values(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
+                    long long *v, int max);
+
+/* Give the BN's output name to the node that now produces its value: the
+ * layer, or bn->output_node when layout nodes lie between. */
+int fold_take_output(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fold_bn *bn,
+                     Onnx__NodeProto *layer);
 
 /* Rewrite a BN nothing absorbs as Mul + Add (fold_affine.c): the BN node
  * becomes the Add (keeping its name and output) and a new Mul is inserted

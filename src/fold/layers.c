@@ -12,6 +12,7 @@
 
 #include "fold/internal.h"
 #include "io/tensor_data.h"
+#include "util/mem.h"
 
 /* Everything a fold reads and writes, freed in one place. The weight, the
  * largest tensor of a fold, goes from its stored bytes to its new stored
@@ -171,7 +172,7 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	if (rc == BNF_OK)
 		rc = fold_store_bias(ctx, gi, conv, 2, dtype, bias_dims, 1, fb.b_new, m, conv);
 	if (rc == BNF_OK)
-		rc = fold_rename_output(ctx, gi, conv, bn->node->output[0]);
+		rc = fold_take_output(ctx, gi, bn, conv);
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;
 		out->kind = BNF_FOLD_KIND_CONV;
@@ -342,7 +343,7 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	if (rc == BNF_OK && gi->opset < 7 && !(rows_c > 1 && c_rank == 2))
 		rc = set_int_attr(ctx, gemm, "broadcast", 1);
 	if (rc == BNF_OK)
-		rc = fold_rename_output(ctx, gi, gemm, bn->node->output[0]);
+		rc = fold_take_output(ctx, gi, bn, gemm);
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;
 		out->kind = BNF_FOLD_KIND_GEMM;
@@ -353,63 +354,103 @@ out:
 	return rc < 0 ? rc : BNF_OK;
 }
 
-/* Operators whose output has the rank of their first input. */
-static int keeps_rank(const Onnx__NodeProto *node)
-{
-	static const char *const ops[] = {
-	    "Relu",        "LeakyRelu",  "PRelu",
-	    "Elu",         "Selu",       "Sigmoid",
-	    "HardSigmoid", "Tanh",       "Softplus",
-	    "Mish",        "HardSwish",  "Clip",
-	    "Erf",         "Abs",        "Neg",
-	    "Exp",         "Log",        "Sqrt",
-	    "Identity",    "Dropout",    "BatchNormalization",
-	    "Softmax",     "LogSoftmax", "Cast",
-	};
-	size_t i;
-	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-		if (bnf_node_is(node, ops[i]))
-			return 1;
-	return 0;
-}
-
-/* The rank of value name when it can be proven: from a declared shape, or
- * from its producer (Flatten and Gemm give 2-D, MatMul of two 2-D operands
- * gives 2-D, Conv and ConvTranspose the rank of their weight, elementwise
- * operators keep their input's rank). -1 if unknown. */
-static int value_rank(const struct bnf_graph *gi, const char *name, int depth)
-{
-	int64_t dims[8];
-	Onnx__NodeProto *p;
-	int rank = bnf_graph_value_shape(gi, name, dims, 8);
-
-	if (rank >= 0 || depth > 32)
-		return rank;
-	p = bnf_graph_producer(gi, name, NULL);
-	if (!p || p->n_input == 0)
-		return -1;
-	if (bnf_node_is(p, "Flatten") || bnf_node_is(p, "Gemm"))
-		return 2;
-	if ((bnf_node_is(p, "Conv") || bnf_node_is(p, "ConvTranspose")) && p->n_input >= 2) {
-		struct bnf_const_ref ref;
-		if (bnf_graph_constant(gi, p->input[1], &ref) && ref.tensor->n_dims >= 3)
-			return (int)ref.tensor->n_dims;
-		return -1;
-	}
-	if (bnf_node_is(p, "MatMul") && p->n_input == 2) {
-		struct bnf_const_ref ref;
-		if (bnf_graph_constant(gi, p->input[1], &ref) && ref.tensor->n_dims == 2)
-			return value_rank(gi, p->input[0], depth + 1) == 2 ? 2 : -1;
-		return -1;
-	}
-	if (keeps_rank(p))
-		return value_rank(gi, p->input[0], depth + 1);
-	return -1;
-}
-
 int fold_value_rank(const struct bnf_graph *gi, const char *name)
 {
-	return value_rank(gi, name, 0);
+	return bnf_graph_value_rank(gi, name);
+}
+
+/* Turn the BN node into Add(x, t') with t' of shape [C, 1, ..., 1] for its
+ * input of rank r: the bias of an N-D MatMul in front that has none. */
+static int bn_becomes_bias_add(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                               int dtype, struct fold_outcome *out)
+{
+	Onnx__NodeProto *node = bn->node;
+	int64_t dims[16];
+	size_t d, r = (size_t)bn->input_rank;
+	int rc;
+
+	if (bn->input_rank < 2 || bn->input_rank > 16)
+		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		                 "the rank of its input '%s' is not known, so the shift cannot be "
+		                 "added in its place",
+		                 node->input[0]);
+	if (keep_if_overflow(out, bn->t, bn->channels, dtype, "shift", 0))
+		return BNF_OK;
+	dims[0] = (int64_t)bn->channels;
+	for (d = 1; d + 1 < r; d++)
+		dims[d] = 1;
+	rc = fold_store_constant(ctx, gi, node, 1, dtype, dims, r - 1, bn->t, bn->channels,
+	                         node->input[2]);
+	if (rc == BNF_OK)
+		rc = fold_truncate_inputs(ctx, gi, node, 2);
+	if (rc == BNF_OK)
+		rc = fold_set_op_type(ctx, node, "Add");
+	if (rc != BNF_OK)
+		return rc;
+	for (d = 0; d < node->n_attribute; d++)
+		onnx__attribute_proto__free_unpacked(node->attribute[d], &bnf_large_allocator);
+	node->n_attribute = 0;
+	out->rewritten = 1;
+	return BNF_OK;
+}
+
+/* Which Add input is the MatMul, which the constant: fills *mm and *slot,
+ * or returns 0 with a keep outcome. */
+static int split_bias_add(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *add,
+                          Onnx__NodeProto **mm, size_t *slot, struct fold_outcome *out)
+{
+	Onnx__NodeProto *p0, *p1;
+
+	if (add->n_input != 2)
+		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                 "Add '%s' does not have two inputs", bnf_node_label(add)),
+		       0;
+	p0 = fold_producer(ctx, gi, add->input[0]);
+	p1 = fold_producer(ctx, gi, add->input[1]);
+	if (p0 && bnf_node_is(p0, "MatMul")) {
+		*mm = p0;
+		*slot = 1;
+	} else if (p1 && bnf_node_is(p1, "MatMul")) {
+		*mm = p1;
+		*slot = 0;
+	} else {
+		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                 "its input comes from Add '%s', which does not add to a MatMul "
+		                 "output",
+		                 bnf_node_label(add)),
+		       0;
+	}
+	if (bnf_graph_uses(gi, (*mm)->output[0]) != 1 || bnf_graph_is_output(gi, (*mm)->output[0]))
+		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
+		                 "the output of MatMul '%s' is also read outside Add '%s'",
+		                 bnf_node_label(*mm), bnf_node_label(add)),
+		       0;
+	return 1;
+}
+
+/* Is the MatMul's channel (its last axis) the BN's? Directly after it only
+ * when its input is 2-D; through layout nodes the walk proved it. */
+static int matmul_channel_proven(struct bnf_graph *gi, const struct fold_bn *bn,
+                                 const Onnx__NodeProto *mm, int x_rank, struct fold_outcome *out)
+{
+	if (bn->output_node)
+		return 1;
+	if (x_rank < 0)
+		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		                 "the input '%s' of MatMul '%s' is not known to be 2-D; for other "
+		                 "ranks the BatchNormalization channel is not the MatMul output "
+		                 "column",
+		                 mm->input[0], bnf_node_label(mm)),
+		       0;
+	if (x_rank != 2)
+		return fold_keep(
+		           out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		           "the input '%s' of MatMul '%s' has rank %d: the BatchNormalization "
+		           "channel (axis 1) is not the MatMul output column",
+		           mm->input[0], bnf_node_label(mm), x_rank),
+		       0;
+	(void)gi;
+	return 1;
 }
 
 /*
@@ -426,6 +467,12 @@ int fold_value_rank(const struct bnf_graph *gi, const char *name)
  * the BN's channel count, and the optional Add adds a constant of N values
  * (shape (N), (1, N) or a scalar) to a MatMul output read by nothing else.
  *
+ * Through layout nodes (layout.c proved that the BN's channel is the
+ * MatMul's last axis, whatever X's rank): MatMul(W') [-> Add(bias')] -> the
+ * layout nodes, the Add keeping its place (its bias shaped [1, ..., 1, N]
+ * or [N]); without an Add, a 2-D X gives Gemm(W', bias'), any other the BN
+ * node turned into Add(t') of shape [C, 1, ..., 1] where it was.
+ *
  *   W'[k, n] = W[k, n] * s[n]
  *   bias'[n] = (bias[n] or 0) * s[n] + t[n]
  */
@@ -435,37 +482,15 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
 	Onnx__NodeProto *mm = producer, *add = NULL;
-	size_t nw = 0, nb = 0, n, i, add_slot = 1;
-	int rc = BNF_OK, dtype, use_gemm, x_rank;
-	int64_t b_dims[1];
+	size_t nw = 0, nb = 0, n, i, d, add_slot = 1;
+	int rc = BNF_OK, dtype, use_gemm, x_rank, through = bn->output_node != NULL;
+	int64_t b_dims[16];
+	size_t b_rank = 1;
 
 	if (bnf_node_is(producer, "Add")) {
-		/* Which Add input is the MatMul, which the constant? */
-		Onnx__NodeProto *p0, *p1;
-		if (producer->n_input != 2)
-			return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-			                 "Add '%s' does not have two inputs",
-			                 bnf_node_label(producer));
-		p0 = fold_producer(ctx, gi, producer->input[0]);
-		p1 = fold_producer(ctx, gi, producer->input[1]);
 		add = producer;
-		if (p0 && bnf_node_is(p0, "MatMul")) {
-			mm = p0;
-			add_slot = 1;
-		} else if (p1 && bnf_node_is(p1, "MatMul")) {
-			mm = p1;
-			add_slot = 0;
-		} else {
-			return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-			                 "its input comes from Add '%s', which does not add to a "
-			                 "MatMul output",
-			                 bnf_node_label(producer));
-		}
-		if (bnf_graph_uses(gi, mm->output[0]) != 1 ||
-		    bnf_graph_is_output(gi, mm->output[0]))
-			return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-			                 "the output of MatMul '%s' is also read outside Add '%s'",
-			                 bnf_node_label(mm), bnf_node_label(add));
+		if (!split_bias_add(ctx, gi, add, &mm, &add_slot, out))
+			return BNF_OK;
 	}
 	if (mm->n_input != 2 || mm->n_output != 1)
 		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
@@ -487,21 +512,9 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		          bnf_node_label(mm), wt->n_dims);
 		goto out;
 	}
-	x_rank = value_rank(gi, mm->input[0], 0);
-	if (x_rank < 0) {
-		fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-		          "the input '%s' of MatMul '%s' is not known to be 2-D; for other ranks "
-		          "the BatchNormalization channel is not the MatMul output column",
-		          mm->input[0], bnf_node_label(mm));
+	x_rank = fold_value_rank(gi, mm->input[0]);
+	if (!matmul_channel_proven(gi, bn, mm, x_rank, out))
 		goto out;
-	}
-	if (x_rank != 2) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "the input '%s' of MatMul '%s' has rank %d: the BatchNormalization "
-		          "channel (axis 1) is not the MatMul output column",
-		          mm->input[0], bnf_node_label(mm), x_rank);
-		goto out;
-	}
 	n = (size_t)wt->dims[1];
 	if (n != bn->channels || n == 0) {
 		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
@@ -509,12 +522,26 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		          bn->channels, bnf_node_label(mm), n);
 		goto out;
 	}
-	if (add && ((nb != n && nb != 1) || bt->n_dims > 2 ||
-	            (bt->n_dims == 2 && bt->dims[0] != 1) || tensor_dtype(bt) != dtype)) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "the bias '%s' of Add '%s' is not %zu values of the weight's dtype",
-		          add->input[add_slot], bnf_node_label(add), n);
-		goto out;
+	b_dims[0] = (int64_t)n;
+	if (add) {
+		/* The bias keeps its rank (a rank above X's would raise the
+		 * Add's); all its dims but the last are 1. */
+		int per_column = bt->n_dims <= (through ? 16u : 2u) && (nb == n || nb == 1);
+		for (d = 0; per_column && d + 1 < bt->n_dims; d++)
+			per_column = bt->dims[d] == 1;
+		if (!per_column || tensor_dtype(bt) != dtype) {
+			fold_keep(
+			    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+			    "the bias '%s' of Add '%s' is not %zu values of the weight's dtype",
+			    add->input[add_slot], bnf_node_label(add), n);
+			goto out;
+		}
+		if (through && bt->n_dims > 1) {
+			for (d = 0; d + 1 < bt->n_dims; d++)
+				b_dims[d] = 1;
+			b_dims[bt->n_dims - 1] = (int64_t)n;
+			b_rank = bt->n_dims;
+		}
 	}
 	if ((rc = alloc_bias(ctx, &fb, n)) != BNF_OK)
 		goto out;
@@ -526,9 +553,9 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 	    keep_if_overflow(out, fb.b_new, n, dtype, "bias", 0))
 		goto out;
 
-	b_dims[0] = (int64_t)n;
-	use_gemm = !(dtype == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16 && gi->opset < 13);
-	if (!use_gemm && !add) {
+	use_gemm = !(dtype == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16 && gi->opset < 13) &&
+	           x_rank == 2 && !(through && add);
+	if (!use_gemm && !add && !through) {
 		/* MatMul + Add would need a new node; the BN node is the only
 		 * slot we could reuse, so keep the pair as it is. */
 		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
@@ -536,6 +563,10 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		          bnf_node_label(mm));
 		goto out;
 	}
+	if (!use_gemm && !add && (rc = bn_becomes_bias_add(ctx, gi, bn, dtype, out)) != BNF_OK)
+		goto out;
+	if (out->reason != BNF_KEEP_REASON_NONE)
+		goto out;
 	rc = store_weight(ctx, gi, mm, dtype, wt, &fb);
 	if (rc != BNF_OK)
 		goto out;
@@ -557,14 +588,16 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		if (rc == BNF_OK && gi->opset < 7)
 			rc = set_int_attr(ctx, mm, "broadcast", 1);
 		if (rc == BNF_OK)
-			rc = fold_rename_output(ctx, gi, mm, bn->node->output[0]);
+			rc = fold_take_output(ctx, gi, bn, mm);
 		out->target = mm;
-	} else {
-		rc = fold_store_constant(ctx, gi, add, add_slot, dtype, b_dims, 1, fb.b_new, n,
+	} else if (add) {
+		rc = fold_store_constant(ctx, gi, add, add_slot, dtype, b_dims, b_rank, fb.b_new, n,
 		                         add->input[add_slot]);
 		if (rc == BNF_OK)
-			rc = fold_rename_output(ctx, gi, add, bn->node->output[0]);
-		out->target = add;
+			rc = fold_take_output(ctx, gi, bn, add);
+		out->target = through ? mm : add;
+	} else {
+		out->target = mm; /* the BN node is the bias Add now */
 	}
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;

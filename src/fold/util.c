@@ -141,6 +141,30 @@ found:
 	return 1;
 }
 
+int fold_keep_not_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                           const Onnx__NodeProto *node, const char *role, const char *name,
+                           struct fold_outcome *out)
+{
+	if (bnf_graph_is_overridable(gi, name))
+		return fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
+		                 "%s '%s' of %s '%s' is an initializer also listed as a graph "
+		                 "input, which can be fed at run time (IR version %lld); "
+		                 "--freeze-initializer-inputs treats such inputs as constants",
+		                 role, name, node->op_type, bnf_node_label(node), ctx->ir_version);
+	return fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT, "%s '%s' of %s '%s' is not a constant",
+	                 role, name, node->op_type, bnf_node_label(node));
+}
+
+int fold_index(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__GraphProto *g,
+               const struct bnf_graph *parent, int opset)
+{
+	int rc = bnf_graph_build(gi, g, parent, opset, ctx->err);
+
+	if (!parent)
+		gi->frozen_inputs = ctx->frozen_inputs;
+	return rc;
+}
+
 int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
                        const Onnx__NodeProto *node, size_t slot, const char *role, double **vals,
                        size_t *count, const Onnx__TensorProto **tensor, struct fold_outcome *out)
@@ -152,9 +176,11 @@ int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
 	if (!name) /* a node with fewer inputs than its operator needs */
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "node '%s' (%s) has no input %zu (%s)",
 		                bnf_node_label(node), node->op_type, slot, role);
-	if (!bnf_graph_constant(gi, name, &ref)) {
-		fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT, "%s '%s' of %s '%s' is not a constant",
-		          role, name, node->op_type, bnf_node_label(node));
+	rc = fold_constant(ctx, gi, name, &ref);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		fold_keep_not_constant(ctx, gi, node, role, name, out);
 		return 0;
 	}
 	dtype = ref.tensor->has_data_type ? ref.tensor->data_type : 0;
@@ -225,8 +251,9 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	int rc;
 
 	if (slot < node->n_input && node->input[slot][0] &&
-	    bnf_graph_constant(gi, node->input[slot], &ref) && ref.owner == gi &&
+	    fold_constant(ctx, gi, node->input[slot], &ref) == 1 && ref.owner == gi &&
 	    !ref.through_identity && !ref.synthesized &&
+	    !bnf_strmap_get(&gi->inputs, node->input[slot], NULL) &&
 	    bnf_graph_uses(gi, node->input[slot]) == 1 &&
 	    !bnf_graph_is_output(gi, node->input[slot])) {
 		/* Only this node can see the constant: rewrite it where it is. */
@@ -261,6 +288,11 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 		onnx__tensor_proto__free_unpacked(t, &bnf_large_allocator);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	}
+	/* Below IR version 4 the main graph lists every initializer as an
+	 * input (an initializer listed as an input is rewritten into a new
+	 * one above, never in place, so its declared shape stays true). */
+	if (ctx->list_initializers && !gi->parent && bnf_graph_append_input_for(gi->g, t) != 0)
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 	if (slot >= node->n_input) {
 		/* Pad skipped optional inputs with empty names, then append. */
 		while (node->n_input < slot)
@@ -319,6 +351,13 @@ int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePro
 	ctx->renamed_from = node->output[0];
 	node->output[0] = copy;
 	return BNF_OK;
+}
+
+int fold_take_output(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fold_bn *bn,
+                     Onnx__NodeProto *layer)
+{
+	return fold_rename_output(ctx, gi, bn->output_node ? bn->output_node : layer,
+	                          bn->node->output[0]);
 }
 
 int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,

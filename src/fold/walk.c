@@ -28,8 +28,8 @@ static int constant_false(const struct bnf_graph *gi, const char *name)
 /* Is Dropout node p the identity here? Eval mode (is_test=1 before opset
  * 7; training_mode absent or constant false from opset 12) and a mask
  * that nothing reads. The ratio does not matter in eval mode. */
-static int dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
-                               struct fold_outcome *out)
+int fold_dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
+                             struct fold_outcome *out)
 {
 	if (gi->opset < 7 && fold_attr_int(p, "is_test", 0) == 0)
 		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
@@ -68,7 +68,7 @@ Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi
 		if (bnf_graph_uses(gi, *x) != 1 || bnf_graph_is_output(gi, *x) || p->n_input < 1 ||
 		    !p->input[0][0] || out->n_pass >= sizeof(out->pass) / sizeof(out->pass[0]))
 			return p;
-		if (bnf_node_is(p, "Dropout") && !dropout_is_identity(gi, p, out))
+		if (bnf_node_is(p, "Dropout") && !fold_dropout_is_identity(gi, p, out))
 			return NULL;
 		out->pass[out->n_pass++] = p;
 		*x = p->input[0];

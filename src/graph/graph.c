@@ -93,6 +93,7 @@ int bnf_graph_build(struct bnf_graph *gi, Onnx__GraphProto *g, const struct bnf_
 	gi->g = g;
 	gi->parent = parent;
 	gi->opset = opset;
+	gi->frozen_inputs = parent ? parent->frozen_inputs : 0;
 	bnf_strmap_init(&gi->producer);
 	bnf_strmap_init(&gi->initializer);
 	bnf_strmap_init(&gi->uses);
@@ -266,7 +267,7 @@ int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_
 		if (bnf_strmap_get(&gi->initializer, name, &i)) {
 			/* An initializer that is also a graph input is only a
 			 * default: the caller may feed another value. */
-			if (bnf_strmap_get(&gi->inputs, name, NULL))
+			if (bnf_strmap_get(&gi->inputs, name, NULL) && !gi->frozen_inputs)
 				return 0;
 			ref->tensor = gi->g->initializer[i];
 			ref->owner = gi;
@@ -306,6 +307,28 @@ int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_
 		}
 		/* A graph input (without initializer) is not a constant; any
 		 * other name may come from the enclosing graph. */
+		if (bnf_strmap_get(&gi->inputs, name, NULL))
+			return 0;
+		gi = gi->parent;
+	}
+	return 0;
+}
+
+int bnf_graph_is_overridable(const struct bnf_graph *gi, const char *name)
+{
+	int hops = 0;
+
+	while (gi && hops++ < 64) {
+		Onnx__NodeProto *node;
+		if (bnf_strmap_get(&gi->initializer, name, NULL))
+			return bnf_strmap_get(&gi->inputs, name, NULL) && !gi->frozen_inputs;
+		node = bnf_graph_producer(gi, name, NULL);
+		if (node) {
+			if (!bnf_node_is(node, "Identity") || node->n_input != 1)
+				return 0;
+			name = node->input[0];
+			continue;
+		}
 		if (bnf_strmap_get(&gi->inputs, name, NULL))
 			return 0;
 		gi = gi->parent;
@@ -372,6 +395,70 @@ void bnf_graph_remove_value_info(Onnx__GraphProto *g, const char *name)
 			g->value_info[j++] = g->value_info[i];
 	}
 	g->n_value_info = j;
+}
+
+void bnf_graph_remove_input(Onnx__GraphProto *g, const char *name)
+{
+	size_t i, j = 0;
+	for (i = 0; i < g->n_input; i++) {
+		if (g->input[i]->name && strcmp(g->input[i]->name, name) == 0)
+			onnx__value_info_proto__free_unpacked(g->input[i], &bnf_large_allocator);
+		else
+			g->input[j++] = g->input[i];
+	}
+	g->n_input = j;
+}
+
+int bnf_graph_append_input_for(Onnx__GraphProto *g, const Onnx__TensorProto *t)
+{
+	Onnx__ValueInfoProto *vi = calloc(1, sizeof(*vi));
+	Onnx__TypeProto *tp = calloc(1, sizeof(*tp));
+	Onnx__TypeProto__Tensor *tt = calloc(1, sizeof(*tt));
+	Onnx__TensorShapeProto *sh = calloc(1, sizeof(*sh));
+	Onnx__ValueInfoProto **p = NULL;
+	size_t i;
+
+	if (vi)
+		onnx__value_info_proto__init(vi);
+	if (!vi || !tp || !tt || !sh) {
+		free(tp);
+		free(tt);
+		free(sh);
+		free(vi);
+		return -1;
+	}
+	/* From here on vi owns every part, freed as one tree on failure. */
+	onnx__type_proto__init(tp);
+	onnx__type_proto__tensor__init(tt);
+	onnx__tensor_shape_proto__init(sh);
+	vi->type = tp;
+	tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+	tp->tensor_type = tt;
+	tt->has_elem_type = 1;
+	tt->elem_type = t->data_type;
+	tt->shape = sh;
+	vi->name = strdup(t->name);
+	sh->dim = calloc(t->n_dims + 1, sizeof(*sh->dim));
+	if (!vi->name || !sh->dim)
+		goto fail;
+	for (i = 0; i < t->n_dims; i++) {
+		Onnx__TensorShapeProto__Dimension *d = calloc(1, sizeof(*d));
+		if (!d)
+			goto fail;
+		onnx__tensor_shape_proto__dimension__init(d);
+		d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+		d->dim_value = t->dims[i];
+		sh->dim[sh->n_dim++] = d;
+	}
+	p = realloc(g->input, (g->n_input + 1) * sizeof(*p));
+	if (!p)
+		goto fail;
+	g->input = p;
+	g->input[g->n_input++] = vi;
+	return 0;
+fail:
+	onnx__value_info_proto__free_unpacked(vi, &bnf_large_allocator);
+	return -1;
 }
 
 struct walk_step {

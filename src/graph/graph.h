@@ -27,6 +27,13 @@ struct bnf_graph {
 	struct bnf_strmap outputs;      /* graph output names */
 	struct bnf_graph_synth *synth;  /* tensors made for Constant nodes that
 	                                   hold value_float(s) or value_int(s) */
+	int frozen_inputs;              /* 1: an initializer also listed as a graph
+	                                   input is a constant (IR version < 4, where
+	                                   every initializer is listed and none can
+	                                   be overridden, or the user said so). 0 by
+	                                   default; a subgraph's index takes its
+	                                   parent's; set it on the main graph's
+	                                   index after bnf_graph_build. */
 };
 
 /* Index g. parent is the index of the enclosing graph (for outer-scope
@@ -57,11 +64,67 @@ struct bnf_const_ref {
 };
 
 /* Resolve name to a constant tensor: an initializer that is not also a
- * graph input (those can be overridden at run time), or the value of a
+ * graph input (those can be overridden at run time; unless frozen_inputs),
+ * or the value of a
  * Constant node (`value`, or value_float(s)/value_int(s) as a tensor the
  * index owns), possibly through Identity nodes, looking outward through
  * enclosing graphs. Returns 1 and fills ref, or 0 if not a constant. */
 int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_const_ref *ref);
+
+/* A value computed only from constants, as found by its structure
+ * (consts.c): the nodes of its subgraph in an order that runs, each after
+ * what it reads, and the constants it starts from (names as read). */
+#define BNF_CONST_PLAN_NODES  64
+#define BNF_CONST_PLAN_LEAVES 128
+struct bnf_const_plan {
+	Onnx__NodeProto *nodes[BNF_CONST_PLAN_NODES];
+	size_t n_nodes;
+	const char *leaf_names[BNF_CONST_PLAN_LEAVES];
+	const Onnx__TensorProto *leaves[BNF_CONST_PLAN_LEAVES];
+	size_t n_leaves;
+};
+
+/* 1 for an operator such a subgraph may hold: a pure function of its
+ * inputs that the evaluator runs (Identity, Reshape, Unsqueeze, Squeeze,
+ * Flatten, Transpose, Concat, Expand, Tile, Cast, Gather, Slice, Shape,
+ * Split, Range, ConstantOfShape, Add, Sub, Mul, Div, Neg, Sqrt,
+ * Reciprocal, Abs, Pow) and Constant itself; never one with a subgraph. */
+int bnf_node_is_constant_op(const Onnx__NodeProto *node);
+
+/* 1 and the plan when name (of this graph) is computed from constants by
+ * such operators in this graph (plain constants give a plan of no node),
+ * 0 when it is not or the subgraph passes the plan's bounds. */
+int bnf_graph_plan_constant(const struct bnf_graph *gi, const char *name,
+                            struct bnf_const_plan *plan);
+
+/* bnf_graph_plan_constant without the plan. */
+int bnf_graph_is_computed_constant(const struct bnf_graph *gi, const char *name);
+
+/* The rank of value name when the graph proves it (rank.c): a declared
+ * shape or a constant's dims, or its producer's rule: Flatten and Gemm give
+ * 2, Shape 1, Reshape the length of its shape input, Squeeze/Unsqueeze the
+ * input's rank less/plus their known axes, Transpose the length of perm,
+ * MatMul, Gather and Expand theirs, elementwise operators the largest input
+ * rank, and the operators that keep their input's rank keep it. -1 when
+ * unknown. */
+int bnf_graph_value_rank(const struct bnf_graph *gi, const char *name);
+
+/* The element count of a 1-D value known from the structure (a constant,
+ * Shape(x) of a known rank, a Concat of known lengths, Gather with known
+ * indices, Unsqueeze of a scalar, Cast/Identity of those), or -1. */
+int bnf_graph_value_length(const struct bnf_graph *gi, const char *name);
+
+/* The values of a small integer constant (axes, perm, a shape): their
+ * count (at most max), or -1 when name is not such a constant. */
+int bnf_graph_int_values(const struct bnf_graph *gi, const char *name, long long *v, int max);
+
+/* The same for a tensor: int64 or int32 values, inline (not external). */
+int bnf_tensor_int_values(const Onnx__TensorProto *t, long long *v, int max);
+
+/* 1 when name resolves (here or in an enclosing graph) to an initializer
+ * that is also listed as a graph input and is therefore not a constant
+ * (frozen_inputs is 0): what a user may feed at run time instead. */
+int bnf_graph_is_overridable(const struct bnf_graph *gi, const char *name);
 
 /* The graph (gi's or an enclosing one) whose initializer or node defines
  * name, or NULL. */
@@ -79,6 +142,14 @@ int bnf_graph_value_shape(const struct bnf_graph *gi, const char *name, int64_t 
 
 /* Drop the value_info entries describing name (a value that is gone). */
 void bnf_graph_remove_value_info(Onnx__GraphProto *g, const char *name);
+
+/* Drop the graph input called name (an initializer that is gone). */
+void bnf_graph_remove_input(Onnx__GraphProto *g, const char *name);
+
+/* List initializer t among the graph inputs, with its element type and
+ * dims (IR version < 4 wants every initializer there). Returns 0 or -1 on
+ * allocation failure. */
+int bnf_graph_append_input_for(Onnx__GraphProto *g, const Onnx__TensorProto *t);
 
 /* Append to repeated protobuf-c fields (the tree's arrays are malloc'd,
  * so realloc is safe). Return 0 or -1 on allocation failure. */

@@ -35,13 +35,29 @@ int bnf_validate_wire(const uint8_t *buf, size_t len, const char *label, struct 
 
 /* Check an unpacked model (borrowed, not changed): every tensor's dims
  * (no negative dim, no element-count overflow), dtype and data length;
- * declared shapes; main-graph inputs within BNF_LIMIT_INPUT_ELEMENTS;
- * node inputs that name existing values (outer graphs included); no value
+ * declared shapes (a negative declared dim of a value is an unknown dim,
+ * as runtimes read it; see bnf_validate_unknown_dims); main-graph inputs within
+ * BNF_LIMIT_INPUT_ELEMENTS; node inputs that name existing values (outer graphs included); no value
  * defined twice; no dependency cycle (a node carrying a subgraph depends on
  * the outer values its subgraphs read); attribute types and constant dtypes
  * of the operators bnfold reads; subgraph depth. Tensors kept in external
  * files are checked for dims only. Returns 0 or BNF_ERR_INPUT. */
 int bnf_validate_model(const Onnx__ModelProto *model, const char *label, struct bnf_error *err);
+
+/* Declared dims of values (graph inputs, outputs, value_info, subgraphs
+ * included) that are negative: paddle2onnx and older converters write -1
+ * for an unknown dim. bnfold reads them as unknown, like a dim_param, and
+ * writes them back as they were; this says how many there are so that the
+ * command line can say so once. */
+struct bnf_unknown_dims {
+	size_t n_dims;         /* negative declared dims */
+	size_t n_values;       /* values declaring at least one */
+	char first_value[128]; /* the first such value (cut short if longer) */
+	size_t first_axis;     /* and the axis of its first negative dim */
+	long long first_dim;   /* and that dim as written */
+};
+
+void bnf_validate_unknown_dims(const Onnx__ModelProto *model, struct bnf_unknown_dims *u);
 
 /* The element count of a declared shape, symbolic dims counted as 1:
  * returns 0 and *count, or -1 on a negative dim or overflow of int64. */

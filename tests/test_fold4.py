@@ -33,7 +33,7 @@ def affine_lines(stderr):
 
 # Reasons a user can act on: a Mul/Add/Sub/Div kept for one of these is
 # listed under -v, kept for any other only under -vv (issue 12).
-ACTIONABLE = {"non-constant", "training-mode", "unknown-shape", "overflow",
+ACTIONABLE = {"non-constant", "training-mode", "overflow",
               "pass-through-unsafe"}
 
 

@@ -43,7 +43,7 @@ static const struct {
     [BNF_KEEP_REASON_TRAINING_MODE] = {"training-mode", 1},
     [BNF_KEEP_REASON_SPATIAL] = {"spatial", 0},
     [BNF_KEEP_REASON_SHAPE_MISMATCH] = {"shape-mismatch", 0},
-    [BNF_KEEP_REASON_UNKNOWN_SHAPE] = {"unknown-shape", 1},
+    [BNF_KEEP_REASON_UNKNOWN_SHAPE] = {"unknown-shape", 0},
     [BNF_KEEP_REASON_UNSUPPORTED_PRODUCER] = {"unsupported-producer", 0},
     [BNF_KEEP_REASON_NO_PRODUCER] = {"no-producer", 0},
     [BNF_KEEP_REASON_UNSUPPORTED_DTYPE] = {"unsupported-dtype", 0},

@@ -50,8 +50,8 @@ enum bnf_keep_reason {
 const char *bnf_fold_kind_name(enum bnf_fold_kind kind);
 const char *bnf_keep_reason_code(enum bnf_keep_reason reason);
 
-/* 1 when a user can act on the reason (an option, the model's export, its
- * declared shapes): a Mul/Add/Sub/Div kept for another one is no news. */
+/* 1 when a user can act on the reason (an option, the model's export): a
+ * Mul/Add/Sub/Div kept for another one is no news. */
 int bnf_keep_reason_actionable(enum bnf_keep_reason reason);
 
 /* The fate of one BatchNormalization node (or, in the affine list, of one

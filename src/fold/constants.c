@@ -1,10 +1,8 @@
 /*
- * Values computed only from constants. Exporters write a conv bias as
- * Reshape(Constant b, Constant [1, C, 1, 1]) (paddle2onnx) and parameters
- * as Unsqueeze, Cast, Transpose or Concat of constants: such a value is a
- * constant too. The folds see it as a tensor the evaluator computes once
- * per sweep; the constant subgraph behind it goes with the cleanup when
- * nothing else reads it.
+ * Values computed only from constants (paddle2onnx's conv bias is
+ * Reshape(Constant b, Constant [1, C, 1, 1])): the evaluator computes each
+ * once per sweep and the folds take it as a constant tensor; the cleanup
+ * drops the subgraph once nothing reads it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +102,14 @@ static int remember(struct fold_ctx *ctx, const struct bnf_graph *gi, const char
 	c[ctx->n_computed].g = gi->g;
 	c[ctx->n_computed].name = copy;
 	c[ctx->n_computed].tensor = t;
+	/* A name of another graph seen before is shadowed: looked up again,
+	 * it misses and is computed anew. */
+	if (bnf_strmap_put(&ctx->computed_index, copy, ctx->n_computed) != 0) {
+		free(copy);
+		if (t)
+			onnx__tensor_proto__free_unpacked(t, NULL);
+		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	}
 	ctx->n_computed++;
 	return BNF_OK;
 }
@@ -117,11 +123,10 @@ int fold_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *
 
 	if (bnf_graph_constant(gi, name, ref))
 		return 1;
-	for (i = 0; i < ctx->n_computed; i++)
-		if (ctx->computed[i].g == gi->g && strcmp(ctx->computed[i].name, name) == 0) {
-			t = ctx->computed[i].tensor;
-			goto found;
-		}
+	if (bnf_strmap_get(&ctx->computed_index, name, &i) && ctx->computed[i].g == gi->g) {
+		t = ctx->computed[i].tensor;
+		goto found;
+	}
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
@@ -151,6 +156,8 @@ void fold_constants_forget(struct fold_ctx *ctx)
 	free(ctx->computed);
 	ctx->computed = NULL;
 	ctx->n_computed = 0;
+	bnf_strmap_free(&ctx->computed_index);
+	bnf_strmap_init(&ctx->computed_index);
 }
 
 int fold_int_values(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,

@@ -498,6 +498,49 @@ static int release_node(struct fold_ctx *ctx, const struct bnf_graph *gi,
 	return rc;
 }
 
+/* Keep what an attempt that did not fold says (when it was one: tried),
+ * its parameters included (they may serve --lower-bn); free them if not. */
+static void remember_kept(struct kept_entry *kept, size_t *n_kept, Onnx__NodeProto *node,
+                          const struct fold_outcome *out, struct fold_bn *bn, int affine, int tried)
+{
+	if (!tried) {
+		free(bn->s);
+		free(bn->t);
+		return;
+	}
+	kept[*n_kept].node = node;
+	kept[*n_kept].out = *out;
+	kept[*n_kept].bn = *bn;
+	kept[*n_kept].affine = affine;
+	(*n_kept)++;
+}
+
+/* A fold of node i of the sweep happened: release what it read and mark
+ * the nodes it removed (dead) or changed (stale, for this sweep). */
+static int commit_fold(struct fold_ctx *ctx, struct bnf_graph *gi, size_t i,
+                       const struct fold_outcome *out, unsigned char *dead, unsigned char *stale)
+{
+	size_t k;
+	int rc = BNF_OK;
+
+	/* A BN rewritten as its MatMul's bias Add stays a node. */
+	if (!out->rewritten)
+		rc = release_node(ctx, gi, gi->g->node[i]);
+	for (k = 0; k < out->n_pass && rc == BNF_OK; k++) {
+		rc = release_node(ctx, gi, out->pass[k]);
+		if (rc == BNF_OK)
+			rc = fold_release(ctx, gi, out->pass[k]->output[0]);
+		mark_node(gi, out->pass[k], dead);
+		mark_node(gi, out->pass[k], stale);
+	}
+	dead[i] = !out->rewritten;
+	stale[i] = 1;
+	mark_node(gi, out->also_removed, dead);
+	mark_node(gi, out->also_removed, stale);
+	mark_node(gi, out->target, stale);
+	return rc;
+}
+
 /* Can a kept BN be lowered to Mul + Add? Not when its parameters are
  * unusable or it runs in training mode. */
 static int lowerable(const struct kept_entry *k)
@@ -549,7 +592,7 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 {
 	struct bnf_graph gi;
 	struct kept_entry *kept = NULL;
-	size_t n_kept = 0, i, k;
+	size_t n_kept = 0, i;
 	unsigned char *dead = NULL, *stale = NULL;
 	int rc = BNF_OK, changed = 1, pass;
 
@@ -601,16 +644,8 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 				else
 					rc = fold_affine(ctx, &gi, node, &out, &tried);
 				if (rc != BNF_OK || !tried || out.reason != BNF_KEEP_REASON_NONE) {
-					if (rc == BNF_OK && tried) {
-						kept[n_kept].node = node;
-						kept[n_kept].out = out;
-						kept[n_kept].bn = bn;
-						kept[n_kept].affine = pass;
-						n_kept++;
-					} else {
-						free(bn.s);
-						free(bn.t);
-					}
+					remember_kept(kept, &n_kept, node, &out, &bn, pass,
+					              rc == BNF_OK && tried);
 					if (rc != BNF_OK)
 						goto out;
 					continue;
@@ -618,23 +653,10 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 				rc = add_record(ctx, path, node, &out, &bn, pass);
 				free(bn.s);
 				free(bn.t);
-				/* A BN rewritten as its MatMul's bias Add stays a node. */
-				if (rc == BNF_OK && !out.rewritten)
-					rc = release_node(ctx, &gi, node);
-				for (k = 0; k < out.n_pass && rc == BNF_OK; k++) {
-					rc = release_node(ctx, &gi, out.pass[k]);
-					if (rc == BNF_OK)
-						rc = fold_release(ctx, &gi, out.pass[k]->output[0]);
-					mark_node(&gi, out.pass[k], dead);
-					mark_node(&gi, out.pass[k], stale);
-				}
+				if (rc == BNF_OK)
+					rc = commit_fold(ctx, &gi, i, &out, dead, stale);
 				if (rc != BNF_OK)
 					goto out;
-				dead[i] = !out.rewritten;
-				stale[i] = 1;
-				mark_node(&gi, out.also_removed, dead);
-				mark_node(&gi, out.also_removed, stale);
-				mark_node(&gi, out.target, stale);
 				changed = 1;
 			}
 		ctx->stale = NULL;
@@ -685,130 +707,6 @@ out:
 	return rc;
 }
 
-/* ---- removing what lost its last reader ---- */
-
-static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-                         int opset, int depth);
-
-struct cleanup_sub {
-	struct fold_ctx *ctx;
-	const struct bnf_graph *parent;
-	int opset;
-	int depth;
-};
-
-static int cleanup_subgraph_cb(Onnx__GraphProto *sub, void *arg)
-{
-	struct cleanup_sub *s = arg;
-	return cleanup_graph(s->ctx, sub, s->parent, s->opset, s->depth + 1);
-}
-
-/* A node computing constants (Constant, Identity of a constant, or a
- * subgraph computing one: Reshape, Unsqueeze, Cast, ... of constants)
- * whose outputs nothing reads any more. */
-static int removable_constant(const struct bnf_graph *gi, const Onnx__NodeProto *node)
-{
-	size_t k;
-
-	if (!bnf_node_is_constant_op(node) ||
-	    (node->n_output != 1 &&
-	     (bnf_node_is(node, "Constant") || bnf_node_is(node, "Identity"))))
-		return 0;
-	for (k = 0; k < node->n_output; k++)
-		if (node->output[k][0] && (bnf_graph_uses(gi, node->output[k]) > 0 ||
-		                           bnf_graph_is_output(gi, node->output[k])))
-			return 0;
-	if (bnf_node_is(node, "Identity"))
-		return 1; /* of anything: it reads what it outputs */
-	for (k = 0; k < node->n_input; k++)
-		if (node->input[k][0] && !bnf_graph_is_computed_constant(gi, node->input[k]))
-			return 0;
-	return 1;
-}
-
-/* Remove released values of g that nothing reads any more: initializers,
- * Constant nodes, the Identity nodes exporters put in front of shared
- * constants and the subgraphs computing constants (whose own inputs are
- * then released in turn). Subgraphs are cleaned first because their reads
- * keep outer values alive. */
-static int cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-                         int opset, int depth)
-{
-	struct bnf_graph gi;
-	size_t i, k;
-	int rc, again = 1;
-
-	if (depth > BNF_LIMIT_GRAPH_DEPTH)
-		return BNF_OK;
-	if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
-		goto out;
-	for (i = 0; i < g->n_node; i++) {
-		struct cleanup_sub s = {ctx, &gi, opset, depth};
-		if ((rc = bnf_node_for_each_subgraph(g->node[i], cleanup_subgraph_cb, &s)) !=
-		    BNF_OK)
-			goto out;
-	}
-	while (again) {
-		again = 0;
-		bnf_graph_release(&gi);
-		if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
-			goto out;
-		for (i = 0; i < ctx->n_released; i++) {
-			const char *name = ctx->released[i].name;
-			size_t idx;
-			Onnx__NodeProto *node;
-
-			if (ctx->released[i].g != g || !name)
-				continue;
-			/* A graph input stays, unless it is a frozen initializer of
-			 * the main graph (those leave the inputs with it). */
-			if (bnf_graph_uses(&gi, name) > 0 || bnf_graph_is_output(&gi, name) ||
-			    (bnf_strmap_get(&gi.inputs, name, NULL) &&
-			     !(gi.frozen_inputs && !parent &&
-			       bnf_strmap_get(&gi.initializer, name, NULL))))
-				continue;
-			if (bnf_strmap_get(&gi.initializer, name, &idx)) {
-				bnf_graph_remove_input(g, name);
-				onnx__tensor_proto__free_unpacked(g->initializer[idx],
-				                                  &bnf_large_allocator);
-				memmove(&g->initializer[idx], &g->initializer[idx + 1],
-				        (g->n_initializer - idx - 1) * sizeof(*g->initializer));
-				g->n_initializer--;
-				ctx->rep->initializers_removed++;
-				again = 1;
-			} else if ((node = bnf_graph_producer(&gi, name, &idx)) != NULL &&
-			           removable_constant(&gi, node)) {
-				for (k = 0; k < node->n_input; k++)
-					if ((rc = fold_release(ctx, &gi, node->input[k])) != BNF_OK)
-						goto out;
-				onnx__node_proto__free_unpacked(node, &bnf_large_allocator);
-				memmove(&g->node[idx], &g->node[idx + 1],
-				        (g->n_node - idx - 1) * sizeof(*g->node));
-				g->n_node--;
-				ctx->rep->nodes_removed++;
-				again = 1;
-			} else if (bnf_graph_producer(&gi, name, NULL) == NULL) {
-				bnf_graph_remove_value_info(g, name);
-			} else {
-				continue;
-			}
-			/* Handled: forget it so it is not considered again. */
-			free(ctx->released[i].name);
-			ctx->released[i].name = NULL;
-			if (again)
-				break; /* the index is stale: rebuild it */
-		}
-	}
-	/* Value infos of removed values describe nothing any more. */
-	for (i = 0; i < ctx->n_released; i++)
-		if (ctx->released[i].g == g && ctx->released[i].name &&
-		    !bnf_graph_name_taken(&gi, ctx->released[i].name))
-			bnf_graph_remove_value_info(g, ctx->released[i].name);
-out:
-	bnf_graph_release(&gi);
-	return rc;
-}
-
 int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
                    struct bnf_fold_report *rep, struct bnf_error *err)
 {
@@ -829,7 +727,7 @@ int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
 	bnf_strmap_init(&ctx.new_names);
 	rc = fold_graph(&ctx, model->graph, NULL, opset, "", 0);
 	if (rc == BNF_OK && rep->n_changed > 0)
-		rc = cleanup_graph(&ctx, model->graph, NULL, opset, 0);
+		rc = fold_cleanup_graph(&ctx, model->graph, NULL, opset, 0);
 	fold_constants_forget(&ctx);
 	for (i = 0; i < ctx.n_released; i++)
 		free(ctx.released[i].name);

@@ -42,6 +42,7 @@ struct fold_ctx {
 	struct fold_computed *computed; /* values computed from constants in this
 	                                   sweep (constants.c) */
 	size_t n_computed;
+	struct bnf_strmap computed_index; /* their names -> index */
 };
 
 /* A BatchNormalization in eval mode as y = s * x + t per channel, in double. */
@@ -255,6 +256,11 @@ int fold_take_output(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fo
  * in front of it. Returns BNF_OK with out->reason NONE when lowered. */
 int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
                   struct fold_outcome *out);
+
+/* Remove the values released during the run (ctx->released) of g and its
+ * subgraphs that nothing reads any more (cleanup.c). */
+int fold_cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
+                       int opset, int depth);
 
 /* Set (or add) a float attribute of node. */
 int fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v);

@@ -428,6 +428,46 @@ static int split_bias_add(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	return 1;
 }
 
+/* The folded bias of MatMul mm: into a Gemm it becomes (C, the Add's
+ * constant moved into it when there is an Add), or into the Add's
+ * constant, or (neither) already added by the BN node turned Add. */
+static int store_matmul_bias(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fold_bn *bn,
+                             Onnx__NodeProto *mm, Onnx__NodeProto *add, size_t add_slot,
+                             int use_gemm, int dtype, const int64_t *b_dims, size_t b_rank,
+                             struct fold_buffers *fb, struct fold_outcome *out)
+{
+	size_t n = bn->channels;
+	int rc = BNF_OK;
+
+	out->target = mm;
+	if (use_gemm) {
+		if (add) {
+			/* The Add's constant moves into the Gemm as C. */
+			rc = fold_store_bias(ctx, gi, add, add_slot, dtype, b_dims, 1, fb->b_new, n,
+			                     mm);
+			if (rc == BNF_OK)
+				rc = bnf_node_append_input(mm, add->input[add_slot]) == 0
+				         ? BNF_OK
+				         : bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+			out->also_removed = add;
+		} else {
+			rc = fold_store_bias(ctx, gi, mm, 2, dtype, b_dims, 1, fb->b_new, n, mm);
+		}
+		if (rc == BNF_OK)
+			rc = fold_set_op_type(ctx, mm, "Gemm");
+		if (rc == BNF_OK && gi->opset < 7)
+			rc = set_int_attr(ctx, mm, "broadcast", 1);
+		return rc == BNF_OK ? fold_take_output(ctx, gi, bn, mm) : rc;
+	}
+	if (!add)
+		return BNF_OK; /* the BN node is the bias Add now */
+	rc = fold_store_constant(ctx, gi, add, add_slot, dtype, b_dims, b_rank, fb->b_new, n,
+	                         add->input[add_slot]);
+	if (!bn->output_node)
+		out->target = add;
+	return rc == BNF_OK ? fold_take_output(ctx, gi, bn, add) : rc;
+}
+
 /* Is the MatMul's channel (its last axis) the BN's? Directly after it only
  * when its input is 2-D; through layout nodes the walk proved it. */
 static int matmul_channel_proven(struct bnf_graph *gi, const struct fold_bn *bn,
@@ -568,37 +608,9 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 	if (out->reason != BNF_KEEP_REASON_NONE)
 		goto out;
 	rc = store_weight(ctx, gi, mm, dtype, wt, &fb);
-	if (rc != BNF_OK)
-		goto out;
-	if (use_gemm) {
-		if (add) {
-			/* The Add's constant moves into the Gemm as C. */
-			rc = fold_store_bias(ctx, gi, add, add_slot, dtype, b_dims, 1, fb.b_new, n,
-			                     mm);
-			if (rc == BNF_OK)
-				rc = bnf_node_append_input(mm, add->input[add_slot]) == 0
-				         ? BNF_OK
-				         : bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-			out->also_removed = add;
-		} else {
-			rc = fold_store_bias(ctx, gi, mm, 2, dtype, b_dims, 1, fb.b_new, n, mm);
-		}
-		if (rc == BNF_OK)
-			rc = fold_set_op_type(ctx, mm, "Gemm");
-		if (rc == BNF_OK && gi->opset < 7)
-			rc = set_int_attr(ctx, mm, "broadcast", 1);
-		if (rc == BNF_OK)
-			rc = fold_take_output(ctx, gi, bn, mm);
-		out->target = mm;
-	} else if (add) {
-		rc = fold_store_constant(ctx, gi, add, add_slot, dtype, b_dims, b_rank, fb.b_new, n,
-		                         add->input[add_slot]);
-		if (rc == BNF_OK)
-			rc = fold_take_output(ctx, gi, bn, add);
-		out->target = through ? mm : add;
-	} else {
-		out->target = mm; /* the BN node is the bias Add now */
-	}
+	if (rc == BNF_OK)
+		rc = store_matmul_bias(ctx, gi, bn, mm, add, add_slot, use_gemm, dtype, b_dims,
+		                       b_rank, &fb, out);
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;
 		out->kind = BNF_FOLD_KIND_MATMUL;

@@ -1,10 +1,8 @@
 /*
- * BatchNormalization whose channel is not right after the layer. Exporters
- * write BatchNorm1d on a 2-D input as Unsqueeze -> BN -> Squeeze, and a
- * channels-last Linear followed by BatchNorm1d as MatMul -> Transpose -> BN
- * -> Transpose or MatMul -> Reshape -> BN -> Reshape. The walk here follows
- * the BN's channel axis back through such layout nodes to the layer, and
- * the layer fold applies when that axis is the layer's output channel.
+ * BatchNormalization behind layout nodes (BatchNorm1d as Unsqueeze -> BN ->
+ * Squeeze; channels-last MatMul -> Transpose/Reshape -> BN): the walk
+ * follows the BN's channel axis back to the layer, whose fold applies when
+ * that axis is its output channel.
  */
 #include <stdio.h>
 #include <string.h>

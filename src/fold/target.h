@@ -1,9 +1,8 @@
 /*
- * What a fold target is, as data: the layers a BatchNormalization (or a
- * Mul/Add/Sub/Div by a constant) folds into, where each keeps its output
- * channel in its output and in its weight, and which folds it takes. The
- * fold driver, the affine, layout and before-layer folds read this one
- * table, and so does the lint when it maps a folded weight to channels.
+ * What a fold target is, as data: the layers a BatchNormalization (or an
+ * affine node) folds into, where each keeps its output channel, and which
+ * folds it takes. The fold driver, the affine, layout and before-layer
+ * folds and the lint all read this one table (targets.c).
  */
 #ifndef BNF_FOLD_TARGET_H
 #define BNF_FOLD_TARGET_H

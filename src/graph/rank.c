@@ -1,19 +1,25 @@
 /*
- * Ranks proven from the graph's structure: from declared shapes and
- * constants, through the operators that set or keep a rank (Reshape by the
- * length of its shape input, Flatten, Squeeze and Unsqueeze with known
- * axes, Transpose, elementwise operators, ...). The length of a 1-D value
- * computed at run time by Shape, Gather and Concat is known the same way:
- * Reshape(x, Concat(Gather(Shape(x), 0), [-1])) is 2-D whatever x is.
+ * Ranks proven from the graph's structure (declared shapes, constants, and
+ * the operators that set or keep a rank), and the lengths of 1-D shape
+ * values built at run time: Reshape(x, Concat(Gather(Shape(x), 0), [-1]))
+ * is 2-D whatever x is.
  */
 #include "graph/graph.h"
 
 #include <string.h>
 
 #define RANK_MAX_DEPTH 48
+/* Values one question may visit: a residual network's Add of Adds would
+ * otherwise be walked once per path, exponentially many times. */
+#define RANK_MAX_STEPS 2048
 
-static int value_rank(const struct bnf_graph *gi, const char *name, int depth);
-static long long value_length(const struct bnf_graph *gi, const char *name, int depth);
+struct rank_walk {
+	const struct bnf_graph *gi;
+	int steps_left;
+};
+
+static int value_rank(struct rank_walk *w, const char *name, int depth);
+static long long value_length(struct rank_walk *w, const char *name, int depth);
 
 /* Operators whose output has the rank of their first input. */
 static const char *const rank_keepers[] = {
@@ -146,7 +152,7 @@ int bnf_graph_int_values(const struct bnf_graph *gi, const char *name, long long
 }
 
 /* The largest rank among the inputs, or -1 when one is unknown. */
-static int broadcast_rank(const struct bnf_graph *gi, const Onnx__NodeProto *p, int depth)
+static int broadcast_rank(struct rank_walk *w, const Onnx__NodeProto *p, int depth)
 {
 	int best = -1;
 	size_t i;
@@ -154,7 +160,7 @@ static int broadcast_rank(const struct bnf_graph *gi, const Onnx__NodeProto *p, 
 		int r;
 		if (!p->input[i][0])
 			continue;
-		if ((r = value_rank(gi, p->input[i], depth + 1)) < 0)
+		if ((r = value_rank(w, p->input[i], depth + 1)) < 0)
 			return -1;
 		if (r > best)
 			best = r;
@@ -162,13 +168,13 @@ static int broadcast_rank(const struct bnf_graph *gi, const Onnx__NodeProto *p, 
 	return best;
 }
 
-static int matmul_rank(const struct bnf_graph *gi, const Onnx__NodeProto *p, int depth)
+static int matmul_rank(struct rank_walk *w, const Onnx__NodeProto *p, int depth)
 {
 	int ra, rb;
 	if (p->n_input != 2)
 		return -1;
-	ra = value_rank(gi, p->input[0], depth + 1);
-	rb = value_rank(gi, p->input[1], depth + 1);
+	ra = value_rank(w, p->input[0], depth + 1);
+	rb = value_rank(w, p->input[1], depth + 1);
 	if (ra < 1 || rb < 1)
 		return -1;
 	if (ra == 1 && rb == 1)
@@ -178,7 +184,7 @@ static int matmul_rank(const struct bnf_graph *gi, const Onnx__NodeProto *p, int
 	return ra > rb ? ra : rb;
 }
 
-static int rank_from_producer(const struct bnf_graph *gi, const Onnx__NodeProto *p, int depth)
+static int rank_from_producer(struct rank_walk *w, const Onnx__NodeProto *p, int depth)
 {
 	long long axes[16];
 	int n, r;
@@ -188,71 +194,71 @@ static int rank_from_producer(const struct bnf_graph *gi, const Onnx__NodeProto 
 	if (bnf_node_is(p, "Shape"))
 		return 1;
 	if (bnf_node_is(p, "MatMul"))
-		return matmul_rank(gi, p, depth);
+		return matmul_rank(w, p, depth);
 	if ((bnf_node_is(p, "Conv") || bnf_node_is(p, "ConvTranspose")) && p->n_input >= 2) {
-		struct bnf_const_ref w;
-		if (bnf_graph_constant(gi, p->input[1], &w) && w.tensor->n_dims >= 3)
-			return (int)w.tensor->n_dims;
-		return value_rank(gi, p->input[0], depth + 1);
+		struct bnf_const_ref wt;
+		if (bnf_graph_constant(w->gi, p->input[1], &wt) && wt.tensor->n_dims >= 3)
+			return (int)wt.tensor->n_dims;
+		return value_rank(w, p->input[0], depth + 1);
 	}
 	if (bnf_node_is(p, "Reshape") && p->n_input == 2) {
-		long long len = value_length(gi, p->input[1], depth + 1);
+		long long len = value_length(w, p->input[1], depth + 1);
 		return len >= 0 && len < 64 ? (int)len : -1;
 	}
 	if (bnf_node_is(p, "Transpose")) {
 		const Onnx__AttributeProto *perm = bnf_node_attr(p, "perm");
 		if (perm)
 			return (int)perm->n_ints;
-		return value_rank(gi, p->input[0], depth + 1);
+		return value_rank(w, p->input[0], depth + 1);
 	}
 	if (bnf_node_is(p, "Unsqueeze") || bnf_node_is(p, "Squeeze")) {
-		n = node_axes(gi, p, axes, 16);
+		n = node_axes(w->gi, p, axes, 16);
 		if (n < 0)
 			return -1; /* Squeeze without axes drops dims of 1: unknown */
-		r = value_rank(gi, p->input[0], depth + 1);
+		r = value_rank(w, p->input[0], depth + 1);
 		if (r < 0)
 			return -1;
 		r += bnf_node_is(p, "Unsqueeze") ? n : -n;
 		return r >= 0 ? r : -1;
 	}
 	if (bnf_node_is(p, "Gather") && p->n_input == 2) {
-		int rd = value_rank(gi, p->input[0], depth + 1);
-		int ri = value_rank(gi, p->input[1], depth + 1);
+		int rd = value_rank(w, p->input[0], depth + 1);
+		int ri = value_rank(w, p->input[1], depth + 1);
 		return rd >= 1 && ri >= 0 ? rd - 1 + ri : -1;
 	}
 	if (bnf_node_is(p, "Expand") && p->n_input == 2) {
-		long long len = value_length(gi, p->input[1], depth + 1);
-		r = value_rank(gi, p->input[0], depth + 1);
+		long long len = value_length(w, p->input[1], depth + 1);
+		r = value_rank(w, p->input[0], depth + 1);
 		if (len < 0 || r < 0)
 			return -1;
 		return len > r ? (int)len : r;
 	}
 	if (IN_LIST(p, broadcasters))
-		return broadcast_rank(gi, p, depth);
+		return broadcast_rank(w, p, depth);
 	if (IN_LIST(p, rank_keepers) && p->n_input >= 1)
-		return value_rank(gi, p->input[0], depth + 1);
+		return value_rank(w, p->input[0], depth + 1);
 	return -1;
 }
 
-static int value_rank(const struct bnf_graph *gi, const char *name, int depth)
+static int value_rank(struct rank_walk *w, const char *name, int depth)
 {
 	struct bnf_const_ref ref;
 	int64_t dims[8];
 	const Onnx__NodeProto *p;
 	int rank;
 
-	if (depth > RANK_MAX_DEPTH)
+	if (depth > RANK_MAX_DEPTH || w->steps_left-- <= 0)
 		return -1;
-	if ((rank = bnf_graph_value_shape(gi, name, dims, 8)) >= 0)
+	if ((rank = bnf_graph_value_shape(w->gi, name, dims, 8)) >= 0)
 		return rank;
-	if (bnf_graph_constant(gi, name, &ref))
+	if (bnf_graph_constant(w->gi, name, &ref))
 		return (int)ref.tensor->n_dims;
-	p = bnf_graph_producer(gi, name, NULL);
-	return p ? rank_from_producer(gi, p, depth) : -1;
+	p = bnf_graph_producer(w->gi, name, NULL);
+	return p ? rank_from_producer(w, p, depth) : -1;
 }
 
 /* Elements of a value known to be 1-D (a shape being built), or -1. */
-static long long value_length(const struct bnf_graph *gi, const char *name, int depth)
+static long long value_length(struct rank_walk *w, const char *name, int depth)
 {
 	struct bnf_const_ref ref;
 	int64_t dims[8];
@@ -260,23 +266,23 @@ static long long value_length(const struct bnf_graph *gi, const char *name, int 
 	long long total = 0;
 	size_t i;
 
-	if (depth > RANK_MAX_DEPTH)
+	if (depth > RANK_MAX_DEPTH || w->steps_left-- <= 0)
 		return -1;
-	if (bnf_graph_constant(gi, name, &ref))
+	if (bnf_graph_constant(w->gi, name, &ref))
 		return ref.tensor->n_dims == 1 ? (long long)ref.tensor->dims[0] : -1;
-	if (bnf_graph_value_shape(gi, name, dims, 8) == 1 && dims[0] >= 0)
+	if (bnf_graph_value_shape(w->gi, name, dims, 8) == 1 && dims[0] >= 0)
 		return (long long)dims[0];
-	p = bnf_graph_producer(gi, name, NULL);
+	p = bnf_graph_producer(w->gi, name, NULL);
 	if (!p || p->n_input < 1)
 		return -1;
 	if (bnf_node_is(p, "Shape")) {
 		if (bnf_node_attr(p, "start") || bnf_node_attr(p, "end"))
 			return -1;
-		return value_rank(gi, p->input[0], depth + 1);
+		return value_rank(w, p->input[0], depth + 1);
 	}
 	if (bnf_node_is(p, "Concat")) {
 		for (i = 0; i < p->n_input; i++) {
-			long long len = value_length(gi, p->input[i], depth + 1);
+			long long len = value_length(w, p->input[i], depth + 1);
 			if (len < 0)
 				return -1;
 			total += len;
@@ -284,25 +290,27 @@ static long long value_length(const struct bnf_graph *gi, const char *name, int 
 		return total;
 	}
 	if (bnf_node_is(p, "Cast") || bnf_node_is(p, "Identity"))
-		return value_length(gi, p->input[0], depth + 1);
+		return value_length(w, p->input[0], depth + 1);
 	if (bnf_node_is(p, "Unsqueeze"))
-		return value_rank(gi, p->input[0], depth + 1) == 0 ? 1 : -1;
+		return value_rank(w, p->input[0], depth + 1) == 0 ? 1 : -1;
 	if (bnf_node_is(p, "Gather") && p->n_input == 2 &&
-	    value_rank(gi, p->input[0], depth + 1) == 1) {
-		if (bnf_graph_constant(gi, p->input[1], &ref))
+	    value_rank(w, p->input[0], depth + 1) == 1) {
+		if (bnf_graph_constant(w->gi, p->input[1], &ref))
 			return ref.tensor->n_dims == 1 ? (long long)ref.tensor->dims[0] : -1;
-		return value_length(gi, p->input[1], depth + 1);
+		return value_length(w, p->input[1], depth + 1);
 	}
 	return -1;
 }
 
 int bnf_graph_value_rank(const struct bnf_graph *gi, const char *name)
 {
-	return value_rank(gi, name, 0);
+	struct rank_walk w = {gi, RANK_MAX_STEPS};
+	return value_rank(&w, name, 0);
 }
 
 int bnf_graph_value_length(const struct bnf_graph *gi, const char *name)
 {
-	long long len = value_length(gi, name, 0);
+	struct rank_walk w = {gi, RANK_MAX_STEPS};
+	long long len = value_length(&w, name, 0);
 	return len >= 0 && len <= 1 << 20 ? (int)len : -1;
 }

@@ -316,3 +316,15 @@ def test_v_leaves_non_news_to_vv(bnfold, tmp_path):
     assert lines["-v"] == []
     assert len(lines["-vv"]) == 1 and "kept (shape-mismatch)" in lines["-vv"][0]
     assert lines["-v --verbose"] == lines["-vv"]
+
+
+def test_check_gate_honours_freeze(bnfold):
+    """--check's fold probe reads initializers listed as inputs as the fold
+    would: with the option the BNs are foldable (bn-unfolded), without it
+    they are not."""
+    src = path_of("ir7_init_inputs")
+    plain = C.run(bnfold, ["--check", src])
+    frozen = C.run(bnfold, ["--check", "--freeze-initializer-inputs", src])
+    assert plain.returncode == 0 and "bn-unfolded" not in plain.stderr, C.describe(plain)
+    assert frozen.returncode == 1, C.describe(frozen)
+    assert frozen.stderr.count("bn-unfolded") == 2, C.describe(frozen)

@@ -450,6 +450,7 @@ static int lint_fold_probe(struct lint_ctx *ctx, const Onnx__ModelProto *model,
 	memset(&probe, 0, sizeof(probe));
 	memset(&fo, 0, sizeof(fo));
 	fo.ext = ctx->ext; /* the copy's external tensors point at the same files */
+	fo.freeze_initializer_inputs = opt && opt->freeze_initializer_inputs;
 	if (opt && opt->bytes) {
 		copy = bnf_model_unpack_borrowing(opt->bytes, opt->size, opt->bytes_file_backed,
 		                                  BNF_BORROW_MIN, &borrowed);

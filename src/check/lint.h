@@ -67,6 +67,9 @@ struct bnf_lint_options {
 	/* When not NULL (and folded is NULL), receives the fold probe's
 	 * report: what bnf_fold_model would do to the model. */
 	struct bnf_fold_report *probe_report;
+	/* The probe reads initializers listed as graph inputs as constants
+	 * (--freeze-initializer-inputs; below IR version 4 it always does). */
+	int freeze_initializer_inputs;
 };
 
 /* Lint model (unchanged; a copy is folded to learn which BatchNormalization

@@ -74,6 +74,7 @@ static int lint_model(const struct bnf_run_options *opt, struct bnf_run_result *
 	lo.folded = folded;
 	lo.ext = opt->ext;
 	lo.probe_report = probe;
+	lo.freeze_initializer_inputs = opt->freeze_initializer_inputs;
 	if (!folded && res->model.bytes && res->model.n_external == 0) {
 		lo.bytes = res->model.bytes; /* the model is the file as read */
 		lo.size = res->model.size;

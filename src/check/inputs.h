@@ -108,6 +108,12 @@ struct bnf_input_shapes {
 
 void bnf_input_shapes_free(struct bnf_input_shapes *shapes);
 
+/* --shape and --input must name a graph input that is not an initializer,
+ * --dim a symbol some graph input declares: BNF_ERR_INPUT naming the
+ * argument otherwise. Reads no file. */
+int bnf_inputs_check_names(const Onnx__ModelProto *model, const struct bnf_input_spec *spec,
+                           struct bnf_error *err);
+
 /* Choose the shape of every graph input that is not an initializer. The
  * user's --shape and --input files (their shapes) win, then --dim and the
  * symbols another input's --shape or file fixes, then the declared

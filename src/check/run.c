@@ -208,39 +208,20 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 	return BNF_OK;
 }
 
-/* 1 when name is one of the main graph's inputs. */
-static int is_graph_input(const Onnx__ModelProto *model, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < model->graph->n_input; i++)
-		if (model->graph->input[i]->name && strcmp(model->graph->input[i]->name, name) == 0)
-			return 1;
-	return 0;
-}
-
-/* The names of the user's --shape and --input against the model, before
- * any work: a misspelt name is a usage error, not a reason to skip the
- * check. (The files themselves are read when the check runs: one may be
- * a pipe that is written only then.) */
+/* The names of the user's --shape, --input and --dim against the model,
+ * before any work: a misspelt name is a usage error, not a reason to skip
+ * the check. (The files themselves are read when the check runs: one may
+ * be a pipe that is written only then.) */
 static int check_input_names(const struct bnf_run_options *opt, struct bnf_run_result *res)
 {
-	const struct bnf_input_spec *spec = opt->verify.inputs;
-	size_t j;
+	int rc;
 
-	if (opt->no_verify || !spec)
+	if (opt->no_verify || !opt->verify.inputs)
 		return BNF_OK;
-	for (j = 0; j < spec->n_files; j++)
-		if (!is_graph_input(res->model.proto, spec->files[j].name))
-			return bnf_fail(&res->err, BNF_ERR_INPUT,
-			                "check: --input %s: the model has no such graph input",
-			                spec->files[j].name);
-	for (j = 0; j < spec->n_shapes; j++)
-		if (!is_graph_input(res->model.proto, spec->shapes[j].name))
-			return bnf_fail(&res->err, BNF_ERR_INPUT,
-			                "check: --shape %s: the model has no such graph input",
-			                spec->shapes[j].name);
-	return BNF_OK;
+	rc = bnf_inputs_check_names(res->model.proto, opt->verify.inputs, &res->err);
+	if (rc != BNF_OK)
+		bnf_error_prefix(&res->err, "check");
+	return rc;
 }
 
 /* Convert training-mode nodes to eval mode; *orig receives the check's

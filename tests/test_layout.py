@@ -129,3 +129,18 @@ def test_binary_model_still_refused_on_a_terminal(bnfold):
         os.close(follower)
         os.close(leader)
     assert p.returncode == 2 and "terminal" in p.stderr, p.stderr
+
+
+def test_library_symbols_have_the_prefix():
+    """Every global symbol the library archives define (the generated
+    protobuf-c code aside) starts with bnf_."""
+    build = os.environ.get("BNFOLD_BUILD", "build")
+    libdir = os.path.join(REPO, build, "lib")
+    archives = sorted(os.path.join(libdir, n) for n in os.listdir(libdir) if n.endswith(".a"))
+    assert archives, libdir
+    out = subprocess.run(["nm", "-A", "--defined-only", "--extern-only"] + archives,
+                         capture_output=True, text=True, check=True).stdout
+    bad = [line for line in out.splitlines()
+           if line.strip() and ":onnx.pb-c.o:" not in line
+           and not line.split()[-1].startswith("bnf_")]
+    assert bad == [], "\n".join(bad[:40])

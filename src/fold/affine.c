@@ -53,37 +53,39 @@ static int layer_channels(struct fold_ctx *ctx, const struct bnf_graph *gi,
 	const Onnx__TensorProto *t;
 
 	if (layer->n_input < 2)
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "%s '%s' has no weight input", layer->op_type,
-		                 bnf_node_label(layer)),
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                     "%s '%s' has no weight input", layer->op_type,
+		                     bnf_node_label(layer)),
 		       0;
-	if (fold_constant(ctx, gi, layer->input[1], &w) != 1)
-		return fold_keep_not_constant(ctx, gi, layer, "weight", layer->input[1], out), 0;
+	if (bnf_fold_constant(ctx, gi, layer->input[1], &w) != 1)
+		return bnf_fold_keep_not_constant(ctx, gi, layer, "weight", layer->input[1], out),
+		       0;
 	t = w.tensor;
 	*dtype = tensor_dtype(t);
 	*m = bnf_fold_target_channels(target, layer, t);
 	if (*m == 0)
-		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		                 "the weight of %s '%s' has rank %zu%s", layer->op_type,
-		                 bnf_node_label(layer), t->n_dims,
-		                 target->max_weight_rank == 2 ? ", not 2" : ""),
+		return bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		                     "the weight of %s '%s' has rank %zu%s", layer->op_type,
+		                     bnf_node_label(layer), t->n_dims,
+		                     target->max_weight_rank == 2 ? ", not 2" : ""),
 		       0;
 	/* The output has the weight's rank (a MatMul's only on a 2-D input). */
 	*rank = (int)t->n_dims;
 	if (!target->input_2d)
 		return 1;
-	*rank = fold_value_rank(gi, layer->input[0]);
+	*rank = bnf_fold_value_rank(gi, layer->input[0]);
 	if (*rank < 0)
-		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-		                 "the input '%s' of %s '%s' is not known to be 2-D, so its output "
-		                 "columns are not known to be the channels",
-		                 layer->input[0], layer->op_type, bnf_node_label(layer)),
+		return bnf_fold_keep(
+		           out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		           "the input '%s' of %s '%s' is not known to be 2-D, so its output "
+		           "columns are not known to be the channels",
+		           layer->input[0], layer->op_type, bnf_node_label(layer)),
 		       0;
 	if (*rank != 2)
-		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		                 "the input '%s' of %s '%s' has rank %d: its output columns "
-		                 "are not axis 1",
-		                 layer->input[0], layer->op_type, bnf_node_label(layer), *rank),
+		return bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		                     "the input '%s' of %s '%s' has rank %d: its output columns "
+		                     "are not axis 1",
+		                     layer->input[0], layer->op_type, bnf_node_label(layer), *rank),
 		       0;
 	return 1;
 }
@@ -101,7 +103,7 @@ static int channel_constant(const Onnx__NodeProto *node, size_t slot, const Onnx
 
 	*per_channel = 0;
 	if (rc > rank)
-		return fold_keep(
+		return bnf_fold_keep(
 		           out, BNF_KEEP_REASON_NOT_PER_CHANNEL,
 		           "constant '%s' has rank %d and would broadcast the rank-%d output of "
 		           "%s '%s' to a higher rank",
@@ -115,7 +117,7 @@ static int channel_constant(const Onnx__NodeProto *node, size_t slot, const Onnx
 			*per_channel = 1;
 			continue;
 		}
-		return fold_keep(
+		return bnf_fold_keep(
 		           out, BNF_KEEP_REASON_NOT_PER_CHANNEL,
 		           "constant '%s' has %lld values along axis %d of the rank-%d output of "
 		           "%s '%s'; only axis 1 (its %zu channels) can fold",
@@ -146,8 +148,8 @@ static int channel_constant(const Onnx__NodeProto *node, size_t slot, const Onnx
  *
  * and the layer fold of the BN y = a * x + b applies (fold_layers.c).
  */
-int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-                struct fold_outcome *out, int *tried)
+int bnf_fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                    struct fold_outcome *out, int *tried)
 {
 	struct bnf_const_ref ref;
 	struct fold_bn fb;
@@ -163,8 +165,8 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 	if (node->n_input != 2 || node->n_output != 1 || !node->output[0][0] ||
 	    !node->input[0][0] || !node->input[1][0])
 		return BNF_OK;
-	c0 = fold_constant(ctx, gi, node->input[0], &ref);
-	c1 = c0 < 0 ? c0 : fold_constant(ctx, gi, node->input[1], &ref);
+	c0 = bnf_fold_constant(ctx, gi, node->input[0], &ref);
+	c1 = c0 < 0 ? c0 : bnf_fold_constant(ctx, gi, node->input[1], &ref);
 	if (c0 < 0 || c1 < 0)
 		return BNF_ERR_NOMEM;
 	if (c0 == c1)
@@ -175,37 +177,38 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 	if (!layer)
 		return BNF_OK;
 	*tried = 1;
-	producer = fold_walk_back(ctx, gi, &x, out);
+	producer = bnf_fold_walk_back(ctx, gi, &x, out);
 	if (out->reason != BNF_KEEP_REASON_NONE)
 		return BNF_OK;
 	if (producer != layer || bnf_graph_uses(gi, x) > 1 || bnf_graph_is_output(gi, x))
-		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-		                 "the output '%s' on the way from %s '%s' is also read elsewhere",
-		                 x, layer->op_type, bnf_node_label(layer));
+		return bnf_fold_keep(
+		    out, BNF_KEEP_REASON_OTHER_CONSUMER,
+		    "the output '%s' on the way from %s '%s' is also read elsewhere", x,
+		    layer->op_type, bnf_node_label(layer));
 	if (strcmp(op, "Div") == 0 && cslot == 0)
-		return fold_keep(
+		return bnf_fold_keep(
 		    out, BNF_KEEP_REASON_NOT_AFFINE,
 		    "it divides the constant '%s' by the layer output: not an affine map",
 		    node->input[0]);
 	if (!layer_channels(ctx, gi, layer, &m, &rank, &dtype, out))
 		return BNF_OK;
-	rc = fold_read_constant(ctx, gi, node, (size_t)cslot, "constant", &cv, &nc, &ct, out);
+	rc = bnf_fold_read_constant(ctx, gi, node, (size_t)cslot, "constant", &cv, &nc, &ct, out);
 	if (rc != 1)
 		return rc < 0 ? rc : BNF_OK;
 	rc = BNF_OK;
 	if (tensor_dtype(ct) != dtype) {
-		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-		          "constant '%s' has dtype %s but the weight of %s '%s' has %s",
-		          node->input[cslot], bnf_dtype_label(tensor_dtype(ct)), layer->op_type,
-		          bnf_node_label(layer), bnf_dtype_label(dtype));
+		bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+		              "constant '%s' has dtype %s but the weight of %s '%s' has %s",
+		              node->input[cslot], bnf_dtype_label(tensor_dtype(ct)), layer->op_type,
+		              bnf_node_label(layer), bnf_dtype_label(dtype));
 		goto out;
 	}
 	if (!channel_constant(node, (size_t)cslot, ct, rank, m, layer, &per, out))
 		goto out;
 	if (m == 0 || nc != (per ? m : 1)) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "constant '%s' has %zu values for %zu channels", node->input[cslot], nc,
-		          m);
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "constant '%s' has %zu values for %zu channels", node->input[cslot],
+		              nc, m);
 		goto out;
 	}
 	fb.node = node;
@@ -229,9 +232,9 @@ int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *nod
 			fb.t[ch] = cslot == 1 ? -v : v;
 		} else {
 			if (v == 0.0 || !isfinite(v)) {
-				fold_keep(out, BNF_KEEP_REASON_ZERO_DIVISOR,
-				          "the divisor '%s' is %g for channel %zu",
-				          node->input[cslot], v, ch);
+				bnf_fold_keep(out, BNF_KEEP_REASON_ZERO_DIVISOR,
+				              "the divisor '%s' is %g for channel %zu",
+				              node->input[cslot], v, ch);
 				goto out;
 			}
 			fb.s[ch] = 1.0 / v;
@@ -248,8 +251,8 @@ out:
 	return rc;
 }
 
-int fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *node,
-                            struct fold_outcome *out)
+int bnf_fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                                Onnx__NodeProto *node, struct fold_outcome *out)
 {
 	struct bnf_const_ref ref;
 	const Onnx__NodeProto *layer, *p;
@@ -257,26 +260,27 @@ int fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, On
 	int c0, c1;
 
 	if (node->n_input != 2 || !node->input[0][0] || !node->input[1][0])
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "its input comes from %s '%s', which does not have two inputs", op,
-		                 label);
-	c0 = fold_constant(ctx, gi, node->input[0], &ref);
-	c1 = c0 < 0 ? c0 : fold_constant(ctx, gi, node->input[1], &ref);
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                     "its input comes from %s '%s', which does not have two inputs",
+		                     op, label);
+	c0 = bnf_fold_constant(ctx, gi, node->input[0], &ref);
+	c1 = c0 < 0 ? c0 : bnf_fold_constant(ctx, gi, node->input[1], &ref);
 	if (c0 < 0 || c1 < 0)
 		return BNF_ERR_NOMEM;
 	if (!c0 && !c1)
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "its input comes from %s '%s', which combines two computed values "
-		                 "('%s' and '%s'), not a layer output and a constant",
-		                 op, label, node->input[0], node->input[1]);
+		return bnf_fold_keep(
+		    out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		    "its input comes from %s '%s', which combines two computed values "
+		    "('%s' and '%s'), not a layer output and a constant",
+		    op, label, node->input[0], node->input[1]);
 	if (c0 && c1)
-		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
-		                 "its input comes from %s '%s' of two constants, not from a layer",
-		                 op, label);
+		return bnf_fold_keep(
+		    out, BNF_KEEP_REASON_NO_PRODUCER,
+		    "its input comes from %s '%s' of two constants, not from a layer", op, label);
 	layer = layer_behind(gi, node->input[c0 ? 1 : 0]);
 	if (!layer) {
 		p = bnf_graph_producer(gi, node->input[c0 ? 1 : 0], NULL);
-		return fold_keep(
+		return bnf_fold_keep(
 		    out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
 		    "its input comes from %s '%s', which applies the constant '%s' to "
 		    "%s%s%s%s, not to the output of a Conv, ConvTranspose, Gemm or MatMul",
@@ -287,10 +291,10 @@ int fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, On
 	/* An affine node after a layer: it folds first (the driver's second
 	 * pass), then this BN. If it stays, the driver puts its reason here. */
 	out->blocker = node;
-	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-	                 "its input comes from %s '%s', a constant applied to the output of "
-	                 "%s '%s' that has to fold into it first",
-	                 op, label, layer->op_type, bnf_node_label(layer));
+	return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+	                     "its input comes from %s '%s', a constant applied to the output of "
+	                     "%s '%s' that has to fold into it first",
+	                     op, label, layer->op_type, bnf_node_label(layer));
 }
 
 /* The element type of value name as declared (value_info, graph inputs
@@ -381,37 +385,38 @@ static int insert_before(Onnx__GraphProto *g, Onnx__NodeProto *node, const Onnx_
  *
  *   s[c] = scale[c] / sqrt(var[c] + eps)      t[c] = B[c] - mean[c] * s[c]
  */
-int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                  struct fold_outcome *out)
+int bnf_fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                      struct fold_outcome *out)
 {
 	Onnx__NodeProto *node = bn->node, *mul = NULL;
 	const char *x = node->input[0], *mid;
 	struct bnf_const_ref ref;
 	int64_t dims[FOLD_MAX_RANK];
 	size_t c = bn->channels, where, d;
-	int rank = fold_value_rank(gi, x), dtype = declared_elem_type(gi, x), rc;
+	int rank = bnf_fold_value_rank(gi, x), dtype = declared_elem_type(gi, x), rc;
 
 	if (rank < 0)
-		rank = fold_value_rank(gi, node->output[0]);
+		rank = bnf_fold_value_rank(gi, node->output[0]);
 	if (rank < 2 || rank > FOLD_MAX_RANK)
-		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-		                 "the rank of its input '%s' is not known", x);
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		                     "the rank of its input '%s' is not known", x);
 	if (!dtype)
 		dtype = declared_elem_type(gi, node->output[0]);
 	if (!dtype && gi->opset < 15 && bnf_graph_constant(gi, node->input[1], &ref))
 		dtype = tensor_dtype(ref.tensor);
 	if (!bnf_dtype_is_foldable(dtype))
-		return fold_keep(
+		return bnf_fold_keep(
 		    out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
 		    "the element type of its input '%s' is not known to be a float type", x);
-	if (fold_overflows(bn->s, c, dtype, &where) || fold_overflows(bn->t, c, dtype, &where))
-		return fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
-		                 "the scale or shift of channel %zu does not fit %s", where,
-		                 bnf_dtype_label(dtype));
+	if (bnf_fold_overflows(bn->s, c, dtype, &where) ||
+	    bnf_fold_overflows(bn->t, c, dtype, &where))
+		return bnf_fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
+		                     "the scale or shift of channel %zu does not fit %s", where,
+		                     bnf_dtype_label(dtype));
 	dims[0] = (int64_t)c;
 	for (d = 1; d + 1 < (size_t)rank; d++)
 		dims[d] = 1;
-	mid = fold_unique_name(ctx, gi, node->output[0]);
+	mid = bnf_fold_unique_name(ctx, gi, node->output[0]);
 	if (!mid)
 		return BNF_ERR_NOMEM;
 	mul = new_mul(bnf_node_label(node), x, node->input[1], mid);
@@ -422,19 +427,19 @@ int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn
 	}
 	/* The Mul takes over the scale (rewritten in place when only the BN
 	 * read it), the BN node becomes the Add and keeps B for the shift. */
-	rc = fold_store_constant(ctx, gi, mul, 1, dtype, dims, (size_t)rank - 1, bn->s, c,
-	                         node->input[1]);
+	rc = bnf_fold_store_constant(ctx, gi, mul, 1, dtype, dims, (size_t)rank - 1, bn->s, c,
+	                             node->input[1]);
 	if (rc == BNF_OK)
-		rc = fold_store_constant(ctx, gi, node, 2, dtype, dims, (size_t)rank - 1, bn->t, c,
-		                         node->input[2]);
+		rc = bnf_fold_store_constant(ctx, gi, node, 2, dtype, dims, (size_t)rank - 1, bn->t,
+		                             c, node->input[2]);
 	if (rc == BNF_OK)
-		rc = fold_set_input(ctx, gi, node, 0, mid);
+		rc = bnf_fold_set_input(ctx, gi, node, 0, mid);
 	if (rc == BNF_OK)
-		rc = fold_set_input(ctx, gi, node, 1, node->input[2]);
+		rc = bnf_fold_set_input(ctx, gi, node, 1, node->input[2]);
 	if (rc == BNF_OK)
-		rc = fold_truncate_inputs(ctx, gi, node, 2);
+		rc = bnf_fold_truncate_inputs(ctx, gi, node, 2);
 	if (rc == BNF_OK)
-		rc = fold_set_op_type(ctx, node, "Add");
+		rc = bnf_fold_set_op_type(ctx, node, "Add");
 	if (rc != BNF_OK)
 		return rc;
 	for (d = 0; d < node->n_attribute; d++)

@@ -40,10 +40,11 @@ static int keep_overflow(struct fold_outcome *out, const double *v, size_t n, in
                          const char *what)
 {
 	size_t where;
-	if (!fold_overflows(v, n, dtype, &where))
+	if (!bnf_fold_overflows(v, n, dtype, &where))
 		return 0;
-	fold_keep(out, BNF_KEEP_REASON_OVERFLOW, "folded %s value %zu would be %.4g, outside %s",
-	          what, where, v[where], bnf_dtype_label(dtype));
+	bnf_fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
+	              "folded %s value %zu would be %.4g, outside %s", what, where, v[where],
+	              bnf_dtype_label(dtype));
 	return 1;
 }
 
@@ -86,49 +87,49 @@ static int conv_pads(const Onnx__NodeProto *conv, const Onnx__TensorProto *w)
  *   W'[m, j, k] = W[m, j, k] * s[g(m) * cg + j]
  *   B'[m]       = (B[m] or 0) + sum over j, k of W[m, j, k] * t[g(m) * cg + j]
  */
-int fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                     Onnx__NodeProto *conv, struct fold_outcome *out)
+int bnf_fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                         Onnx__NodeProto *conv, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
 	double *w = NULL, *b = NULL, *b_new = NULL; /* w is scaled in place */
 	size_t nw = 0, nb = 0, m, cg, per, mg, i, c, k;
-	long long group = fold_attr_int(conv, "group", 1);
+	long long group = bnf_fold_attr_int(conv, "group", 1);
 	int has_bias = conv->n_input >= 3 && conv->input[2][0];
 	int rc, dtype;
 	int64_t bias_dims[1];
 
-	rc = fold_read_constant(ctx, gi, conv, 1, "weight", &w, &nw, &wt, out);
+	rc = bnf_fold_read_constant(ctx, gi, conv, 1, "weight", &w, &nw, &wt, out);
 	if (rc == 1 && has_bias)
-		rc = fold_read_constant(ctx, gi, conv, 2, "bias", &b, &nb, &bt, out);
+		rc = bnf_fold_read_constant(ctx, gi, conv, 2, "bias", &b, &nb, &bt, out);
 	if (rc != 1)
 		goto out;
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims < 3 || group < 1 || wt->dims[0] % group != 0 || wt->dims[0] == 0) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "weight '%s' of Conv '%s' has rank %zu and %lld groups", conv->input[1],
-		          bnf_node_label(conv), wt->n_dims, group);
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "weight '%s' of Conv '%s' has rank %zu and %lld groups",
+		              conv->input[1], bnf_node_label(conv), wt->n_dims, group);
 		goto out;
 	}
 	m = (size_t)wt->dims[0];
 	cg = (size_t)wt->dims[1];
 	if (cg * (size_t)group != bn->channels || (has_bias && nb != m)) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "the BatchNormalization has %zu channels but Conv '%s' reads %zu",
-		          bn->channels, bnf_node_label(conv), cg * (size_t)group);
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "the BatchNormalization has %zu channels but Conv '%s' reads %zu",
+		              bn->channels, bnf_node_label(conv), cg * (size_t)group);
 		goto out;
 	}
 	if (has_bias && tensor_dtype(bt) != dtype) {
-		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-		          "Conv '%s' has weight and bias of different dtypes",
-		          bnf_node_label(conv));
+		bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+		              "Conv '%s' has weight and bias of different dtypes",
+		              bnf_node_label(conv));
 		goto out;
 	}
 	if (conv_pads(conv, wt)) {
-		fold_keep(out, BNF_KEEP_REASON_PADDING,
-		          "Conv '%s' after it pads its input: padded zeros would become the "
-		          "BatchNormalization's shift",
-		          bnf_node_label(conv));
+		bnf_fold_keep(out, BNF_KEEP_REASON_PADDING,
+		              "Conv '%s' after it pads its input: padded zeros would become the "
+		              "BatchNormalization's shift",
+		              bnf_node_label(conv));
 		goto out;
 	}
 	b_new = malloc(m * sizeof(double));
@@ -154,12 +155,12 @@ int fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 	    keep_overflow(out, b_new, m, dtype, "bias"))
 		goto out;
 	bias_dims[0] = (int64_t)m;
-	rc = fold_store_constant(ctx, gi, conv, 1, dtype, wt->dims, wt->n_dims, w, nw,
-	                         conv->input[1]);
+	rc = bnf_fold_store_constant(ctx, gi, conv, 1, dtype, wt->dims, wt->n_dims, w, nw,
+	                             conv->input[1]);
 	if (rc == BNF_OK)
-		rc = fold_store_bias(ctx, gi, conv, 2, dtype, bias_dims, 1, b_new, m, conv);
+		rc = bnf_fold_store_bias(ctx, gi, conv, 2, dtype, bias_dims, 1, b_new, m, conv);
 	if (rc == BNF_OK)
-		rc = fold_set_input(ctx, gi, conv, 0, bn->node->input[0]);
+		rc = bnf_fold_set_input(ctx, gi, conv, 0, bn->node->input[0]);
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;
 		out->kind = BNF_FOLD_KIND_CONV;
@@ -191,57 +192,59 @@ out:
  *   B'[k, n] = B[k, n] * s[k]
  *   C'[r, n] = beta * (C[r, n] or 0) + alpha * sum over k of t[k] * B[k, n]
  */
-int fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                       Onnx__NodeProto *layer, struct fold_outcome *out)
+int bnf_fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                           Onnx__NodeProto *layer, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *ct = NULL;
 	double *w = NULL, *cv = NULL, *c_new = NULL; /* w is scaled in place */
 	int gemm = bnf_node_is(layer, "Gemm");
-	int trans_b = gemm && fold_attr_int(layer, "transB", 0) != 0;
+	int trans_b = gemm && bnf_fold_attr_int(layer, "transB", 0) != 0;
 	int has_c = gemm && layer->n_input >= 3 && layer->input[2][0];
-	double alpha = gemm ? fold_attr_float(layer, "alpha", 1.0) : 1.0;
-	double beta = gemm ? fold_attr_float(layer, "beta", 1.0) : 1.0;
+	double alpha = gemm ? bnf_fold_attr_float(layer, "alpha", 1.0) : 1.0;
+	double beta = gemm ? bnf_fold_attr_float(layer, "beta", 1.0) : 1.0;
 	size_t nw = 0, nc = 0, kdim, n, rows_c = 1, cols_c = 1, r, k, j;
 	int rc, dtype;
 	int64_t c_dims[2];
 	size_t c_rank = 1;
 
-	if (gemm && fold_attr_int(layer, "transA", 0) != 0)
-		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		                 "Gemm '%s' has transA=1: the BatchNormalization channel is its "
-		                 "output row, not the contracted axis",
-		                 bnf_node_label(layer));
-	if (!gemm && fold_value_rank(gi, bn->node->input[0]) != 2)
-		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-		                 "the input of MatMul '%s' is not known to be 2-D",
-		                 bnf_node_label(layer));
+	if (gemm && bnf_fold_attr_int(layer, "transA", 0) != 0)
+		return bnf_fold_keep(
+		    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		    "Gemm '%s' has transA=1: the BatchNormalization channel is its "
+		    "output row, not the contracted axis",
+		    bnf_node_label(layer));
+	if (!gemm && bnf_fold_value_rank(gi, bn->node->input[0]) != 2)
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		                     "the input of MatMul '%s' is not known to be 2-D",
+		                     bnf_node_label(layer));
 	if (gi->opset < 7)
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "opset %d: Gemm does not broadcast its bias", gi->opset);
-	rc = fold_read_constant(ctx, gi, layer, 1, gemm ? "B" : "weight", &w, &nw, &wt, out);
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                     "opset %d: Gemm does not broadcast its bias", gi->opset);
+	rc = bnf_fold_read_constant(ctx, gi, layer, 1, gemm ? "B" : "weight", &w, &nw, &wt, out);
 	if (rc == 1 && has_c)
-		rc = fold_read_constant(ctx, gi, layer, 2, "C", &cv, &nc, &ct, out);
+		rc = bnf_fold_read_constant(ctx, gi, layer, 2, "C", &cv, &nc, &ct, out);
 	if (rc != 1)
 		goto out;
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims != 2) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH, "the weight of %s '%s' has rank %zu",
-		          layer->op_type, bnf_node_label(layer), wt->n_dims);
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "the weight of %s '%s' has rank %zu", layer->op_type,
+		              bnf_node_label(layer), wt->n_dims);
 		goto out;
 	}
 	kdim = (size_t)wt->dims[trans_b ? 1 : 0];
 	n = (size_t)wt->dims[trans_b ? 0 : 1];
 	if (kdim != bn->channels || n == 0) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "the BatchNormalization has %zu channels but %s '%s' contracts %zu",
-		          bn->channels, layer->op_type, bnf_node_label(layer), kdim);
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "the BatchNormalization has %zu channels but %s '%s' contracts %zu",
+		              bn->channels, layer->op_type, bnf_node_label(layer), kdim);
 		goto out;
 	}
 	if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16 && gi->opset < 13) {
-		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-		          "%s '%s' is bfloat16 and Gemm takes bfloat16 only from opset 13",
-		          layer->op_type, bnf_node_label(layer));
+		bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+		              "%s '%s' is bfloat16 and Gemm takes bfloat16 only from opset 13",
+		              layer->op_type, bnf_node_label(layer));
 		goto out;
 	}
 	if (has_c) {
@@ -253,7 +256,7 @@ int fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 		}
 		if (ct->n_dims > 2 || (cols_c != 1 && cols_c != n) || rows_c * cols_c != nc ||
 		    tensor_dtype(ct) != dtype) {
-			fold_keep(
+			bnf_fold_keep(
 			    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
 			    "C '%s' of Gemm '%s' is not a (rows, %zu) bias of the weight's dtype",
 			    layer->input[2], bnf_node_label(layer), n);
@@ -285,16 +288,16 @@ int fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 	    keep_overflow(out, c_new, rows_c * n, dtype, "bias"))
 		goto out;
 	c_dims[c_rank - 1] = (int64_t)n;
-	rc = fold_store_constant(ctx, gi, layer, 1, dtype, wt->dims, 2, w, nw, layer->input[1]);
+	rc = bnf_fold_store_constant(ctx, gi, layer, 1, dtype, wt->dims, 2, w, nw, layer->input[1]);
 	if (rc == BNF_OK)
-		rc = fold_store_bias(ctx, gi, layer, 2, dtype, c_dims, c_rank, c_new, rows_c * n,
-		                     layer);
+		rc = bnf_fold_store_bias(ctx, gi, layer, 2, dtype, c_dims, c_rank, c_new,
+		                         rows_c * n, layer);
 	if (rc == BNF_OK && gemm && beta != 1.0)
-		rc = fold_set_float_attr(ctx, layer, "beta", 1.0f);
+		rc = bnf_fold_set_float_attr(ctx, layer, "beta", 1.0f);
 	if (rc == BNF_OK && !gemm)
-		rc = fold_set_op_type(ctx, layer, "Gemm");
+		rc = bnf_fold_set_op_type(ctx, layer, "Gemm");
 	if (rc == BNF_OK)
-		rc = fold_set_input(ctx, gi, layer, 0, bn->node->input[0]);
+		rc = bnf_fold_set_input(ctx, gi, layer, 0, bn->node->input[0]);
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;
 		out->kind = gemm ? BNF_FOLD_KIND_GEMM : BNF_FOLD_KIND_MATMUL;
@@ -308,8 +311,8 @@ out:
 	return rc < 0 ? rc : BNF_OK;
 }
 
-int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                         struct fold_outcome *out, int *tried)
+int bnf_fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                             struct fold_outcome *out, int *tried)
 {
 	const char *y = bn->node->output[0];
 	Onnx__NodeProto *layer = layer_reading(gi, y);
@@ -319,18 +322,18 @@ int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 		return BNF_OK;
 	*tried = 1;
 	if (bnf_graph_is_output(gi, y))
-		return fold_keep(
+		return bnf_fold_keep(
 		    out, BNF_KEEP_REASON_GRAPH_OUTPUT,
 		    "its output '%s' is a graph output, so it cannot fold into %s '%s' "
 		    "after it",
 		    y, layer->op_type, bnf_node_label(layer));
 	if (bnf_graph_uses(gi, y) != 1)
-		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-		                 "its output '%s' is read by %s '%s' and by other nodes", y,
-		                 layer->op_type, bnf_node_label(layer));
-	if (fold_node_stale(ctx, gi, layer))
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "%s '%s' was changed by another fold of this sweep",
-		                 layer->op_type, bnf_node_label(layer));
+		return bnf_fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
+		                     "its output '%s' is read by %s '%s' and by other nodes", y,
+		                     layer->op_type, bnf_node_label(layer));
+	if (bnf_fold_node_stale(ctx, gi, layer))
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                     "%s '%s' was changed by another fold of this sweep",
+		                     layer->op_type, bnf_node_label(layer));
 	return before_target(layer)->before(ctx, gi, bn, layer, out);
 }

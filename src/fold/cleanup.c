@@ -20,7 +20,7 @@ struct cleanup_sub {
 static int cleanup_subgraph_cb(Onnx__GraphProto *sub, void *arg)
 {
 	struct cleanup_sub *s = arg;
-	return fold_cleanup_graph(s->ctx, sub, s->parent, s->opset, s->depth + 1);
+	return bnf_fold_cleanup_graph(s->ctx, sub, s->parent, s->opset, s->depth + 1);
 }
 
 /* A node computing constants (Constant, Identity of a constant, or a
@@ -51,8 +51,8 @@ static int removable_constant(const struct bnf_graph *gi, const Onnx__NodeProto 
  * constants and the subgraphs computing constants (whose own inputs are
  * then released in turn). Subgraphs are cleaned first because their reads
  * keep outer values alive. */
-int fold_cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-                       int opset, int depth)
+int bnf_fold_cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g,
+                           const struct bnf_graph *parent, int opset, int depth)
 {
 	struct bnf_graph gi;
 	size_t i, k;
@@ -60,7 +60,7 @@ int fold_cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct b
 
 	if (depth > BNF_LIMIT_GRAPH_DEPTH)
 		return BNF_OK;
-	if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
+	if ((rc = bnf_fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 		goto out;
 	for (i = 0; i < g->n_node; i++) {
 		struct cleanup_sub s = {ctx, &gi, opset, depth};
@@ -71,7 +71,7 @@ int fold_cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct b
 	while (again) {
 		again = 0;
 		bnf_graph_release(&gi);
-		if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
+		if ((rc = bnf_fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 			goto out;
 		for (i = 0; i < ctx->n_released; i++) {
 			const char *name = ctx->released[i].name;
@@ -99,7 +99,8 @@ int fold_cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct b
 			} else if ((node = bnf_graph_producer(&gi, name, &idx)) != NULL &&
 			           removable_constant(&gi, node)) {
 				for (k = 0; k < node->n_input; k++)
-					if ((rc = fold_release(ctx, &gi, node->input[k])) != BNF_OK)
+					if ((rc = bnf_fold_release(ctx, &gi, node->input[k])) !=
+					    BNF_OK)
 						goto out;
 				onnx__node_proto__free_unpacked(node, &bnf_large_allocator);
 				memmove(&g->node[idx], &g->node[idx + 1],

@@ -114,8 +114,8 @@ static int remember(struct fold_ctx *ctx, const struct bnf_graph *gi, const char
 	return BNF_OK;
 }
 
-int fold_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
-                  struct bnf_const_ref *ref)
+int bnf_fold_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
+                      struct bnf_const_ref *ref)
 {
 	struct bnf_const_plan *p;
 	Onnx__TensorProto *t;
@@ -144,7 +144,7 @@ found:
 	return 1;
 }
 
-void fold_constants_forget(struct fold_ctx *ctx)
+void bnf_fold_constants_forget(struct fold_ctx *ctx)
 {
 	size_t i;
 
@@ -160,12 +160,12 @@ void fold_constants_forget(struct fold_ctx *ctx)
 	bnf_strmap_init(&ctx->computed_index);
 }
 
-int fold_int_values(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
-                    long long *v, int max)
+int bnf_fold_int_values(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
+                        long long *v, int max)
 {
 	struct bnf_const_ref ref;
 
-	if (fold_constant(ctx, gi, name, &ref) != 1)
+	if (bnf_fold_constant(ctx, gi, name, &ref) != 1)
 		return -1;
 	return bnf_tensor_int_values(ref.tensor, v, max);
 }

@@ -44,68 +44,70 @@ static size_t weight_channel(size_t i, size_t per, size_t mg, size_t cin_per_gro
  *   W'[ci, j, ...] = W[ci, j, ...] * s[g(ci) * mg + j]
  *   B'[o]          = (B[o] or 0) * s[o] + t[o]
  */
-int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                             Onnx__NodeProto *convt, struct fold_outcome *out)
+int bnf_fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                                 Onnx__NodeProto *convt, struct fold_outcome *out)
 {
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
 	double *w = NULL, *b = NULL, *b_new = NULL; /* w is scaled in place */
 	size_t nw = 0, nb = 0, cin, mg, m, per, cin_per_group, i, where;
 	int has_bias = convt->n_input >= 3 && convt->input[2][0];
-	long long group = fold_attr_int(convt, "group", 1);
+	long long group = bnf_fold_attr_int(convt, "group", 1);
 	int rc, dtype;
 	int64_t bias_dims[1];
 
 	if (convt->n_input < 2 || convt->n_output != 1)
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "ConvTranspose '%s' does not have the inputs and output of a "
-		                 "ConvTranspose",
-		                 bnf_node_label(convt));
-	rc = fold_read_constant(ctx, gi, convt, 1, "weight", &w, &nw, &wt, out);
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                     "ConvTranspose '%s' does not have the inputs and output of a "
+		                     "ConvTranspose",
+		                     bnf_node_label(convt));
+	rc = bnf_fold_read_constant(ctx, gi, convt, 1, "weight", &w, &nw, &wt, out);
 	if (rc != 1)
 		goto out;
 	if (has_bias) {
-		rc = fold_read_constant(ctx, gi, convt, 2, "bias", &b, &nb, &bt, out);
+		rc = bnf_fold_read_constant(ctx, gi, convt, 2, "bias", &b, &nb, &bt, out);
 		if (rc != 1)
 			goto out;
 	}
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims < 3) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "weight '%s' of ConvTranspose '%s' has rank %zu", convt->input[1],
-		          bnf_node_label(convt), wt->n_dims);
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "weight '%s' of ConvTranspose '%s' has rank %zu", convt->input[1],
+		              bnf_node_label(convt), wt->n_dims);
 		goto out;
 	}
 	cin = (size_t)wt->dims[0];
 	mg = (size_t)wt->dims[1];
 	if (group < 1 || cin == 0 || cin % (size_t)group != 0) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "ConvTranspose '%s' has group %lld, which does not divide its %zu input "
-		          "channels",
-		          bnf_node_label(convt), group, cin);
+		bnf_fold_keep(
+		    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		    "ConvTranspose '%s' has group %lld, which does not divide its %zu input "
+		    "channels",
+		    bnf_node_label(convt), group, cin);
 		goto out;
 	}
 	/* group divides cin, so M = mg * group <= cin * mg <= nw: no overflow. */
 	if (mg == 0) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "weight '%s' of ConvTranspose '%s' has no output channels",
-		          convt->input[1], bnf_node_label(convt));
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "weight '%s' of ConvTranspose '%s' has no output channels",
+		              convt->input[1], bnf_node_label(convt));
 		goto out;
 	}
 	m = mg * (size_t)group;
 	if (m != bn->channels || (has_bias && nb != m)) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "the BatchNormalization has %zu channels but ConvTranspose '%s' has %zu "
-		          "output channels (%zu per group x group %lld)%s",
-		          bn->channels, bnf_node_label(convt), m, mg, group,
-		          has_bias && nb != m ? " and a bias of another length" : "");
+		bnf_fold_keep(
+		    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		    "the BatchNormalization has %zu channels but ConvTranspose '%s' has %zu "
+		    "output channels (%zu per group x group %lld)%s",
+		    bn->channels, bnf_node_label(convt), m, mg, group,
+		    has_bias && nb != m ? " and a bias of another length" : "");
 		goto out;
 	}
 	if (has_bias && tensor_dtype(bt) != dtype) {
-		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-		          "ConvTranspose '%s' has weight of dtype %s and bias of dtype %s",
-		          bnf_node_label(convt), bnf_dtype_label(dtype),
-		          bnf_dtype_label(tensor_dtype(bt)));
+		bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+		              "ConvTranspose '%s' has weight of dtype %s and bias of dtype %s",
+		              bnf_node_label(convt), bnf_dtype_label(dtype),
+		              bnf_dtype_label(tensor_dtype(bt)));
 		goto out;
 	}
 	b_new = malloc(m * sizeof(double));
@@ -121,27 +123,27 @@ int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct 
 		b_new[i] = (has_bias ? b[i] : 0.0) * bn->s[i] + bn->t[i];
 	/* As keep_if_overflow in fold_layers.c, but naming the output channel
 	 * of the weight element, which is not its first index here. */
-	if (fold_overflows(w, nw, dtype, &where)) {
-		fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
-		          "folded weight of channel %zu would be %.4g, outside the range of %s",
-		          weight_channel(where, per, mg, cin_per_group), w[where],
-		          bnf_dtype_label(dtype));
+	if (bnf_fold_overflows(w, nw, dtype, &where)) {
+		bnf_fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
+		              "folded weight of channel %zu would be %.4g, outside the range of %s",
+		              weight_channel(where, per, mg, cin_per_group), w[where],
+		              bnf_dtype_label(dtype));
 		goto out;
 	}
-	if (fold_overflows(b_new, m, dtype, &where)) {
-		fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
-		          "folded bias of channel %zu would be %.4g, outside the range of %s",
-		          where, b_new[where], bnf_dtype_label(dtype));
+	if (bnf_fold_overflows(b_new, m, dtype, &where)) {
+		bnf_fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
+		              "folded bias of channel %zu would be %.4g, outside the range of %s",
+		              where, b_new[where], bnf_dtype_label(dtype));
 		goto out;
 	}
 
 	bias_dims[0] = (int64_t)m;
-	rc = fold_store_constant(ctx, gi, convt, 1, dtype, wt->dims, wt->n_dims, w, nw,
-	                         convt->input[1]);
+	rc = bnf_fold_store_constant(ctx, gi, convt, 1, dtype, wt->dims, wt->n_dims, w, nw,
+	                             convt->input[1]);
 	if (rc == BNF_OK)
-		rc = fold_store_bias(ctx, gi, convt, 2, dtype, bias_dims, 1, b_new, m, convt);
+		rc = bnf_fold_store_bias(ctx, gi, convt, 2, dtype, bias_dims, 1, b_new, m, convt);
 	if (rc == BNF_OK)
-		rc = fold_take_output(ctx, gi, bn, convt);
+		rc = bnf_fold_take_output(ctx, gi, bn, convt);
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;
 		out->kind = BNF_FOLD_KIND_CONVTRANSPOSE;

@@ -81,21 +81,23 @@ static int bn_training_mode(const Onnx__NodeProto *bn, int opset, struct fold_ou
 {
 	size_t i;
 
-	if (opset < 7 && fold_attr_int(bn, "is_test", 0) == 0)
-		return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
-		                 "is_test=0 (opset %d): the node normalises with batch statistics",
-		                 opset),
+	if (opset < 7 && bnf_fold_attr_int(bn, "is_test", 0) == 0)
+		return bnf_fold_keep(
+		           out, BNF_KEEP_REASON_TRAINING_MODE,
+		           "is_test=0 (opset %d): the node normalises with batch statistics",
+		           opset),
 		       1;
-	if (opset >= 14 && fold_attr_int(bn, "training_mode", 0) != 0)
-		return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
-		                 "training_mode=1: the node normalises with batch statistics"),
+	if (opset >= 14 && bnf_fold_attr_int(bn, "training_mode", 0) != 0)
+		return bnf_fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
+		                     "training_mode=1: the node normalises with batch statistics"),
 		       1;
 	for (i = 1; i < bn->n_output; i++)
 		if (bn->output[i][0])
-			return fold_keep(out, BNF_KEEP_REASON_TRAINING_MODE,
-			                 "optional output '%s' is present: the node is exported "
-			                 "for training",
-			                 bn->output[i]),
+			return bnf_fold_keep(
+			           out, BNF_KEEP_REASON_TRAINING_MODE,
+			           "optional output '%s' is present: the node is exported "
+			           "for training",
+			           bn->output[i]),
 			       1;
 	return 0;
 }
@@ -110,13 +112,13 @@ static int bn_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, struct fo
 	const Onnx__TensorProto *tensors[4] = {NULL, NULL, NULL, NULL};
 	double *v[4] = {NULL, NULL, NULL, NULL};
 	size_t n[4] = {0, 0, 0, 0};
-	double eps = fold_attr_float(node, "epsilon", (double)1e-5f);
+	double eps = bnf_fold_attr_float(node, "epsilon", (double)1e-5f);
 	int rc = 1, k;
 	size_t c;
 
 	for (k = 0; k < 4 && rc == 1; k++)
-		rc = fold_read_constant(ctx, gi, node, (size_t)k + 1, roles[k], &v[k], &n[k],
-		                        &tensors[k], out);
+		rc = bnf_fold_read_constant(ctx, gi, node, (size_t)k + 1, roles[k], &v[k], &n[k],
+		                            &tensors[k], out);
 	if (rc != 1)
 		goto out;
 	for (k = 1; k < 4; k++)
@@ -130,13 +132,14 @@ static int bn_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, struct fo
 		}
 	/* spatial=0 (opsets before 9) means one parameter per element of
 	 * C x D1 x ...; that is only per-channel when the extra dims are 1. */
-	if (gi->opset < 9 && fold_attr_int(node, "spatial", 1) == 0) {
+	if (gi->opset < 9 && bnf_fold_attr_int(node, "spatial", 1) == 0) {
 		size_t d;
 		for (d = 1; d < tensors[0]->n_dims; d++)
 			if (tensors[0]->dims[d] != 1) {
-				rc = fold_keep(out, BNF_KEEP_REASON_SPATIAL,
-				               "spatial=0 with per-element parameters of rank %zu",
-				               tensors[0]->n_dims);
+				rc = bnf_fold_keep(
+				    out, BNF_KEEP_REASON_SPATIAL,
+				    "spatial=0 with per-element parameters of rank %zu",
+				    tensors[0]->n_dims);
 				rc = 0;
 				goto out;
 			}
@@ -172,7 +175,7 @@ static int adds_to_matmul(struct fold_ctx *ctx, const struct bnf_graph *gi,
 	if (!bnf_node_is(node, "Add"))
 		return 0;
 	for (k = 0; k < node->n_input; k++) {
-		const Onnx__NodeProto *p = fold_producer(ctx, gi, node->input[k]);
+		const Onnx__NodeProto *p = bnf_fold_producer(ctx, gi, node->input[k]);
 		if (p && bnf_node_is(p, "MatMul"))
 			return 1;
 	}
@@ -187,27 +190,27 @@ static int fold_after_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct f
 	const struct bnf_fold_target *target;
 
 	if (!producer)
-		return fold_keep(out, BNF_KEEP_REASON_NO_PRODUCER,
-		                 "its input '%s' is a graph input or constant, not a layer output",
-		                 x);
+		return bnf_fold_keep(
+		    out, BNF_KEEP_REASON_NO_PRODUCER,
+		    "its input '%s' is a graph input or constant, not a layer output", x);
 	if (bnf_graph_is_output(gi, x))
-		return fold_keep(out, BNF_KEEP_REASON_GRAPH_OUTPUT,
-		                 "the output '%s' of %s '%s' is also a graph output", x,
-		                 producer->op_type, bnf_node_label(producer));
+		return bnf_fold_keep(out, BNF_KEEP_REASON_GRAPH_OUTPUT,
+		                     "the output '%s' of %s '%s' is also a graph output", x,
+		                     producer->op_type, bnf_node_label(producer));
 	if (bnf_graph_uses(gi, x) > 1)
-		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-		                 "the output '%s' of %s '%s' is also read by another node", x,
-		                 producer->op_type, bnf_node_label(producer));
+		return bnf_fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
+		                     "the output '%s' of %s '%s' is also read by another node", x,
+		                     producer->op_type, bnf_node_label(producer));
 	if ((target = bnf_fold_target_of(producer)) != NULL)
 		return target->after(ctx, gi, bn, producer, out);
 	if (adds_to_matmul(ctx, gi, producer))
-		return fold_into_matmul(ctx, gi, bn, producer, out);
+		return bnf_fold_into_matmul(ctx, gi, bn, producer, out);
 	if (is_affine_op(producer))
-		return fold_keep_behind_affine(ctx, gi, producer, out);
-	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-	                 "its input comes from %s '%s'; bnfold folds into %s",
-	                 producer->op_type ? producer->op_type : "?", bnf_node_label(producer),
-	                 bnf_fold_targets_named);
+		return bnf_fold_keep_behind_affine(ctx, gi, producer, out);
+	return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+	                     "its input comes from %s '%s'; bnfold folds into %s",
+	                     producer->op_type ? producer->op_type : "?", bnf_node_label(producer),
+	                     bnf_fold_targets_named);
 }
 
 /* Try to fold the BN: into the layer before it (through Identity and
@@ -235,13 +238,13 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 	if (rc <= 0)
 		return rc;
 	x = bn_node->input[0];
-	producer = fold_walk_back(ctx, gi, &x, out);
-	if (out->reason == BNF_KEEP_REASON_NONE && producer && fold_is_layout_op(producer)) {
+	producer = bnf_fold_walk_back(ctx, gi, &x, out);
+	if (out->reason == BNF_KEEP_REASON_NONE && producer && bnf_fold_is_layout_op(producer)) {
 		/* Transpose, Reshape, ... between: the walk keeps every node on
 		 * the way, identities included. */
 		out->n_pass = 0;
-		rc = fold_through_layout(ctx, gi, bn, fold_producer(ctx, gi, bn_node->input[0]),
-		                         out);
+		rc = bnf_fold_through_layout(ctx, gi, bn,
+		                             bnf_fold_producer(ctx, gi, bn_node->input[0]), out);
 		if (rc != BNF_OK || out->reason == BNF_KEEP_REASON_NONE)
 			return rc;
 	} else if (out->reason == BNF_KEEP_REASON_NONE) {
@@ -264,7 +267,7 @@ static int fold_one(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto 
 		return BNF_OK;
 	}
 	memset(&before, 0, sizeof(before));
-	rc = fold_bn_before_layer(ctx, gi, bn, &before, &tried);
+	rc = bnf_fold_bn_before_layer(ctx, gi, bn, &before, &tried);
 	/* An affine node in front that stays is the obstacle to name, unless
 	 * the layer after takes the BN. */
 	if (rc == BNF_OK && tried && (!out->blocker || before.reason == BNF_KEEP_REASON_NONE))
@@ -492,9 +495,9 @@ static int release_node(struct fold_ctx *ctx, const struct bnf_graph *gi,
 	size_t k;
 	int rc = BNF_OK;
 	for (k = 0; k < node->n_input && rc == BNF_OK; k++)
-		rc = fold_release(ctx, gi, node->input[k]);
+		rc = bnf_fold_release(ctx, gi, node->input[k]);
 	for (k = 1; k < node->n_output && rc == BNF_OK; k++)
-		rc = fold_release(ctx, gi, node->output[k]);
+		rc = bnf_fold_release(ctx, gi, node->output[k]);
 	return rc;
 }
 
@@ -529,7 +532,7 @@ static int commit_fold(struct fold_ctx *ctx, struct bnf_graph *gi, size_t i,
 	for (k = 0; k < out->n_pass && rc == BNF_OK; k++) {
 		rc = release_node(ctx, gi, out->pass[k]);
 		if (rc == BNF_OK)
-			rc = fold_release(ctx, gi, out->pass[k]->output[0]);
+			rc = bnf_fold_release(ctx, gi, out->pass[k]->output[0]);
 		mark_node(gi, out->pass[k], dead);
 		mark_node(gi, out->pass[k], stale);
 	}
@@ -606,9 +609,9 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 		free_kept(kept, n_kept);
 		kept = NULL;
 		n_kept = 0;
-		fold_constants_forget(ctx);
+		bnf_fold_constants_forget(ctx);
 		bnf_graph_release(&gi);
-		if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
+		if ((rc = bnf_fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 			goto out;
 		if ((rc = check_inputs(ctx, &gi)) != BNF_OK)
 			goto out;
@@ -642,7 +645,7 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 				if (pass == 0)
 					rc = fold_one(ctx, &gi, node, &out, &bn);
 				else
-					rc = fold_affine(ctx, &gi, node, &out, &tried);
+					rc = bnf_fold_affine(ctx, &gi, node, &out, &tried);
 				if (rc != BNF_OK || !tried || out.reason != BNF_KEEP_REASON_NONE) {
 					remember_kept(kept, &n_kept, node, &out, &bn, pass,
 					              rc == BNF_OK && tried);
@@ -674,7 +677,7 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 			continue;
 		memset(&lo, 0, sizeof(lo));
 		ctx->renamed_from = NULL;
-		if ((rc = fold_lower_bn(ctx, &gi, &kept[i].bn, &lo)) != BNF_OK)
+		if ((rc = bnf_fold_lower_bn(ctx, &gi, &kept[i].bn, &lo)) != BNF_OK)
 			goto out;
 		if (lo.reason == BNF_KEEP_REASON_NONE) {
 			kept[i].out = lo;
@@ -690,7 +693,7 @@ static int fold_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bn
 			goto out;
 	/* Subgraphs see this graph's values: index it as it is now. */
 	bnf_graph_release(&gi);
-	if ((rc = fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
+	if ((rc = bnf_fold_index(ctx, &gi, g, parent, opset)) != BNF_OK)
 		goto out;
 	for (i = 0; i < g->n_node; i++) {
 		struct sub_ctx s = {ctx, &gi, opset, path, g->node[i], depth};
@@ -727,8 +730,8 @@ int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
 	bnf_strmap_init(&ctx.new_names);
 	rc = fold_graph(&ctx, model->graph, NULL, opset, "", 0);
 	if (rc == BNF_OK && rep->n_changed > 0)
-		rc = fold_cleanup_graph(&ctx, model->graph, NULL, opset, 0);
-	fold_constants_forget(&ctx);
+		rc = bnf_fold_cleanup_graph(&ctx, model->graph, NULL, opset, 0);
+	bnf_fold_constants_forget(&ctx);
 	for (i = 0; i < ctx.n_released; i++)
 		free(ctx.released[i].name);
 	free(ctx.released);

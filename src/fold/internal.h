@@ -30,7 +30,7 @@ struct fold_ctx {
 	const unsigned char *stale;     /* per node index of the current sweep: 1 when a
 	                                   fold of this sweep removed or changed the node,
 	                                   so the graph index no longer describes it */
-	const char *renamed_from;       /* the output name the last fold_rename_output
+	const char *renamed_from;       /* the output name the last bnf_fold_rename_output
 	                                   replaced (owned by ctx), or NULL */
 	int frozen_inputs;              /* initializers listed as graph inputs are
 	                                   constants (IR < 4, or the option) */
@@ -78,17 +78,18 @@ struct fold_outcome {
 };
 
 /* Set the outcome to "kept" with a formatted explanation; returns BNF_OK so
- * a fold can `return fold_keep(...)`. */
-int fold_keep(struct fold_outcome *out, enum bnf_keep_reason reason, const char *fmt, ...)
+ * a fold can `return bnf_fold_keep(...)`. */
+int bnf_fold_keep(struct fold_outcome *out, enum bnf_keep_reason reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Remember that name (read in gi, defined there or in an enclosing graph)
  * may have lost its last reader. */
-int fold_release(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name);
+int bnf_fold_release(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name);
 
 /* A fresh value name based on base, unused in gi, its enclosing graphs and
  * this run. Owned by ctx. NULL when memory runs out (err set). */
-const char *fold_unique_name(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *base);
+const char *bnf_fold_unique_name(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                                 const char *base);
 
 /* Give node input `slot` the values vals (count of them, shape dims/rank)
  * stored as dtype. The constant currently there is rewritten in place when
@@ -97,92 +98,93 @@ const char *fold_unique_name(struct fold_ctx *ctx, const struct bnf_graph *gi, c
  * initializer with a unique name is added and the input rewired, leaving
  * the old constant to whoever else reads it. slot == node->n_input appends
  * a new input (named after base). */
-int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-                        size_t slot, int dtype, const int64_t *dims, size_t rank,
-                        const double *vals, size_t count, const char *base);
+int bnf_fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                            size_t slot, int dtype, const int64_t *dims, size_t rank,
+                            const double *vals, size_t count, const char *base);
 
-/* fold_store_constant for a layer's folded bias: a new constant is named
+/* bnf_fold_store_constant for a layer's folded bias: a new constant is named
  * after the layer's weight (input 1) with "_bias" appended. */
-int fold_store_bias(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-                    int dtype, const int64_t *dims, size_t rank, const double *vals, size_t count,
-                    const Onnx__NodeProto *layer);
+int bnf_fold_store_bias(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                        size_t slot, int dtype, const int64_t *dims, size_t rank,
+                        const double *vals, size_t count, const Onnx__NodeProto *layer);
 
-/* As fold_store_constant, with the values already stored: raw (len bytes of
+/* As bnf_fold_store_constant, with the values already stored: raw (len bytes of
  * dtype, malloc'd) is taken over in every case, also on failure. */
-int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-                   int dtype, const int64_t *dims, size_t rank, uint8_t *raw, size_t len,
-                   const char *base);
+int bnf_fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                       size_t slot, int dtype, const int64_t *dims, size_t rank, uint8_t *raw,
+                       size_t len, const char *base);
 
 /* Make node produce `name` as its first output (the BN's output). */
-int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-                       const char *name);
+int bnf_fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                           const char *name);
 
 /* Keep (reason non-constant) because the value `name`, the `role` input of
  * node, is not a constant; when it is an initializer listed as a graph input,
  * the reason says so and names --freeze-initializer-inputs. Returns BNF_OK. */
-int fold_keep_not_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
-                           const Onnx__NodeProto *node, const char *role, const char *name,
-                           struct fold_outcome *out);
+int bnf_fold_keep_not_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                               const Onnx__NodeProto *node, const char *role, const char *name,
+                               struct fold_outcome *out);
 
 /* Resolve name to a constant as bnf_graph_constant does, or else, when it
  * is computed only from constants by operators the evaluator runs (see
  * bnf_node_is_constant_op), to the value the evaluator computes for it (cached
  * for the sweep; ref->synthesized is set: never rewrite it in place).
  * Returns 1, 0 when not a constant, negative when memory runs out. */
-int fold_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
-                  struct bnf_const_ref *ref);
+int bnf_fold_constant(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
+                      struct bnf_const_ref *ref);
 
-/* Forget the values fold_constant computed (the graph is about to change). */
-void fold_constants_forget(struct fold_ctx *ctx);
+/* Forget the values bnf_fold_constant computed (the graph is about to change). */
+void bnf_fold_constants_forget(struct fold_ctx *ctx);
 
 /* Index g (parent: the enclosing graph's index, or NULL) as the run reads
  * it: with the main graph's frozen_inputs set from ctx. */
-int fold_index(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__GraphProto *g,
-               const struct bnf_graph *parent, int opset);
+int bnf_fold_index(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__GraphProto *g,
+                   const struct bnf_graph *parent, int opset);
 
 /* Decode a constant input of a node: 1 and the values when it is a constant
  * of a foldable dtype, 0 (with a keep outcome set) otherwise, negative on a
  * hard error. *tensor (may be NULL) receives the TensorProto. With vals
  * NULL nothing is decoded: *count is the element count of its dims. */
-int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
-                       const Onnx__NodeProto *node, size_t slot, const char *role, double **vals,
-                       size_t *count, const Onnx__TensorProto **tensor, struct fold_outcome *out);
+int bnf_fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                           const Onnx__NodeProto *node, size_t slot, const char *role,
+                           double **vals, size_t *count, const Onnx__TensorProto **tensor,
+                           struct fold_outcome *out);
 
 /* Largest |v| of vals after rounding to dtype would overflow: returns 1 and
  * the offending index when some value does not fit in dtype. */
-int fold_overflows(const double *vals, size_t count, int dtype, size_t *where);
+int bnf_fold_overflows(const double *vals, size_t count, int dtype, size_t *where);
 
 /* Integer and float attributes with their defaults. */
-long long fold_attr_int(const Onnx__NodeProto *node, const char *name, long long def);
-double fold_attr_float(const Onnx__NodeProto *node, const char *name, double def);
+long long bnf_fold_attr_int(const Onnx__NodeProto *node, const char *name, long long def);
+double bnf_fold_attr_float(const Onnx__NodeProto *node, const char *name, double def);
 
 /* The layer folds. Each returns BNF_OK with out->reason NONE when it
  * folded, BNF_OK with a reason when the BN is kept, negative on error. */
-int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                   Onnx__NodeProto *conv, struct fold_outcome *out);
-int fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                             Onnx__NodeProto *convt, struct fold_outcome *out);
-int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                   Onnx__NodeProto *gemm, struct fold_outcome *out);
-int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                     Onnx__NodeProto *producer, struct fold_outcome *out);
+int bnf_fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                       Onnx__NodeProto *conv, struct fold_outcome *out);
+int bnf_fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                                 Onnx__NodeProto *convt, struct fold_outcome *out);
+int bnf_fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                       Onnx__NodeProto *gemm, struct fold_outcome *out);
+int bnf_fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                         Onnx__NodeProto *producer, struct fold_outcome *out);
 
 /* The before-layer folds (fold_before.c), rows of the target table: a BN
  * in front of a Conv, or of a Gemm / 2-D MatMul. */
-int fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                     Onnx__NodeProto *conv, struct fold_outcome *out);
-int fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                       Onnx__NodeProto *layer, struct fold_outcome *out);
+int bnf_fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                         Onnx__NodeProto *conv, struct fold_outcome *out);
+int bnf_fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                           Onnx__NodeProto *layer, struct fold_outcome *out);
 
 /* The producer of name in this graph, or NULL when there is none or when
  * a fold of the current sweep changed it (the index is stale for it: the
  * next sweep sees it fresh). */
-Onnx__NodeProto *fold_producer(const struct fold_ctx *ctx, const struct bnf_graph *gi,
-                               const char *name);
+Onnx__NodeProto *bnf_fold_producer(const struct fold_ctx *ctx, const struct bnf_graph *gi,
+                                   const char *name);
 
 /* 1 if node (of gi's graph) was changed or removed by a fold of this sweep. */
-int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
-                    const Onnx__NodeProto *node);
+int bnf_fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
+                        const Onnx__NodeProto *node);
 
 /* Walk back from value *x through the eval-mode identities (Identity;
  * Dropout whose mask nobody reads and whose training_mode is absent or a
@@ -190,79 +192,79 @@ int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
  * one reader and not be a graph output. Fills out->pass and *x (the
  * layer's output) and returns the producer found (NULL when none), or
  * NULL with a keep outcome set when a pass-through node is unsafe. */
-Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const char **x,
-                                struct fold_outcome *out);
+Onnx__NodeProto *bnf_fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                                    const char **x, struct fold_outcome *out);
 
 /* The rank of value name when the graph proves it (bnf_graph_value_rank),
  * or -1. */
-int fold_value_rank(const struct bnf_graph *gi, const char *name);
+int bnf_fold_value_rank(const struct bnf_graph *gi, const char *name);
 
 /* Point node input slot at name, releasing the old value. */
-int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-                   const char *name);
+int bnf_fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                       size_t slot, const char *name);
 
 /* Drop node inputs from index n on, releasing them. */
-int fold_truncate_inputs(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-                         size_t n);
+int bnf_fold_truncate_inputs(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                             size_t n);
 
 /* Replace a node's op type (the tree owns the string). */
-int fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op_type);
+int bnf_fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op_type);
 
 /* A BatchNormalization whose output is read by one Conv, Gemm or MatMul:
  * fold it into the layer's input side (fold_before.c). Returns BNF_OK with
  * out->reason NONE when folded; *tried is 0 when no such layer reads it. */
-int fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                         struct fold_outcome *out, int *tried);
+int bnf_fold_bn_before_layer(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                             struct fold_outcome *out, int *tried);
 
-/* A Mul, Add, Sub or Div by a constant after a layer (fold_affine.c):
+/* A Mul, Add, Sub or Div by a constant after a layer (bnf_fold_affine.c):
  * *tried is 0 when node is not such a pattern (nothing to report), else
  * out says whether it folded or why not. */
-int fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-                struct fold_outcome *out, int *tried);
+int bnf_fold_affine(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                    struct fold_outcome *out, int *tried);
 
 /* The keep outcome of a BN whose input comes from node, a Mul, Add, Sub
  * or Div that is not a MatMul's bias: names what the node combines, or,
  * when it is an affine node after a layer, sets out->blocker to it. */
-int fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi, Onnx__NodeProto *node,
-                            struct fold_outcome *out);
+int bnf_fold_keep_behind_affine(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                                Onnx__NodeProto *node, struct fold_outcome *out);
 
 /* 1 for Transpose, Unsqueeze, Squeeze and Reshape: nodes that only move
  * values, which a BN's channel can be followed through (layout.c). */
-int fold_is_layout_op(const Onnx__NodeProto *node);
+int bnf_fold_is_layout_op(const Onnx__NodeProto *node);
 
 /* A BN whose input comes from layout node first: follow its channel back
  * to the layer and fold into it when the channel is the layer's output
  * channel, or say why not (layout.c). */
-int fold_through_layout(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                        Onnx__NodeProto *first, struct fold_outcome *out);
+int bnf_fold_through_layout(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                            Onnx__NodeProto *first, struct fold_outcome *out);
 
 /* Is Dropout node p the identity (eval mode, mask unread)? 1, or 0 with a
  * keep outcome (walk.c). */
-int fold_dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
-                             struct fold_outcome *out);
+int bnf_fold_dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
+                                 struct fold_outcome *out);
 
 /* The values of a small integer constant (a plain or computed one): their
  * count, or -1 when name is not such a constant. */
-int fold_int_values(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
-                    long long *v, int max);
+int bnf_fold_int_values(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name,
+                        long long *v, int max);
 
 /* Give the BN's output name to the node that now produces its value: the
  * layer, or bn->output_node when layout nodes lie between. */
-int fold_take_output(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fold_bn *bn,
-                     Onnx__NodeProto *layer);
+int bnf_fold_take_output(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fold_bn *bn,
+                         Onnx__NodeProto *layer);
 
-/* Rewrite a BN nothing absorbs as Mul + Add (fold_affine.c): the BN node
+/* Rewrite a BN nothing absorbs as Mul + Add (bnf_fold_affine.c): the BN node
  * becomes the Add (keeping its name and output) and a new Mul is inserted
  * in front of it. Returns BNF_OK with out->reason NONE when lowered. */
-int fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                  struct fold_outcome *out);
+int bnf_fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                      struct fold_outcome *out);
 
 /* Remove the values released during the run (ctx->released) of g and its
  * subgraphs that nothing reads any more (cleanup.c). */
-int fold_cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *parent,
-                       int opset, int depth);
+int bnf_fold_cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g,
+                           const struct bnf_graph *parent, int opset, int depth);
 
 /* Set (or add) a float attribute of node. */
-int fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v);
+int bnf_fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v);
 
 #endif

@@ -49,10 +49,10 @@ static int keep_if_weight_overflow(struct fold_outcome *out, const struct bnf_sc
 {
 	if (!w->overflow)
 		return 0;
-	fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
-	          "folded weight of channel %zu would be %.4g, outside the range of %s",
-	          per_channel ? w->where / per_channel : w->where, w->value,
-	          bnf_dtype_label(dtype));
+	bnf_fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
+	              "folded weight of channel %zu would be %.4g, outside the range of %s",
+	              per_channel ? w->where / per_channel : w->where, w->value,
+	              bnf_dtype_label(dtype));
 	return 1;
 }
 
@@ -63,8 +63,8 @@ static int store_weight(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 	uint8_t *raw = fb->w.raw;
 
 	fb->w.raw = NULL; /* taken over, also on failure */
-	return fold_store_raw(ctx, gi, node, 1, dtype, wt->dims, wt->n_dims, raw, fb->w.len,
-	                      node->input[1]);
+	return bnf_fold_store_raw(ctx, gi, node, 1, dtype, wt->dims, wt->n_dims, raw, fb->w.len,
+	                          node->input[1]);
 }
 
 static int alloc_bias(struct fold_ctx *ctx, struct fold_buffers *fb, size_t nb)
@@ -86,11 +86,12 @@ static int keep_if_overflow(struct fold_outcome *out, const double *vals, size_t
                             const char *what, size_t per_channel)
 {
 	size_t where;
-	if (!fold_overflows(vals, count, dtype, &where))
+	if (!bnf_fold_overflows(vals, count, dtype, &where))
 		return 0;
-	fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
-	          "folded %s of channel %zu would be %.4g, outside the range of %s", what,
-	          per_channel ? where / per_channel : where, vals[where], bnf_dtype_label(dtype));
+	bnf_fold_keep(out, BNF_KEEP_REASON_OVERFLOW,
+	              "folded %s of channel %zu would be %.4g, outside the range of %s", what,
+	              per_channel ? where / per_channel : where, vals[where],
+	              bnf_dtype_label(dtype));
 	return 1;
 }
 
@@ -109,8 +110,8 @@ static int keep_if_overflow(struct fold_outcome *out, const double *vals, size_t
  *   W'[m, ...] = W[m, ...] * s[m]
  *   B'[m]      = (B[m] or 0) * s[m] + t[m]
  */
-int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                   Onnx__NodeProto *conv, struct fold_outcome *out)
+int bnf_fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                       Onnx__NodeProto *conv, struct fold_outcome *out)
 {
 	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
@@ -120,40 +121,41 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	int64_t bias_dims[1];
 
 	if (conv->n_input < 2 || conv->n_output != 1)
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "Conv '%s' does not have the inputs and output of a Conv",
-		                 bnf_node_label(conv));
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                     "Conv '%s' does not have the inputs and output of a Conv",
+		                     bnf_node_label(conv));
 	memset(&fb, 0, sizeof(fb));
-	rc = fold_read_constant(ctx, gi, conv, 1, "weight", NULL, &nw, &wt, out);
+	rc = bnf_fold_read_constant(ctx, gi, conv, 1, "weight", NULL, &nw, &wt, out);
 	if (rc != 1)
 		goto out;
 	if (has_bias) {
-		rc = fold_read_constant(ctx, gi, conv, 2, "bias", &fb.b, &nb, &bt, out);
+		rc = bnf_fold_read_constant(ctx, gi, conv, 2, "bias", &fb.b, &nb, &bt, out);
 		if (rc != 1)
 			goto out;
 	}
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims < 3) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "weight '%s' of Conv '%s' has rank %zu", conv->input[1],
-		          bnf_node_label(conv), wt->n_dims);
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "weight '%s' of Conv '%s' has rank %zu", conv->input[1],
+		              bnf_node_label(conv), wt->n_dims);
 		goto out;
 	}
 	m = (size_t)wt->dims[0];
 	if (m != bn->channels || (has_bias && nb != m) || m == 0) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "the BatchNormalization has %zu channels but Conv '%s' has %zu output "
-		          "channels%s",
-		          bn->channels, bnf_node_label(conv), m,
-		          has_bias && nb != m ? " and a bias of another length" : "");
+		bnf_fold_keep(
+		    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		    "the BatchNormalization has %zu channels but Conv '%s' has %zu output "
+		    "channels%s",
+		    bn->channels, bnf_node_label(conv), m,
+		    has_bias && nb != m ? " and a bias of another length" : "");
 		goto out;
 	}
 	if (has_bias && tensor_dtype(bt) != dtype) {
-		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-		          "Conv '%s' has weight of dtype %s and bias of dtype %s",
-		          bnf_node_label(conv), bnf_dtype_label(dtype),
-		          bnf_dtype_label(tensor_dtype(bt)));
+		bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+		              "Conv '%s' has weight of dtype %s and bias of dtype %s",
+		              bnf_node_label(conv), bnf_dtype_label(dtype),
+		              bnf_dtype_label(tensor_dtype(bt)));
 		goto out;
 	}
 	if ((rc = alloc_bias(ctx, &fb, m)) != BNF_OK)
@@ -170,9 +172,9 @@ int fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	bias_dims[0] = (int64_t)m;
 	rc = store_weight(ctx, gi, conv, dtype, wt, &fb);
 	if (rc == BNF_OK)
-		rc = fold_store_bias(ctx, gi, conv, 2, dtype, bias_dims, 1, fb.b_new, m, conv);
+		rc = bnf_fold_store_bias(ctx, gi, conv, 2, dtype, bias_dims, 1, fb.b_new, m, conv);
 	if (rc == BNF_OK)
-		rc = fold_take_output(ctx, gi, bn, conv);
+		rc = bnf_fold_take_output(ctx, gi, bn, conv);
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;
 		out->kind = BNF_FOLD_KIND_CONV;
@@ -211,7 +213,7 @@ static Onnx__AttributeProto *attr_for_update(struct fold_ctx *ctx, Onnx__NodePro
 	return a;
 }
 
-int fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v)
+int bnf_fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v)
 {
 	Onnx__AttributeProto *a =
 	    attr_for_update(ctx, node, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
@@ -249,52 +251,54 @@ static int set_int_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char 
  *   B'[., n] = B[., n] * s[n]                 (a row of B when transB=1)
  *   C'[r, n] = beta * (C[r, n] or 0) * s[n] + t[n]   and beta becomes 1
  */
-int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                   Onnx__NodeProto *gemm, struct fold_outcome *out)
+int bnf_fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                       Onnx__NodeProto *gemm, struct fold_outcome *out)
 {
 	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *ct = NULL;
 	size_t nw = 0, nc = 0, n, rows_c = 1, cols_c = 1, r, c;
 	int has_c = gemm->n_input >= 3 && gemm->input[2][0];
-	int trans_b = fold_attr_int(gemm, "transB", 0) != 0;
-	double beta = fold_attr_float(gemm, "beta", 1.0);
+	int trans_b = bnf_fold_attr_int(gemm, "transB", 0) != 0;
+	double beta = bnf_fold_attr_float(gemm, "beta", 1.0);
 	int rc, dtype;
 	int64_t c_dims[2];
 	size_t c_rank;
 
 	if (gemm->n_input < 2 || gemm->n_output != 1)
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "Gemm '%s' does not have the inputs and output of a Gemm",
-		                 bnf_node_label(gemm));
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                     "Gemm '%s' does not have the inputs and output of a Gemm",
+		                     bnf_node_label(gemm));
 	memset(&fb, 0, sizeof(fb));
-	rc = fold_read_constant(ctx, gi, gemm, 1, "B", NULL, &nw, &wt, out);
+	rc = bnf_fold_read_constant(ctx, gi, gemm, 1, "B", NULL, &nw, &wt, out);
 	if (rc != 1)
 		goto out;
 	if (has_c) {
-		rc = fold_read_constant(ctx, gi, gemm, 2, "C", &fb.b, &nc, &ct, out);
+		rc = bnf_fold_read_constant(ctx, gi, gemm, 2, "C", &fb.b, &nc, &ct, out);
 		if (rc != 1)
 			goto out;
 	}
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims != 2) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH, "B '%s' of Gemm '%s' has rank %zu",
-		          gemm->input[1], bnf_node_label(gemm), wt->n_dims);
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "B '%s' of Gemm '%s' has rank %zu", gemm->input[1],
+		              bnf_node_label(gemm), wt->n_dims);
 		goto out;
 	}
 	n = (size_t)wt->dims[trans_b ? 0 : 1];
 	if (n != bn->channels || n == 0) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "the BatchNormalization has %zu channels but Gemm '%s' has %zu outputs",
-		          bn->channels, bnf_node_label(gemm), n);
+		bnf_fold_keep(
+		    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		    "the BatchNormalization has %zu channels but Gemm '%s' has %zu outputs",
+		    bn->channels, bnf_node_label(gemm), n);
 		goto out;
 	}
 	if (has_c) {
 		if (tensor_dtype(ct) != dtype) {
-			fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-			          "Gemm '%s' has B of dtype %s and C of dtype %s",
-			          bnf_node_label(gemm), bnf_dtype_label(dtype),
-			          bnf_dtype_label(tensor_dtype(ct)));
+			bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+			              "Gemm '%s' has B of dtype %s and C of dtype %s",
+			              bnf_node_label(gemm), bnf_dtype_label(dtype),
+			              bnf_dtype_label(tensor_dtype(ct)));
 			goto out;
 		}
 		/* C as (rows_c, cols_c) with numpy broadcasting against (M, N). */
@@ -305,9 +309,9 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 			cols_c = nc;
 		}
 		if (ct->n_dims > 2 || (cols_c != 1 && cols_c != n) || rows_c * cols_c != nc) {
-			fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			          "C '%s' of Gemm '%s' does not broadcast to (M, %zu)",
-			          gemm->input[2], bnf_node_label(gemm), n);
+			bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+			              "C '%s' of Gemm '%s' does not broadcast to (M, %zu)",
+			              gemm->input[2], bnf_node_label(gemm), n);
 			goto out;
 		}
 	}
@@ -336,14 +340,14 @@ int fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *b
 	}
 	rc = store_weight(ctx, gi, gemm, dtype, wt, &fb);
 	if (rc == BNF_OK)
-		rc = fold_store_bias(ctx, gi, gemm, 2, dtype, c_dims, c_rank, fb.b_new, rows_c * n,
-		                     gemm);
+		rc = bnf_fold_store_bias(ctx, gi, gemm, 2, dtype, c_dims, c_rank, fb.b_new,
+		                         rows_c * n, gemm);
 	if (rc == BNF_OK && beta != 1.0)
-		rc = fold_set_float_attr(ctx, gemm, "beta", 1.0f);
+		rc = bnf_fold_set_float_attr(ctx, gemm, "beta", 1.0f);
 	if (rc == BNF_OK && gi->opset < 7 && !(rows_c > 1 && c_rank == 2))
 		rc = set_int_attr(ctx, gemm, "broadcast", 1);
 	if (rc == BNF_OK)
-		rc = fold_take_output(ctx, gi, bn, gemm);
+		rc = bnf_fold_take_output(ctx, gi, bn, gemm);
 	if (rc == BNF_OK) {
 		out->reason = BNF_KEEP_REASON_NONE;
 		out->kind = BNF_FOLD_KIND_GEMM;
@@ -354,7 +358,7 @@ out:
 	return rc < 0 ? rc : BNF_OK;
 }
 
-int fold_value_rank(const struct bnf_graph *gi, const char *name)
+int bnf_fold_value_rank(const struct bnf_graph *gi, const char *name)
 {
 	return bnf_graph_value_rank(gi, name);
 }
@@ -370,21 +374,22 @@ static int bn_becomes_bias_add(struct fold_ctx *ctx, struct bnf_graph *gi, struc
 	int rc;
 
 	if (bn->input_rank < 2 || bn->input_rank > 16)
-		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-		                 "the rank of its input '%s' is not known, so the shift cannot be "
-		                 "added in its place",
-		                 node->input[0]);
+		return bnf_fold_keep(
+		    out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		    "the rank of its input '%s' is not known, so the shift cannot be "
+		    "added in its place",
+		    node->input[0]);
 	if (keep_if_overflow(out, bn->t, bn->channels, dtype, "shift", 0))
 		return BNF_OK;
 	dims[0] = (int64_t)bn->channels;
 	for (d = 1; d + 1 < r; d++)
 		dims[d] = 1;
-	rc = fold_store_constant(ctx, gi, node, 1, dtype, dims, r - 1, bn->t, bn->channels,
-	                         node->input[2]);
+	rc = bnf_fold_store_constant(ctx, gi, node, 1, dtype, dims, r - 1, bn->t, bn->channels,
+	                             node->input[2]);
 	if (rc == BNF_OK)
-		rc = fold_truncate_inputs(ctx, gi, node, 2);
+		rc = bnf_fold_truncate_inputs(ctx, gi, node, 2);
 	if (rc == BNF_OK)
-		rc = fold_set_op_type(ctx, node, "Add");
+		rc = bnf_fold_set_op_type(ctx, node, "Add");
 	if (rc != BNF_OK)
 		return rc;
 	for (d = 0; d < node->n_attribute; d++)
@@ -402,11 +407,11 @@ static int split_bias_add(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	Onnx__NodeProto *p0, *p1;
 
 	if (add->n_input != 2)
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "Add '%s' does not have two inputs", bnf_node_label(add)),
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                     "Add '%s' does not have two inputs", bnf_node_label(add)),
 		       0;
-	p0 = fold_producer(ctx, gi, add->input[0]);
-	p1 = fold_producer(ctx, gi, add->input[1]);
+	p0 = bnf_fold_producer(ctx, gi, add->input[0]);
+	p1 = bnf_fold_producer(ctx, gi, add->input[1]);
 	if (p0 && bnf_node_is(p0, "MatMul")) {
 		*mm = p0;
 		*slot = 1;
@@ -414,16 +419,17 @@ static int split_bias_add(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 		*mm = p1;
 		*slot = 0;
 	} else {
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "its input comes from Add '%s', which does not add to a MatMul "
-		                 "output",
-		                 bnf_node_label(add)),
+		return bnf_fold_keep(
+		           out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		           "its input comes from Add '%s', which does not add to a MatMul "
+		           "output",
+		           bnf_node_label(add)),
 		       0;
 	}
 	if (bnf_graph_uses(gi, (*mm)->output[0]) != 1 || bnf_graph_is_output(gi, (*mm)->output[0]))
-		return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-		                 "the output of MatMul '%s' is also read outside Add '%s'",
-		                 bnf_node_label(*mm), bnf_node_label(add)),
+		return bnf_fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
+		                     "the output of MatMul '%s' is also read outside Add '%s'",
+		                     bnf_node_label(*mm), bnf_node_label(add)),
 		       0;
 	return 1;
 }
@@ -443,29 +449,30 @@ static int store_matmul_bias(struct fold_ctx *ctx, struct bnf_graph *gi, const s
 	if (use_gemm) {
 		if (add) {
 			/* The Add's constant moves into the Gemm as C. */
-			rc = fold_store_bias(ctx, gi, add, add_slot, dtype, b_dims, 1, fb->b_new, n,
-			                     mm);
+			rc = bnf_fold_store_bias(ctx, gi, add, add_slot, dtype, b_dims, 1,
+			                         fb->b_new, n, mm);
 			if (rc == BNF_OK)
 				rc = bnf_node_append_input(mm, add->input[add_slot]) == 0
 				         ? BNF_OK
 				         : bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 			out->also_removed = add;
 		} else {
-			rc = fold_store_bias(ctx, gi, mm, 2, dtype, b_dims, 1, fb->b_new, n, mm);
+			rc =
+			    bnf_fold_store_bias(ctx, gi, mm, 2, dtype, b_dims, 1, fb->b_new, n, mm);
 		}
 		if (rc == BNF_OK)
-			rc = fold_set_op_type(ctx, mm, "Gemm");
+			rc = bnf_fold_set_op_type(ctx, mm, "Gemm");
 		if (rc == BNF_OK && gi->opset < 7)
 			rc = set_int_attr(ctx, mm, "broadcast", 1);
-		return rc == BNF_OK ? fold_take_output(ctx, gi, bn, mm) : rc;
+		return rc == BNF_OK ? bnf_fold_take_output(ctx, gi, bn, mm) : rc;
 	}
 	if (!add)
 		return BNF_OK; /* the BN node is the bias Add now */
-	rc = fold_store_constant(ctx, gi, add, add_slot, dtype, b_dims, b_rank, fb->b_new, n,
-	                         add->input[add_slot]);
+	rc = bnf_fold_store_constant(ctx, gi, add, add_slot, dtype, b_dims, b_rank, fb->b_new, n,
+	                             add->input[add_slot]);
 	if (!bn->output_node)
 		out->target = add;
-	return rc == BNF_OK ? fold_take_output(ctx, gi, bn, add) : rc;
+	return rc == BNF_OK ? bnf_fold_take_output(ctx, gi, bn, add) : rc;
 }
 
 /* Is the MatMul's channel (its last axis) the BN's? Directly after it only
@@ -476,14 +483,15 @@ static int matmul_channel_proven(struct bnf_graph *gi, const struct fold_bn *bn,
 	if (bn->output_node)
 		return 1;
 	if (x_rank < 0)
-		return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-		                 "the input '%s' of MatMul '%s' is not known to be 2-D; for other "
-		                 "ranks the BatchNormalization channel is not the MatMul output "
-		                 "column",
-		                 mm->input[0], bnf_node_label(mm)),
+		return bnf_fold_keep(
+		           out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+		           "the input '%s' of MatMul '%s' is not known to be 2-D; for other "
+		           "ranks the BatchNormalization channel is not the MatMul output "
+		           "column",
+		           mm->input[0], bnf_node_label(mm)),
 		       0;
 	if (x_rank != 2)
-		return fold_keep(
+		return bnf_fold_keep(
 		           out, BNF_KEEP_REASON_SHAPE_MISMATCH,
 		           "the input '%s' of MatMul '%s' has rank %d: the BatchNormalization "
 		           "channel (axis 1) is not the MatMul output column",
@@ -516,8 +524,8 @@ static int matmul_channel_proven(struct bnf_graph *gi, const struct fold_bn *bn,
  *   W'[k, n] = W[k, n] * s[n]
  *   bias'[n] = (bias[n] or 0) * s[n] + t[n]
  */
-int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                     Onnx__NodeProto *producer, struct fold_outcome *out)
+int bnf_fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                         Onnx__NodeProto *producer, struct fold_outcome *out)
 {
 	struct fold_buffers fb;
 	const Onnx__TensorProto *wt = NULL, *bt = NULL;
@@ -533,33 +541,34 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 			return BNF_OK;
 	}
 	if (mm->n_input != 2 || mm->n_output != 1)
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "MatMul '%s' does not have two inputs", bnf_node_label(mm));
+		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		                     "MatMul '%s' does not have two inputs", bnf_node_label(mm));
 	memset(&fb, 0, sizeof(fb));
-	rc = fold_read_constant(ctx, gi, mm, 1, "weight", NULL, &nw, &wt, out);
+	rc = bnf_fold_read_constant(ctx, gi, mm, 1, "weight", NULL, &nw, &wt, out);
 	if (rc != 1)
 		goto out;
 	if (add) {
-		rc = fold_read_constant(ctx, gi, add, add_slot, "bias", &fb.b, &nb, &bt, out);
+		rc = bnf_fold_read_constant(ctx, gi, add, add_slot, "bias", &fb.b, &nb, &bt, out);
 		if (rc != 1)
 			goto out;
 	}
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims != 2) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "weight '%s' of MatMul '%s' has rank %zu, not 2", mm->input[1],
-		          bnf_node_label(mm), wt->n_dims);
+		bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		              "weight '%s' of MatMul '%s' has rank %zu, not 2", mm->input[1],
+		              bnf_node_label(mm), wt->n_dims);
 		goto out;
 	}
-	x_rank = fold_value_rank(gi, mm->input[0]);
+	x_rank = bnf_fold_value_rank(gi, mm->input[0]);
 	if (!matmul_channel_proven(gi, bn, mm, x_rank, out))
 		goto out;
 	n = (size_t)wt->dims[1];
 	if (n != bn->channels || n == 0) {
-		fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		          "the BatchNormalization has %zu channels but MatMul '%s' has %zu outputs",
-		          bn->channels, bnf_node_label(mm), n);
+		bnf_fold_keep(
+		    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		    "the BatchNormalization has %zu channels but MatMul '%s' has %zu outputs",
+		    bn->channels, bnf_node_label(mm), n);
 		goto out;
 	}
 	b_dims[0] = (int64_t)n;
@@ -570,7 +579,7 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 		for (d = 0; per_column && d + 1 < bt->n_dims; d++)
 			per_column = bt->dims[d] == 1;
 		if (!per_column || tensor_dtype(bt) != dtype) {
-			fold_keep(
+			bnf_fold_keep(
 			    out, BNF_KEEP_REASON_SHAPE_MISMATCH,
 			    "the bias '%s' of Add '%s' is not %zu values of the weight's dtype",
 			    add->input[add_slot], bnf_node_label(add), n);
@@ -598,9 +607,9 @@ int fold_into_matmul(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn 
 	if (!use_gemm && !add && !through) {
 		/* MatMul + Add would need a new node; the BN node is the only
 		 * slot we could reuse, so keep the pair as it is. */
-		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-		          "MatMul '%s' is bfloat16 and Gemm takes bfloat16 only from opset 13",
-		          bnf_node_label(mm));
+		bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+		              "MatMul '%s' is bfloat16 and Gemm takes bfloat16 only from opset 13",
+		              bnf_node_label(mm));
 		goto out;
 	}
 	if (!use_gemm && !add && (rc = bn_becomes_bias_add(ctx, gi, bn, dtype, out)) != BNF_OK)

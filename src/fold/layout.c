@@ -45,7 +45,7 @@ static int layout_axes(struct fold_ctx *ctx, const struct bnf_graph *gi, const O
 		for (i = 0; i < n; i++)
 			axes[i] = a->ints[i];
 	} else if (!a && p->n_input >= 2 && p->input[1][0]) {
-		n = fold_int_values(ctx, gi, p->input[1], axes, LAYOUT_MAX_RANK);
+		n = bnf_fold_int_values(ctx, gi, p->input[1], axes, LAYOUT_MAX_RANK);
 	}
 	for (i = 0; i < n; i++)
 		if (axes[i] < 0) {
@@ -66,7 +66,7 @@ static int axis_listed(const long long *axes, int n, int axis)
 }
 
 /* Map the channel from the output of layout node p to its input, as the
- * proof in fold_through_layout's header says. Returns 1, or 0 with a keep
+ * proof in bnf_fold_through_layout's header says. Returns 1, or 0 with a keep
  * outcome. */
 static int map_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx__NodeProto *p,
                     const struct fold_bn *bn, struct channel_axis *c, struct fold_outcome *out)
@@ -81,15 +81,15 @@ static int map_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx
 		const Onnx__AttributeProto *perm = bnf_node_attr(p, "perm");
 		n = perm ? (int)perm->n_ints : c->rank;
 		if (n < 0 || n > LAYOUT_MAX_RANK)
-			return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-			                 "the rank of the output of Transpose '%s' is not known",
-			                 name),
+			return bnf_fold_keep(
+			           out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+			           "the rank of the output of Transpose '%s' is not known", name),
 			       0;
 		c->rank = n;
 		a = normalized(c);
 		if (a < 0 || a >= n)
-			return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-			                 "Transpose '%s' has no axis %d", name, a),
+			return bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+			                     "Transpose '%s' has no axis %d", name, a),
 			       0;
 		c->axis = perm ? (int)perm->ints[a] : n - 1 - a;
 		return 1;
@@ -98,13 +98,14 @@ static int map_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx
 		n = layout_axes(ctx, gi, p, c->rank, v);
 		a = normalized(c);
 		if (n < 0 || a < 0)
-			return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-			                 "the axes of Unsqueeze '%s' or the rank of its output are "
-			                 "not known",
-			                 name),
+			return bnf_fold_keep(
+			           out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+			           "the axes of Unsqueeze '%s' or the rank of its output are "
+			           "not known",
+			           name),
 			       0;
 		if (axis_listed(v, n, a))
-			return fold_keep(
+			return bnf_fold_keep(
 			           out, BNF_KEEP_REASON_SHAPE_MISMATCH,
 			           "the BatchNormalization channel is axis %d, which Unsqueeze "
 			           "'%s' inserts",
@@ -127,7 +128,7 @@ static int map_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx
 		n = layout_axes(ctx, gi, p, in_rank, v);
 		a = normalized(c);
 		if (n < 0 || a < 0)
-			return fold_keep(
+			return bnf_fold_keep(
 			           out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
 			           "the axes of Squeeze '%s' or the rank of its output are not "
 			           "known",
@@ -142,16 +143,16 @@ static int map_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx
 		return 1;
 	}
 	if (bnf_node_is(p, "Reshape")) {
-		n = p->n_input >= 2 ? fold_int_values(ctx, gi, p->input[1], v, LAYOUT_MAX_RANK)
+		n = p->n_input >= 2 ? bnf_fold_int_values(ctx, gi, p->input[1], v, LAYOUT_MAX_RANK)
 		                    : -1;
 		if (n < 0)
-			return fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
-			                 "the shape of Reshape '%s' is not a constant", name),
+			return bnf_fold_keep(out, BNF_KEEP_REASON_UNKNOWN_SHAPE,
+			                     "the shape of Reshape '%s' is not a constant", name),
 			       0;
 		c->rank = n;
 		a = normalized(c);
 		if (a < 0 || a >= n || v[a] != (long long)bn->channels)
-			return fold_keep(
+			return bnf_fold_keep(
 			           out, BNF_KEEP_REASON_SHAPE_MISMATCH,
 			           "Reshape '%s' does not give the BatchNormalization channel "
 			           "(axis %d) as a literal %zu in its shape",
@@ -159,7 +160,7 @@ static int map_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx
 			       0;
 		for (k = a + 1; k < n; k++)
 			if (v[k] != 1)
-				return fold_keep(
+				return bnf_fold_keep(
 				           out, BNF_KEEP_REASON_SHAPE_MISMATCH,
 				           "Reshape '%s' has %lld (not 1) on axis %d after the "
 				           "BatchNormalization channel: the channel is not "
@@ -168,15 +169,15 @@ static int map_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const Onnx
 				           name, v[k], k),
 				       0;
 		c->axis = -1; /* the last axis of the Reshape's input */
-		c->rank = fold_value_rank(gi, p->input[0]);
+		c->rank = bnf_fold_value_rank(gi, p->input[0]);
 		return 1;
 	}
-	return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER, "%s '%s' is not a layout node",
-	                 op, name),
+	return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+	                     "%s '%s' is not a layout node", op, name),
 	       0;
 }
 
-int fold_is_layout_op(const Onnx__NodeProto *node)
+int bnf_fold_is_layout_op(const Onnx__NodeProto *node)
 {
 	return bnf_node_is(node, "Transpose") || bnf_node_is(node, "Unsqueeze") ||
 	       bnf_node_is(node, "Squeeze") || bnf_node_is(node, "Reshape");
@@ -188,7 +189,7 @@ static void describe_path(struct layout_path *path)
 	size_t layout = 0, i;
 
 	for (i = 0; i < path->n; i++)
-		layout += fold_is_layout_op(path->nodes[i]);
+		layout += bnf_fold_is_layout_op(path->nodes[i]);
 	snprintf(path->via, sizeof(path->via), "%s '%s'", first->op_type, bnf_node_label(first));
 	if (layout > 1)
 		snprintf(path->via + strlen(path->via), sizeof(path->via) - strlen(path->via),
@@ -205,9 +206,9 @@ static Onnx__NodeProto *bias_of_matmul(struct fold_ctx *ctx, const struct bnf_gr
 	if (!bnf_node_is(add, "Add") || add->n_input != 2)
 		return NULL;
 	for (k = 0; k < 2; k++) {
-		Onnx__NodeProto *p = fold_producer(ctx, gi, add->input[k]);
+		Onnx__NodeProto *p = bnf_fold_producer(ctx, gi, add->input[k]);
 		if (p && bnf_node_is(p, "MatMul") &&
-		    fold_constant(ctx, gi, add->input[1 - k], &ref) == 1)
+		    bnf_fold_constant(ctx, gi, add->input[1 - k], &ref) == 1)
 			return p;
 	}
 	return NULL;
@@ -260,8 +261,8 @@ static int channel_axis_of(const struct bnf_fold_target *t, int r)
  * not a graph output; at most 8 nodes between. Lk then takes over the BN's
  * output name.
  */
-int fold_through_layout(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
-                        Onnx__NodeProto *first, struct fold_outcome *out)
+int bnf_fold_through_layout(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn *bn,
+                            Onnx__NodeProto *first, struct fold_outcome *out)
 {
 	const struct bnf_fold_target *target;
 	struct layout_path path;
@@ -272,65 +273,67 @@ int fold_through_layout(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_
 
 	memset(&path, 0, sizeof(path));
 	c.axis = 1;
-	c.rank = fold_value_rank(gi, v);
+	c.rank = bnf_fold_value_rank(gi, v);
 	bn->input_rank = c.rank;
 	for (;;) {
 		if (bnf_graph_is_output(gi, v))
-			return fold_keep(out, BNF_KEEP_REASON_GRAPH_OUTPUT,
-			                 "'%s' on the way from the layer is a graph output", v);
+			return bnf_fold_keep(out, BNF_KEEP_REASON_GRAPH_OUTPUT,
+			                     "'%s' on the way from the layer is a graph output", v);
 		if (bnf_graph_uses(gi, v) != 1)
-			return fold_keep(
+			return bnf_fold_keep(
 			    out, BNF_KEEP_REASON_OTHER_CONSUMER,
 			    "'%s' on the way from the layer is also read by another node", v);
-		if (!p || fold_node_stale(ctx, gi, p))
-			return fold_keep(
+		if (!p || bnf_fold_node_stale(ctx, gi, p))
+			return bnf_fold_keep(
 			    out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
 			    "'%s' comes from no layer, or from one another fold of this "
 			    "sweep changed",
 			    v);
-		if (!fold_is_layout_op(p) && !bnf_node_is(p, "Identity") &&
+		if (!bnf_fold_is_layout_op(p) && !bnf_node_is(p, "Identity") &&
 		    !bnf_node_is(p, "Dropout"))
 			break;
-		if (bnf_node_is(p, "Dropout") && !fold_dropout_is_identity(gi, p, out))
+		if (bnf_node_is(p, "Dropout") && !bnf_fold_dropout_is_identity(gi, p, out))
 			return BNF_OK;
 		if (path.n == LAYOUT_MAX_NODES || p->n_input < 1 || !p->input[0][0])
-			return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-			                 "more than %d layout nodes between the layer and it",
-			                 LAYOUT_MAX_NODES);
+			return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+			                     "more than %d layout nodes between the layer and it",
+			                     LAYOUT_MAX_NODES);
 		path.nodes[path.n++] = p;
 		if (!map_back(ctx, gi, p, bn, &c, out))
 			return BNF_OK;
 		v = p->input[0];
-		p = fold_producer(ctx, gi, v);
+		p = bnf_fold_producer(ctx, gi, v);
 	}
 	describe_path(&path);
 	if ((add = p) && (layer = bias_of_matmul(ctx, gi, add)) != NULL) {
 		const char *mm_out = layer->output[0];
 		if (bnf_graph_uses(gi, mm_out) != 1 || bnf_graph_is_output(gi, mm_out))
-			return fold_keep(out, BNF_KEEP_REASON_OTHER_CONSUMER,
-			                 "the output of MatMul '%s' is also read outside Add '%s'",
-			                 bnf_node_label(layer), bnf_node_label(add));
+			return bnf_fold_keep(
+			    out, BNF_KEEP_REASON_OTHER_CONSUMER,
+			    "the output of MatMul '%s' is also read outside Add '%s'",
+			    bnf_node_label(layer), bnf_node_label(add));
 	} else {
 		add = NULL;
 		layer = p;
 	}
 	if (!(target = bnf_fold_target_of(layer)))
-		return fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-		                 "its input comes through %s from %s '%s'; bnfold folds into %s",
-		                 path.via, layer->op_type, bnf_node_label(layer),
-		                 bnf_fold_targets_named);
+		return bnf_fold_keep(
+		    out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+		    "its input comes through %s from %s '%s'; bnfold folds into %s", path.via,
+		    layer->op_type, bnf_node_label(layer), bnf_fold_targets_named);
 	if (c.rank < 0)
-		c.rank = fold_value_rank(gi, layer->output[0]);
+		c.rank = bnf_fold_value_rank(gi, layer->output[0]);
 	want = channel_axis_of(target, c.rank);
 	/* A channel counted from the end is the last axis, whatever the rank. */
 	if (target->channel_last ? !(c.axis == -1 || (want >= 0 && normalized(&c) == want))
 	                         : normalized(&c) != want)
-		return fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
-		                 "through %s the BatchNormalization channel is axis %d of the "
-		                 "output of %s '%s'%s, not its channel axis (%s)",
-		                 path.via, normalized(&c), layer->op_type, bnf_node_label(layer),
-		                 c.axis < 0 ? " counted from the end" : "",
-		                 target->channel_last ? "the last" : "1");
+		return bnf_fold_keep(out, BNF_KEEP_REASON_SHAPE_MISMATCH,
+		                     "through %s the BatchNormalization channel is axis %d of the "
+		                     "output of %s '%s'%s, not its channel axis (%s)",
+		                     path.via, normalized(&c), layer->op_type,
+		                     bnf_node_label(layer),
+		                     c.axis < 0 ? " counted from the end" : "",
+		                     target->channel_last ? "the last" : "1");
 	bn->output_node = path.nodes[0];
 	return target->after(ctx, gi, bn, add ? add : layer, out);
 }

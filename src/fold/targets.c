@@ -16,8 +16,8 @@ static const struct bnf_fold_target targets[] = {
         .min_weight_rank = 3,
         .max_weight_rank = 64,
         .affine_after = 1,
-        .after = fold_into_conv,
-        .before = fold_before_conv,
+        .after = bnf_fold_into_conv,
+        .before = bnf_fold_before_conv,
     },
     {
         .op_type = "ConvTranspose",
@@ -27,7 +27,7 @@ static const struct bnf_fold_target targets[] = {
         .min_weight_rank = 3,
         .max_weight_rank = 64,
         .affine_after = 1,
-        .after = fold_into_conv_transpose,
+        .after = bnf_fold_into_conv_transpose,
         .before = NULL, /* its input channels are W's first axis: not written */
     },
     {
@@ -39,8 +39,8 @@ static const struct bnf_fold_target targets[] = {
         .min_weight_rank = 2,
         .max_weight_rank = 2,
         .affine_after = 1,
-        .after = fold_into_gemm,
-        .before = fold_before_matrix,
+        .after = bnf_fold_into_gemm,
+        .before = bnf_fold_before_matrix,
     },
     {
         .op_type = "MatMul",
@@ -51,8 +51,8 @@ static const struct bnf_fold_target targets[] = {
         .max_weight_rank = 2,
         .input_2d = 1,
         .affine_after = 1,
-        .after = fold_into_matmul,
-        .before = fold_before_matrix,
+        .after = bnf_fold_into_matmul,
+        .before = bnf_fold_before_matrix,
     },
 };
 

@@ -15,7 +15,7 @@
 #include "util/mem.h"
 #include "io/tensor_data.h"
 
-int fold_keep(struct fold_outcome *out, enum bnf_keep_reason reason, const char *fmt, ...)
+int bnf_fold_keep(struct fold_outcome *out, enum bnf_keep_reason reason, const char *fmt, ...)
 {
 	va_list ap;
 	out->reason = reason;
@@ -49,7 +49,7 @@ static char *owned_copy(struct fold_ctx *ctx, const char *s)
 	return copy;
 }
 
-int fold_release(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name)
+int bnf_fold_release(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *name)
 {
 	struct fold_released *p;
 	Onnx__GraphProto *g;
@@ -76,7 +76,7 @@ int fold_release(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *n
 	return BNF_OK;
 }
 
-const char *fold_unique_name(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *base)
+const char *bnf_fold_unique_name(struct fold_ctx *ctx, const struct bnf_graph *gi, const char *base)
 {
 	size_t len = strlen(base) + 32;
 	char *buf = malloc(len);
@@ -104,7 +104,7 @@ const char *fold_unique_name(struct fold_ctx *ctx, const struct bnf_graph *gi, c
 	return result;
 }
 
-long long fold_attr_int(const Onnx__NodeProto *node, const char *name, long long def)
+long long bnf_fold_attr_int(const Onnx__NodeProto *node, const char *name, long long def)
 {
 	size_t i;
 	for (i = 0; i < node->n_attribute; i++) {
@@ -115,7 +115,7 @@ long long fold_attr_int(const Onnx__NodeProto *node, const char *name, long long
 	return def;
 }
 
-double fold_attr_float(const Onnx__NodeProto *node, const char *name, double def)
+double bnf_fold_attr_float(const Onnx__NodeProto *node, const char *name, double def)
 {
 	size_t i;
 	for (i = 0; i < node->n_attribute; i++) {
@@ -126,7 +126,7 @@ double fold_attr_float(const Onnx__NodeProto *node, const char *name, double def
 	return def;
 }
 
-int fold_overflows(const double *vals, size_t count, int dtype, size_t *where)
+int bnf_fold_overflows(const double *vals, size_t count, int dtype, size_t *where)
 {
 	double max = bnf_dtype_max(dtype);
 	size_t i;
@@ -141,22 +141,24 @@ found:
 	return 1;
 }
 
-int fold_keep_not_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
-                           const Onnx__NodeProto *node, const char *role, const char *name,
-                           struct fold_outcome *out)
+int bnf_fold_keep_not_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                               const Onnx__NodeProto *node, const char *role, const char *name,
+                               struct fold_outcome *out)
 {
 	if (bnf_graph_is_overridable(gi, name))
-		return fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
-		                 "%s '%s' of %s '%s' is an initializer also listed as a graph "
-		                 "input, which can be fed at run time (IR version %lld); "
-		                 "--freeze-initializer-inputs treats such inputs as constants",
-		                 role, name, node->op_type, bnf_node_label(node), ctx->ir_version);
-	return fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT, "%s '%s' of %s '%s' is not a constant",
-	                 role, name, node->op_type, bnf_node_label(node));
+		return bnf_fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
+		                     "%s '%s' of %s '%s' is an initializer also listed as a graph "
+		                     "input, which can be fed at run time (IR version %lld); "
+		                     "--freeze-initializer-inputs treats such inputs as constants",
+		                     role, name, node->op_type, bnf_node_label(node),
+		                     ctx->ir_version);
+	return bnf_fold_keep(out, BNF_KEEP_REASON_NON_CONSTANT,
+	                     "%s '%s' of %s '%s' is not a constant", role, name, node->op_type,
+	                     bnf_node_label(node));
 }
 
-int fold_index(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__GraphProto *g,
-               const struct bnf_graph *parent, int opset)
+int bnf_fold_index(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__GraphProto *g,
+                   const struct bnf_graph *parent, int opset)
 {
 	int rc = bnf_graph_build(gi, g, parent, opset, ctx->err);
 
@@ -165,9 +167,10 @@ int fold_index(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__GraphProto *g,
 	return rc;
 }
 
-int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
-                       const Onnx__NodeProto *node, size_t slot, const char *role, double **vals,
-                       size_t *count, const Onnx__TensorProto **tensor, struct fold_outcome *out)
+int bnf_fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                           const Onnx__NodeProto *node, size_t slot, const char *role,
+                           double **vals, size_t *count, const Onnx__TensorProto **tensor,
+                           struct fold_outcome *out)
 {
 	struct bnf_const_ref ref;
 	const char *name = slot < node->n_input ? node->input[slot] : NULL;
@@ -176,19 +179,20 @@ int fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
 	if (!name) /* a node with fewer inputs than its operator needs */
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "node '%s' (%s) has no input %zu (%s)",
 		                bnf_node_label(node), node->op_type, slot, role);
-	rc = fold_constant(ctx, gi, name, &ref);
+	rc = bnf_fold_constant(ctx, gi, name, &ref);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
-		fold_keep_not_constant(ctx, gi, node, role, name, out);
+		bnf_fold_keep_not_constant(ctx, gi, node, role, name, out);
 		return 0;
 	}
 	dtype = ref.tensor->has_data_type ? ref.tensor->data_type : 0;
 	if (!bnf_dtype_is_foldable(dtype)) {
-		fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
-		          "%s '%s' of %s '%s' has dtype %s; bnfold folds float, double, float16 "
-		          "and bfloat16",
-		          role, name, node->op_type, bnf_node_label(node), bnf_dtype_label(dtype));
+		bnf_fold_keep(
+		    out, BNF_KEEP_REASON_UNSUPPORTED_DTYPE,
+		    "%s '%s' of %s '%s' has dtype %s; bnfold folds float, double, float16 "
+		    "and bfloat16",
+		    role, name, node->op_type, bnf_node_label(node), bnf_dtype_label(dtype));
 		return 0;
 	}
 	if (vals)
@@ -237,7 +241,7 @@ static int set_dims(Onnx__TensorProto *t, const int64_t *dims, size_t rank)
 	return 0;
 }
 
-/* fold_store_constant and fold_store_raw: the new data is vals (doubles)
+/* bnf_fold_store_constant and bnf_fold_store_raw: the new data is vals (doubles)
  * or raw (stored bytes, owned from here on). */
 static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
                           size_t slot, int dtype, const int64_t *dims, size_t rank,
@@ -251,7 +255,7 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	int rc;
 
 	if (slot < node->n_input && node->input[slot][0] &&
-	    fold_constant(ctx, gi, node->input[slot], &ref) == 1 && ref.owner == gi &&
+	    bnf_fold_constant(ctx, gi, node->input[slot], &ref) == 1 && ref.owner == gi &&
 	    !ref.through_identity && !ref.synthesized &&
 	    !bnf_strmap_get(&gi->inputs, node->input[slot], NULL) &&
 	    bnf_graph_uses(gi, node->input[slot]) == 1 &&
@@ -274,7 +278,7 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	}
 	if (slot < node->n_input && node->input[slot][0])
 		base = node->input[slot];
-	name = fold_unique_name(ctx, gi, base);
+	name = bnf_fold_unique_name(ctx, gi, base);
 	t = name ? new_tensor(name, dims, rank) : NULL;
 	if (!t) {
 		free(raw);
@@ -305,7 +309,7 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	input_copy = strdup(name);
 	if (!input_copy)
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
-	if (fold_release(ctx, gi, node->input[slot]) != BNF_OK ||
+	if (bnf_fold_release(ctx, gi, node->input[slot]) != BNF_OK ||
 	    fold_keep_string(ctx, node->input[slot]) != 0) {
 		free(input_copy);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
@@ -314,36 +318,36 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	return BNF_OK;
 }
 
-int fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-                        size_t slot, int dtype, const int64_t *dims, size_t rank,
-                        const double *vals, size_t count, const char *base)
+int bnf_fold_store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                            size_t slot, int dtype, const int64_t *dims, size_t rank,
+                            const double *vals, size_t count, const char *base)
 {
 	return store_constant(ctx, gi, node, slot, dtype, dims, rank, vals, count, NULL, 0, base);
 }
 
-int fold_store_bias(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-                    int dtype, const int64_t *dims, size_t rank, const double *vals, size_t count,
-                    const Onnx__NodeProto *layer)
+int bnf_fold_store_bias(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                        size_t slot, int dtype, const int64_t *dims, size_t rank,
+                        const double *vals, size_t count, const Onnx__NodeProto *layer)
 {
 	char base[256];
 
 	snprintf(base, sizeof(base), "%s_bias", layer->input[1]);
-	return fold_store_constant(ctx, gi, node, slot, dtype, dims, rank, vals, count, base);
+	return bnf_fold_store_constant(ctx, gi, node, slot, dtype, dims, rank, vals, count, base);
 }
 
-int fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-                   int dtype, const int64_t *dims, size_t rank, uint8_t *raw, size_t len,
-                   const char *base)
+int bnf_fold_store_raw(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                       size_t slot, int dtype, const int64_t *dims, size_t rank, uint8_t *raw,
+                       size_t len, const char *base)
 {
 	return store_constant(ctx, gi, node, slot, dtype, dims, rank, NULL, 0, raw, len, base);
 }
 
-int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-                       const char *name)
+int bnf_fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                           const char *name)
 {
 	char *copy = strdup(name);
 
-	if (!copy || fold_release(ctx, gi, node->output[0]) != BNF_OK ||
+	if (!copy || bnf_fold_release(ctx, gi, node->output[0]) != BNF_OK ||
 	    fold_keep_string(ctx, node->output[0]) != 0) {
 		free(copy);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
@@ -353,19 +357,19 @@ int fold_rename_output(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePro
 	return BNF_OK;
 }
 
-int fold_take_output(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fold_bn *bn,
-                     Onnx__NodeProto *layer)
+int bnf_fold_take_output(struct fold_ctx *ctx, struct bnf_graph *gi, const struct fold_bn *bn,
+                         Onnx__NodeProto *layer)
 {
-	return fold_rename_output(ctx, gi, bn->output_node ? bn->output_node : layer,
-	                          bn->node->output[0]);
+	return bnf_fold_rename_output(ctx, gi, bn->output_node ? bn->output_node : layer,
+	                              bn->node->output[0]);
 }
 
-int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node, size_t slot,
-                   const char *name)
+int bnf_fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                       size_t slot, const char *name)
 {
 	char *copy = strdup(name);
 
-	if (!copy || fold_release(ctx, gi, node->input[slot]) != BNF_OK ||
+	if (!copy || bnf_fold_release(ctx, gi, node->input[slot]) != BNF_OK ||
 	    fold_keep_string(ctx, node->input[slot]) != 0) {
 		free(copy);
 		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
@@ -374,19 +378,19 @@ int fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *
 	return BNF_OK;
 }
 
-int fold_truncate_inputs(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
-                         size_t n)
+int bnf_fold_truncate_inputs(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
+                             size_t n)
 {
 	while (node->n_input > n) {
 		char *name = node->input[node->n_input - 1];
-		if (fold_release(ctx, gi, name) != BNF_OK || fold_keep_string(ctx, name) != 0)
+		if (bnf_fold_release(ctx, gi, name) != BNF_OK || fold_keep_string(ctx, name) != 0)
 			return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
 		node->n_input--;
 	}
 	return BNF_OK;
 }
 
-int fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op_type)
+int bnf_fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op_type)
 {
 	char *copy = strdup(op_type);
 
@@ -398,8 +402,8 @@ int fold_set_op_type(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *op
 	return BNF_OK;
 }
 
-int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
-                    const Onnx__NodeProto *node)
+int bnf_fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
+                        const Onnx__NodeProto *node)
 {
 	size_t i;
 
@@ -411,8 +415,8 @@ int fold_node_stale(const struct fold_ctx *ctx, const struct bnf_graph *gi,
 	return 0;
 }
 
-Onnx__NodeProto *fold_producer(const struct fold_ctx *ctx, const struct bnf_graph *gi,
-                               const char *name)
+Onnx__NodeProto *bnf_fold_producer(const struct fold_ctx *ctx, const struct bnf_graph *gi,
+                                   const char *name)
 {
 	size_t idx;
 	Onnx__NodeProto *p = bnf_graph_producer(gi, name, &idx);

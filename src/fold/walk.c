@@ -28,47 +28,48 @@ static int constant_false(const struct bnf_graph *gi, const char *name)
 /* Is Dropout node p the identity here? Eval mode (is_test=1 before opset
  * 7; training_mode absent or constant false from opset 12) and a mask
  * that nothing reads. The ratio does not matter in eval mode. */
-int fold_dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
-                             struct fold_outcome *out)
+int bnf_fold_dropout_is_identity(const struct bnf_graph *gi, const Onnx__NodeProto *p,
+                                 struct fold_outcome *out)
 {
-	if (gi->opset < 7 && fold_attr_int(p, "is_test", 0) == 0)
-		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
-		                 "Dropout '%s' has is_test=0 (opset %d): it drops values",
-		                 bnf_node_label(p), gi->opset),
+	if (gi->opset < 7 && bnf_fold_attr_int(p, "is_test", 0) == 0)
+		return bnf_fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
+		                     "Dropout '%s' has is_test=0 (opset %d): it drops values",
+		                     bnf_node_label(p), gi->opset),
 		       0;
 	if (p->n_output >= 2 && p->output[1][0] &&
 	    (bnf_graph_uses(gi, p->output[1]) > 0 || bnf_graph_is_output(gi, p->output[1])))
-		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
-		                 "the mask '%s' of Dropout '%s' is read", p->output[1],
-		                 bnf_node_label(p)),
+		return bnf_fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
+		                     "the mask '%s' of Dropout '%s' is read", p->output[1],
+		                     bnf_node_label(p)),
 		       0;
 	if (p->n_input >= 3 && p->input[2][0] && !constant_false(gi, p->input[2]))
-		return fold_keep(out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
-		                 "the training_mode '%s' of Dropout '%s' is not a constant false",
-		                 p->input[2], bnf_node_label(p)),
+		return bnf_fold_keep(
+		           out, BNF_KEEP_REASON_PASS_THROUGH_UNSAFE,
+		           "the training_mode '%s' of Dropout '%s' is not a constant false",
+		           p->input[2], bnf_node_label(p)),
 		       0;
 	return 1;
 }
 
-Onnx__NodeProto *fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi, const char **x,
-                                struct fold_outcome *out)
+Onnx__NodeProto *bnf_fold_walk_back(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                                    const char **x, struct fold_outcome *out)
 {
 	Onnx__NodeProto *p;
 
 	for (;;) {
-		if (bnf_graph_producer(gi, *x, NULL) && !fold_producer(ctx, gi, *x)) {
-			fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
-			          "'%s' was changed by another fold of this sweep", *x);
+		if (bnf_graph_producer(gi, *x, NULL) && !bnf_fold_producer(ctx, gi, *x)) {
+			bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
+			              "'%s' was changed by another fold of this sweep", *x);
 			return NULL;
 		}
-		p = fold_producer(ctx, gi, *x);
+		p = bnf_fold_producer(ctx, gi, *x);
 		if (!p || !(bnf_node_is(p, "Identity") || bnf_node_is(p, "Dropout")))
 			return p;
 		/* A value read elsewhere stops the walk: the caller refuses it. */
 		if (bnf_graph_uses(gi, *x) != 1 || bnf_graph_is_output(gi, *x) || p->n_input < 1 ||
 		    !p->input[0][0] || out->n_pass >= sizeof(out->pass) / sizeof(out->pass[0]))
 			return p;
-		if (bnf_node_is(p, "Dropout") && !fold_dropout_is_identity(gi, p, out))
+		if (bnf_node_is(p, "Dropout") && !bnf_fold_dropout_is_identity(gi, p, out))
 			return NULL;
 		out->pass[out->n_pass++] = p;
 		*x = p->input[0];

@@ -62,7 +62,7 @@ int bnf_tensor_is_external(const Onnx__TensorProto *t)
 
 /* ---- external_data entries ---- */
 
-const char *ext_entry_get(const Onnx__TensorProto *t, const char *key)
+const char *bnf_ext_entry_get(const Onnx__TensorProto *t, const char *key)
 {
 	size_t i;
 
@@ -74,7 +74,7 @@ const char *ext_entry_get(const Onnx__TensorProto *t, const char *key)
 	return NULL;
 }
 
-int ext_entry_set(Onnx__TensorProto *t, const char *key, const char *value)
+int bnf_ext_entry_set(Onnx__TensorProto *t, const char *key, const char *value)
 {
 	Onnx__StringStringEntryProto *e = NULL, **arr;
 	char *copy = strdup(value);
@@ -109,12 +109,12 @@ int ext_entry_set(Onnx__TensorProto *t, const char *key, const char *value)
 	return 0;
 }
 
-int ext_entry_set_u64(Onnx__TensorProto *t, const char *key, uint64_t v)
+int bnf_ext_entry_set_u64(Onnx__TensorProto *t, const char *key, uint64_t v)
 {
 	char buf[32];
 
 	snprintf(buf, sizeof(buf), "%" PRIu64, v);
-	return ext_entry_set(t, key, buf);
+	return bnf_ext_entry_set(t, key, buf);
 }
 
 /* A decimal number with nothing around it; -1 when it is not one. */
@@ -147,17 +147,17 @@ void bnf_tensor_drop_external(Onnx__TensorProto *t)
 	t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__DEFAULT;
 }
 
-int ext_tensor_region(const struct bnf_external *ext, const Onnx__TensorProto *t,
-                      struct ext_region *r, struct bnf_error *err)
+int bnf_ext_tensor_region(const struct bnf_external *ext, const Onnx__TensorProto *t,
+                          struct ext_region *r, struct bnf_error *err)
 {
 	const char *name = t->name ? t->name : "";
-	const char *loc = ext_entry_get(t, "location");
+	const char *loc = bnf_ext_entry_get(t, "location");
 	size_t i;
 
 	memset(r, 0, sizeof(*r));
 	r->file = -1;
-	if (!loc || parse_u64(ext_entry_get(t, "offset"), &r->offset) != 0 ||
-	    parse_u64(ext_entry_get(t, "length"), &r->length) != 0)
+	if (!loc || parse_u64(bnf_ext_entry_get(t, "offset"), &r->offset) != 0 ||
+	    parse_u64(bnf_ext_entry_get(t, "length"), &r->length) != 0)
 		return bnf_fail(
 		    err, BNF_ERR_INPUT,
 		    "tensor '%s': external data was not validated when its model was read", name);
@@ -178,8 +178,8 @@ int ext_tensor_region(const struct bnf_external *ext, const Onnx__TensorProto *t
 
 /* ---- views ---- */
 
-int ext_map_region(const struct bnf_external *ext, const struct ext_region *r, const char *name,
-                   struct bnf_tensor_bytes *view, struct bnf_error *err)
+int bnf_ext_map_region(const struct bnf_external *ext, const struct ext_region *r, const char *name,
+                       struct bnf_tensor_bytes *view, struct bnf_error *err)
 {
 	const char *path = r->spill ? "the spill file" : ext->files[r->file].path;
 	int fd = r->spill ? ext->spill_fd : open(path, O_RDONLY | O_CLOEXEC);
@@ -245,9 +245,9 @@ int bnf_tensor_bytes_get(const struct bnf_external *ext, const Onnx__TensorProto
 		                "tensor '%s' keeps its data in an external file, which this caller "
 		                "cannot read",
 		                name);
-	if ((rc = ext_tensor_region(ext, t, &r, err)) != BNF_OK)
+	if ((rc = bnf_ext_tensor_region(ext, t, &r, err)) != BNF_OK)
 		return rc;
-	return ext_map_region(ext, &r, name, view, err);
+	return bnf_ext_map_region(ext, &r, name, view, err);
 }
 
 void bnf_tensor_bytes_release(struct bnf_tensor_bytes *view)
@@ -358,13 +358,13 @@ static int location_climbs_out(const char *loc)
 	return 0;
 }
 
-int ext_location_is_safe(const char *loc)
+int bnf_ext_location_is_safe(const char *loc)
 {
 	return loc[0] != '\0' && loc[0] != '/' && !location_climbs_out(loc);
 }
 
 /* 1 when real lies inside the folder root (both real paths). */
-int ext_path_inside(const char *real, const char *root)
+int bnf_ext_path_inside(const char *real, const char *root)
 {
 	size_t n = strlen(root);
 
@@ -405,7 +405,7 @@ static int adopt_tensor(Onnx__TensorProto *t, void *arg)
 	if (!bnf_tensor_is_external(t))
 		return 0;
 	s->n_external++;
-	loc = ext_entry_get(t, "location");
+	loc = bnf_ext_entry_get(t, "location");
 	if (!s->root)
 		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
 		                 "%s: tensor '%s' keeps its data in external file '%s'; a model "
@@ -415,7 +415,7 @@ static int adopt_tensor(Onnx__TensorProto *t, void *arg)
 		s->rc =
 		    bnf_fail(s->err, BNF_ERR_INPUT,
 		             "%s: tensor '%s' is external but names no data file", s->label, name);
-	else if (!ext_location_is_safe(loc))
+	else if (!bnf_ext_location_is_safe(loc))
 		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
 		                 "%s: tensor '%s': external data location '%s' is outside the "
 		                 "model's folder (absolute or with '..')",
@@ -428,7 +428,7 @@ static int adopt_tensor(Onnx__TensorProto *t, void *arg)
 		s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
 		                 "%s: tensor '%s': cannot open external data '%s': %s", s->label,
 		                 name, loc, strerror(errno));
-	else if (!ext_path_inside(real, s->root))
+	else if (!bnf_ext_path_inside(real, s->root))
 		s->rc =
 		    bnf_fail(s->err, BNF_ERR_INPUT,
 		             "%s: tensor '%s': external data location '%s' resolves outside the "
@@ -440,8 +440,8 @@ static int adopt_tensor(Onnx__TensorProto *t, void *arg)
 		                 s->label, name, loc);
 	if (s->rc)
 		return s->rc;
-	off_s = ext_entry_get(t, "offset");
-	len_s = ext_entry_get(t, "length");
+	off_s = bnf_ext_entry_get(t, "offset");
+	len_s = bnf_ext_entry_get(t, "length");
 	if ((off_s && parse_u64(off_s, &offset) != 0) || (len_s && parse_u64(len_s, &length) != 0))
 		return s->rc = bnf_fail(s->err, BNF_ERR_INPUT,
 		                        "%s: tensor '%s': external data '%s' has an offset or "
@@ -456,8 +456,9 @@ static int adopt_tensor(Onnx__TensorProto *t, void *arg)
 	if (!len_s)
 		length = (uint64_t)st.st_size - offset;
 	if (register_file(s->ext, real, (uint64_t)st.st_size) < 0 ||
-	    ext_entry_set(t, "location", real) != 0 || ext_entry_set_u64(t, "offset", offset) ||
-	    ext_entry_set_u64(t, "length", length) != 0)
+	    bnf_ext_entry_set(t, "location", real) != 0 ||
+	    bnf_ext_entry_set_u64(t, "offset", offset) ||
+	    bnf_ext_entry_set_u64(t, "length", length) != 0)
 		return s->rc = bnf_fail(s->err, BNF_ERR_NOMEM, "out of memory");
 	t->has_data_location = 1;
 	t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
@@ -530,8 +531,8 @@ int bnf_external_spill_open(struct bnf_external *ext, const char *folder, size_t
 	return rc;
 }
 
-int ext_spill_append(struct bnf_external *ext, const uint8_t *data, size_t len, uint64_t align,
-                     uint64_t *offset, struct bnf_error *err)
+int bnf_ext_spill_append(struct bnf_external *ext, const uint8_t *data, size_t len, uint64_t align,
+                         uint64_t *offset, struct bnf_error *err)
 {
 	uint64_t off = (ext->spill_size + align - 1) / align * align;
 	size_t done = 0;
@@ -551,11 +552,11 @@ int ext_spill_append(struct bnf_external *ext, const uint8_t *data, size_t len, 
 	return BNF_OK;
 }
 
-int ext_make_spilled(Onnx__TensorProto *t, uint64_t offset, uint64_t length)
+int bnf_ext_make_spilled(Onnx__TensorProto *t, uint64_t offset, uint64_t length)
 {
-	if (ext_entry_set(t, "location", EXT_SPILL_LOCATION) != 0 ||
-	    ext_entry_set_u64(t, "offset", offset) != 0 ||
-	    ext_entry_set_u64(t, "length", length) != 0)
+	if (bnf_ext_entry_set(t, "location", EXT_SPILL_LOCATION) != 0 ||
+	    bnf_ext_entry_set_u64(t, "offset", offset) != 0 ||
+	    bnf_ext_entry_set_u64(t, "length", length) != 0)
 		return -1;
 	t->has_data_location = 1;
 	t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
@@ -570,10 +571,10 @@ int bnf_external_spill(struct bnf_external *ext, Onnx__TensorProto *t, struct bn
 	if (!ext || ext->spill_fd < 0 || bnf_tensor_is_external(t) || !t->has_raw_data ||
 	    t->raw_data.len < ext->threshold || t->raw_data.len == 0)
 		return BNF_OK;
-	if ((rc = ext_spill_append(ext, t->raw_data.data, t->raw_data.len,
-	                           ext_alignment(t->raw_data.len), &offset, err)) != BNF_OK)
+	if ((rc = bnf_ext_spill_append(ext, t->raw_data.data, t->raw_data.len,
+	                               ext_alignment(t->raw_data.len), &offset, err)) != BNF_OK)
 		return rc;
-	if (ext_make_spilled(t, offset, t->raw_data.len) != 0)
+	if (bnf_ext_make_spilled(t, offset, t->raw_data.len) != 0)
 		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
 	bnf_free_sized(t->raw_data.data, t->raw_data.len);
 	t->raw_data.data = NULL;
@@ -586,7 +587,7 @@ static int add_external_bytes(Onnx__TensorProto *t, void *arg)
 {
 	uint64_t *total = arg, len;
 
-	if (bnf_tensor_is_external(t) && parse_u64(ext_entry_get(t, "length"), &len) == 0)
+	if (bnf_tensor_is_external(t) && parse_u64(bnf_ext_entry_get(t, "length"), &len) == 0)
 		*total += len;
 	return 0;
 }

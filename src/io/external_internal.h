@@ -36,24 +36,24 @@ struct ext_region {
 	uint64_t offset, length;
 };
 
-const char *ext_entry_get(const Onnx__TensorProto *t, const char *key);
-int ext_entry_set(Onnx__TensorProto *t, const char *key, const char *value);
-int ext_entry_set_u64(Onnx__TensorProto *t, const char *key, uint64_t v);
+const char *bnf_ext_entry_get(const Onnx__TensorProto *t, const char *key);
+int bnf_ext_entry_set(Onnx__TensorProto *t, const char *key, const char *value);
+int bnf_ext_entry_set_u64(Onnx__TensorProto *t, const char *key, uint64_t v);
 
 /* The region of an adopted or spilled tensor; err names the tensor. */
-int ext_tensor_region(const struct bnf_external *ext, const Onnx__TensorProto *t,
-                      struct ext_region *r, struct bnf_error *err);
-int ext_map_region(const struct bnf_external *ext, const struct ext_region *r, const char *name,
-                   struct bnf_tensor_bytes *view, struct bnf_error *err);
+int bnf_ext_tensor_region(const struct bnf_external *ext, const Onnx__TensorProto *t,
+                          struct ext_region *r, struct bnf_error *err);
+int bnf_ext_map_region(const struct bnf_external *ext, const struct ext_region *r, const char *name,
+                       struct bnf_tensor_bytes *view, struct bnf_error *err);
 
 /* Path rules: a relative location that stays in its folder; real inside
  * root (both real paths). */
-int ext_location_is_safe(const char *loc);
-int ext_path_inside(const char *real, const char *root);
+int bnf_ext_location_is_safe(const char *loc);
+int bnf_ext_path_inside(const char *real, const char *root);
 
 /* Append bytes to the spill file at the next multiple of align (*offset). */
-int ext_spill_append(struct bnf_external *ext, const uint8_t *data, size_t len, uint64_t align,
-                     uint64_t *offset, struct bnf_error *err);
+int bnf_ext_spill_append(struct bnf_external *ext, const uint8_t *data, size_t len, uint64_t align,
+                         uint64_t *offset, struct bnf_error *err);
 
 /* Tensors of a page or more start on a page boundary (4096), so that
  * readers can map them; smaller ones on 64 bytes. */
@@ -62,6 +62,6 @@ static inline uint64_t ext_alignment(uint64_t len)
 	return len >= 4096 ? 4096 : 64;
 }
 /* Point t at the spill file region; -1 when memory runs out. */
-int ext_make_spilled(Onnx__TensorProto *t, uint64_t offset, uint64_t length);
+int bnf_ext_make_spilled(Onnx__TensorProto *t, uint64_t offset, uint64_t length);
 
 #endif

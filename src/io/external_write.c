@@ -72,8 +72,8 @@ static int copy_region(struct write_state *s, const struct ext_region *r, const 
 			break;
 		}
 		/* The first chunk sets the aligned start; the rest follow it. */
-		rc = ext_spill_append(s->ext, s->chunk, (size_t)n,
-		                      done == 0 ? ext_alignment(r->length) : 1, &at, s->err);
+		rc = bnf_ext_spill_append(s->ext, s->chunk, (size_t)n,
+		                          done == 0 ? ext_alignment(r->length) : 1, &at, s->err);
 		if (done == 0)
 			*offset = at;
 		done += (uint64_t)n;
@@ -115,20 +115,20 @@ static int place_external(struct write_state *s, Onnx__TensorProto *t, const cha
 	uint64_t offset = 0;
 	int rc;
 
-	if ((rc = ext_tensor_region(s->ext, t, &r, s->err)) != BNF_OK)
+	if ((rc = bnf_ext_tensor_region(s->ext, t, &r, s->err)) != BNF_OK)
 		return rc;
 	if (r.spill) {
 		s->n_out++;
-		return ext_entry_set(t, "location", s->data_name) == 0
+		return bnf_ext_entry_set(t, "location", s->data_name) == 0
 		           ? BNF_OK
 		           : bnf_fail(s->err, BNF_ERR_NOMEM, "out of memory");
 	}
 	path = s->ext->files[r.file].path;
-	if (s->plan->mode == BNF_DATA_MODE_KEEP && ext_path_inside(path, s->out_root)) {
+	if (s->plan->mode == BNF_DATA_MODE_KEEP && bnf_ext_path_inside(path, s->out_root)) {
 		size_t skip = strlen(s->out_root) + (strcmp(s->out_root, "/") != 0);
 		if (strcmp(path, s->data_real) == 0)
 			s->kept_clash = 1;
-		return ext_entry_set(t, "location", path + skip) == 0
+		return bnf_ext_entry_set(t, "location", path + skip) == 0
 		           ? BNF_OK
 		           : bnf_fail(s->err, BNF_ERR_NOMEM, "out of memory");
 	}
@@ -137,8 +137,8 @@ static int place_external(struct write_state *s, Onnx__TensorProto *t, const cha
 	if ((rc = copy_region(s, &r, name, &offset)) != BNF_OK)
 		return rc;
 	s->n_out++;
-	if (ext_entry_set(t, "location", s->data_name) != 0 ||
-	    ext_entry_set_u64(t, "offset", offset) != 0)
+	if (bnf_ext_entry_set(t, "location", s->data_name) != 0 ||
+	    bnf_ext_entry_set_u64(t, "offset", offset) != 0)
 		return bnf_fail(s->err, BNF_ERR_NOMEM, "out of memory");
 	return BNF_OK;
 }
@@ -155,7 +155,7 @@ static int place_tensor(Onnx__TensorProto *t, void *arg)
 		s->rc = bnf_external_spill(s->ext, t, s->err);
 		if (s->rc == BNF_OK) {
 			s->n_out++;
-			if (ext_entry_set(t, "location", s->data_name) != 0)
+			if (bnf_ext_entry_set(t, "location", s->data_name) != 0)
 				s->rc = bnf_fail(s->err, BNF_ERR_NOMEM, "out of memory");
 		}
 	}
@@ -180,7 +180,7 @@ static int write_files(struct bnf_external *ext, Onnx__ModelProto *model, const 
 	                                         base) >= sizeof(default_name))
 		return bnf_fail(err, BNF_ERR_IO, "cannot write '%s': path too long", path);
 	s.data_name = plan->data_name ? plan->data_name : default_name;
-	if (!ext_location_is_safe(s.data_name) || strcmp(s.data_name, base) == 0)
+	if (!bnf_ext_location_is_safe(s.data_name) || strcmp(s.data_name, base) == 0)
 		return bnf_fail(
 		    err, BNF_ERR_INPUT,
 		    "data file '%s' must be a relative path inside the output's folder, "

@@ -140,7 +140,9 @@ def test_library_symbols_have_the_prefix():
     assert archives, libdir
     out = subprocess.run(["nm", "-A", "--defined-only", "--extern-only"] + archives,
                          capture_output=True, text=True, check=True).stdout
-    bad = [line for line in out.splitlines()
-           if line.strip() and ":onnx.pb-c.o:" not in line
-           and not line.split()[-1].startswith("bnf_")]
+    # Symbol lines read "archive:member:address type name".
+    symbols = [line for line in out.splitlines() if len(line.split()) == 3]
+    assert len(symbols) > 100, out[:2000]
+    bad = [line for line in symbols
+           if ":onnx.pb-c.o:" not in line and not line.split()[-1].startswith("bnf_")]
     assert bad == [], "\n".join(bad[:40])

@@ -19,7 +19,7 @@ PYTHON ?= /usr/bin/python3
 
 # Warnings live in their own variable so that a user's CFLAGS cannot drop them.
 WARN_FLAGS = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-             -Wpointer-arith -Wformat=2 -Wvla
+             -Wpointer-arith -Wformat=2 -Wvla -Wcast-qual
 CFLAGS ?= -O2 -g
 STD_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 # WERROR is set by the test build: warnings are errors there.

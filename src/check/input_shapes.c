@@ -368,7 +368,7 @@ int bnf_inputs_choose(const Onnx__ModelProto *model, const struct bnf_input_spec
 		goto out;
 	}
 	/* The index borrows the graph and does not change it. */
-	rc = bnf_graph_build(&c.gi, (Onnx__GraphProto *)g, NULL, bnf_model_opset(model), err);
+	rc = bnf_graph_build(&c.gi, model->graph, NULL, bnf_model_opset(model), err);
 	for (i = 0; rc == BNF_OK && i < g->n_input; i++)
 		if (is_fed_input(g, g->input[i]))
 			rc = collect_input(&c, g->input[i], spec, out->n++);

@@ -25,6 +25,8 @@ static Onnx__TensorProto *evaluate_plan(struct fold_ctx *ctx, const struct bnf_g
 	Onnx__OperatorSetIdProto opset, *opsets[1];
 	Onnx__ValueInfoProto out, *outs[1];
 	Onnx__TensorProto *inits = NULL, **init_ptrs = NULL, *result = NULL;
+	Onnx__NodeProto *nodes[BNF_CONST_PLAN_NODES];
+	char **names = NULL; /* protobuf-c's names are not const: copies */
 	struct bnf_eval_options eo;
 	struct bnf_tensor **values = NULL;
 	struct bnf_error err;
@@ -39,22 +41,26 @@ static Onnx__TensorProto *evaluate_plan(struct fold_ctx *ctx, const struct bnf_g
 	opset.has_version = 1;
 	opset.version = gi->opset;
 	opsets[0] = &opset;
-	out.name = (char *)name;
 	outs[0] = &out;
 	inits = calloc(p->n_leaves + 1, sizeof(*inits));
 	init_ptrs = calloc(p->n_leaves + 1, sizeof(*init_ptrs));
-	if (!inits || !init_ptrs)
+	names = calloc(p->n_leaves + 1, sizeof(*names));
+	if (!inits || !init_ptrs || !names || !(names[p->n_leaves] = strdup(name)))
 		goto out;
+	out.name = names[p->n_leaves];
 	/* The constants are borrowed: shallow copies under the names read. */
 	for (i = 0; i < p->n_leaves; i++) {
+		if (!(names[i] = strdup(p->leaf_names[i])))
+			goto out;
 		inits[i] = *p->leaves[i];
-		inits[i].name = (char *)p->leaf_names[i];
+		inits[i].name = names[i];
 		init_ptrs[i] = &inits[i];
 	}
+	memcpy(nodes, p->nodes, p->n_nodes * sizeof(*nodes));
 	m.graph = &g;
 	m.opset_import = opsets;
 	m.n_opset_import = 1;
-	g.node = (Onnx__NodeProto **)p->nodes;
+	g.node = nodes;
 	g.n_node = p->n_nodes;
 	g.initializer = init_ptrs;
 	g.n_initializer = p->n_leaves;
@@ -73,6 +79,9 @@ static Onnx__TensorProto *evaluate_plan(struct fold_ctx *ctx, const struct bnf_g
 	bnf_tensor_free(values[0]);
 	free(values);
 out:
+	for (i = 0; names && i <= p->n_leaves; i++)
+		free(names[i]);
+	free(names);
 	free(inits);
 	free(init_ptrs);
 	return result;

@@ -64,8 +64,12 @@ static int add_entry(struct train_ctx *ctx, const Onnx__NodeProto *node, const c
 /* Set integer attribute name of node to value, adding it when absent. */
 static int set_int_attr(Onnx__NodeProto *node, const char *name, int64_t value)
 {
-	Onnx__AttributeProto *a = (Onnx__AttributeProto *)bnf_node_attr(node, name);
-	Onnx__AttributeProto **list;
+	Onnx__AttributeProto *a = NULL, **list;
+	size_t i;
+
+	for (i = 0; i < node->n_attribute && !a; i++)
+		if (node->attribute[i]->name && strcmp(node->attribute[i]->name, name) == 0)
+			a = node->attribute[i];
 
 	if (!a) {
 		list = realloc(node->attribute, (node->n_attribute + 1) * sizeof(*list));

@@ -254,14 +254,15 @@ static int store_constant(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__Node
 	char *input_copy;
 	int rc;
 
+	/* Only this node can see a constant of the tree: rewrite it where it
+	 * is (a computed or synthesized one gets a new initializer below). */
 	if (slot < node->n_input && node->input[slot][0] &&
 	    bnf_fold_constant(ctx, gi, node->input[slot], &ref) == 1 && ref.owner == gi &&
 	    !ref.through_identity && !ref.synthesized &&
 	    !bnf_strmap_get(&gi->inputs, node->input[slot], NULL) &&
 	    bnf_graph_uses(gi, node->input[slot]) == 1 &&
-	    !bnf_graph_is_output(gi, node->input[slot])) {
-		/* Only this node can see the constant: rewrite it where it is. */
-		t = (Onnx__TensorProto *)ref.tensor;
+	    !bnf_graph_is_output(gi, node->input[slot]) &&
+	    (t = bnf_graph_constant_in_tree(&ref)) != NULL) {
 		if (set_dims(t, dims, rank) != 0) {
 			free(raw);
 			return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");

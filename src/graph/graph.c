@@ -571,3 +571,24 @@ void bnf_model_count(const Onnx__ModelProto *model, size_t *nodes, size_t *initi
 	*nodes = c.nodes;
 	*initializers = c.initializers;
 }
+
+Onnx__TensorProto *bnf_graph_constant_in_tree(const struct bnf_const_ref *ref)
+{
+	const Onnx__GraphProto *g = ref->owner->g;
+	const Onnx__NodeProto *node;
+	size_t i;
+
+	if (ref->synthesized)
+		return NULL;
+	if (ref->is_initializer)
+		return ref->index < g->n_initializer && g->initializer[ref->index] == ref->tensor
+		           ? g->initializer[ref->index]
+		           : NULL;
+	if (ref->index >= g->n_node)
+		return NULL;
+	node = g->node[ref->index];
+	for (i = 0; i < node->n_attribute; i++)
+		if (node->attribute[i]->t == ref->tensor)
+			return node->attribute[i]->t;
+	return NULL;
+}

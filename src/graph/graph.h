@@ -71,6 +71,11 @@ struct bnf_const_ref {
  * enclosing graphs. Returns 1 and fills ref, or 0 if not a constant. */
 int bnf_graph_constant(const struct bnf_graph *gi, const char *name, struct bnf_const_ref *ref);
 
+/* The tree's own tensor behind ref, for a fold that rewrites a constant
+ * only it reads: the initializer, or the value attribute of the Constant
+ * node. NULL for a synthesized tensor (not part of the tree). */
+Onnx__TensorProto *bnf_graph_constant_in_tree(const struct bnf_const_ref *ref);
+
 /* A value computed only from constants, as found by its structure
  * (consts.c): the nodes of its subgraph in an order that runs, each after
  * what it reads, and the constants it starts from (names as read). */

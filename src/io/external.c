@@ -305,8 +305,8 @@ static int walk_graph(Onnx__GraphProto *g, int (*fn)(Onnx__TensorProto *, void *
 	return rc;
 }
 
-int bnf_model_for_each_tensor(Onnx__ModelProto *model, int (*fn)(Onnx__TensorProto *t, void *arg),
-                              void *arg)
+int bnf_model_for_each_tensor(const Onnx__ModelProto *model,
+                              int (*fn)(Onnx__TensorProto *t, void *arg), void *arg)
 {
 	size_t i;
 	int rc = 0;
@@ -596,7 +596,7 @@ uint64_t bnf_model_external_bytes(const Onnx__ModelProto *model)
 {
 	uint64_t total = 0;
 
-	bnf_model_for_each_tensor((Onnx__ModelProto *)model, add_external_bytes, &total);
+	bnf_model_for_each_tensor(model, add_external_bytes, &total);
 	return total;
 }
 
@@ -646,7 +646,6 @@ size_t bnf_model_eval_bytes(const Onnx__ModelProto *model)
 {
 	size_t total = 0;
 
-	/* The walk only reads; the cast lets it share the writer's walker. */
-	bnf_model_for_each_tensor((Onnx__ModelProto *)model, add_eval_bytes, &total);
+	bnf_model_for_each_tensor(model, add_eval_bytes, &total);
 	return total;
 }

@@ -71,9 +71,11 @@ int bnf_external_spill(struct bnf_external *ext, Onnx__TensorProto *t, struct bn
 
 /* Call fn on every tensor of the model: initializers, sparse initializers,
  * Constant and other tensor attributes, subgraphs, functions and training
- * graphs. Stops at the first nonzero return, which it returns. */
-int bnf_model_for_each_tensor(Onnx__ModelProto *model, int (*fn)(Onnx__TensorProto *t, void *arg),
-                              void *arg);
+ * graphs. Stops at the first nonzero return, which it returns. The walk
+ * itself changes nothing (so a read-only caller passes its const model);
+ * fn may change the tensors it is handed, as protobuf-c's const is shallow. */
+int bnf_model_for_each_tensor(const Onnx__ModelProto *model,
+                              int (*fn)(Onnx__TensorProto *t, void *arg), void *arg);
 
 /* Total length of the model's external tensors (after adoption). */
 uint64_t bnf_model_external_bytes(const Onnx__ModelProto *model);

@@ -237,24 +237,27 @@ static int write_files(struct bnf_external *ext, Onnx__ModelProto *model, const 
 	return rc;
 }
 
+struct inline_state {
+	const struct bnf_external *ext;
+	struct bnf_error *err;
+};
+
 static int inline_one(Onnx__TensorProto *t, void *arg)
 {
-	void **a = arg;
+	const struct inline_state *st = arg;
 
 	if (!bnf_tensor_is_external(t))
 		return 0;
-	return inline_tensor(a[0], t, a[1]);
+	return inline_tensor(st->ext, t, st->err);
 }
 
 /* Bring every external tensor of model into raw_data. */
 static int inline_all(const struct bnf_external *ext, Onnx__ModelProto *model,
                       struct bnf_error *err)
 {
-	void *a[2];
+	struct inline_state st = {ext, err};
 
-	a[0] = (void *)ext;
-	a[1] = err;
-	return bnf_model_for_each_tensor(model, inline_one, a);
+	return bnf_model_for_each_tensor(model, inline_one, &st);
 }
 
 static int write_inline(const struct bnf_external *ext, Onnx__ModelProto *model, const char *path,

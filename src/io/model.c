@@ -202,7 +202,7 @@ static int attach_tensor(Onnx__TensorProto *t, void *arg)
 	}
 	at->seen[k] = 1;
 	bnf_free(t->raw_data.data);
-	t->raw_data.data = (uint8_t *)at->buf + at->sk->range[k].offset;
+	t->raw_data.data = bnf_mem_borrowed_field(at->buf + at->sk->range[k].offset);
 	t->raw_data.len = at->sk->range[k].length;
 	at->found++;
 	return 0;

@@ -11,8 +11,20 @@
 #define BNF_MEM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <protobuf-c/protobuf-c.h>
+
+/* Borrowed bytes are read-only: a read-only mapping of the model file, or
+ * the buffer standard input was read into, which the tree only points into.
+ * protobuf-c's bytes fields have no const, so a tree that borrows must hold
+ * them as uint8_t *: this is the one place where the const is dropped.
+ * Writing through the result is a bug (on a mapping, a fault): a fold
+ * replaces a tensor's raw_data, it never writes into it. */
+static inline uint8_t *bnf_mem_borrowed_field(const uint8_t *bytes)
+{
+	return (uint8_t *)(uintptr_t)bytes;
+}
 
 void *bnf_malloc_large(size_t size);
 

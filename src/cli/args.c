@@ -213,160 +213,165 @@ static void parse_external_data(const char *arg, struct bnf_write_plan *plan)
 	}
 }
 
-int cli_parse_args(int argc, char **argv, struct cli *cli)
+static const struct option long_options[] = {
+    {"output", required_argument, NULL, 'o'},
+    {"dry-run", no_argument, NULL, 'n'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"threads", required_argument, NULL, 'j'},
+    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+    {"force", no_argument, NULL, OPT_FORCE},
+    {"samples", required_argument, NULL, OPT_SAMPLES},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"shape", required_argument, NULL, OPT_SHAPE},
+    {"dim", required_argument, NULL, OPT_DIM},
+    {"input", required_argument, NULL, OPT_INPUT},
+    {"atol", required_argument, NULL, OPT_ATOL},
+    {"rtol", required_argument, NULL, OPT_RTOL},
+    {"allow-nan", no_argument, NULL, OPT_ALLOW_NAN},
+    {"run", no_argument, NULL, OPT_RUN},
+    {"output-dir", required_argument, NULL, OPT_OUTPUT_DIR},
+    {"compare", no_argument, NULL, OPT_COMPARE},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"train-mode", required_argument, NULL, OPT_TRAIN_MODE},
+    {"json", required_argument, NULL, OPT_JSON},
+    {"warn-only", required_argument, NULL, OPT_WARN_ONLY},
+    {"ignore", required_argument, NULL, OPT_IGNORE},
+    {"external-data", required_argument, NULL, OPT_EXTERNAL_DATA},
+    {"external-threshold", required_argument, NULL, OPT_EXTERNAL_THRESHOLD},
+    {"check-memory", required_argument, NULL, OPT_CHECK_MEMORY},
+    {"lower-bn", no_argument, NULL, OPT_LOWER_BN},
+    {"freeze-initializer-inputs", no_argument, NULL, OPT_FREEZE_INPUTS},
+    {NULL, 0, NULL, 0},
+};
+
+/* Apply option c (with its argument) to cli: -1 to go on, or the exit code
+ * to leave with. */
+static int take_option(int c, const char *arg, char **argv, struct cli *cli)
 {
-	static const struct option options[] = {
-	    {"output", required_argument, NULL, 'o'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {"threads", required_argument, NULL, 'j'},
-	    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
-	    {"force", no_argument, NULL, OPT_FORCE},
-	    {"samples", required_argument, NULL, OPT_SAMPLES},
-	    {"seed", required_argument, NULL, OPT_SEED},
-	    {"shape", required_argument, NULL, OPT_SHAPE},
-	    {"dim", required_argument, NULL, OPT_DIM},
-	    {"input", required_argument, NULL, OPT_INPUT},
-	    {"atol", required_argument, NULL, OPT_ATOL},
-	    {"rtol", required_argument, NULL, OPT_RTOL},
-	    {"allow-nan", no_argument, NULL, OPT_ALLOW_NAN},
-	    {"run", no_argument, NULL, OPT_RUN},
-	    {"output-dir", required_argument, NULL, OPT_OUTPUT_DIR},
-	    {"compare", no_argument, NULL, OPT_COMPARE},
-	    {"check", no_argument, NULL, OPT_CHECK},
-	    {"train-mode", required_argument, NULL, OPT_TRAIN_MODE},
-	    {"json", required_argument, NULL, OPT_JSON},
-	    {"warn-only", required_argument, NULL, OPT_WARN_ONLY},
-	    {"ignore", required_argument, NULL, OPT_IGNORE},
-	    {"external-data", required_argument, NULL, OPT_EXTERNAL_DATA},
-	    {"external-threshold", required_argument, NULL, OPT_EXTERNAL_THRESHOLD},
-	    {"check-memory", required_argument, NULL, OPT_CHECK_MEMORY},
-	    {"lower-bn", no_argument, NULL, OPT_LOWER_BN},
-	    {"freeze-initializer-inputs", no_argument, NULL, OPT_FREEZE_INPUTS},
-	    {NULL, 0, NULL, 0},
-	};
 	struct bnf_error err;
 	long long n;
-	int c, rc, positional;
+	int rc = -1;
 
 	memset(&err, 0, sizeof(err));
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:nvqhVj:", options, NULL)) != -1) {
-		rc = -1;
-		switch (c) {
-		case 'o':
-			cli->output = optarg;
-			break;
-		case 'n':
-			cli->dry_run = 1;
-			break;
-		case 'v':
-			cli->verbose++; /* -vv: also what is not news */
-			break;
-		case 'q':
-			cli->quiet = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return fflush(stdout) == 0 ? EXIT_CODE_OK : EXIT_CODE_UNUSABLE;
-		case 'V':
-			printf("bnfold %s\n", BNF_VERSION);
-			return fflush(stdout) == 0 ? EXIT_CODE_OK : EXIT_CODE_UNUSABLE;
-		case 'j':
-			if ((rc = parse_count("--threads", optarg, 1, BNF_MAX_THREADS, &n)) < 0)
-				cli->verify.threads = (int)n;
-			break;
-		case OPT_NO_VERIFY:
-			cli->no_verify = 1;
-			break;
-		case OPT_FORCE:
-			cli->force = 1;
-			break;
-		case OPT_SAMPLES:
-			if ((rc = parse_count("--samples", optarg, 1, 1000, &n)) < 0)
-				cli->verify.samples = (int)n;
-			break;
-		case OPT_SEED:
-			if ((rc = parse_count("--seed", optarg, 0, INT64_MAX, &n)) < 0)
-				cli->verify.seed = (uint64_t)n;
-			break;
-		case OPT_SHAPE:
-			if (bnf_input_spec_add_shape(&cli->inputs, optarg, &err) != BNF_OK)
-				rc = usage_error("%s", err.msg);
-			break;
-		case OPT_DIM:
-			if (bnf_input_spec_add_dim(&cli->inputs, optarg, &err) != BNF_OK)
-				rc = usage_error("%s", err.msg);
-			break;
-		case OPT_INPUT:
-			if (bnf_input_spec_add_file(&cli->inputs, optarg, &err) != BNF_OK)
-				rc = usage_error("%s", err.msg);
-			break;
-		case OPT_ATOL:
-			rc = parse_number("--atol", optarg, 0, &cli->verify.atol);
-			break;
-		case OPT_RTOL:
-			rc = parse_number("--rtol", optarg, 0, &cli->verify.rtol);
-			break;
-		case OPT_ALLOW_NAN:
-			cli->verify.allow_nan = 1;
-			break;
-		case OPT_RUN:
-			cli->mode = CLI_MODE_RUN;
-			break;
-		case OPT_OUTPUT_DIR:
-			cli->output_dir = optarg;
-			break;
-		case OPT_COMPARE:
-			cli->mode = CLI_MODE_COMPARE;
-			break;
-		case OPT_CHECK:
-			cli->check = 1;
-			break;
-		case OPT_TRAIN_MODE:
-			if (strcmp(optarg, "eval") == 0 || strcmp(optarg, "refuse") == 0)
-				cli->train_eval = strcmp(optarg, "eval") == 0;
-			else
-				rc = usage_error("--train-mode takes 'refuse' or 'eval', not '%s'",
-				                 optarg);
-			break;
-		case OPT_JSON:
-			cli->json = optarg;
-			break;
-		case OPT_WARN_ONLY:
-			rc = parse_codes("--warn-only", optarg, CLI_FINDING_LEVEL_WARNING, cli);
-			break;
-		case OPT_IGNORE:
-			rc = parse_codes("--ignore", optarg, CLI_FINDING_LEVEL_IGNORED, cli);
-			break;
-		case OPT_EXTERNAL_DATA:
-			parse_external_data(optarg, &cli->plan);
-			break;
-		case OPT_EXTERNAL_THRESHOLD:
-			rc = parse_bytes("--external-threshold", optarg, &cli->plan.threshold);
-			break;
-		case OPT_CHECK_MEMORY:
-			rc = parse_bytes("--check-memory", optarg, &cli->check_memory);
-			break;
-		case OPT_LOWER_BN:
-			cli->lower_bn = 1;
-			break;
-		case OPT_FREEZE_INPUTS:
-			cli->freeze_inputs = 1;
-			break;
-		case ':':
-			return usage_error("option '%s' needs an argument", argv[optind - 1]);
-		default:
-			if (optopt && optopt < 256)
-				return usage_error("unknown option '-%c'", optopt);
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-		}
-		if (rc >= 0)
-			return rc;
+	switch (c) {
+	case 'o':
+		cli->output = arg;
+		break;
+	case 'n':
+		cli->dry_run = 1;
+		break;
+	case 'v':
+		cli->verbose++; /* -vv: also what is not news */
+		break;
+	case 'q':
+		cli->quiet = 1;
+		break;
+	case 'h':
+		usage(stdout);
+		return fflush(stdout) == 0 ? EXIT_CODE_OK : EXIT_CODE_UNUSABLE;
+	case 'V':
+		printf("bnfold %s\n", BNF_VERSION);
+		return fflush(stdout) == 0 ? EXIT_CODE_OK : EXIT_CODE_UNUSABLE;
+	case 'j':
+		if ((rc = parse_count("--threads", arg, 1, BNF_MAX_THREADS, &n)) < 0)
+			cli->verify.threads = (int)n;
+		break;
+	case OPT_NO_VERIFY:
+		cli->no_verify = 1;
+		break;
+	case OPT_FORCE:
+		cli->force = 1;
+		break;
+	case OPT_SAMPLES:
+		if ((rc = parse_count("--samples", arg, 1, 1000, &n)) < 0)
+			cli->verify.samples = (int)n;
+		break;
+	case OPT_SEED:
+		if ((rc = parse_count("--seed", arg, 0, INT64_MAX, &n)) < 0)
+			cli->verify.seed = (uint64_t)n;
+		break;
+	case OPT_SHAPE:
+		if (bnf_input_spec_add_shape(&cli->inputs, arg, &err) != BNF_OK)
+			rc = usage_error("%s", err.msg);
+		break;
+	case OPT_DIM:
+		if (bnf_input_spec_add_dim(&cli->inputs, arg, &err) != BNF_OK)
+			rc = usage_error("%s", err.msg);
+		break;
+	case OPT_INPUT:
+		if (bnf_input_spec_add_file(&cli->inputs, arg, &err) != BNF_OK)
+			rc = usage_error("%s", err.msg);
+		break;
+	case OPT_ATOL:
+		rc = parse_number("--atol", arg, 0, &cli->verify.atol);
+		break;
+	case OPT_RTOL:
+		rc = parse_number("--rtol", arg, 0, &cli->verify.rtol);
+		break;
+	case OPT_ALLOW_NAN:
+		cli->verify.allow_nan = 1;
+		break;
+	case OPT_RUN:
+		cli->mode = CLI_MODE_RUN;
+		break;
+	case OPT_OUTPUT_DIR:
+		cli->output_dir = arg;
+		break;
+	case OPT_COMPARE:
+		cli->mode = CLI_MODE_COMPARE;
+		break;
+	case OPT_CHECK:
+		cli->check = 1;
+		break;
+	case OPT_TRAIN_MODE:
+		if (strcmp(arg, "eval") == 0 || strcmp(arg, "refuse") == 0)
+			cli->train_eval = strcmp(arg, "eval") == 0;
+		else
+			rc = usage_error("--train-mode takes 'refuse' or 'eval', not '%s'", arg);
+		break;
+	case OPT_JSON:
+		cli->json = arg;
+		break;
+	case OPT_WARN_ONLY:
+		rc = parse_codes("--warn-only", arg, CLI_FINDING_LEVEL_WARNING, cli);
+		break;
+	case OPT_IGNORE:
+		rc = parse_codes("--ignore", arg, CLI_FINDING_LEVEL_IGNORED, cli);
+		break;
+	case OPT_EXTERNAL_DATA:
+		parse_external_data(arg, &cli->plan);
+		break;
+	case OPT_EXTERNAL_THRESHOLD:
+		rc = parse_bytes("--external-threshold", arg, &cli->plan.threshold);
+		break;
+	case OPT_CHECK_MEMORY:
+		rc = parse_bytes("--check-memory", arg, &cli->check_memory);
+		break;
+	case OPT_LOWER_BN:
+		cli->lower_bn = 1;
+		break;
+	case OPT_FREEZE_INPUTS:
+		cli->freeze_inputs = 1;
+		break;
+	case ':':
+		return usage_error("option '%s' needs an argument", argv[optind - 1]);
+	default:
+		if (optopt && optopt < 256)
+			return usage_error("unknown option '-%c'", optopt);
+		return usage_error("unknown option '%s'", argv[optind - 1]);
 	}
+	return rc;
+}
+
+/* The positional arguments and the combinations of options: -1 to go on,
+ * or the exit code to leave with. */
+static int check_arguments(int argc, char **argv, struct cli *cli)
+{
+	int positional;
+
 	if (cli->mode != CLI_MODE_FOLD && (cli->check || cli->json || cli->train_eval))
 		return usage_error("--check, --json and --train-mode apply to folding, not to "
 		                   "--run or --compare");
@@ -398,6 +403,17 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 	if (cli->verbose && cli->quiet)
 		return usage_error("--verbose and --quiet cannot be combined");
 	return -1;
+}
+
+int cli_parse_args(int argc, char **argv, struct cli *cli)
+{
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":o:nvqhVj:", long_options, NULL)) != -1)
+		if ((rc = take_option(c, optarg, argv, cli)) >= 0)
+			return rc;
+	return check_arguments(argc, argv, cli);
 }
 
 /* Read a model and validate it (validate.h) before anything uses it. */

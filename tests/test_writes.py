@@ -4,6 +4,7 @@ model and for its external data file) and a closed pipe each give exit 2
 with the reason, leave no output or temporary file, and never touch the
 input."""
 
+import errno
 import io
 import os
 import shutil
@@ -334,6 +335,30 @@ def make_model_with_unfolded_weight(path):
         f.write(m.SerializeToString())
 
 
+def feed_fifo(fifo, data, proc):
+    """Write data to the FIFO once bnfold opens it for reading. bnfold may
+    end first (a SIGBUS from the truncated input can come before it opens
+    its --input): then nothing is written, and the caller's wait returns,
+    where a blocking open would wait for a reader forever."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            time.sleep(0.01)
+            continue
+        try:
+            os.set_blocking(fd, True)
+            os.write(fd, data)
+        except BrokenPipeError:
+            pass  # bnfold ended while reading
+        finally:
+            os.close(fd)
+        return
+
+
 def test_input_truncated_during_run_is_an_error(bnfold, tmp_path):
     """The tensors nothing changes are read from the input's mapping up to
     the end of the run. An input cut short meanwhile is reported (exit 2),
@@ -348,8 +373,7 @@ def test_input_truncated_during_run_is_an_error(bnfold, tmp_path):
         os.truncate(src, 0)
         buf = io.BytesIO()  # np.save needs a seekable file; a FIFO is not
         np.save(buf, np.ones((1, 4, 16, 16), np.float32))
-        with open(fifo, "wb") as f:
-            f.write(buf.getvalue())
+        feed_fifo(fifo, buf.getvalue(), proc)
         _, err = proc.communicate(timeout=RUN_TIMEOUT)
     finally:
         if proc.poll() is None:

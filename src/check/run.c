@@ -147,11 +147,10 @@ static int compare_within_budget(const struct bnf_run_options *opt, const Onnx__
                                  int *over_budget, struct bnf_error *err)
 {
 	struct bnf_verify_options vo = opt->verify;
-	size_t need = bnf_model_eval_bytes(orig), more = bnf_model_eval_bytes(folded);
+	size_t need = bnf_compare_bytes(orig, folded);
 	char a[32], b[32];
 	int rc;
 
-	need = more > SIZE_MAX - need ? SIZE_MAX : need + more;
 	bnf_format_size((double)need, a, sizeof(a));
 	bnf_format_size((double)opt->check_memory, b, sizeof(b));
 	if (opt->check_memory && need > opt->check_memory) {

@@ -5,6 +5,7 @@
  */
 #include "cli/human.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,20 +93,47 @@ void cli_print_summary(const struct bnf_fold_report *rep, size_t in_size, size_t
 	        a, b);
 }
 
+/* How an error compares with the original's own: "1.2x the original's
+ * float32 rounding error (limit 4x)", or, where the original is exact (a
+ * float64 model is its own reference), its share of the floor. */
+static void describe_ratio(const struct bnf_err_verdict *v, int dtype, const char *whose,
+                           char *buf, size_t len)
+{
+	if (isfinite(v->ratio))
+		snprintf(buf, len, "%.2gx %s %s rounding error (limit %gx)", v->ratio, whose,
+		         bnf_rounding_name(dtype), BNF_PROOF_K);
+	else
+		snprintf(buf, len, "%.2g of the %s floor (%s result is exact)", v->used,
+		         bnf_rounding_name(dtype), whose);
+}
+
 void cli_print_output_checks(const struct bnf_verify_report *vr, const char *a_label,
                              const char *b_label)
 {
 	size_t i;
 	for (i = 0; i < vr->n_outputs; i++) {
 		const struct bnf_output_check *o = &vr->outputs[i];
-		cli_say("output '%s': max abs err %.2g, max rel err %.2g, normalised err %.2g%s",
-		        o->name, o->max_abs, o->max_rel, o->norm_err, o->pass ? "" : " FAILED");
+		char ratio[160];
+		if (o->fixed_tolerance || !o->ref_samples) {
+			cli_say("output '%s': max abs err %.2g, max rel err %.2g, normalised err %.2g "
+			        "against the original%s",
+			        o->name, o->max_abs, o->max_rel, o->norm_err,
+			        o->pass ? "" : " FAILED");
+		} else {
+			describe_ratio(&o->verdict, o->dtype, "the original's", ratio,
+			               sizeof(ratio));
+			cli_say("output '%s': %s; max abs err %.2g against the exact result "
+			        "(original %.2g), normalised err %.2g%s",
+			        o->name, ratio, o->exact_abs, o->original_abs, o->exact_norm,
+			        o->pass ? "" : " FAILED");
+		}
 		if (o->nan_a || o->nan_b)
 			cli_say("output '%s': %zu NaN or infinite values in the %s, %zu in the %s",
 			        o->name, o->nan_a, a_label, o->nan_b, b_label);
 		if (!o->pass && o->n_bad)
-			cli_say("output '%s': %zu of %zu values outside the tolerance", o->name,
-			        o->n_bad, o->n_elements);
+			cli_say("output '%s': %zu of %zu values outside the %s", o->name, o->n_bad,
+			        o->n_elements,
+			        o->fixed_tolerance ? "tolerance" : "error model's limit");
 	}
 }
 
@@ -114,7 +142,7 @@ void cli_print_fold_checks(const struct bnf_verify_report *vr, int verbose)
 	size_t i;
 	for (i = 0; i < vr->n_folds; i++) {
 		const struct bnf_fold_check *f = &vr->folds[i];
-		char what[400];
+		char what[400], ratio[160], exact[160] = "";
 		/* A BN by its name; a Mul/Add/Sub/Div by its op and name. */
 		if (f->op_type)
 			snprintf(what, sizeof(what), "%s '%s'", f->op_type, f->bn_name);
@@ -126,23 +154,78 @@ void cli_print_fold_checks(const struct bnf_verify_report *vr, int verbose)
 				        f->note);
 			continue;
 		}
-		if (verbose || !f->pass)
-			cli_say("fold of %s into %s: folded vs float64 max abs err %.2g, rel %.2g; "
-			        "original vs float64 abs %.2g, rel %.2g%s",
-			        what, f->target, f->folded_abs, f->folded_rel, f->orig_abs,
-			        f->orig_rel, f->pass ? "" : " FAILED");
+		if (!verbose && f->pass)
+			continue;
+		describe_ratio(&f->verdict, f->dtype, "the original pair's", ratio, sizeof(ratio));
+		if (f->weight_ulps >= 0)
+			snprintf(exact, sizeof(exact),
+			         "; computed exactly, %.2g units of rounding of the weights from the "
+			         "exact pair (limit %g)",
+			         f->weight_ulps, BNF_PROOF_WEIGHT_ULPS);
+		cli_say("fold of %s into %s: %s, max abs err %.2g against the exact result "
+		        "(original %.2g)%s%s",
+		        what, f->target, ratio, f->folded_abs, f->orig_abs, exact,
+		        f->pass ? "" : " FAILED");
 	}
+}
+
+void cli_print_where(const struct bnf_verify_report *vr, const char *b_label)
+{
+	if (vr->first_failed_fold >= 0 && (size_t)vr->first_failed_fold < vr->n_folds) {
+		const struct bnf_fold_check *f = &vr->folds[vr->first_failed_fold];
+		cli_say("first failing fold: %s%s'%s' into %s", f->op_type ? f->op_type : "",
+		        f->op_type ? " " : "", f->bn_name, f->target);
+	}
+	if (vr->diverge.found) {
+		char ratio[160];
+		describe_ratio(&vr->diverge.verdict, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+		               "the reference's", ratio, sizeof(ratio));
+		cli_say("first divergence: value '%s' of %s '%s' in %s (value %zu of %zu in "
+		        "common): %s, max abs err %.2g against the exact result",
+		        vr->diverge.value, vr->diverge.op, vr->diverge.node, b_label,
+		        vr->diverge.position, vr->diverge.n_values, ratio, vr->diverge.exact_abs);
+	}
+}
+
+/* The proof's headline: "verified" after a fold, "equal" for --compare. */
+static void print_headline(const struct bnf_verify_report *vr, const char *verdict)
+{
+	char ratio[200];
+
+	if (vr->whole_graph && vr->fixed_tolerance) {
+		cli_say("%s: outputs within --atol/--rtol of the original: max abs err %.2g, max rel "
+		        "err %.2g (graph, %d sample%s)",
+		        verdict, vr->max_abs, vr->max_rel, vr->samples, vr->samples == 1 ? "" : "s");
+		return;
+	}
+	if (isfinite(vr->ratio))
+		snprintf(ratio, sizeof(ratio), "within %.2gx of the original%s %s rounding error",
+		         vr->ratio, vr->whole_graph ? "'s" : " pairs'",
+		         bnf_rounding_name(vr->ratio_dtype));
+	else
+		snprintf(ratio, sizeof(ratio), "within the floor (the original is exact)");
+	if (vr->whole_graph)
+		cli_say("%s: outputs %s; max abs err %.2g against the exact result (graph, %d "
+		        "sample%s, float64 reference on %d)",
+		        verdict, ratio, vr->exact_abs, vr->samples, vr->samples == 1 ? "" : "s",
+		        vr->ref_samples);
+	else
+		cli_say("%s: folds %s; max abs err %.2g against the exact result (per fold, %zu "
+		        "fold%s)",
+		        verdict, ratio, vr->exact_abs, vr->n_folds, vr->n_folds == 1 ? "" : "s");
 }
 
 void cli_print_verified(const struct bnf_verify_report *vr, int verbose)
 {
-	if (vr->whole_graph) {
-		cli_say("verified: %d sample%s, max abs err %.2g, max rel err %.2g (graph)",
-		        vr->samples, vr->samples == 1 ? "" : "s", vr->max_abs, vr->max_rel);
+	print_headline(vr, "verified");
+	if (vr->whole_graph)
 		cli_print_input_shapes(&vr->inputs, verbose);
-	} else
-		cli_say("verified: %zu fold%s, max abs err %.2g, max rel err %.2g (per fold)",
-		        vr->n_folds, vr->n_folds == 1 ? "" : "s", vr->max_abs, vr->max_rel);
+}
+
+void cli_print_equal(const struct bnf_verify_report *vr, int verbose)
+{
+	print_headline(vr, "equal");
+	cli_print_input_shapes(&vr->inputs, verbose);
 }
 
 void cli_print_train(const struct bnf_train_report *t, int verbose)

@@ -28,9 +28,17 @@ void cli_print_output_checks(const struct bnf_verify_report *vr, const char *a_l
  * unchecked ones when the whole graph was not checked). */
 void cli_print_fold_checks(const struct bnf_verify_report *vr, int verbose);
 
-/* The closing "verified: ..." line, and the input shapes the check used
- * (which were chosen, and all of them with verbose). */
+/* The closing "verified: ..." line (how the folded model's error against
+ * the exact result compares with the original's own), and the input
+ * shapes the check used (which were chosen, and all of them with
+ * verbose). cli_print_equal: the same for --compare. */
 void cli_print_verified(const struct bnf_verify_report *vr, int verbose);
+void cli_print_equal(const struct bnf_verify_report *vr, int verbose);
+
+/* Where a failed check went wrong: the first fold that fails its own
+ * check, and the first value where the models diverge (b_label names the
+ * model under test). */
+void cli_print_where(const struct bnf_verify_report *vr, const char *b_label);
 
 /* The nodes --train-mode=eval converted (with -v) or could not. */
 void cli_print_train(const struct bnf_train_report *t, int verbose);

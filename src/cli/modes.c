@@ -157,6 +157,8 @@ static void print_fold_run(const struct cli *cli, const struct bnf_run_result *r
 	if (cli->verbose || !vr->pass)
 		cli_print_output_checks(vr, "original", "folded model");
 	cli_print_fold_checks(vr, cli->verbose);
+	if (!vr->pass)
+		cli_print_where(vr, "the folded model");
 	if (res->forced)
 		cli_say("check failed; writing anyway because of --force");
 	else if (!res->verified)
@@ -329,6 +331,7 @@ int cli_mode_compare(const struct cli *cli)
 {
 	struct bnf_model a, b;
 	struct bnf_verify_report vr;
+	struct bnf_verify_options vo = cli->verify;
 	struct bnf_error err;
 	const char *label = bnf_path_label(cli->input, 0);
 	int rc = EXIT_CODE_UNUSABLE;
@@ -344,22 +347,21 @@ int cli_mode_compare(const struct cli *cli)
 		cli_say("%s", err.msg);
 		goto out;
 	}
-	if (bnf_compare_models(a.proto, b.proto, &cli->verify, &vr, &err) != BNF_OK) {
+	vo.locate = 1; /* the candidate's nodes that replace chains, as folds */
+	if (bnf_compare_models(a.proto, b.proto, &vo, &vr, &err) != BNF_OK) {
 		cli_say("cannot compare %s and %s: %s", label, cli->second, err.msg);
 		goto out;
 	}
-	if (!cli->quiet || !vr.pass)
+	if (!cli->quiet || !vr.pass) {
 		cli_print_output_checks(&vr, label, cli->second);
+		cli_print_fold_checks(&vr, cli->verbose);
+	}
 	if (vr.pass) {
 		if (!cli->quiet)
-			cli_say(
-			    "equal within tolerance: %d sample%s, max abs err %.2g, max rel err "
-			    "%.2g",
-			    vr.samples, vr.samples == 1 ? "" : "s", vr.max_abs, vr.max_rel);
-		if (!cli->quiet)
-			cli_print_input_shapes(&vr.inputs, cli->verbose);
+			cli_print_equal(&vr, cli->verbose);
 		rc = EXIT_CODE_OK;
 	} else {
+		cli_print_where(&vr, cli->second);
 		cli_say("different: %s does not compute what %s does", cli->second, label);
 		rc = EXIT_CODE_CHECK_FAILED;
 	}

@@ -1,0 +1,404 @@
+/*
+ * The per-fold check (verify.h): each fold's original chain (layer + BN,
+ * or BN + layer, or layer + Mul/Add...) and the node that replaced it,
+ * cut out of their models and run on random inputs, in the terms of the
+ * error model (errmodel.c), twice over:
+ *
+ *   in stored precision  |B - R| <= K |A - R| + F u s, normwise and
+ *                        elementwise, as for graph outputs (R: the
+ *                        original chain in float64, A: in its own type,
+ *                        B: the folded node in its own type);
+ *   in float64           |B64 - R| <= W u sqrt(sum (w'x)^2 + b'^2) for
+ *                        every element, W = 16: evaluated exactly, the
+ *                        folded node differs from the exact pair only by
+ *                        the one rounding of each folded weight to its
+ *                        type (a few roundings for a chain of folds), so
+ *                        each element's error is within a few units u of
+ *                        its own scale (the squares twin of chain.h gives
+ *                        it). This is what catches a fold a little wrong
+ *                        (epsilon ignored moves a weight by 5e-6 = 84 u
+ *                        in float32) where the stored-precision rounding
+ *                        of a big layer would hide it.
+ *
+ * For --compare it also pairs the nodes of the candidate that replace
+ * chains of the reference.
+ */
+#include "check/verify.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check/chain.h"
+#include "check/internal.h"
+#include "check/jobs.h"
+#include "eval/tensor.h"
+
+/* The inputs squared, in float64: the input of the squares twin. */
+static int squared_inputs(const struct bnf_named_tensors *in, struct bnf_named_tensors *out,
+                          struct bnf_error *err)
+{
+	size_t i, j;
+
+	memset(out, 0, sizeof(*out));
+	out->names = calloc(in->n + 1, sizeof(*out->names));
+	out->tensors = calloc(in->n + 1, sizeof(*out->tensors));
+	if (!out->names || !out->tensors) {
+		bnf_named_tensors_free(out);
+		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+	}
+	for (i = 0; i < in->n; i++) {
+		const struct bnf_tensor *t = in->tensors[i];
+		struct bnf_tensor *sq =
+		    bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, t->rank, t->dims, err);
+		out->names[i] = strdup(in->names[i]);
+		out->tensors[i] = sq;
+		out->n++;
+		if (!sq || !out->names[i]) {
+			bnf_named_tensors_free(out);
+			return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+		}
+		for (j = 0; j < t->count; j++) {
+			double v = bnf_tensor_get_double(t, j);
+			((double *)sq->data)[j] = v * v;
+		}
+	}
+	return BNF_OK;
+}
+
+/* The worst element of the float64 run: |B64 - R| in units u of its
+ * scale sqrt(sq). */
+static double weight_ulps(const struct bnf_tensor *b64, const struct bnf_tensor *r,
+                          const struct bnf_tensor *sq, double u)
+{
+	double worst = 0;
+	size_t i;
+
+	if (b64->count != r->count || sq->count != r->count)
+		return INFINITY;
+	for (i = 0; i < r->count; i++) {
+		double d = fabs(bnf_tensor_get_double(b64, i) - bnf_tensor_get_double(r, i));
+		double scale = u * sqrt(bnf_tensor_get_double(sq, i));
+		double x = scale > 0 ? d / scale : (d > 0 ? INFINITY : 0);
+		if (!(x <= worst)) /* NaN counts as the worst */
+			worst = isnan(x) ? INFINITY : x;
+	}
+	return worst;
+}
+
+/* The evaluations of one fold, fc filled: R, B64 and the squares in
+ * float64, A and B in stored precision. */
+struct pair_models {
+	const Onnx__ModelProto *before, *after, *squares; /* squares may be NULL */
+	int dtype;
+};
+
+static int check_pair(const struct pair_models *pm, int runs, const struct bnf_verify_options *opt,
+                      struct bnf_fold_check *fc, struct bnf_error *err)
+{
+	struct bnf_err_acc acc_fold, acc_orig;
+	double u = bnf_unit_roundoff(pm->dtype), worst = -1;
+	int s, rc = BNF_OK,
+	       exact = pm->squares && pm->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+
+	memset(&acc_fold, 0, sizeof(acc_fold));
+	memset(&acc_orig, 0, sizeof(acc_orig));
+	for (s = 0; s < runs && rc == BNF_OK; s++) {
+		struct bnf_named_tensors in, in_sq;
+		struct bnf_input_spec none;
+		struct bnf_check_job job[5];
+		int n = 0;
+
+		memset(&none, 0, sizeof(none));
+		memset(&in_sq, 0, sizeof(in_sq));
+		if ((rc = bnf_inputs_make(pm->before, &none, opt->seed, s, &in, err)) != BNF_OK)
+			break;
+		if (exact && (rc = squared_inputs(&in, &in_sq, err)) != BNF_OK) {
+			bnf_named_tensors_free(&in);
+			break;
+		}
+		/* R, A, B first; then B64 and the squares. */
+		bnf_check_job_init(&job[n++], pm->before, &in, 1, opt->max_bytes, opt->ext);
+		bnf_check_job_init(&job[n++], pm->before, &in, 0, opt->max_bytes, opt->ext);
+		bnf_check_job_init(&job[n++], pm->after, &in, 0, opt->max_bytes, opt->ext);
+		if (exact) {
+			bnf_check_job_init(&job[n++], pm->after, &in, 1, opt->max_bytes, opt->ext);
+			bnf_check_job_init(&job[n++], pm->squares, &in_sq, 1, opt->max_bytes,
+			                   opt->ext);
+		}
+		rc = bnf_check_jobs_run(job, n, opt->threads, err);
+		if (rc == BNF_OK) {
+			bnf_err_acc_add(&acc_fold, job[2].outs[0], job[0].outs[0], NULL);
+			bnf_err_acc_add(&acc_orig, job[1].outs[0], job[0].outs[0], NULL);
+			if (exact) {
+				double w =
+				    weight_ulps(job[3].outs[0], job[0].outs[0], job[4].outs[0], u);
+				if (w > worst)
+					worst = w;
+			}
+		}
+		bnf_check_jobs_free(job, n, 1);
+		bnf_named_tensors_free(&in);
+		bnf_named_tensors_free(&in_sq);
+	}
+	if (rc != BNF_OK)
+		return rc;
+	fc->dtype = pm->dtype;
+	fc->folded_abs = acc_fold.max_abs;
+	fc->folded_rel = acc_fold.max_rel;
+	fc->orig_abs = acc_orig.max_abs;
+	fc->orig_rel = acc_orig.max_rel;
+	fc->folded_norm = bnf_err_norm(&acc_fold) * bnf_err_norm(&acc_fold);
+	fc->orig_norm = bnf_err_norm(&acc_orig) * bnf_err_norm(&acc_orig);
+	bnf_err_judge(&acc_fold, &acc_orig, NULL, pm->dtype, &fc->verdict);
+	fc->weight_ulps = worst;
+	fc->pass = !acc_fold.shape_mismatch && acc_fold.nonfinite_x == 0 && fc->verdict.pass &&
+	           (worst < 0 || worst <= BNF_PROOF_WEIGHT_ULPS);
+	return BNF_OK;
+}
+
+/* The bytes of a message, packed; NULL when out of memory. */
+static uint8_t *packed(const void *msg, size_t *len)
+{
+	uint8_t *buf;
+
+	*len = protobuf_c_message_get_packed_size(msg);
+	buf = malloc(*len ? *len : 1);
+	if (buf)
+		protobuf_c_message_pack(msg, buf);
+	return buf;
+}
+
+static int same_message(const void *x, const void *y)
+{
+	size_t lx, ly;
+	uint8_t *bx = packed(x, &lx), *by = packed(y, &ly);
+	int same = bx && by && lx == ly && memcmp(bx, by, lx) == 0;
+
+	free(bx);
+	free(by);
+	return same;
+}
+
+/* Two chain models with the same nodes and the same constants (names,
+ * types, shapes and bytes): nothing to check between them. */
+static int chains_identical(const Onnx__ModelProto *x, const Onnx__ModelProto *y)
+{
+	const Onnx__GraphProto *gx = x->graph, *gy = y->graph;
+	size_t i;
+
+	if (gx->n_node != gy->n_node || gx->n_initializer != gy->n_initializer)
+		return 0;
+	for (i = 0; i < gx->n_node; i++)
+		if (!same_message(gx->node[i], gy->node[i]))
+			return 0;
+	for (i = 0; i < gx->n_initializer; i++) {
+		const Onnx__TensorProto *tx = gx->initializer[i], *ty = gy->initializer[i];
+		if (tx->has_raw_data && ty->has_raw_data && tx->raw_data.len == ty->raw_data.len &&
+		    tx->data_type == ty->data_type && tx->n_dims == ty->n_dims &&
+		    strcmp(tx->name, ty->name) == 0 &&
+		    memcmp(tx->dims, ty->dims, tx->n_dims * sizeof(tx->dims[0])) == 0 &&
+		    memcmp(tx->raw_data.data, ty->raw_data.data, tx->raw_data.len) == 0)
+			continue;
+		if (!same_message(tx, ty))
+			return 0;
+	}
+	return 1;
+}
+
+/* The layer of the folded side: the node producing result, or the MatMul
+ * under the Add of a MatMul + Add, or the Mul of a lowered BN. */
+static Onnx__NodeProto *folded_layer(struct bnf_pair_site *sf, int lowered)
+{
+	const struct bnf_graph *gi = &sf->index[sf->depth];
+	Onnx__NodeProto *node = sf->node, *p = NULL;
+	size_t k;
+
+	if (lowered)
+		return node->n_input ? bnf_graph_producer(gi, node->input[0], NULL) : NULL;
+	if (!bnf_node_is(node, "Add"))
+		return node;
+	for (k = 0; k < node->n_input && !p; k++) {
+		p = bnf_graph_producer(gi, node->input[k], NULL);
+		if (p && !bnf_node_is(p, "MatMul"))
+			p = NULL;
+	}
+	return p;
+}
+
+/* Cut the two chains out and run them; a pair that cannot be cut out or
+ * run gets a note. */
+static int check_sites(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
+                       struct bnf_pair_site *so, struct bnf_pair_site *sf, const char *result,
+                       int lowered, const struct bnf_verify_options *opt, struct bnf_fold_check *fc,
+                       int *same, char *note, size_t len, struct bnf_error *err)
+{
+	const struct bnf_graph *gi = &sf->index[sf->depth];
+	Onnx__NodeProto *layer = folded_layer(sf, lowered);
+	struct pair_models pm;
+	Onnx__ModelProto *before = NULL, *after = NULL, *squares = NULL;
+	int rank = 0, rc = BNF_OK, batch_dim = -1, runs = opt->samples > 0 ? opt->samples : 1;
+	int64_t dims[BNF_MAX_RANK];
+
+	memset(&pm, 0, sizeof(pm));
+	if (lowered) {
+		/* X -> Mul(s) -> Add(t): X has the rank of s plus one. */
+		if (!layer ||
+		    bnf_chain_lowered_input_shape(gi, layer, &pm.dtype, &rank, dims) != 0) {
+			snprintf(note, len, "cannot find a valid input shape for the Mul");
+			return BNF_OK;
+		}
+	} else if (!layer || bnf_chain_layer_input_shape(gi, layer, &pm.dtype, &rank, dims,
+	                                                 &batch_dim) != 0) {
+		snprintf(note, len, "cannot find a valid input shape for the layer");
+		return BNF_OK;
+	}
+	/* All samples in one batch: each evaluation then reads the weights
+	 * once, which is most of its cost. */
+	if (batch_dim >= 0) {
+		dims[batch_dim] *= runs;
+		runs = 1;
+	}
+	before = bnf_chain_model(orig, so, layer->input[0], result, pm.dtype, rank, dims);
+	after = bnf_chain_model(folded, sf, layer->input[0], result, pm.dtype, rank, dims);
+	if (!before || !after) {
+		snprintf(note, len, "cannot extract the pair from the models");
+		goto out;
+	}
+	if (same && chains_identical(before, after)) {
+		*same = 1;
+		goto out;
+	}
+	if ((rc = bnf_chain_squares(after, opt->ext, &squares, err)) != BNF_OK)
+		goto out;
+	pm.before = before;
+	pm.after = after;
+	pm.squares = squares;
+	rc = check_pair(&pm, runs, opt, fc, err);
+	if (rc == BNF_ERR_UNSUPPORTED) {
+		snprintf(note, len, "%s", err ? err->msg : "unsupported");
+		rc = BNF_OK;
+	}
+out:
+	bnf_chain_squares_free(squares);
+	bnf_chain_model_free(before);
+	bnf_chain_model_free(after);
+	return rc;
+}
+
+int bnf_check_fold_pair(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
+                        const char *result, int lowered, const struct bnf_verify_options *opt,
+                        struct bnf_fold_check *fc, int *same, struct bnf_error *err)
+{
+	struct bnf_pair_site *so = calloc(2, sizeof(*so)), *sf = so + 1;
+	int opset = bnf_model_opset(orig), rc = BNF_OK;
+	char note[600] = "";
+
+	fc->weight_ulps = -1;
+	if (!so)
+		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+	/* The fold's result value: made by the original chain (BN, Mul, ...
+	 * or the layer after a BN) and by the folded node, which reads data. */
+	if (!bnf_chain_find_site(orig->graph, opset, result, NULL, so, 0)) {
+		snprintf(note, sizeof(note), "the folded value '%s' is not in the original model",
+		         result);
+	} else if (!bnf_chain_find_site(folded->graph, opset, result, NULL, sf, 0)) {
+		bnf_chain_release_site(so);
+		snprintf(note, sizeof(note), "folded node not found in the new model");
+	} else {
+		rc = check_sites(orig, folded, so, sf, result, lowered, opt, fc, same, note,
+		                 sizeof(note), err);
+		bnf_chain_release_site(so);
+		bnf_chain_release_site(sf);
+	}
+	free(so);
+	if (note[0]) {
+		fc->note = strdup(note);
+		fc->pass = 0;
+	}
+	return rc;
+}
+
+int bnf_verify_add_fold(struct bnf_verify_report *rep, struct bnf_fold_check *fc,
+                        struct bnf_error *err)
+{
+	struct bnf_fold_check *p = realloc(rep->folds, (rep->n_folds + 1) * sizeof(*p));
+
+	if (!p || !fc->bn_name || !fc->target) {
+		free(fc->bn_name);
+		free(fc->op_type);
+		free(fc->target);
+		free(fc->note);
+		if (p)
+			rep->folds = p;
+		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+	}
+	rep->folds = p;
+	rep->folds[rep->n_folds++] = *fc;
+	if (fc->note) {
+		rep->n_unchecked++;
+		return BNF_OK;
+	}
+	if (!fc->pass) {
+		rep->pass = 0;
+		if (rep->first_failed_fold < 0)
+			rep->first_failed_fold = (long)rep->n_folds - 1;
+	}
+	if (fc->weight_ulps > rep->weight_ulps)
+		rep->weight_ulps = fc->weight_ulps;
+	if (!rep->whole_graph) {
+		if (fc->folded_abs > rep->max_abs)
+			rep->max_abs = fc->folded_abs;
+		if (fc->folded_rel > rep->max_rel)
+			rep->max_rel = fc->folded_rel;
+		if (fc->folded_abs > rep->exact_abs)
+			rep->exact_abs = fc->folded_abs;
+		if (rep->n_folds - rep->n_unchecked == 1 || fc->verdict.ratio > rep->ratio) {
+			rep->ratio = fc->verdict.ratio;
+			rep->ratio_dtype = fc->dtype;
+		}
+	}
+	return BNF_OK;
+}
+
+int bnf_verify_folds(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
+                     const struct bnf_fold_report *frep, const struct bnf_verify_options *opt,
+                     struct bnf_verify_report *rep, struct bnf_error *err)
+{
+	size_t i;
+	int rc;
+
+	if (rep->n_folds == 0) {
+		rep->first_failed_fold = -1;
+		rep->weight_ulps = -1;
+	}
+	for (i = 0; i < frep->n_records + frep->n_affine; i++) {
+		int affine = i >= frep->n_records;
+		const struct bnf_bn_record *r =
+		    affine ? &frep->affine[i - frep->n_records] : &frep->records[i];
+		struct bnf_fold_check fc;
+		char target[512];
+
+		if (r->kind == BNF_FOLD_KIND_NONE)
+			continue;
+		memset(&fc, 0, sizeof(fc));
+		snprintf(target, sizeof(target), "%s '%s'", r->target_op, r->target_name);
+		fc.bn_name = strdup(r->bn_name);
+		fc.op_type = affine ? strdup(r->op_type) : NULL;
+		fc.target = strdup(target);
+		if (affine && !fc.op_type) {
+			free(fc.bn_name);
+			fc.bn_name = NULL; /* bnf_verify_add_fold reports it */
+		}
+		rc = bnf_check_fold_pair(orig, folded, r->result, r->kind == BNF_FOLD_KIND_LOWERED,
+		                         opt, &fc, NULL, err);
+		if (bnf_verify_add_fold(rep, &fc, err) != BNF_OK)
+			return BNF_ERR_NOMEM;
+		if (rc != BNF_OK) {
+			bnf_error_prefix(err, "checking the fold of '%s'", r->bn_name);
+			return rc;
+		}
+	}
+	return BNF_OK;
+}

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "eval/tensor.h"
+#include "io/external.h"
 #include "io/validate.h"
+#include "util/le.h"
 #include "util/mem.h"
 /* A deep copy of any message of the tree: pack and unpack. */
 void *bnf_chain_copy_message(const void *msg, const ProtobufCMessageDescriptor *desc)
@@ -437,33 +439,83 @@ static int is_float_dtype(int dtype)
 	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
 }
 
-/* w^2 + n^2 as a float64 initializer of the same name and shape; *out
- * stays NULL for a constant that is not floating point. */
+static int host_is_little_endian(void)
+{
+	const uint16_t one = 1;
+	return *(const uint8_t *)&one == 1;
+}
+
+/* raw (8-byte aligned) receives w^2 + n2 for every element of t, as
+ * little-endian doubles. */
+static void fill_squares(const struct bnf_tensor *t, double n2, uint8_t *raw)
+{
+	size_t i;
+
+	if (host_is_little_endian() && t->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
+		const float *src = t->data; /* every float type is held as float */
+		double *dst = (double *)(void *)raw;
+		for (i = 0; i < t->count; i++)
+			dst[i] = (double)src[i] * (double)src[i] + n2;
+		return;
+	}
+	for (i = 0; i < t->count; i++) {
+		double v = bnf_tensor_get_double(t, i), w = v * v + n2;
+		uint64_t bits;
+		memcpy(&bits, &w, sizeof(bits));
+		bnf_store_le(raw + 8 * i, bits, 8);
+	}
+}
+
+/* w^2 + n^2 as a float64 initializer of the same name and shape, written
+ * straight into its raw_data (little-endian, as the evaluator reads it
+ * in place); *out stays NULL for a constant that is not floating point. */
 static int square_tensor(const struct bnf_external *ext, const Onnx__TensorProto *tp,
                          Onnx__TensorProto **out, struct bnf_error *err)
 {
-	struct bnf_tensor *t = NULL, *sq = NULL;
+	struct bnf_tensor *t = NULL;
+	Onnx__TensorProto *sq = NULL;
 	double n2;
-	size_t i;
-	int rc;
+	int rc, borrowed = 0;
 
 	*out = NULL;
 	if (!tp->has_data_type || !is_float_dtype(tp->data_type))
 		return BNF_OK;
 	n2 = smallest_normal(tp->data_type) * smallest_normal(tp->data_type);
-	rc = bnf_tensor_from_proto_ext(ext, tp, &t, err);
-	if (rc == BNF_OK) {
-		sq = bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, t->rank, t->dims, err);
-		rc = sq ? BNF_OK : err->status;
-	}
-	for (i = 0; rc == BNF_OK && i < t->count; i++) {
-		double v = bnf_tensor_get_double(t, i);
-		((double *)sq->data)[i] = v * v + n2;
-	}
-	if (rc == BNF_OK)
-		rc = bnf_tensor_to_proto(sq, tp->name, out, err);
-	bnf_tensor_free(t);
-	bnf_tensor_free(sq);
+	if (bnf_tensor_is_external(tp))
+		rc = bnf_tensor_from_proto_ext(ext, tp, &t, err);
+	else
+		rc = bnf_tensor_view_proto(tp, &t, &borrowed, err);
+	if (rc != BNF_OK)
+		return rc;
+	sq = calloc(1, sizeof(*sq));
+	if (!sq)
+		goto nomem;
+	onnx__tensor_proto__init(sq);
+	sq->has_data_type = 1;
+	sq->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+	sq->name = strdup(tp->name ? tp->name : "");
+	sq->dims = malloc((tp->n_dims + 1) * sizeof(sq->dims[0]));
+	sq->raw_data.data = bnf_malloc_large(t->count * 8 + 8);
+	if (!sq->name || !sq->dims || !sq->raw_data.data)
+		goto nomem;
+	memcpy(sq->dims, tp->dims, tp->n_dims * sizeof(sq->dims[0]));
+	sq->n_dims = tp->n_dims;
+	sq->has_raw_data = 1;
+	sq->raw_data.len = t->count * 8;
+	fill_squares(t, n2, sq->raw_data.data);
+	*out = sq;
+	sq = NULL;
+	rc = BNF_OK;
+	goto out;
+nomem:
+	rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+out:
+	if (sq)
+		onnx__tensor_proto__free_unpacked(sq, &bnf_large_allocator);
+	if (borrowed)
+		free(t);
+	else
+		bnf_tensor_free(t);
 	return rc;
 }
 

@@ -20,8 +20,8 @@
 #define BNF_PROOF_FLOOR_ULPS 8.0
 /* Float64 outputs: the reference is no more precise than the model, so
  * the original's error reads 0 and the floor alone decides; it is then
- * this many units of float64 rounding (2^20 u = 1.2e-10 of the scale). */
-#define BNF_PROOF_FLOOR_ULPS_F64 1048576.0
+ * this many units of float64 rounding (2^12 u = 4.5e-13 of the scale). */
+#define BNF_PROOF_FLOOR_ULPS_F64 4096.0
 /* Per fold, the folded node evaluated in float64 may differ from the exact
  * pair by at most this many units of rounding of its stored type, in
  * each element's own scale sqrt(sum (w'x)^2 + b'^2). */

@@ -358,6 +358,8 @@ int bnf_verify_add_fold(struct bnf_verify_report *rep, struct bnf_fold_check *fc
 			rep->ratio = fc->verdict.ratio;
 			rep->ratio_dtype = fc->dtype;
 		}
+		if (fc->verdict.used > rep->used)
+			rep->used = fc->verdict.used;
 	}
 	return BNF_OK;
 }

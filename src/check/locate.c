@@ -165,7 +165,7 @@ out:
 }
 
 static void note_divergence(struct bnf_verify_report *rep, const Onnx__NodeProto *node,
-                            const char *value, size_t position, size_t n_values,
+                            const char *value, int dtype, size_t position, size_t n_values,
                             const struct bnf_err_acc *exact, const struct bnf_err_acc *orig,
                             const struct bnf_err_verdict *v)
 {
@@ -175,6 +175,7 @@ static void note_divergence(struct bnf_verify_report *rep, const Onnx__NodeProto
 	snprintf(d->value, sizeof(d->value), "%s", value);
 	snprintf(d->node, sizeof(d->node), "%s", node->name && node->name[0] ? node->name : value);
 	snprintf(d->op, sizeof(d->op), "%s", node->op_type ? node->op_type : "");
+	d->dtype = dtype;
 	d->position = position + 1;
 	d->n_values = n_values;
 	d->verdict = *v;
@@ -202,8 +203,8 @@ static void judge_values(const Onnx__ModelProto *b, char **names, const size_t *
 		bnf_err_judge(&exact, &orig, NULL, ta->dtype, &v);
 		if (v.pass && exact.n_unmatched == 0)
 			continue;
-		note_divergence(rep, b->graph->node[producer[i]], names[i], i, n, &exact, &orig,
-		                &v);
+		note_divergence(rep, b->graph->node[producer[i]], names[i], ta->dtype, i, n, &exact,
+		                &orig, &v);
 		return;
 	}
 }

@@ -331,6 +331,8 @@ int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 			rep->ratio = o->verdict.ratio;
 			rep->ratio_dtype = o->dtype;
 		}
+		if (o->verdict.used > rep->used)
+			rep->used = o->verdict.used;
 	}
 	bnf_check_jobs_free(keep, 2, n_out);
 	if (opt->locate && !rep->pass &&

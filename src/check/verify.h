@@ -88,6 +88,7 @@ struct bnf_divergence {
 	char value[256];
 	char node[256]; /* the candidate's node producing it */
 	char op[64];
+	int dtype;
 	size_t position, n_values; /* its place among the values compared */
 	struct bnf_err_verdict verdict;
 	double exact_abs, original_abs;
@@ -106,6 +107,7 @@ struct bnf_verify_report {
 	size_t n_unchecked;      /* folds the per-fold check could not run */
 	double max_abs, max_rel; /* worst over outputs (or folds), folded vs original */
 	double ratio;            /* worst error-model ratio over outputs (or folds) */
+	double used;             /* worst share of its limit an error uses (<= 1 passes) */
 	double exact_abs;        /* worst max |B - R| over outputs (or folds) */
 	double weight_ulps;      /* worst over folds (negative: none measured) */
 	int ratio_dtype;         /* the dtype whose rounding `ratio` is measured in */

@@ -56,7 +56,7 @@ static void usage(FILE *f)
 	      "The equivalence check (on by default):\n"
 	      "      --no-verify       do not check; write the folded model unverified\n"
 	      "      --force           write the model even when the check fails (exit 1)\n"
-	      "      --samples N       random input samples for the check (default 2)\n"
+	      "      --samples N       random input samples for the check (default 1)\n"
 	      "      --seed S          seed of the random inputs (default 1)\n"
 	      "      --shape NAME=DIMS input shape, e.g. input=1x3x224x224 (repeatable)\n"
 	      "      --dim SYMBOL=N    value of a symbolic dimension (default 1; repeatable)\n"

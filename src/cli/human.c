@@ -178,8 +178,8 @@ void cli_print_where(const struct bnf_verify_report *vr, const char *b_label)
 	}
 	if (vr->diverge.found) {
 		char ratio[160];
-		describe_ratio(&vr->diverge.verdict, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-		               "the reference's", ratio, sizeof(ratio));
+		describe_ratio(&vr->diverge.verdict, vr->diverge.dtype, "the reference's", ratio,
+		               sizeof(ratio));
 		cli_say("first divergence: value '%s' of %s '%s' in %s (value %zu of %zu in "
 		        "common): %s, max abs err %.2g against the exact result",
 		        vr->diverge.value, vr->diverge.op, vr->diverge.node, b_label,
@@ -203,7 +203,8 @@ static void print_headline(const struct bnf_verify_report *vr, const char *verdi
 		         vr->ratio, vr->whole_graph ? "'s" : " pairs'",
 		         bnf_rounding_name(vr->ratio_dtype));
 	else
-		snprintf(ratio, sizeof(ratio), "within the floor (the original is exact)");
+		snprintf(ratio, sizeof(ratio), "within %.2g of the %s floor (the original is exact)",
+		         vr->used, bnf_rounding_name(vr->ratio_dtype));
 	if (vr->whole_graph)
 		cli_say("%s: outputs %s; max abs err %.2g against the exact result (graph, %d "
 		        "sample%s, float64 reference on %d)",

@@ -116,7 +116,7 @@ int main(int argc, char **argv)
 	bnf_mem_init();
 	memset(&cli, 0, sizeof(cli));
 	cli.verify.inputs = &cli.inputs;
-	cli.verify.samples = 2;
+	cli.verify.samples = 1;
 	cli.verify.seed = 1;
 	cli.verify.threads = default_threads();
 	cli.verify.atol = -1;

@@ -159,21 +159,21 @@ static void json_input_shapes(struct bnf_json *j, const struct bnf_input_shapes 
 	bnf_json_object_end(j);
 }
 
-static void json_check(struct bnf_json *j, const struct bnf_verify_report *v)
+/* The error model's verdict on one output or fold (errmodel.h). */
+static void json_verdict(struct bnf_json *j, const struct bnf_err_verdict *v)
+{
+	bnf_json_number(j, "ratio", v->ratio);
+	bnf_json_number(j, "ratio_norm", v->ratio_norm);
+	bnf_json_number(j, "ratio_elementwise", v->ratio_max);
+	bnf_json_number(j, "limit_norm", v->limit_norm);
+	bnf_json_number(j, "limit_max_abs", v->limit_max);
+	bnf_json_number(j, "budget_used", v->used);
+}
+
+static void json_outputs(struct bnf_json *j, const struct bnf_verify_report *v)
 {
 	size_t i;
 
-	if (!v) {
-		bnf_json_null(j, "check");
-		return;
-	}
-	bnf_json_object_begin(j, "check");
-	bnf_json_bool(j, "pass", v->pass);
-	bnf_json_bool(j, "whole_graph", v->whole_graph);
-	bnf_json_string(j, "fallback", v->whole_graph || !v->fallback[0] ? NULL : v->fallback);
-	bnf_json_integer(j, "samples", v->samples);
-	bnf_json_number(j, "max_abs", v->max_abs);
-	bnf_json_number(j, "max_rel", v->max_rel);
 	bnf_json_array_begin(j, "outputs");
 	for (i = 0; i < v->n_outputs; i++) {
 		const struct bnf_output_check *o = &v->outputs[i];
@@ -188,9 +188,23 @@ static void json_check(struct bnf_json *j, const struct bnf_verify_report *v)
 		bnf_json_integer(j, "outside_tolerance", (long long)o->n_bad);
 		bnf_json_integer(j, "nonfinite_original", (long long)o->nan_a);
 		bnf_json_integer(j, "nonfinite_folded", (long long)o->nan_b);
+		bnf_json_integer(j, "reference_samples", o->ref_samples);
+		if (o->ref_samples) {
+			bnf_json_number(j, "exact_max_abs", o->exact_abs);
+			bnf_json_number(j, "exact_norm_err", o->exact_norm);
+			bnf_json_number(j, "original_max_abs", o->original_abs);
+			bnf_json_number(j, "original_norm_err", o->original_norm);
+			json_verdict(j, &o->verdict);
+		}
 		bnf_json_object_end(j);
 	}
 	bnf_json_array_end(j);
+}
+
+static void json_folds(struct bnf_json *j, const struct bnf_verify_report *v)
+{
+	size_t i;
+
 	bnf_json_array_begin(j, "folds");
 	for (i = 0; i < v->n_folds; i++) {
 		const struct bnf_fold_check *c = &v->folds[i];
@@ -204,9 +218,76 @@ static void json_check(struct bnf_json *j, const struct bnf_verify_report *v)
 		bnf_json_number(j, "original_abs", c->orig_abs);
 		bnf_json_number(j, "original_rel", c->orig_rel);
 		bnf_json_string(j, "note", c->note);
+		if (!c->note) {
+			bnf_json_string(j, "dtype", bnf_dtype_label(c->dtype));
+			bnf_json_number(j, "folded_norm_err", c->folded_norm);
+			bnf_json_number(j, "original_norm_err", c->orig_norm);
+			json_verdict(j, &c->verdict);
+			if (c->weight_ulps >= 0)
+				bnf_json_number(j, "weight_ulps", c->weight_ulps);
+			else
+				bnf_json_null(j, "weight_ulps");
+		}
 		bnf_json_object_end(j);
 	}
 	bnf_json_array_end(j);
+}
+
+/* Where a failed check went wrong (null when nothing is named). */
+static void json_where(struct bnf_json *j, const struct bnf_verify_report *v)
+{
+	const struct bnf_divergence *d = &v->diverge;
+
+	if (v->first_failed_fold >= 0 && (size_t)v->first_failed_fold < v->n_folds)
+		bnf_json_integer(j, "first_failed_fold", v->first_failed_fold);
+	else
+		bnf_json_null(j, "first_failed_fold");
+	if (!d->found) {
+		bnf_json_null(j, "divergence");
+		return;
+	}
+	bnf_json_object_begin(j, "divergence");
+	bnf_json_string(j, "value", d->value);
+	bnf_json_string(j, "node", d->node);
+	bnf_json_string(j, "op", d->op);
+	bnf_json_integer(j, "position", (long long)d->position);
+	bnf_json_integer(j, "values_compared", (long long)d->n_values);
+	bnf_json_number(j, "exact_max_abs", d->exact_abs);
+	bnf_json_number(j, "original_max_abs", d->original_abs);
+	json_verdict(j, &d->verdict);
+	bnf_json_object_end(j);
+}
+
+static void json_check(struct bnf_json *j, const struct bnf_verify_report *v)
+{
+	if (!v) {
+		bnf_json_null(j, "check");
+		return;
+	}
+	bnf_json_object_begin(j, "check");
+	bnf_json_bool(j, "pass", v->pass);
+	bnf_json_bool(j, "whole_graph", v->whole_graph);
+	bnf_json_string(j, "fallback", v->whole_graph || !v->fallback[0] ? NULL : v->fallback);
+	bnf_json_integer(j, "samples", v->samples);
+	bnf_json_number(j, "max_abs", v->max_abs);
+	bnf_json_number(j, "max_rel", v->max_rel);
+	bnf_json_string(j, "criterion",
+	                v->whole_graph && v->fixed_tolerance ? "tolerance" : "error-model");
+	bnf_json_number(j, "k", BNF_PROOF_K);
+	bnf_json_number(j, "floor_ulps", BNF_PROOF_FLOOR_ULPS);
+	bnf_json_number(j, "weight_ulps_limit", BNF_PROOF_WEIGHT_ULPS);
+	bnf_json_integer(j, "reference_samples", v->ref_samples);
+	bnf_json_number(j, "ratio", v->ratio);
+	bnf_json_string(j, "ratio_rounding", bnf_rounding_name(v->ratio_dtype));
+	bnf_json_number(j, "budget_used", v->used);
+	bnf_json_number(j, "exact_max_abs", v->exact_abs);
+	if (v->weight_ulps >= 0)
+		bnf_json_number(j, "weight_ulps", v->weight_ulps);
+	else
+		bnf_json_null(j, "weight_ulps");
+	json_where(j, v);
+	json_outputs(j, v);
+	json_folds(j, v);
 	json_input_shapes(j, &v->inputs);
 	bnf_json_object_end(j);
 }

@@ -185,7 +185,7 @@ static int is_float32_held(int dtype)
 static struct bnf_tensor *to_double(const struct bnf_tensor *t, struct bnf_error *err)
 {
 	struct bnf_tensor *d =
-	    bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, t->rank, t->dims, err);
+	    bnf_tensor_new_uninit(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, t->rank, t->dims, err);
 	size_t i;
 
 	for (i = 0; d && i < t->count; i++)
@@ -449,7 +449,12 @@ static int bind_inputs(struct run *r, size_t n, const char *const *names,
 			return bnf_fail(r->err, BNF_ERR_INPUT, "graph input '%s' was not given",
 			                v->name);
 	}
+	/* A double run promotes the inputs now and each initializer when a
+	 * node first reads it (run_node): a weight in float64 lives only until
+	 * its last reader has run, so the copies reuse the same memory. */
 	for (i = 0; i < r->n_values; i++) {
+		if (!r->values[i].graph_input)
+			continue;
 		rc = promote_value(r, &r->values[i]);
 		if (rc != BNF_OK)
 			return rc;
@@ -635,6 +640,8 @@ static int run_node(struct run *r, size_t i)
 	}
 	for (j = 0; j < n_in; j++) {
 		int idx = r->in_val[r->in_off[i] + j];
+		if (idx >= 0 && (rc = promote_value(r, &r->values[idx])) != BNF_OK)
+			goto out;
 		in[j] = idx >= 0 ? r->values[idx].t : NULL;
 	}
 	ctx.node = node;
@@ -707,6 +714,13 @@ static int collect_outputs(struct run *r, struct bnf_tensor ***outputs)
 		return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory");
 	for (i = 0; i < g->n_output; i++) {
 		struct value *v = &r->values[lookup(r, g->output[i]->name)];
+		int rc = promote_value(r, v); /* an initializer read by no node */
+		if (rc != BNF_OK) {
+			while (i-- > 0)
+				bnf_tensor_free(res[i]);
+			free(res);
+			return rc;
+		}
 		if (v->owned == value_owner_all) {
 			res[i] = v->t;
 			v->owned = value_owner_none;

@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""Run bnfold's default command on every lab network and tabulate the proof.
+
+    /usr/bin/python3 tests/lab/run_lab.py [--bnfold BIN] [--before BIN]
+                                          [--runs N] [--out FILE] [LAB_DIR]
+
+For each model of LAB_DIR (tests/lab/work/, written by gen_lab.py) this
+runs `BIN MODEL -o OUT --json REPORT` (the default command: fold, check,
+write) N times (default 3) and records the exit status, the median wall
+time and, from the JSON report, the error model's figures: per output the
+ratio of the folded model's error to the original's own rounding error
+(normwise and elementwise, both against the float64 reference), and over
+the folds the worst stored-precision ratio and the worst distance of the
+exactly computed fold from the exact pair (units of rounding of the
+weights). With --before, the same command of an older binary is timed
+and its exit status recorded. The table goes to --out (default
+tests/lab/results.md) and stdout. Exits 1 when the default command failed
+on some network: the error model's promise is zero false alarms.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import gen_lab  # noqa: E402
+
+
+def run_once(binary, model, workdir):
+    out = os.path.join(workdir, "out.onnx")
+    report = os.path.join(workdir, "report.json")
+    for f in (out, report):
+        if os.path.exists(f):
+            os.remove(f)
+    t0 = time.perf_counter()
+    proc = subprocess.run([binary, model, "-o", out, "--json", report],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=3600)
+    elapsed = time.perf_counter() - t0
+    data = None
+    if os.path.exists(report):
+        with open(report) as f:
+            data = json.load(f)
+    return proc.returncode, elapsed, data, proc.stderr.decode("utf-8", "replace")
+
+
+def timed(binary, model, runs, workdir):
+    times, first = [], None
+    for _ in range(runs):
+        rc, elapsed, data, stderr = run_once(binary, model, workdir)
+        times.append(elapsed)
+        if first is None:
+            first = (rc, data, stderr)
+    return first + (statistics.median(times),)
+
+
+def fmt(x, spec="%.2g"):
+    if x is None:
+        return "-"
+    return spec % x
+
+
+def figures(data):
+    """The error model's figures of one JSON report."""
+    check = (data or {}).get("check") or {}
+    outs = check.get("outputs") or []
+    folds = [f for f in check.get("folds") or [] if f.get("checked")]
+    ratio_n = max((o.get("ratio_norm") or 0 for o in outs), default=None)
+    ratio_e = max((o.get("ratio_elementwise") or 0 for o in outs), default=None)
+    used = max((o.get("budget_used") or 0 for o in outs), default=None)
+    fold_ratio = max((f.get("ratio") or 0 for f in folds), default=None)
+    weight = max((f.get("weight_ulps") or 0 for f in folds if f.get("weight_ulps") is not None),
+                 default=None)
+    return {
+        "whole": check.get("whole_graph"),
+        "fallback": check.get("fallback"),
+        "ratio_norm": ratio_n if outs else None,
+        "ratio_elem": ratio_e if outs else None,
+        "used": used if outs else None,
+        "exact": check.get("exact_max_abs"),
+        "fold_ratio": fold_ratio,
+        "weight": weight,
+        "folds": len(folds),
+        "folded": ((data or {}).get("summary") or {}).get("folded"),
+    }
+
+
+def main(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bnfold", default=os.path.join(REPO, "build", "bnfold"))
+    ap.add_argument("--before")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
+    ap.add_argument("lab", nargs="?", default=os.path.join(HERE, "work"))
+    args = ap.parse_args(argv)
+
+    rows, failures = [], []
+    with tempfile.TemporaryDirectory() as workdir:
+        for net, opset, dtype in gen_lab.VARIANTS:
+            name = gen_lab.file_name(net, opset, dtype)
+            model = os.path.join(args.lab, name)
+            if not os.path.exists(model):
+                print("missing %s (run gen_lab.py)" % name, file=sys.stderr)
+                failures.append(name)
+                continue
+            rc, data, stderr, t_after = timed(args.bnfold, model, args.runs, workdir)
+            before = timed(args.before, model, args.runs, workdir) if args.before else None
+            f = figures(data)
+            if rc != 0:
+                failures.append(name)
+                sys.stderr.write("%s: exit %d\n%s" % (name, rc, stderr))
+            row = (name, dtype, opset, f, rc, t_after, before)
+            rows.append(row)
+            print("%-36s exit %d  ratio %s/%s  folds %s  weights %s  %.2fs%s" % (
+                name, rc, fmt(f["ratio_norm"]), fmt(f["ratio_elem"]), fmt(f["fold_ratio"]),
+                fmt(f["weight"]), t_after,
+                "" if not before else "  (before: exit %d, %.2fs)" % (before[0], before[3])),
+                flush=True)
+    write_table(args, rows, failures)
+    return 1 if failures else 0
+
+
+def write_table(args, rows, failures):
+    lines = [
+        "# The error model on the lab of networks",
+        "",
+        "Written by `tests/lab/run_lab.py` (`make check-lab`) on the models of",
+        "`tests/lab/gen_lab.py`: torchvision architectures with random weights,",
+        "BatchNormalization statistics from %d train-mode passes, exported with the"
+        % gen_lab.PRIME_STEPS,
+        "BN kept. Each row is the default command `bnfold MODEL -o OUT` (median of",
+        "%d runs; 2 cores shared with other work, so times move by tens of percent)."
+        % args.runs,
+        "",
+        "- ratio: the folded model's error against the float64 reference divided by",
+        "  the original's (normwise ||B-R||/||A-R|| and elementwise max|B-R|/max|A-R|),",
+        "  worst over outputs; the check passes up to K = 4 (plus the floor);",
+        "- used: the worst error over its limit K |A-R| + floor (passes up to 1);",
+        "- folds: the worst per-fold ratio (stored precision), and the worst distance",
+        "  of the fold computed exactly from the exact pair, in units of rounding of",
+        "  the weights (passes up to 16);",
+        "- exact: the largest |B - R| over the outputs;",
+        "- time: wall seconds of the default run%s." % (
+            ", before (the binary given as --before) and after" if args.before else ""),
+        "",
+        "| model | dtype | opset | exit | BN folded | ratio norm | ratio elem | used "
+        "| fold ratio | weights (ulps) | exact max abs | time before | time after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, dtype, opset, f, rc, t_after, before in rows:
+        whole = f["whole"]
+        lines.append("| %s | %s | %d | %d%s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s |" % (
+            name[:-5], dtype, opset, rc,
+            "" if not before else " (before %d)" % before[0],
+            f["folded"] if f["folded"] is not None else "-",
+            fmt(f["ratio_norm"]) if whole else "(per fold)",
+            fmt(f["ratio_elem"]) if whole else "-",
+            fmt(f["used"]) if whole else "-",
+            fmt(f["fold_ratio"]), fmt(f["weight"]), fmt(f["exact"]),
+            "%.2f s" % before[3] if before else "-", t_after))
+    fallbacks = [(r[0], r[3]["fallback"]) for r in rows if not r[3]["whole"]]
+    if fallbacks:
+        lines += ["", "Whole-graph check skipped (the per-fold check decided alone):", ""]
+        lines += ["- %s: %s" % (n[:-5], why) for n, why in fallbacks]
+    by_dtype = {}
+    for name, dtype, opset, f, rc, t_after, before in rows:
+        if f["whole"]:
+            r = max(f["ratio_norm"] or 0, f["ratio_elem"] or 0)
+            by_dtype[dtype] = max(by_dtype.get(dtype, 0), r)
+    lines += ["", "Largest output ratio by dtype: " + ", ".join(
+        "%s %.2g" % kv for kv in sorted(by_dtype.items())) + "."]
+    lines += ["", "Default command failed on: %s." % (", ".join(failures) or "none")]
+    text = "\n".join(lines) + "\n"
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

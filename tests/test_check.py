@@ -7,6 +7,7 @@ difference, the model really produces NaN), so the tests cannot pass by
 accident.
 """
 
+import json
 import os
 import re
 
@@ -23,22 +24,38 @@ TORCH_DIR = os.path.join(FIXTURES, "torch")
 EXAMPLE = os.path.join(FIXTURES, "example.onnx")
 RESNET = os.path.join(TORCH_DIR, "resnet_tiny.onnx")
 
+# The headline of the error model (src/check/errmodel.c): the folded
+# model's error against the float64 reference over the original's own.
 RE_VERIFIED = re.compile(
-    r"^bnfold: verified: (?P<n>\d+) (?P<unit>samples?|folds?), max abs err (?P<abs>\S+), "
-    r"max rel err (?P<rel>\S+) \((?P<mode>graph|per fold)\)$")
+    r"^bnfold: verified: (?P<what>outputs|folds) within (?:(?P<ratio>\S+)x of the original(?:'s"
+    r"| pairs') (?P<rounding>\S+) rounding error|(?P<used>\S+) of the (?P<floor>\S+) floor "
+    r"\(the original is exact\)); max abs err (?P<abs>\S+) against the exact result "
+    r"\((?P<mode>graph|per fold), (?P<n>\d+) (?P<unit>samples?|folds?)"
+    r"(?:, float64 reference on (?P<ref>\d+))?\)$")
+# ... and with --atol/--rtol, fixed tolerances against the original.
+RE_VERIFIED_TOL = re.compile(
+    r"^bnfold: verified: outputs within --atol/--rtol of the original: max abs err (?P<abs>\S+), "
+    r"max rel err (?P<rel>\S+) \(graph, (?P<n>\d+) (?P<unit>samples?)\)$")
 RE_FALLBACK = re.compile(
     r"^bnfold: whole-graph check skipped: the evaluator does not support operator "
     r"(?P<op>\S+) \(node '(?P<node>[^']*)'[^)]*\); checking each fold instead$")
 RE_OUTPUT = re.compile(
-    r"^bnfold: output '(?P<name>.*)': max abs err (?P<abs>\S+), max rel err (?P<rel>\S+), "
+    r"^bnfold: output '(?P<name>.*)': (?:(?P<ratio>\S+)x the original's (?P<rounding>\S+) "
+    r"rounding error \(limit 4x\)|(?P<used>\S+) of the \S+ floor \(the original's result is "
+    r"exact\)); max abs err (?P<abs>\S+) against the exact result \(original (?P<orig>\S+)\), "
     r"normalised err (?P<norm>\S+)(?P<failed> FAILED)?$")
+RE_OUTPUT_TOL = re.compile(
+    r"^bnfold: output '(?P<name>.*)': max abs err (?P<abs>\S+), max rel err (?P<rel>\S+), "
+    r"normalised err (?P<norm>\S+) against the original(?P<failed> FAILED)?$")
 RE_OUTSIDE = re.compile(
     r"^bnfold: output '(?P<name>.*)': (?P<bad>\d+) of (?P<total>\d+) values outside the "
-    r"tolerance$")
+    r"(?P<what>tolerance|error model's limit)$")
 RE_FOLDCHECK = re.compile(
-    r"^bnfold: fold of '(?P<bn>.*)' into (?P<op>\S+) '(?P<node>.*)': folded vs float64 max "
-    r"abs err (?P<fabs>\S+), rel (?P<frel>\S+); original vs float64 abs (?P<oabs>\S+), "
-    r"rel (?P<orel>\S+)$")
+    r"^bnfold: fold of '(?P<bn>.*)' into (?P<op>\S+) '(?P<node>.*)': (?:(?P<ratio>\S+)x the "
+    r"original pair's (?P<rounding>\S+) rounding error \(limit 4x\)|(?P<used>\S+) of the \S+ "
+    r"floor \(the original pair's result is exact\)), max abs err (?P<fabs>\S+) against the "
+    r"exact result \(original (?P<oabs>\S+)\)(?:; computed exactly, (?P<ulps>\S+) units of "
+    r"rounding of the weights from the exact pair \(limit 16\))?(?P<failed> FAILED)?$")
 TRY_HELP = "Try 'bnfold --help'."
 
 # Fixtures with an operator bnfold's evaluator lacks -> (operator, node).
@@ -169,23 +186,30 @@ def test_verified_line(bnfold, tmp_path, path):
     if unsupported:
         fb = one(RE_FALLBACK, proc.stderr)
         assert (fb["op"], fb["node"]) == unsupported
-        assert v["mode"] == "per fold"
+        assert (v["mode"], v["what"]) == ("per fold", "folds")
         assert int(v["n"]) == summary["folded"]
         assert v["unit"] == ("fold" if summary["folded"] == 1 else "folds")
         assert not matches(RE_OUTPUT, proc.stderr)
-        # The summary is the worst of the per-fold numbers.
+        # The headline is the worst of the per-fold figures.
         assert float(v["abs"]) == max(float(m["fabs"]) for m in fold_lines)
+        assert v["ratio"] == "%.2g" % max(float(m["ratio"]) for m in fold_lines)
     else:
         assert not matches(RE_FALLBACK, proc.stderr)
-        assert v["mode"] == "graph"
-        assert (int(v["n"]), v["unit"]) == (2, "samples")
+        assert (v["mode"], v["what"]) == ("graph", "outputs")
+        assert (int(v["n"]), v["unit"], v["ref"]) == (1, "sample", "1")
         outs = matches(RE_OUTPUT, proc.stderr)
         names = [o.name for o in onnx.load(path).graph.output]
         assert sorted(m["name"] for m in outs) == sorted(names)
         assert not any(m["failed"] for m in outs)
         assert float(v["abs"]) == max(float(m["abs"]) for m in outs)
-        assert float(v["rel"]) == max(float(m["rel"]) for m in outs)
-    assert all(np.isfinite(float(v[k])) and float(v[k]) >= 0 for k in ("abs", "rel"))
+        if v["ratio"] is not None:
+            assert float(v["ratio"]) == max(float(m["ratio"]) for m in outs)
+            assert float(v["ratio"]) <= 4
+    # Each fold computed exactly is within a few roundings of its weights.
+    for m in fold_lines:
+        assert not m["failed"], m.string
+        assert m["ulps"] is None or float(m["ulps"]) <= 16, m.string
+    assert np.isfinite(float(v["abs"])) and float(v["abs"]) >= 0
 
 
 def test_quiet_run_still_reports_verified(bnfold, tmp_path):
@@ -224,12 +248,13 @@ def test_strict_tolerance_fails_and_writes_nothing(bnfold, tmp_path):
     assert os.listdir(tmp_path) == [], "temporary files left behind"
     assert any(l.startswith("bnfold: check failed: ") and "nothing written" in l
                for l in proc.stderr.splitlines()), proc.stderr
-    failed = [m for m in matches(RE_OUTPUT, proc.stderr) if m["failed"]]
+    failed = [m for m in matches(RE_OUTPUT_TOL, proc.stderr) if m["failed"]]
     assert [m["name"] for m in failed] == ["logits"]
     outside = one(RE_OUTSIDE, proc.stderr)
-    # logits is 1x10 and 2 samples are compared.
-    assert outside["name"] == "logits" and int(outside["total"]) == 20
-    assert 0 < int(outside["bad"]) <= 20
+    # logits is 1x10 and 1 sample is compared.
+    assert outside["name"] == "logits" and int(outside["total"]) == 10
+    assert outside["what"] == "tolerance"
+    assert 0 < int(outside["bad"]) <= 10
     assert not matches(RE_VERIFIED, proc.stderr)
 
     # --force writes the same model, and still exits 1.
@@ -259,9 +284,11 @@ def test_dry_run_never_writes(bnfold, tmp_path, extra, code):
 
 
 def test_tolerance_formula_scales_atol_by_rms(bnfold, tmp_path):
-    # Outputs around 100 (rms >> 1): with rtol 0 an element fails when
-    # |a-b| > atol * rms(b).  X = the reported max abs err; atol = 2X/rms
-    # passes only if atol is scaled by the RMS, atol = 0.4X/rms must fail.
+    # --atol/--rtol keep their fixed meaning. Outputs around 100 (rms >> 1):
+    # with rtol 0 an element fails when |a-b| > atol * rms(b).  X = the max
+    # abs err between folded and original (the report's outputs[].max_abs);
+    # atol = 2X/rms passes only if atol is scaled by the RMS, atol = 0.4X/rms
+    # must fail.
     model, p = conv_bn_model(bn_bias_offset=100.0, seed=3)
     path = save(model, tmp_path, "big.onnx")
     x = np.random.default_rng(5).standard_normal((1, 3, 8, 8)).astype(np.float32)
@@ -269,12 +296,15 @@ def test_tolerance_formula_scales_atol_by_rms(bnfold, tmp_path):
     base = ["-n", "-v", "--input", "x=%s" % (tmp_path / "x.npy"), path]
     r = rms(numpy_conv_bn(x, p))
     assert r > 50
-    first = run(bnfold, base)
+    report = str(tmp_path / "r.json")
+    first = run(bnfold, base + ["--json", report])
     assert first.returncode == 0, describe(first)
-    err = float(one(RE_VERIFIED, first.stderr)["abs"])
+    with open(report) as f:
+        err = json.load(f)["check"]["outputs"][0]["max_abs"]
     assert err > 0
     ok = run(bnfold, base + ["--rtol", "0", "--atol", repr(2 * err / r)])
     assert ok.returncode == 0, describe(ok)
+    assert one(RE_VERIFIED_TOL, ok.stderr)
     bad = run(bnfold, base + ["--rtol", "0", "--atol", repr(0.4 * err / r)])
     assert bad.returncode == 1, describe(bad)
     # And rtol alone: 2X/min|b| covers every element.
@@ -313,7 +343,8 @@ def test_compare_detects_wrong_fold(bnfold, ort, tmp_path):
 
     good = run(bnfold, ["--compare", EXAMPLE, folded])
     assert good.returncode == 0, describe(good)
-    assert "bnfold: equal within tolerance: 2 samples" in good.stderr
+    assert any(l.startswith("bnfold: equal: outputs within ") and l.endswith(
+        "(graph, 1 sample, float64 reference on 1)") for l in good.stderr.splitlines()), good.stderr
     assert not any(m["failed"] for m in matches(RE_OUTPUT, good.stderr))
 
 
@@ -321,7 +352,12 @@ def test_compare_model_with_itself_is_exact(bnfold):
     proc = run(bnfold, ["--compare", RESNET, RESNET, "-v"])
     assert proc.returncode == 0, describe(proc)
     (m,) = matches(RE_OUTPUT, proc.stderr)
-    assert (float(m["abs"]), float(m["rel"]), float(m["norm"])) == (0, 0, 0)
+    # The candidate's error against the float64 reference is the
+    # reference's own: ratio 1, the same max abs err, and nonzero.
+    assert (m["ratio"], m["abs"]) == ("1", m["orig"])
+    assert float(m["abs"]) > 0
+    # No node of the candidate replaces a chain of the reference.
+    assert not matches(RE_FOLDCHECK, proc.stderr)
 
 
 def test_compare_unusable_inputs(bnfold, tmp_path):
@@ -416,15 +452,17 @@ def test_unsupported_operator_falls_back_to_per_fold(bnfold, ort, tmp_path, op):
 
 
 def test_per_fold_check_strict_tolerance_on_if(bnfold, tmp_path):
-    # In the per-fold check a fold passes when it is within tolerance of the
-    # float64 reference OR no further from it than twice the original pair's
-    # own rounding (src/verify.c).  So even a zero tolerance passes here, and
-    # the reported folded error stays within 2x the original's.
+    # --atol/--rtol judge graph outputs only; the per-fold check always uses
+    # the error model (src/check/foldcheck.c). So even a zero tolerance
+    # passes here, where only the per-fold check runs, and every fold stays
+    # within K = 4 of the original pair's rounding error.
     path = os.path.join(FIXTURES, "if_subgraph.onnx")
     proc = run(bnfold, ["-v", "-n", "--atol", "0", "--rtol", "0", path])
     assert proc.returncode == 0, describe(proc)
-    for m in matches(RE_FOLDCHECK, proc.stderr):
-        assert float(m["fabs"]) <= 2 * float(m["oabs"]) * 1.05, m.string
+    folds = matches(RE_FOLDCHECK, proc.stderr)
+    assert folds
+    for m in folds:
+        assert float(m["ratio"]) <= 4 and float(m["ulps"]) <= 16, m.string
     assert one(RE_VERIFIED, proc.stderr)["mode"] == "per fold"
 
 
@@ -495,10 +533,10 @@ def test_samples_count_and_nesting(bnfold):
     four = run(bnfold, ["-n", "--samples", "4", RESNET])
     assert one_s.returncode == four.returncode == 0
     v1, v4 = one(RE_VERIFIED, one_s.stderr), one(RE_VERIFIED, four.stderr)
-    assert (v1["n"], v1["unit"]) == ("1", "sample")
-    assert (v4["n"], v4["unit"]) == ("4", "samples")
-    assert float(v4["abs"]) >= float(v1["abs"])
-    assert float(v4["rel"]) >= float(v1["rel"])
+    assert (v1["n"], v1["unit"], v1["ref"]) == ("1", "sample", "1")
+    assert (v4["n"], v4["unit"], v4["ref"]) == ("4", "samples", "1")
+    # The float64 reference runs on sample 0 in both.
+    assert float(v4["abs"]) == float(v1["abs"])
     # With a zero tolerance, the count of compared values follows --samples.
     strict = run(bnfold, ["-n", "--samples", "3", "--atol", "0", "--rtol", "0", EXAMPLE])
     assert strict.returncode == 1
@@ -541,10 +579,10 @@ def test_symbolic_batch(bnfold, tmp_path, sym_model, args, batch):
     p = run(bnfold, ["--run", path, "--output-dir", str(d)] + args)
     assert p.returncode == 0, describe(p)
     assert read_pb(str(d / "y.pb")).shape == (batch, 4, 8, 8)
-    # The check uses the same shape: 2 samples of batch x 4x8x8 values.
+    # The check uses the same shape: 1 sample of batch x 4x8x8 values.
     strict = run(bnfold, ["-n", "--atol", "0", "--rtol", "0", path] + args)
     assert strict.returncode == 1, describe(strict)
-    assert int(one(RE_OUTSIDE, strict.stderr)["total"]) == 2 * batch * 256
+    assert int(one(RE_OUTSIDE, strict.stderr)["total"]) == batch * 256
     ok = run(bnfold, ["-n", path] + args)
     assert ok.returncode == 0, describe(ok)
     assert one(RE_VERIFIED, ok.stderr)["mode"] == "graph"
@@ -568,10 +606,10 @@ def test_run_with_input_file(bnfold, ort, tmp_path, sym_model, fmt):
     assert got.dtype == np.float32 and got.shape == (5, 4, 8, 8)
     np.testing.assert_allclose(got, numpy_conv_bn(x, p), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(got, ortutil.run_ort(path, {"x": x})["y"], rtol=1e-4, atol=1e-5)
-    # The check uses the file too: 2 samples of 5x4x8x8 values.
+    # The check uses the file too: 1 sample of 5x4x8x8 values.
     strict = run(bnfold, ["-n", "--atol", "0", "--rtol", "0", "--input", "x=" + f, path])
     assert strict.returncode == 1, describe(strict)
-    assert int(one(RE_OUTSIDE, strict.stderr)["total"]) == 2 * 5 * 256
+    assert int(one(RE_OUTSIDE, strict.stderr)["total"]) == 5 * 256
 
 
 def test_output_names_with_slash(bnfold, tmp_path):

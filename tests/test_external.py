@@ -272,9 +272,9 @@ def test_check_memory_budget_skips_whole_graph(bnfold, ext_model):
     proc = C.run(bnfold, [ext_model, "-n", "--check-memory", "1K"])
     assert proc.returncode == 0, C.describe(proc)
     assert re.search(r"whole-graph check skipped: .*--check-memory", proc.stderr), proc.stderr
-    assert "(per fold)" in proc.stderr
+    assert "(per fold, " in proc.stderr
     proc = C.run(bnfold, [ext_model, "-n", "--check-memory", "1G"])
-    assert proc.returncode == 0 and "(graph)" in proc.stderr, C.describe(proc)
+    assert proc.returncode == 0 and "(graph, " in proc.stderr, C.describe(proc)
 
 
 # ---------------------------------------------------------------------------

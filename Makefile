@@ -6,6 +6,7 @@
 #   make asan       rebuild with AddressSanitizer + UBSan and rerun the tests
 #   make bench      time bnfold on a generated ResNet-50 (bench/results/latest.md)
 #   make check-real bnfold on real models from npm packages (network; not in check)
+#   make check-lab  the error model on torchvision networks (tests/lab/results.md)
 #   make install    PREFIX, DESTDIR, BINDIR, MANDIR are honoured
 
 PREFIX ?= /usr/local
@@ -64,7 +65,7 @@ endif
 endif
 
 .PHONY: all clean check test asan ubsan demo deps-build deps-test install uninstall format \
-	format-check bench fuzz fuzz-replay lib check-real FORCE
+	format-check bench check-lab fuzz fuzz-replay lib check-real FORCE
 
 all: bnfold $(BUILD)/libbnfold.a $(BUILD)/lib/doors.ok
 
@@ -252,6 +253,18 @@ $(BUILD)/bench/%.o: bench/%.c $(GEN)/onnx.pb-c.h $(FLAGS_STAMP)
 bench: $(BUILD)/bnfold $(BUILD)/bench/gemm_bench
 	@test -f bench/work/resnet50.onnx || $(PYTHON) bench/gen_resnet50.py
 	BNFOLD=$(BUILD)/bnfold GEMM_BENCH=$(BUILD)/bench/gemm_bench sh bench/run.sh
+
+# The lab (not part of `make check`; needs python3-torchvision, about 1.5 GB
+# in tests/lab/work/): torchvision networks with random weights and trained
+# BN statistics, float32/16/bfloat16/64, opsets 9-17. run_lab.py runs the
+# default command on each, writes tests/lab/results.md and fails on any
+# network bnfold refuses. BNFOLD_BEFORE=path/to/old/bnfold adds its times.
+LAB_PKGS = python3-torchvision
+check-lab: $(BUILD)/bnfold
+	@sh .ci/deps $(LAB_PKGS)
+	$(PYTHON) tests/lab/gen_lab.py
+	$(PYTHON) tests/lab/run_lab.py --bnfold $(BUILD)/bnfold \
+	  $(if $(BNFOLD_BEFORE),--before $(BNFOLD_BEFORE))
 
 # Every C file of the project follows .clang-format; make check fails
 # when one does not (make format fixes them).

@@ -5,6 +5,7 @@
  */
 #include "check/chain.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -445,42 +446,47 @@ static int host_is_little_endian(void)
 	return *(const uint8_t *)&one == 1;
 }
 
-/* raw (8-byte aligned) receives w^2 + n2 for every element of t, as
- * little-endian doubles. */
-static void fill_squares(const struct bnf_tensor *t, double n2, uint8_t *raw)
+/* raw (4-byte aligned) receives w^2 + n2 for every element of t, as
+ * little-endian floats. */
+static void fill_squares(const struct bnf_tensor *t, float n2, uint8_t *raw)
 {
 	size_t i;
 
 	if (host_is_little_endian() && t->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
 		const float *src = t->data; /* every float type is held as float */
-		double *dst = (double *)(void *)raw;
+		float *dst = (float *)(void *)raw;
 		for (i = 0; i < t->count; i++)
-			dst[i] = (double)src[i] * (double)src[i] + n2;
+			dst[i] = src[i] * src[i] + n2;
 		return;
 	}
 	for (i = 0; i < t->count; i++) {
-		double v = bnf_tensor_get_double(t, i), w = v * v + n2;
-		uint64_t bits;
+		double v = bnf_tensor_get_double(t, i);
+		float w = (float)(v * v) + n2;
+		uint32_t bits;
 		memcpy(&bits, &w, sizeof(bits));
-		bnf_store_le(raw + 8 * i, bits, 8);
+		bnf_store_le(raw + 4 * i, bits, 4);
 	}
 }
 
-/* w^2 + n^2 as a float64 initializer of the same name and shape, written
+/* w^2 + n^2 as a float32 initializer of the same name and shape, written
  * straight into its raw_data (little-endian, as the evaluator reads it
- * in place); *out stays NULL for a constant that is not floating point. */
+ * in place); *out stays NULL for a constant that is not floating point.
+ * n^2 is at least the smallest normal float (float32's own n^2 would
+ * flush to zero): a tiny weight's allowance is then 2^-87, not 2^-150. */
 static int square_tensor(const struct bnf_external *ext, const Onnx__TensorProto *tp,
                          Onnx__TensorProto **out, struct bnf_error *err)
 {
 	struct bnf_tensor *t = NULL;
 	Onnx__TensorProto *sq = NULL;
-	double n2;
+	float n2;
 	int rc, borrowed = 0;
 
 	*out = NULL;
 	if (!tp->has_data_type || !is_float_dtype(tp->data_type))
 		return BNF_OK;
-	n2 = smallest_normal(tp->data_type) * smallest_normal(tp->data_type);
+	n2 = (float)(smallest_normal(tp->data_type) * smallest_normal(tp->data_type));
+	if (n2 < FLT_MIN)
+		n2 = FLT_MIN;
 	if (bnf_tensor_is_external(tp))
 		rc = bnf_tensor_from_proto_ext(ext, tp, &t, err);
 	else
@@ -492,16 +498,16 @@ static int square_tensor(const struct bnf_external *ext, const Onnx__TensorProto
 		goto nomem;
 	onnx__tensor_proto__init(sq);
 	sq->has_data_type = 1;
-	sq->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+	sq->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
 	sq->name = strdup(tp->name ? tp->name : "");
 	sq->dims = malloc((tp->n_dims + 1) * sizeof(sq->dims[0]));
-	sq->raw_data.data = bnf_malloc_large(t->count * 8 + 8);
+	sq->raw_data.data = bnf_malloc_large(t->count * 4 + 4);
 	if (!sq->name || !sq->dims || !sq->raw_data.data)
 		goto nomem;
 	memcpy(sq->dims, tp->dims, tp->n_dims * sizeof(sq->dims[0]));
 	sq->n_dims = tp->n_dims;
 	sq->has_raw_data = 1;
-	sq->raw_data.len = t->count * 8;
+	sq->raw_data.len = t->count * 4;
 	fill_squares(t, n2, sq->raw_data.data);
 	*out = sq;
 	sq = NULL;
@@ -616,7 +622,7 @@ int bnf_chain_squares(const Onnx__ModelProto *chain, const struct bnf_external *
 			for (d = 0; d < sh->n_dim; d++)
 				dims[d] = sh->dim[d]->dim_value;
 		}
-		copy = bnf_chain_value_info(vi->name, ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, rank,
+		copy = bnf_chain_value_info(vi->name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rank,
 		                            dims);
 		if (!copy || bnf_chain_append(is_in ? (void ***)&g->input : (void ***)&g->output,
 		                              is_in ? &g->n_input : &g->n_output, copy)) {

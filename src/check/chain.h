@@ -56,14 +56,15 @@ int bnf_chain_lowered_input_shape(const struct bnf_graph *gi, const Onnx__NodePr
                                   int *dtype, int *rank, int64_t *dims);
 
 /* The squares twin of a chain model made of Conv, ConvTranspose, Gemm,
- * MatMul, Mul and Add nodes: the same nodes on float64 values, every
+ * MatMul, Mul and Add nodes: the same nodes on float32 values, every
  * constant w replaced by w^2 + n^2 (n: the smallest normal number of w's
  * dtype, below which rounding is absolute), Gemm's alpha and beta squared.
- * Run on the squared input, its output is sum (w x)^2 + b^2 per element
- * (sums of products; squares do not cancel): the scale of the rounding
- * error of the weights. Returns BNF_OK and *out, or BNF_OK and NULL when
- * the chain holds another operator or a non-float constant. Free the
- * result with bnf_chain_squares_free. */
+ * Run on the squared input, its output is sum (w x)^2 + b^2 per element:
+ * the scale of the rounding error of the weights. Its terms are all
+ * positive, so float32 holds it to a few units in 10^-6, plenty for a
+ * scale. Returns BNF_OK and *out, or BNF_OK and NULL when the chain holds
+ * another operator or a non-float constant. Free the result with
+ * bnf_chain_squares_free. */
 int bnf_chain_squares(const Onnx__ModelProto *chain, const struct bnf_external *ext,
                       Onnx__ModelProto **out, struct bnf_error *err);
 void bnf_chain_squares_free(Onnx__ModelProto *m);

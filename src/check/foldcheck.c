@@ -35,7 +35,7 @@
 #include "check/jobs.h"
 #include "eval/tensor.h"
 
-/* The inputs squared, in float64: the input of the squares twin. */
+/* The inputs squared, in float32: the input of the squares twin. */
 static int squared_inputs(const struct bnf_named_tensors *in, struct bnf_named_tensors *out,
                           struct bnf_error *err)
 {
@@ -50,8 +50,8 @@ static int squared_inputs(const struct bnf_named_tensors *in, struct bnf_named_t
 	}
 	for (i = 0; i < in->n; i++) {
 		const struct bnf_tensor *t = in->tensors[i];
-		struct bnf_tensor *sq =
-		    bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, t->rank, t->dims, err);
+		struct bnf_tensor *sq = bnf_tensor_new_uninit(ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+		                                              t->rank, t->dims, err);
 		out->names[i] = strdup(in->names[i]);
 		out->tensors[i] = sq;
 		out->n++;
@@ -61,14 +61,14 @@ static int squared_inputs(const struct bnf_named_tensors *in, struct bnf_named_t
 		}
 		for (j = 0; j < t->count; j++) {
 			double v = bnf_tensor_get_double(t, j);
-			((double *)sq->data)[j] = v * v;
+			((float *)sq->data)[j] = (float)(v * v);
 		}
 	}
 	return BNF_OK;
 }
 
 /* The worst element of the float64 run: |B64 - R| in units u of its
- * scale sqrt(sq). */
+ * scale sqrt(sq), sq from the squares twin. */
 static double weight_ulps(const struct bnf_tensor *b64, const struct bnf_tensor *r,
                           const struct bnf_tensor *sq, double u)
 {
@@ -87,8 +87,8 @@ static double weight_ulps(const struct bnf_tensor *b64, const struct bnf_tensor 
 	return worst;
 }
 
-/* The evaluations of one fold, fc filled: R, B64 and the squares in
- * float64, A and B in stored precision. */
+/* The models of one fold's evaluations: R and B64 (float64) from before
+ * and after, A and B (stored precision) too, and the squares (float32). */
 struct pair_models {
 	const Onnx__ModelProto *before, *after, *squares; /* squares may be NULL */
 	int dtype;
@@ -124,7 +124,7 @@ static int check_pair(const struct pair_models *pm, int runs, const struct bnf_v
 		bnf_check_job_init(&job[n++], pm->after, &in, 0, opt->max_bytes, opt->ext);
 		if (exact) {
 			bnf_check_job_init(&job[n++], pm->after, &in, 1, opt->max_bytes, opt->ext);
-			bnf_check_job_init(&job[n++], pm->squares, &in_sq, 1, opt->max_bytes,
+			bnf_check_job_init(&job[n++], pm->squares, &in_sq, 0, opt->max_bytes,
 			                   opt->ext);
 		}
 		rc = bnf_check_jobs_run(job, n, opt->threads, err);
@@ -270,7 +270,9 @@ static int check_sites(const Onnx__ModelProto *orig, const Onnx__ModelProto *fol
 		*same = 1;
 		goto out;
 	}
-	if ((rc = bnf_chain_squares(after, opt->ext, &squares, err)) != BNF_OK)
+	/* A float64 fold computed exactly is the fold itself: no squares. */
+	if (pm.dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE &&
+	    (rc = bnf_chain_squares(after, opt->ext, &squares, err)) != BNF_OK)
 		goto out;
 	pm.before = before;
 	pm.after = after;

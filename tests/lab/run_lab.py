@@ -2,7 +2,7 @@
 """Run bnfold's default command on every lab network and tabulate the proof.
 
     /usr/bin/python3 tests/lab/run_lab.py [--bnfold BIN] [--before BIN]
-                                          [--runs N] [--out FILE] [LAB_DIR]
+                                          [--runs N] [--seeds N] [--out FILE] [LAB_DIR]
 
 For each model of LAB_DIR (tests/lab/work/, written by gen_lab.py) this
 runs `BIN MODEL -o OUT --json REPORT` (the default command: fold, check,
@@ -12,8 +12,10 @@ ratio of the folded model's error to the original's own rounding error
 (normwise and elementwise, both against the float64 reference), and over
 the folds the worst stored-precision ratio and the worst distance of the
 exactly computed fold from the exact pair (units of rounding of the
-weights). With --before, the same command of an older binary is timed
-and its exit status recorded. The table goes to --out (default
+weights). --seeds N (default 5) also checks seeds 2..N with `-n --seed S`
+and reports the worst figures over all seeds. With --before, the same
+command of an older binary is timed (interleaved with the new one's runs,
+so both see the same load) and its exit status recorded. The table goes to --out (default
 tests/lab/results.md) and stdout. Exits 1 when the default command failed
 on some network: the error model's promise is zero false alarms.
 """
@@ -33,15 +35,17 @@ sys.path.insert(0, HERE)
 import gen_lab  # noqa: E402
 
 
-def run_once(binary, model, workdir):
+def run_once(binary, model, workdir, extra=()):
     out = os.path.join(workdir, "out.onnx")
     report = os.path.join(workdir, "report.json")
     for f in (out, report):
         if os.path.exists(f):
             os.remove(f)
+    args = [binary, model, "--json", report] + list(extra)
+    if "-n" not in extra:
+        args += ["-o", out]
     t0 = time.perf_counter()
-    proc = subprocess.run([binary, model, "-o", out, "--json", report],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=3600)
+    proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=3600)
     elapsed = time.perf_counter() - t0
     data = None
     if os.path.exists(report):
@@ -50,14 +54,18 @@ def run_once(binary, model, workdir):
     return proc.returncode, elapsed, data, proc.stderr.decode("utf-8", "replace")
 
 
-def timed(binary, model, runs, workdir):
-    times, first = [], None
+def timed(binaries, model, runs, workdir):
+    """Each binary's first (exit, report, stderr) and median time; the
+    binaries take turns, run after run."""
+    times = [[] for _ in binaries]
+    first = [None for _ in binaries]
     for _ in range(runs):
-        rc, elapsed, data, stderr = run_once(binary, model, workdir)
-        times.append(elapsed)
-        if first is None:
-            first = (rc, data, stderr)
-    return first + (statistics.median(times),)
+        for k, binary in enumerate(binaries):
+            rc, elapsed, data, stderr = run_once(binary, model, workdir)
+            times[k].append(elapsed)
+            if first[k] is None:
+                first[k] = (rc, data, stderr)
+    return [first[k] + (statistics.median(times[k]),) for k in range(len(binaries))]
 
 
 def fmt(x, spec="%.2g"):
@@ -66,29 +74,30 @@ def fmt(x, spec="%.2g"):
     return spec % x
 
 
-def figures(data):
-    """The error model's figures of one JSON report."""
-    check = (data or {}).get("check") or {}
-    outs = check.get("outputs") or []
-    folds = [f for f in check.get("folds") or [] if f.get("checked")]
-    ratio_n = max((o.get("ratio_norm") or 0 for o in outs), default=None)
-    ratio_e = max((o.get("ratio_elementwise") or 0 for o in outs), default=None)
-    used = max((o.get("budget_used") or 0 for o in outs), default=None)
-    fold_ratio = max((f.get("ratio") or 0 for f in folds), default=None)
-    weight = max((f.get("weight_ulps") or 0 for f in folds if f.get("weight_ulps") is not None),
-                 default=None)
-    return {
-        "whole": check.get("whole_graph"),
-        "fallback": check.get("fallback"),
-        "ratio_norm": ratio_n if outs else None,
-        "ratio_elem": ratio_e if outs else None,
-        "used": used if outs else None,
-        "exact": check.get("exact_max_abs"),
-        "fold_ratio": fold_ratio,
-        "weight": weight,
-        "folds": len(folds),
-        "folded": ((data or {}).get("summary") or {}).get("folded"),
-    }
+def figures(reports):
+    """The error model's figures, worst over the JSON reports of one model."""
+    f = {"whole": None, "fallback": None, "ratio_norm": None, "ratio_elem": None,
+         "used": None, "exact": None, "fold_ratio": None, "weight": None, "folded": None}
+
+    def worst(key, value):
+        if value is not None and (f[key] is None or value > f[key]):
+            f[key] = value
+
+    for data in reports:
+        check = (data or {}).get("check") or {}
+        f["whole"] = check.get("whole_graph")
+        f["fallback"] = check.get("fallback")
+        f["folded"] = ((data or {}).get("summary") or {}).get("folded")
+        for o in check.get("outputs") or []:
+            worst("ratio_norm", o.get("ratio_norm"))
+            worst("ratio_elem", o.get("ratio_elementwise"))
+            worst("used", o.get("budget_used"))
+        worst("exact", check.get("exact_max_abs"))
+        for c in check.get("folds") or []:
+            if c.get("checked"):
+                worst("fold_ratio", c.get("ratio"))
+                worst("weight", c.get("weight_ulps"))
+    return f
 
 
 def main(argv):
@@ -96,6 +105,7 @@ def main(argv):
     ap.add_argument("--bnfold", default=os.path.join(REPO, "build", "bnfold"))
     ap.add_argument("--before")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
     ap.add_argument("lab", nargs="?", default=os.path.join(HERE, "work"))
     args = ap.parse_args(argv)
@@ -109,14 +119,22 @@ def main(argv):
                 print("missing %s (run gen_lab.py)" % name, file=sys.stderr)
                 failures.append(name)
                 continue
-            rc, data, stderr, t_after = timed(args.bnfold, model, args.runs, workdir)
-            before = timed(args.before, model, args.runs, workdir) if args.before else None
-            f = figures(data)
+            bins = [args.bnfold] + ([args.before] if args.before else [])
+            results = timed(bins, model, args.runs, workdir)
+            rc, data, stderr, t_after = results[0]
+            before = results[1] if args.before else None
+            reports = [data]
+            for seed in range(2, args.seeds + 1):
+                rc_s, _, data_s, stderr_s = run_once(args.bnfold, model, workdir,
+                                                     ["-n", "--seed", str(seed)])
+                reports.append(data_s)
+                if rc_s != 0:
+                    rc, stderr = rc_s, stderr_s
+            f = figures(reports)
             if rc != 0:
                 failures.append(name)
                 sys.stderr.write("%s: exit %d\n%s" % (name, rc, stderr))
-            row = (name, dtype, opset, f, rc, t_after, before)
-            rows.append(row)
+            rows.append((name, dtype, opset, f, rc, t_after, before))
             print("%-36s exit %d  ratio %s/%s  folds %s  weights %s  %.2fs%s" % (
                 name, rc, fmt(f["ratio_norm"]), fmt(f["ratio_elem"]), fmt(f["fold_ratio"]),
                 fmt(f["weight"]), t_after,
@@ -135,8 +153,9 @@ def write_table(args, rows, failures):
         "BatchNormalization statistics from %d train-mode passes, exported with the"
         % gen_lab.PRIME_STEPS,
         "BN kept. Each row is the default command `bnfold MODEL -o OUT` (median of",
-        "%d runs; 2 cores shared with other work, so times move by tens of percent)."
+        "%d runs; 2 cores shared with other work, so times move by tens of percent);"
         % args.runs,
+        "the error figures are the worst over seeds 1 to %d (`--seed S`)." % args.seeds,
         "",
         "- ratio: the folded model's error against the float64 reference divided by",
         "  the original's (normwise ||B-R||/||A-R|| and elementwise max|B-R|/max|A-R|),",

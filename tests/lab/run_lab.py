@@ -77,7 +77,8 @@ def fmt(x, spec="%.2g"):
 def figures(reports):
     """The error model's figures, worst over the JSON reports of one model."""
     f = {"whole": None, "fallback": None, "ratio_norm": None, "ratio_elem": None,
-         "used": None, "exact": None, "fold_ratio": None, "weight": None, "folded": None}
+         "used": None, "exact": None, "fold_ratio": None, "fold_used": None, "weight": None,
+         "folded": None}
 
     def worst(key, value):
         if value is not None and (f[key] is None or value > f[key]):
@@ -96,6 +97,7 @@ def figures(reports):
         for c in check.get("folds") or []:
             if c.get("checked"):
                 worst("fold_ratio", c.get("ratio"))
+                worst("fold_used", c.get("budget_used"))
                 worst("weight", c.get("weight_ulps"))
     return f
 
@@ -161,27 +163,29 @@ def write_table(args, rows, failures):
         "  the original's (normwise ||B-R||/||A-R|| and elementwise max|B-R|/max|A-R|),",
         "  worst over outputs; the check passes up to K = 4 (plus the floor);",
         "- used: the worst error over its limit K |A-R| + floor (passes up to 1);",
-        "- folds: the worst per-fold ratio (stored precision), and the worst distance",
-        "  of the fold computed exactly from the exact pair, in units of rounding of",
-        "  the weights (passes up to 16);",
+        "- folds: the worst per-fold ratio and share of the limit used (stored",
+        "  precision, the same criterion), and the worst distance of the fold",
+        "  computed exactly from the exact pair, in units of rounding of the weights",
+        "  (passes up to 16);",
         "- exact: the largest |B - R| over the outputs;",
         "- time: wall seconds of the default run%s." % (
             ", before (the binary given as --before) and after" if args.before else ""),
         "",
         "| model | dtype | opset | exit | BN folded | ratio norm | ratio elem | used "
-        "| fold ratio | weights (ulps) | exact max abs | time before | time after |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| fold ratio | fold used | weights (ulps) | exact max abs | time before | time after |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, dtype, opset, f, rc, t_after, before in rows:
         whole = f["whole"]
-        lines.append("| %s | %s | %d | %d%s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f s |" % (
+        lines.append("| %s | %s | %d | %d%s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
+                     "| %.2f s |" % (
             name[:-5], dtype, opset, rc,
             "" if not before else " (before %d)" % before[0],
             f["folded"] if f["folded"] is not None else "-",
             fmt(f["ratio_norm"]) if whole else "(per fold)",
             fmt(f["ratio_elem"]) if whole else "-",
             fmt(f["used"]) if whole else "-",
-            fmt(f["fold_ratio"]), fmt(f["weight"]), fmt(f["exact"]),
+            fmt(f["fold_ratio"]), fmt(f["fold_used"]), fmt(f["weight"]), fmt(f["exact"]),
             "%.2f s" % before[3] if before else "-", t_after))
     fallbacks = [(r[0], r[3]["fallback"]) for r in rows if not r[3]["whole"]]
     if fallbacks:
@@ -191,9 +195,12 @@ def write_table(args, rows, failures):
     for name, dtype, opset, f, rc, t_after, before in rows:
         if f["whole"]:
             r = max(f["ratio_norm"] or 0, f["ratio_elem"] or 0)
-            by_dtype[dtype] = max(by_dtype.get(dtype, 0), r)
-    lines += ["", "Largest output ratio by dtype: " + ", ".join(
-        "%s %.2g" % kv for kv in sorted(by_dtype.items())) + "."]
+            w = by_dtype.setdefault(dtype, [0, 0, 0, 0])
+            by_dtype[dtype] = [max(w[0], r), max(w[1], f["used"] or 0),
+                               max(w[2], f["fold_used"] or 0), max(w[3], f["weight"] or 0)]
+    lines += ["", "Worst by dtype (output ratio, output used, fold used, weights):"]
+    lines += ["- %s: %.2g, %.2g, %.2g, %.2g" % ((k,) + tuple(v))
+              for k, v in sorted(by_dtype.items())]
     lines += ["", "Default command failed on: %s." % (", ".join(failures) or "none")]
     text = "\n".join(lines) + "\n"
     with open(args.out, "w") as f:

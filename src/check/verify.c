@@ -335,10 +335,9 @@ int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 			rep->used = o->verdict.used;
 	}
 	bnf_check_jobs_free(keep, 2, n_out);
-	if (opt->locate && !rep->pass &&
-	    (rc = bnf_locate_divergence(a, b, opt, rep, err)) != BNF_OK)
+	if (!rep->pass && (rc = bnf_locate_divergence(a, b, opt, rep, err)) != BNF_OK)
 		goto out;
-	if (opt->locate && (rc = bnf_compare_fold_pairs(a, b, opt, rep, err)) != BNF_OK)
+	if (opt->pair_folds && (rc = bnf_compare_fold_pairs(a, b, opt, rep, err)) != BNF_OK)
 		goto out;
 	rc = BNF_OK;
 out:

@@ -33,8 +33,8 @@ struct bnf_verify_options {
 	const struct bnf_external *ext; /* external tensor data (external.h) */
 	int ref_samples;                /* samples that also get the float64 reference
 	                                   (0: the default, 1; at most samples) */
-	int locate;                     /* on failure, find the first diverging value (and
-	                                   in bnf_compare_models, check node pairs) */
+	int pair_folds;                 /* bnf_compare_models: check every node of b that
+	                                   replaces a chain of a as a fold (--compare) */
 };
 
 /* The default tolerances for a dtype when only one of atol and rtol is
@@ -123,19 +123,19 @@ void bnf_verify_report_free(struct bnf_verify_report *rep);
 
 /* Run a (the reference) and b on the same inputs, shaped by
  * bnf_inputs_choose (probing a), and judge every graph output by the
- * error model (or by fixed tolerances when given). With opt->locate, a
- * failure is traced to the first diverging intermediate value
- * (rep->diverge) when value names match, and every node of b that
+ * error model (or by fixed tolerances when given). A failure is traced to
+ * the first intermediate value where they diverge (rep->diverge) when
+ * their value names match. With opt->pair_folds, every node of b that
  * replaces a chain of a (same input and output names, other weights) is
- * checked as a fold (rep->folds). Fails with BNF_ERR_UNSUPPORTED when the
- * check cannot run: the evaluator lacks an operator of either model (err
- * names it), or a's inputs cannot be made or a cannot be evaluated at the
- * shapes used (err says "check could not run at input shapes ...: " and
- * why); rep->inputs then still holds the shapes. BNF_ERR_UNSUPPORTED is
- * the status to answer with per-fold checking. Fails with BNF_ERR_INPUT
- * for --shape/--dim/--input arguments naming nothing or a file that does
- * not fit, and when the models' outputs differ in count. rep is zeroed
- * first. */
+ * also checked as a fold (rep->folds). Fails with BNF_ERR_UNSUPPORTED when
+ * the check cannot run: the evaluator lacks an operator of either model
+ * (err names it), or a's inputs cannot be made or a cannot be evaluated
+ * at the shapes used (err says "check could not run at input shapes ...:
+ * " and why); rep->inputs then still holds the shapes. BNF_ERR_UNSUPPORTED
+ * is the status to answer with per-fold checking. Fails with
+ * BNF_ERR_INPUT for --shape/--dim/--input arguments naming nothing or a
+ * file that does not fit, and when the models' outputs differ in count.
+ * rep is zeroed first. */
 int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
                        const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
                        struct bnf_error *err);

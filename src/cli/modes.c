@@ -347,7 +347,7 @@ int cli_mode_compare(const struct cli *cli)
 		cli_say("%s", err.msg);
 		goto out;
 	}
-	vo.locate = 1; /* the candidate's nodes that replace chains, as folds */
+	vo.pair_folds = 1; /* the candidate's nodes that replace chains, as folds */
 	if (bnf_compare_models(a.proto, b.proto, &vo, &vr, &err) != BNF_OK) {
 		cli_say("cannot compare %s and %s: %s", label, cli->second, err.msg);
 		goto out;

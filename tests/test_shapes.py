@@ -32,7 +32,7 @@ FLAT = os.path.join(SHAPES, "flat.onnx")
 NHWC = os.path.join(SHAPES, "nhwc.onnx")
 W_SYMBOL = "p2o.DynamicDimension.1"
 
-RE_VERIFIED = re.compile(r"^bnfold: verified: .* \((?P<mode>graph|per fold)\)$")
+RE_VERIFIED = re.compile(r"^bnfold: verified: .* \((?P<mode>graph|per fold)(?:, [^)]*)?\)$")
 RE_INPUT = re.compile(r"^bnfold: input '(?P<name>[^']*)': (?P<dims>[0-9x]+|scalar) "
                       r"\((?P<why>.*)\)$")
 RE_SKIPPED = re.compile(r"^bnfold: whole-graph check skipped: check could not run: at input "

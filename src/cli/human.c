@@ -96,8 +96,8 @@ void cli_print_summary(const struct bnf_fold_report *rep, size_t in_size, size_t
 /* How an error compares with the original's own: "1.2x the original's
  * float32 rounding error (limit 4x)", or, where the original is exact (a
  * float64 model is its own reference), its share of the floor. */
-static void describe_ratio(const struct bnf_err_verdict *v, int dtype, const char *whose,
-                           char *buf, size_t len)
+static void describe_ratio(const struct bnf_err_verdict *v, int dtype, const char *whose, char *buf,
+                           size_t len)
 {
 	if (isfinite(v->ratio))
 		snprintf(buf, len, "%.2gx %s %s rounding error (limit %gx)", v->ratio, whose,
@@ -115,10 +115,10 @@ void cli_print_output_checks(const struct bnf_verify_report *vr, const char *a_l
 		const struct bnf_output_check *o = &vr->outputs[i];
 		char ratio[160];
 		if (o->fixed_tolerance || !o->ref_samples) {
-			cli_say("output '%s': max abs err %.2g, max rel err %.2g, normalised err %.2g "
-			        "against the original%s",
-			        o->name, o->max_abs, o->max_rel, o->norm_err,
-			        o->pass ? "" : " FAILED");
+			cli_say(
+			    "output '%s': max abs err %.2g, max rel err %.2g, normalised err %.2g "
+			    "against the original%s",
+			    o->name, o->max_abs, o->max_rel, o->norm_err, o->pass ? "" : " FAILED");
 		} else {
 			describe_ratio(&o->verdict, o->dtype, "the original's", ratio,
 			               sizeof(ratio));
@@ -158,10 +158,11 @@ void cli_print_fold_checks(const struct bnf_verify_report *vr, int verbose)
 			continue;
 		describe_ratio(&f->verdict, f->dtype, "the original pair's", ratio, sizeof(ratio));
 		if (f->weight_ulps >= 0)
-			snprintf(exact, sizeof(exact),
-			         "; computed exactly, %.2g units of rounding of the weights from the "
-			         "exact pair (limit %g)",
-			         f->weight_ulps, BNF_PROOF_WEIGHT_ULPS);
+			snprintf(
+			    exact, sizeof(exact),
+			    "; computed exactly, %.2g units of rounding of the weights from the "
+			    "exact pair (limit %g)",
+			    f->weight_ulps, BNF_PROOF_WEIGHT_ULPS);
 		cli_say("fold of %s into %s: %s, max abs err %.2g against the exact result "
 		        "(original %.2g)%s%s",
 		        what, f->target, ratio, f->folded_abs, f->orig_abs, exact,
@@ -193,9 +194,10 @@ static void print_headline(const struct bnf_verify_report *vr, const char *verdi
 	char ratio[200];
 
 	if (vr->whole_graph && vr->fixed_tolerance) {
-		cli_say("%s: outputs within --atol/--rtol of the original: max abs err %.2g, max rel "
-		        "err %.2g (graph, %d sample%s)",
-		        verdict, vr->max_abs, vr->max_rel, vr->samples, vr->samples == 1 ? "" : "s");
+		cli_say(
+		    "%s: outputs within --atol/--rtol of the original: max abs err %.2g, max rel "
+		    "err %.2g (graph, %d sample%s)",
+		    verdict, vr->max_abs, vr->max_rel, vr->samples, vr->samples == 1 ? "" : "s");
 		return;
 	}
 	if (isfinite(vr->ratio))
@@ -203,8 +205,9 @@ static void print_headline(const struct bnf_verify_report *vr, const char *verdi
 		         vr->ratio, vr->whole_graph ? "'s" : " pairs'",
 		         bnf_rounding_name(vr->ratio_dtype));
 	else
-		snprintf(ratio, sizeof(ratio), "within %.2g of the %s floor (the original is exact)",
-		         vr->used, bnf_rounding_name(vr->ratio_dtype));
+		snprintf(ratio, sizeof(ratio),
+		         "within %.2g of the %s floor (the original is exact)", vr->used,
+		         bnf_rounding_name(vr->ratio_dtype));
 	if (vr->whole_graph)
 		cli_say("%s: outputs %s; max abs err %.2g against the exact result (graph, %d "
 		        "sample%s, float64 reference on %d)",

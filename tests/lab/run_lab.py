@@ -23,6 +23,7 @@ on some network: the error model's promise is zero false alarms.
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,28 +45,33 @@ def run_once(binary, model, workdir, extra=()):
     args = [binary, model, "--json", report] + list(extra)
     if "-n" not in extra:
         args += ["-o", out]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=3600)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     elapsed = time.perf_counter() - t0
+    cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     data = None
     if os.path.exists(report):
         with open(report) as f:
             data = json.load(f)
-    return proc.returncode, elapsed, data, proc.stderr.decode("utf-8", "replace")
+    return proc.returncode, (elapsed, cpu), data, proc.stderr.decode("utf-8", "replace")
 
 
 def timed(binaries, model, runs, workdir):
-    """Each binary's first (exit, report, stderr) and median time; the
-    binaries take turns, run after run."""
-    times = [[] for _ in binaries]
+    """Each binary's first (exit, report, stderr) and median (wall, CPU)
+    times; the binaries take turns, run after run."""
+    walls = [[] for _ in binaries]
+    cpus = [[] for _ in binaries]
     first = [None for _ in binaries]
     for _ in range(runs):
         for k, binary in enumerate(binaries):
-            rc, elapsed, data, stderr = run_once(binary, model, workdir)
-            times[k].append(elapsed)
+            rc, (elapsed, cpu), data, stderr = run_once(binary, model, workdir)
+            walls[k].append(elapsed)
+            cpus[k].append(cpu)
             if first[k] is None:
                 first[k] = (rc, data, stderr)
-    return [first[k] + (statistics.median(times[k]),) for k in range(len(binaries))]
+    return [first[k] + ((statistics.median(walls[k]), statistics.median(cpus[k])),)
+            for k in range(len(binaries))]
 
 
 def fmt(x, spec="%.2g"):
@@ -137,10 +143,11 @@ def main(argv):
                 failures.append(name)
                 sys.stderr.write("%s: exit %d\n%s" % (name, rc, stderr))
             rows.append((name, dtype, opset, f, rc, t_after, before))
-            print("%-36s exit %d  ratio %s/%s  folds %s  weights %s  %.2fs%s" % (
+            print("%-36s exit %d  ratio %s/%s  folds %s  weights %s  %.2fs/%.2fs%s" % (
                 name, rc, fmt(f["ratio_norm"]), fmt(f["ratio_elem"]), fmt(f["fold_ratio"]),
-                fmt(f["weight"]), t_after,
-                "" if not before else "  (before: exit %d, %.2fs)" % (before[0], before[3])),
+                fmt(f["weight"]), t_after[0], t_after[1],
+                "" if not before else "  (before: exit %d, %.2fs/%.2fs)" % (
+                    before[0], before[3][0], before[3][1])),
                 flush=True)
     write_table(args, rows, failures)
     return 1 if failures else 0
@@ -168,17 +175,18 @@ def write_table(args, rows, failures):
         "  computed exactly from the exact pair, in units of rounding of the weights",
         "  (passes up to 16);",
         "- exact: the largest |B - R| over the outputs;",
-        "- time: wall seconds of the default run%s." % (
+        "- time: wall and CPU (user + system) seconds of the default run%s." % (
             ", before (the binary given as --before) and after" if args.before else ""),
         "",
         "| model | dtype | opset | exit | BN folded | ratio norm | ratio elem | used "
-        "| fold ratio | fold used | weights (ulps) | exact max abs | time before | time after |",
+        "| fold ratio | fold used | weights (ulps) | exact max abs | time before (wall / CPU) "
+        "| time after (wall / CPU) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, dtype, opset, f, rc, t_after, before in rows:
         whole = f["whole"]
         lines.append("| %s | %s | %d | %d%s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
-                     "| %.2f s |" % (
+                     "| %.2f / %.2f s |" % (
             name[:-5], dtype, opset, rc,
             "" if not before else " (before %d)" % before[0],
             f["folded"] if f["folded"] is not None else "-",
@@ -186,7 +194,7 @@ def write_table(args, rows, failures):
             fmt(f["ratio_elem"]) if whole else "-",
             fmt(f["used"]) if whole else "-",
             fmt(f["fold_ratio"]), fmt(f["fold_used"]), fmt(f["weight"]), fmt(f["exact"]),
-            "%.2f s" % before[3] if before else "-", t_after))
+            "%.2f / %.2f s" % before[3] if before else "-", t_after[0], t_after[1]))
     fallbacks = [(r[0], r[3]["fallback"]) for r in rows if not r[3]["whole"]]
     if fallbacks:
         lines += ["", "Whole-graph check skipped (the per-fold check decided alone):", ""]
@@ -201,6 +209,11 @@ def write_table(args, rows, failures):
     lines += ["", "Worst by dtype (output ratio, output used, fold used, weights):"]
     lines += ["- %s: %.2g, %.2g, %.2g, %.2g" % ((k,) + tuple(v))
               for k, v in sorted(by_dtype.items())]
+    if rows and all(r[6] for r in rows):
+        tb = [sum(r[6][3][k] for r in rows) for k in (0, 1)]
+        ta = [sum(r[5][k] for r in rows) for k in (0, 1)]
+        lines += ["", "Sum over the lab: before %.1f s wall, %.1f s CPU; after %.1f s wall, "
+                  "%.1f s CPU." % (tb[0], tb[1], ta[0], ta[1])]
     lines += ["", "Default command failed on: %s." % (", ".join(failures) or "none")]
     text = "\n".join(lines) + "\n"
     with open(args.out, "w") as f:

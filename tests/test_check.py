@@ -50,12 +50,15 @@ RE_OUTPUT_TOL = re.compile(
 RE_OUTSIDE = re.compile(
     r"^bnfold: output '(?P<name>.*)': (?P<bad>\d+) of (?P<total>\d+) values outside the "
     r"(?P<what>tolerance|error model's limit)$")
+# A fold's own check: in stored precision (when the whole graph did not
+# vouch for it), and computed exactly (float64) against each element's
+# rounding scale.
 RE_FOLDCHECK = re.compile(
-    r"^bnfold: fold of '(?P<bn>.*)' into (?P<op>\S+) '(?P<node>.*)': (?:(?P<ratio>\S+)x the "
+    r"^bnfold: fold of '(?P<bn>.*)' into (?P<op>\S+) '(?P<node>.*)': (?:(?:(?P<ratio>\S+)x the "
     r"original pair's (?P<rounding>\S+) rounding error \(limit 4x\)|(?P<used>\S+) of the \S+ "
     r"floor \(the original pair's result is exact\)), max abs err (?P<fabs>\S+) against the "
-    r"exact result \(original (?P<oabs>\S+)\)(?:; computed exactly, (?P<ulps>\S+) units of "
-    r"rounding of the weights from the exact pair \(limit 16\))?(?P<failed> FAILED)?$")
+    r"exact result \(original (?P<oabs>\S+)\)(?:; )?)?(?:computed exactly, (?P<ulps>\S+) units "
+    r"of rounding of the weights from the exact pair \(limit 16\))?(?P<failed> FAILED)?$")
 TRY_HELP = "Try 'bnfold --help'."
 
 # Fixtures with an operator bnfold's evaluator lacks -> (operator, node).
@@ -470,7 +473,9 @@ def test_per_fold_check_strict_tolerance_on_if(bnfold, tmp_path):
 # samples, seeds, threads
 
 def _numbers(stderr):
-    return [float(x) for x in re.findall(r"err (\S+?),? ", stderr + " ")]
+    """Every figure of the check's lines: errors, ratios, units."""
+    return [float(x) for x in re.findall(r"(?<![\w.])(\d+\.?\d*(?:e[-+]\d+)?)(?=[x, );]|$)",
+                                         stderr, re.M)]
 
 
 def test_seed_is_deterministic_and_matters(bnfold):

@@ -41,10 +41,10 @@ RE_DIVERGE = re.compile(r"^bnfold: first divergence: value '(?P<value>[^']*)' of
                         r"'(?P<node>[^']*)' in (?P<where>.*) \(value (?P<pos>\d+) of (?P<n>\d+) "
                         r"in common\): .*$")
 RE_FOLD = re.compile(r"^bnfold: fold of (?:(?P<op>\S+) )?'(?P<bn>[^']*)' into (?P<target>\S+ "
-                     r"'[^']*'): (?P<how>.*?), max abs err (?P<fabs>\S+) against the exact "
-                     r"result \(original (?P<oabs>\S+)\)(?:; computed exactly, (?P<ulps>\S+) "
-                     r"units of rounding of the weights from the exact pair \(limit 16\))?"
-                     r"(?P<failed> FAILED)?$")
+                     r"'[^']*'): (?:(?P<how>.*?), max abs err (?P<fabs>\S+) against the exact "
+                     r"result \(original (?P<oabs>\S+)\)(?:; )?)?(?:computed exactly, "
+                     r"(?P<ulps>\S+) units of rounding of the weights from the exact pair "
+                     r"\(limit 16\))?(?P<failed> FAILED)?$")
 
 
 @pytest.fixture(scope="module")

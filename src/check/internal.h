@@ -25,12 +25,15 @@ int bnf_verify_ref_samples(const struct bnf_verify_options *opt);
 
 /* Check one fold: the chain computing result in orig (from the data input
  * of the folded side's layer) against the chain computing it in folded.
- * lowered: the folded side is a lowered BN (Mul + Add). Fills fc's
- * figures and pass, or its note when the pair cannot be checked. With
- * same non-NULL, two identical chains are not run: *same is set to 1. */
+ * lowered: the folded side is a lowered BN (Mul + Add). The fold is run
+ * in float64 against the exact pair, and in stored precision too when
+ * stored is set (or the float64 test cannot run). Fills fc's figures and
+ * pass, or its note when the pair cannot be checked. With same non-NULL,
+ * two identical chains are not run: *same is set to 1. */
 int bnf_check_fold_pair(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
-                        const char *result, int lowered, const struct bnf_verify_options *opt,
-                        struct bnf_fold_check *fc, int *same, struct bnf_error *err);
+                        const char *result, int lowered, int stored,
+                        const struct bnf_verify_options *opt, struct bnf_fold_check *fc, int *same,
+                        struct bnf_error *err);
 
 /* Append fc to rep->folds (rep takes its strings, also on failure) and
  * count its verdict. */

@@ -333,7 +333,7 @@ int bnf_compare_fold_pairs(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 		     !bnf_strmap_get(&ga.inputs, layer->input[0], NULL)))
 			continue;
 		memset(&fc, 0, sizeof(fc));
-		rc = bnf_check_fold_pair(a, b, result, 0, opt, &fc, &same, err);
+		rc = bnf_check_fold_pair(a, b, result, 0, !rep->pass, opt, &fc, &same, err);
 		if (same || (rc == BNF_OK && fc.note)) {
 			/* Identical chains, or not a fold of this node. */
 			free(fc.note);

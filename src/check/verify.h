@@ -71,6 +71,7 @@ struct bnf_fold_check {
 	double folded_abs, folded_rel;  /* folded node vs float64 reference */
 	double orig_abs, orig_rel;      /* original pair vs float64 reference */
 	double folded_norm, orig_norm;  /* normalised errors against the reference */
+	int stored;                     /* the stored-precision test ran (below) */
 	struct bnf_err_verdict verdict; /* stored precision, as for outputs */
 	/* The folded node in float64: its worst element's distance from the
 	 * exact pair, in units of rounding of the stored type at that

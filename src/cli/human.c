@@ -156,17 +156,21 @@ void cli_print_fold_checks(const struct bnf_verify_report *vr, int verbose)
 		}
 		if (!verbose && f->pass)
 			continue;
-		describe_ratio(&f->verdict, f->dtype, "the original pair's", ratio, sizeof(ratio));
 		if (f->weight_ulps >= 0)
-			snprintf(
-			    exact, sizeof(exact),
-			    "; computed exactly, %.2g units of rounding of the weights from the "
-			    "exact pair (limit %g)",
-			    f->weight_ulps, BNF_PROOF_WEIGHT_ULPS);
+			snprintf(exact, sizeof(exact),
+			         "computed exactly, %.2g units of rounding of the weights from the "
+			         "exact pair (limit %g)",
+			         f->weight_ulps, BNF_PROOF_WEIGHT_ULPS);
+		if (!f->stored) {
+			cli_say("fold of %s into %s: %s%s", what, f->target, exact,
+			        f->pass ? "" : " FAILED");
+			continue;
+		}
+		describe_ratio(&f->verdict, f->dtype, "the original pair's", ratio, sizeof(ratio));
 		cli_say("fold of %s into %s: %s, max abs err %.2g against the exact result "
-		        "(original %.2g)%s%s",
-		        what, f->target, ratio, f->folded_abs, f->orig_abs, exact,
-		        f->pass ? "" : " FAILED");
+		        "(original %.2g)%s%s%s",
+		        what, f->target, ratio, f->folded_abs, f->orig_abs, exact[0] ? "; " : "",
+		        exact, f->pass ? "" : " FAILED");
 	}
 }
 

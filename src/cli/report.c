@@ -220,9 +220,14 @@ static void json_folds(struct bnf_json *j, const struct bnf_verify_report *v)
 		bnf_json_string(j, "note", c->note);
 		if (!c->note) {
 			bnf_json_string(j, "dtype", bnf_dtype_label(c->dtype));
+			bnf_json_bool(j, "stored_checked", c->stored);
+		}
+		if (!c->note && c->stored) {
 			bnf_json_number(j, "folded_norm_err", c->folded_norm);
 			bnf_json_number(j, "original_norm_err", c->orig_norm);
 			json_verdict(j, &c->verdict);
+		}
+		if (!c->note) {
 			if (c->weight_ulps >= 0)
 				bnf_json_number(j, "weight_ulps", c->weight_ulps);
 			else

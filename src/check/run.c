@@ -190,7 +190,12 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 		/* What the comparison learnt stays (the input shapes it tried). */
 		vr->whole_graph = 0;
 		snprintf(vr->fallback, sizeof(vr->fallback), "%s", why.msg);
-		vr->pass = 1;
+		/* The original could not run, or memory was short: the check
+		 * could not run. Anything else failed in the folded model where
+		 * the original ran: that is a wrong fold, not a reason to skip. */
+		res->folded_broke =
+		    rc != BNF_ERR_UNSUPPORTED && rc != BNF_ERR_NOMEM && !over_budget;
+		vr->pass = !res->folded_broke;
 	}
 	/* Memory is short: the evaluations of each fold one at a time. */
 	if (over_budget)
@@ -202,6 +207,8 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 	}
 	if (!vr->whole_graph && vr->n_unchecked)
 		vr->pass = 0; /* neither proof ran for some fold */
+	if (res->folded_broke)
+		vr->pass = 0;
 	res->check_ran = 1;
 	res->verified = vr->pass;
 	return BNF_OK;

@@ -64,6 +64,9 @@ struct bnf_run_result {
 	struct bnf_fold_report fold; /* bnf_run_lint: the analysis of the model */
 	struct bnf_verify_report verify;
 	struct bnf_lint_report lint;
+	int folded_broke;         /* the folded model failed to run where the
+	                             original ran: the check fails, and
+	                             verify.fallback says why */
 	int changed;              /* the model differs from the input */
 	int verified;             /* the check ran and passed */
 	int forced;               /* written although the check failed (--force) */

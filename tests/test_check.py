@@ -685,3 +685,27 @@ def test_bug_shape_for_unknown_input_rejected(bnfold):
     assert ref.returncode == 2 and "no such graph input" in ref.stderr, describe(ref)
     proc = run(bnfold, ["-n", "--shape", "nosuch=1x3x16x16", EXAMPLE])
     assert proc.returncode == 2, describe(proc)
+
+
+def test_compare_second_model_failing_where_the_first_runs(bnfold, tmp_path):
+    """A candidate that cannot be evaluated where the reference can is a
+    wrong model (exit 1, "different"), not a check that could not run: the
+    same test decides, in the default run, that a folded model that fails
+    where its original runs fails the check."""
+    def model(shape):
+        x = helper.make_tensor_value_info("x", TP.FLOAT, [1, 4, 6])
+        y = helper.make_tensor_value_info("y", TP.FLOAT, None)
+        g = helper.make_graph(
+            [helper.make_node("Reshape", ["x", "s"], ["y"])], "g", [x], [y],
+            [numpy_helper.from_array(np.array(shape, np.int64), "s")])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+    good, bad = tmp_path / "good.onnx", tmp_path / "bad.onnx"
+    onnx.save(model([1, 24]), str(good))
+    onnx.save(model([5, 5]), str(bad))  # 25 elements from 24: refused at run time
+    p = run(bnfold, ["--compare", str(good), str(bad)])
+    assert p.returncode == 1, describe(p)
+    assert "different: %s fails where" % bad in p.stderr, describe(p)
+    # The other way round, the reference cannot run: not a verdict on the candidate.
+    p = run(bnfold, ["--compare", str(bad), str(good)])
+    assert p.returncode == 2 and "cannot compare" in p.stderr, describe(p)

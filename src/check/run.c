@@ -190,11 +190,16 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 		/* What the comparison learnt stays (the input shapes it tried). */
 		vr->whole_graph = 0;
 		snprintf(vr->fallback, sizeof(vr->fallback), "%s", why.msg);
-		/* The original could not run, or memory was short: the check
-		 * could not run. Anything else failed in the folded model where
-		 * the original ran: that is a wrong fold, not a reason to skip. */
-		res->folded_broke =
-		    rc != BNF_ERR_UNSUPPORTED && rc != BNF_ERR_NOMEM && !over_budget;
+		/* The folded model failed where the original ran: a wrong fold,
+		 * not a reason to skip. An input the user gave that cannot be
+		 * made is a bad argument. Anything else (the original cannot run
+		 * at these inputs, memory) means the check could not run. */
+		res->folded_broke = vr->second_failed;
+		if (rc == BNF_ERR_INPUT && !res->folded_broke && !over_budget) {
+			res->err = why;
+			bnf_error_prefix(&res->err, "check");
+			return rc;
+		}
 		vr->pass = !res->folded_broke;
 	}
 	/* Memory is short: the evaluations of each fold one at a time. */

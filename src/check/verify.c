@@ -244,6 +244,8 @@ static int compare_sample(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 	/* The reference cannot run at these shapes (err: its first failure). */
 	if (rc != BNF_OK && (job[ia].rc != BNF_OK || (r >= 0 && job[r].rc != BNF_OK)))
 		rc = cannot_run(&rep->inputs, rc, err);
+	else if (rc != BNF_OK && rc != BNF_ERR_NOMEM && job[ib].rc != BNF_OK)
+		rep->second_failed = 1;
 	bnf_named_tensors_free(&in);
 	for (i = 0; rc == BNF_OK && i < n_out; i++) {
 		struct bnf_tensor *ta = job[ia].outs[i], *tb = job[ib].outs[i];
@@ -344,13 +346,16 @@ out:
 	bnf_check_jobs_free(keep, 2, n_out);
 	free(acc);
 	if (rc != BNF_OK) {
-		/* Which shapes the check could not run at stays in the report. */
+		/* Which shapes the check could not run at stays in the report,
+		 * and which model failed. */
+		int second_failed = rep->second_failed;
 		if (rc == BNF_ERR_UNSUPPORTED) {
 			shapes = rep->inputs;
 			memset(&rep->inputs, 0, sizeof(rep->inputs));
 		}
 		bnf_verify_report_free(rep);
 		rep->inputs = shapes;
+		rep->second_failed = second_failed;
 	}
 	return rc;
 }

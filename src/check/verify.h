@@ -98,6 +98,8 @@ struct bnf_divergence {
 struct bnf_verify_report {
 	int whole_graph;    /* 1 when the whole-graph comparison ran */
 	char fallback[512]; /* why it did not, when it did not */
+	int second_failed;  /* bnf_compare_models failed because the second
+	                       model could not run where the first ran */
 	int samples;
 	int ref_samples;     /* samples with the float64 reference */
 	int fixed_tolerance; /* graph outputs judged by --atol/--rtol */

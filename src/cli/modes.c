@@ -351,7 +351,13 @@ int cli_mode_compare(const struct cli *cli)
 	}
 	vo.pair_folds = 1; /* the candidate's nodes that replace chains, as folds */
 	if (bnf_compare_models(a.proto, b.proto, &vo, &vr, &err) != BNF_OK) {
-		cli_say("cannot compare %s and %s: %s", label, cli->second, err.msg);
+		if (vr.second_failed) {
+			cli_say("different: %s fails where %s runs: %s", cli->second, label,
+			        err.msg);
+			rc = EXIT_CODE_CHECK_FAILED;
+		} else {
+			cli_say("cannot compare %s and %s: %s", label, cli->second, err.msg);
+		}
 		goto out;
 	}
 	if (!cli->quiet || !vr.pass) {

@@ -271,6 +271,26 @@ static int compare_sample(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 	return rc;
 }
 
+/* Every input fed to the first model is an input of the second: models
+ * with other interfaces are not comparable (not a failure of either). */
+static int same_inputs(const Onnx__ModelProto *b, const struct bnf_input_shapes *fed,
+                       struct bnf_error *err)
+{
+	size_t i, j;
+
+	for (i = 0; i < fed->n; i++) {
+		for (j = 0; j < b->graph->n_input; j++)
+			if (b->graph->input[j]->name &&
+			    strcmp(b->graph->input[j]->name, fed->inputs[i].name) == 0)
+				break;
+		if (j == b->graph->n_input)
+			return bnf_fail(err, BNF_ERR_INPUT,
+			                "'%s' is an input of the first model, not of the second",
+			                fed->inputs[i].name);
+	}
+	return BNF_OK;
+}
+
 int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
                        const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
                        struct bnf_error *err)
@@ -295,6 +315,10 @@ int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 	if ((rc = choose_shapes(a, opt, &rep->inputs, err)) != BNF_OK) {
 		if (rc == BNF_ERR_UNSUPPORTED)
 			bnf_error_prefix(err, "check could not run");
+		return rc;
+	}
+	if ((rc = same_inputs(b, &rep->inputs, err)) != BNF_OK) {
+		bnf_input_shapes_free(&rep->inputs);
 		return rc;
 	}
 	acc = calloc(n_out + 1, sizeof(*acc));

@@ -271,22 +271,51 @@ static int compare_sample(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 	return rc;
 }
 
-/* Every input fed to the first model is an input of the second: models
- * with other interfaces are not comparable (not a failure of either). */
+/* The declared shape of input vi accepts shape: same rank, and every
+ * fixed dim equal (a declared shape may be absent or leave dims open). */
+static int declared_accepts(const Onnx__ValueInfoProto *vi, const struct bnf_input_shape *shape)
+{
+	const Onnx__TensorShapeProto *ts;
+	size_t d;
+
+	if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+	    !vi->type->tensor_type->shape)
+		return 1;
+	ts = vi->type->tensor_type->shape;
+	if (ts->n_dim != (size_t)shape->rank)
+		return 0;
+	for (d = 0; d < ts->n_dim; d++)
+		if (ts->dim[d]->value_case ==
+		        ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+		    ts->dim[d]->dim_value > 0 && ts->dim[d]->dim_value != shape->dims[d])
+			return 0;
+	return 1;
+}
+
+/* Every input fed to the first model is an input of the second, declared
+ * to take that shape: models with other interfaces are not comparable
+ * (which is not a failure of either). */
 static int same_inputs(const Onnx__ModelProto *b, const struct bnf_input_shapes *fed,
                        struct bnf_error *err)
 {
 	size_t i, j;
 
 	for (i = 0; i < fed->n; i++) {
-		for (j = 0; j < b->graph->n_input; j++)
+		const Onnx__ValueInfoProto *vi = NULL;
+		for (j = 0; j < b->graph->n_input && !vi; j++)
 			if (b->graph->input[j]->name &&
 			    strcmp(b->graph->input[j]->name, fed->inputs[i].name) == 0)
-				break;
-		if (j == b->graph->n_input)
+				vi = b->graph->input[j];
+		if (!vi)
 			return bnf_fail(err, BNF_ERR_INPUT,
 			                "'%s' is an input of the first model, not of the second",
 			                fed->inputs[i].name);
+		if (!declared_accepts(vi, &fed->inputs[i]))
+			return bnf_fail(
+			    err, BNF_ERR_INPUT,
+			    "input '%s': the second model declares another shape than the "
+			    "first is fed",
+			    fed->inputs[i].name);
 	}
 	return BNF_OK;
 }

@@ -56,8 +56,11 @@ static int constant_shape(struct bnf_op_ctx *ctx);
 static int constant_compute(struct bnf_op_ctx *ctx);
 
 /* Constant is part of the executor rather than an operator family: every
- * graph uses it and promote_double has to see its values. */
-static const struct bnf_op constant_op = {"Constant", 1, constant_shape, constant_compute, 0};
+ * graph uses it. Its row is read by the registry like any other table. */
+const struct bnf_op bnf_ops_exec[] = {
+    {"Constant", 1, 0, constant_shape, constant_compute, 0},
+    {NULL, 0, 0, NULL, NULL, 0},
+};
 
 static int is_default_domain(const char *domain)
 {
@@ -68,8 +71,6 @@ static const struct bnf_op *find_op(const Onnx__NodeProto *node, int opset)
 {
 	if (!is_default_domain(node->domain) || !node->op_type)
 		return NULL;
-	if (strcmp(node->op_type, "Constant") == 0)
-		return &constant_op;
 	return bnf_op_find(node->op_type, opset);
 }
 
@@ -86,28 +87,97 @@ static int default_opset(const Onnx__ModelProto *model)
 	return -1;
 }
 
-int bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_type, size_t op_len,
-                              char *node_name, size_t node_len)
-{
-	int opset = default_opset(model);
-	size_t i;
+/* What bnf_eval_find_unsupported gathers: one node for each distinct
+ * operator missing, and the text written so far. */
+struct unsupported {
+	const Onnx__NodeProto **seen; /* first node of each operator listed */
+	size_t count, cap;
+	char *ops;
+	size_t ops_len, used;
+	int truncated;
+};
 
-	if (!model->graph)
-		return 0;
-	for (i = 0; i < model->graph->n_node; i++) {
-		const Onnx__NodeProto *node = model->graph->node[i];
-		if (find_op(node, opset))
-			continue;
-		if (op_len)
-			snprintf(op_type, op_len, "%s%s%s",
-			         is_default_domain(node->domain) ? "" : node->domain,
-			         is_default_domain(node->domain) ? "" : ".",
-			         node->op_type ? node->op_type : "");
-		if (node_len)
-			snprintf(node_name, node_len, "%s", bnf_node_label(node));
-		return 1;
+static int same_operator(const Onnx__NodeProto *a, const Onnx__NodeProto *b)
+{
+	int da = is_default_domain(a->domain), db = is_default_domain(b->domain);
+
+	return strcmp(a->op_type ? a->op_type : "", b->op_type ? b->op_type : "") == 0 &&
+	       da == db && (da || strcmp(a->domain, b->domain) == 0);
+}
+
+/* Add the operator of node to the list unless it is there already. */
+static void note_unsupported(struct unsupported *u, const Onnx__NodeProto *node)
+{
+	const Onnx__NodeProto **grown;
+	char name[256];
+	size_t i, n;
+	int dflt = is_default_domain(node->domain);
+
+	for (i = 0; i < u->count; i++)
+		if (same_operator(u->seen[i], node))
+			return;
+	if (u->count == u->cap) {
+		grown = realloc(u->seen, (u->cap * 2 + 8) * sizeof(*grown));
+		if (!grown) {
+			u->truncated = 1; /* the list stops; the count is a lower bound */
+			return;
+		}
+		u->seen = grown;
+		u->cap = u->cap * 2 + 8;
 	}
-	return 0;
+	u->seen[u->count++] = node;
+	snprintf(name, sizeof(name), "%s%s%s", dflt ? "" : node->domain, dflt ? "" : ".",
+	         node->op_type ? node->op_type : "");
+	n = strlen(name);
+	if (u->truncated || !u->ops_len)
+		return;
+	/* Room for the name, its separator and a closing ", ..." mark. */
+	if (u->used + n + 2 + 5 >= u->ops_len) {
+		u->truncated = 1;
+		snprintf(u->ops + u->used, u->ops_len - u->used, "%s...", u->used ? ", " : "");
+		return;
+	}
+	u->used += (size_t)snprintf(u->ops + u->used, u->ops_len - u->used, "%s%s",
+	                            u->used ? ", " : "", name);
+}
+
+static void find_unsupported_in(const Onnx__GraphProto *g, int opset, int depth,
+                                struct unsupported *u)
+{
+	size_t i, j, k;
+
+	for (i = 0; i < g->n_node; i++) {
+		const Onnx__NodeProto *node = g->node[i];
+		if (!find_op(node, opset))
+			note_unsupported(u, node);
+		for (j = 0; depth < BNF_EVAL_MAX_DEPTH && j < node->n_attribute; j++) {
+			const Onnx__AttributeProto *a = node->attribute[j];
+			if (a->g)
+				find_unsupported_in(a->g, opset, depth + 1, u);
+			for (k = 0; k < a->n_graphs; k++)
+				find_unsupported_in(a->graphs[k], opset, depth + 1, u);
+		}
+	}
+}
+
+size_t bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_types, size_t op_len,
+                                 char *node_name, size_t node_len)
+{
+	struct unsupported u;
+
+	memset(&u, 0, sizeof(u));
+	u.ops = op_types;
+	u.ops_len = op_len;
+	if (op_len)
+		op_types[0] = '\0';
+	if (node_len)
+		node_name[0] = '\0';
+	if (model->graph)
+		find_unsupported_in(model->graph, default_opset(model), 0, &u);
+	if (u.count && node_len)
+		snprintf(node_name, node_len, "%s", bnf_node_label(u.seen[0]));
+	free(u.seen);
+	return u.count;
 }
 
 /* ---- the name table ---- */

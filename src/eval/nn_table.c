@@ -9,18 +9,18 @@
 /* Every row starts at opset 1: each operator reads ctx->opset itself
  * where an attribute or default changed between versions. */
 const struct bnf_op bnf_ops_nn[] = {
-    {"Conv", 1, bnf_nn_conv_shape, bnf_nn_conv_compute, 0},
-    {"ConvTranspose", 1, bnf_nn_conv_transpose_shape, bnf_nn_conv_transpose_compute, 0},
-    {"BatchNormalization", 1, bnf_nn_batch_norm_shape, bnf_nn_batch_norm_compute, 1},
-    {"InstanceNormalization", 1, bnf_nn_instance_norm_shape, bnf_nn_instance_norm_compute, 0},
-    {"LayerNormalization", 17, bnf_nn_layer_norm_shape, bnf_nn_layer_norm_compute, 0},
-    {"MaxPool", 1, bnf_nn_max_pool_shape, bnf_nn_max_pool_compute, 0},
-    {"AveragePool", 1, bnf_nn_average_pool_shape, bnf_nn_average_pool_compute, 0},
-    {"GlobalAveragePool", 1, bnf_nn_global_pool_shape, bnf_nn_global_average_pool_compute, 0},
-    {"GlobalMaxPool", 1, bnf_nn_global_pool_shape, bnf_nn_global_max_pool_compute, 0},
-    {"Gemm", 1, bnf_nn_gemm_shape, bnf_nn_gemm_compute, 0},
-    {"MatMul", 1, bnf_nn_matmul_shape, bnf_nn_matmul_compute, 0},
-    {NULL, 0, NULL, NULL, 0},
+    {"Conv", 1, 0, bnf_nn_conv_shape, bnf_nn_conv_compute, 0},
+    {"ConvTranspose", 1, 0, bnf_nn_conv_transpose_shape, bnf_nn_conv_transpose_compute, 0},
+    {"BatchNormalization", 1, 0, bnf_nn_batch_norm_shape, bnf_nn_batch_norm_compute, 1},
+    {"InstanceNormalization", 1, 0, bnf_nn_instance_norm_shape, bnf_nn_instance_norm_compute, 0},
+    {"LayerNormalization", 17, 0, bnf_nn_layer_norm_shape, bnf_nn_layer_norm_compute, 0},
+    {"MaxPool", 1, 0, bnf_nn_max_pool_shape, bnf_nn_max_pool_compute, 0},
+    {"AveragePool", 1, 0, bnf_nn_average_pool_shape, bnf_nn_average_pool_compute, 0},
+    {"GlobalAveragePool", 1, 0, bnf_nn_global_pool_shape, bnf_nn_global_average_pool_compute, 0},
+    {"GlobalMaxPool", 1, 0, bnf_nn_global_pool_shape, bnf_nn_global_max_pool_compute, 0},
+    {"Gemm", 1, 0, bnf_nn_gemm_shape, bnf_nn_gemm_compute, 0},
+    {"MatMul", 1, 0, bnf_nn_matmul_shape, bnf_nn_matmul_compute, 0},
+    {NULL, 0, 0, NULL, NULL, 0},
 };
 
 _Static_assert(sizeof(bnf_ops_nn) / sizeof(bnf_ops_nn[0]) == 12,

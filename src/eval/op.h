@@ -36,6 +36,8 @@ struct bnf_op_ctx {
 struct bnf_op {
 	const char *op_type;
 	int min_opset; /* first opset version whose semantics this row covers */
+	int max_opset; /* last one, or 0 when the row covers every later opset
+	                  (an operator the spec deprecated has a last version) */
 	int (*shape)(struct bnf_op_ctx *ctx);
 	int (*compute)(struct bnf_op_ctx *ctx);
 	int elementwise; /* 1: output element i needs input 0's element
@@ -44,6 +46,7 @@ struct bnf_op {
 };
 
 /* One table per family; each ends with a row whose op_type is NULL. */
+extern const struct bnf_op bnf_ops_exec[];  /* Constant, run by the executor itself */
 extern const struct bnf_op bnf_ops_nn[];    /* conv, pooling, normalisation, gemm */
 extern const struct bnf_op bnf_ops_basic[]; /* elementwise, activations, softmax, cast */
 extern const struct bnf_op bnf_ops_shape[]; /* shapes, indexing, reductions, pad, resize */
@@ -53,8 +56,22 @@ extern const struct bnf_op bnf_ops_shape[]; /* shapes, indexing, reductions, pad
 int bnf_op_take_donor(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank, const int64_t *dims);
 
 /* The row for op_type at the given opset (the row with the largest
- * min_opset <= opset), or NULL if the evaluator does not implement it. */
+ * min_opset <= opset whose max_opset, if any, is >= opset), or NULL if the
+ * evaluator does not implement it. */
 const struct bnf_op *bnf_op_find(const char *op_type, int opset);
+
+/* One line of what the evaluator implements: an operator and the opsets a
+ * row of its covers, first to last (last 0: every later opset). A row that
+ * a later row of the same operator replaces ends where that one begins. */
+struct bnf_op_range {
+	const char *op_type; /* static string */
+	int first, last;
+};
+
+/* Every row of every table, sorted by operator name, then first opset, in
+ * a new array that the caller frees with free(). Returns the count, or 0
+ * when memory runs out (*out is then NULL). */
+size_t bnf_op_ranges(struct bnf_op_range **out);
 
 /* Whether the node asks for output i: it exists and its name is not empty.
  * The shape step may skip allocating outputs that are not wanted. */

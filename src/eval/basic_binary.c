@@ -26,6 +26,8 @@ struct binary_op {
 	unsigned flags;
 	double (*f)(double a, double b);
 	int64_t (*i)(int64_t a, int64_t b); /* NULL when integers are not allowed */
+	int64_t (*u)(int64_t a, int64_t b); /* uint64 bit patterns, when the result
+	                                       differs from i's (NULL: use i) */
 };
 
 /* Integer arithmetic wraps as in two's complement, as numpy's does. */
@@ -99,17 +101,30 @@ static int64_t div_i(int64_t a, int64_t b)
 	return b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b;
 }
 
+static int64_t div_u(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a / (uint64_t)b);
+}
+static int64_t max_u(int64_t a, int64_t b)
+{
+	return (uint64_t)a > (uint64_t)b ? a : b;
+}
+static int64_t min_u(int64_t a, int64_t b)
+{
+	return (uint64_t)a < (uint64_t)b ? a : b;
+}
+
 static const struct binary_op binary_ops[] = {
-    {"Add", BINARY_LEGACY_BCAST, add_f, add_i},
-    {"Sub", BINARY_LEGACY_BCAST, sub_f, sub_i},
-    {"Mul", BINARY_LEGACY_BCAST, mul_f, mul_i},
-    {"Div", BINARY_LEGACY_BCAST | BINARY_DIVISOR, div_f, div_i},
-    {"Pow", BINARY_LEGACY_BCAST | BINARY_MIXED_TYPES, pow, NULL},
-    {"Equal", BINARY_LEGACY_BCAST | BINARY_BOOL_OUT | BINARY_ALLOW_BOOL, equal_f, equal_i},
-    {"PRelu", BINARY_SLOPE, prelu_f, prelu_i},
-    {"Sum", 0, add_f, NULL},
-    {"Max", 0, max_f, max_i},
-    {"Min", 0, min_f, min_i},
+    {"Add", BINARY_LEGACY_BCAST, add_f, add_i, NULL},
+    {"Sub", BINARY_LEGACY_BCAST, sub_f, sub_i, NULL},
+    {"Mul", BINARY_LEGACY_BCAST, mul_f, mul_i, NULL},
+    {"Div", BINARY_LEGACY_BCAST | BINARY_DIVISOR, div_f, div_i, div_u},
+    {"Pow", BINARY_LEGACY_BCAST | BINARY_MIXED_TYPES, pow, NULL, NULL},
+    {"Equal", BINARY_LEGACY_BCAST | BINARY_BOOL_OUT | BINARY_ALLOW_BOOL, equal_f, equal_i, NULL},
+    {"PRelu", BINARY_SLOPE, prelu_f, prelu_i, NULL},
+    {"Sum", 0, add_f, NULL, NULL},
+    {"Max", 0, max_f, max_i, max_u},
+    {"Min", 0, min_f, min_i, min_u},
 };
 
 static const struct binary_op *binary_find(const char *op_type)
@@ -126,6 +141,7 @@ static int binary_kernel(const struct basic_map *m, size_t n, union basic_lane_b
                          const union basic_lane_buf *in)
 {
 	const struct binary_op *op = m->params;
+	int64_t (*fi)(int64_t a, int64_t b);
 	size_t k;
 
 	if (m->in_lane[0] == BASIC_LANE_F64) {
@@ -133,10 +149,11 @@ static int binary_kernel(const struct basic_map *m, size_t n, union basic_lane_b
 			out->f[k] = op->f(in[0].f[k], in[1].f[k]);
 		return 0;
 	}
+	fi = op->u && m->in[0]->dtype == BASIC_UINT64 ? op->u : op->i;
 	for (k = 0; k < n; k++) {
 		if ((op->flags & BINARY_DIVISOR) && in[1].i[k] == 0)
 			return -1;
-		out->i[k] = op->i(in[0].i[k], in[1].i[k]);
+		out->i[k] = fi(in[0].i[k], in[1].i[k]);
 	}
 	return 0;
 }

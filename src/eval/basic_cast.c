@@ -24,6 +24,8 @@ static int cast_target(const struct bnf_op_ctx *ctx, int64_t *to)
 	    {"FLOAT", BASIC_FLOAT},       {"DOUBLE", BASIC_DOUBLE}, {"FLOAT16", BASIC_FLOAT16},
 	    {"BFLOAT16", BASIC_BFLOAT16}, {"INT64", BASIC_INT64},   {"INT32", BASIC_INT32},
 	    {"INT8", BASIC_INT8},         {"UINT8", BASIC_UINT8},   {"BOOL", BASIC_BOOL},
+	    {"INT16", BASIC_INT16},       {"UINT16", BASIC_UINT16}, {"UINT32", BASIC_UINT32},
+	    {"UINT64", BASIC_UINT64},
 	};
 	char name[32];
 	size_t k;

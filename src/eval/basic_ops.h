@@ -22,8 +22,12 @@ enum basic_dtype {
 	BASIC_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
 	BASIC_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
 	BASIC_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
+	BASIC_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
+	BASIC_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
 	BASIC_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
 	BASIC_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
+	BASIC_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
+	BASIC_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
 	BASIC_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
 	BASIC_FLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
 	BASIC_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
@@ -32,7 +36,9 @@ enum basic_dtype {
 
 /* Values are computed in one of two lanes: float types in double (and
  * rounded once to the output's type when stored), integer and bool types in
- * int64 (and wrapped to the output's width when stored). */
+ * int64 (and wrapped to the output's width when stored). uint64 values
+ * travel as their bit pattern: kernels whose result depends on the sign
+ * (comparisons, division, min and max) look at the operand's dtype. */
 enum basic_lane {
 	BASIC_LANE_F64,
 	BASIC_LANE_I64,
@@ -84,7 +90,7 @@ int bnf_basic_broadcast_shape(size_t n, const struct bnf_tensor *const *t, int *
 
 /* dtype classes. */
 int bnf_basic_is_float(int dtype);   /* float, double, float16, bfloat16 */
-int bnf_basic_is_integer(int dtype); /* int64, int32, int8, uint8 (not bool) */
+int bnf_basic_is_integer(int dtype); /* signed and unsigned integers (not bool) */
 /* The lane a dtype's values are held in without loss. */
 enum basic_lane bnf_basic_natural_lane(int dtype);
 

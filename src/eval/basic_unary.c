@@ -14,6 +14,7 @@ struct unary_params {
 	double alpha, beta, gamma;
 	double lo, hi;      /* Clip bounds on float tensors */
 	int64_t lo_i, hi_i; /* Clip bounds on integer tensors */
+	int is_u64;         /* integer lane values are uint64 bit patterns */
 };
 
 struct unary_op {
@@ -130,8 +131,7 @@ static double clip_f(double x, const struct unary_params *p)
 
 static int64_t abs_i(int64_t x, const struct unary_params *p)
 {
-	(void)p;
-	return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
+	return x < 0 && !p->is_u64 ? (int64_t)(0 - (uint64_t)x) : x;
 }
 
 static int64_t neg_i(int64_t x, const struct unary_params *p)
@@ -148,7 +148,14 @@ static int64_t relu_i(int64_t x, const struct unary_params *p)
 
 static int64_t clip_i(int64_t x, const struct unary_params *p)
 {
-	int64_t y = x < p->lo_i ? p->lo_i : x;
+	int64_t y;
+	uint64_t u;
+
+	if (p->is_u64) {
+		u = (uint64_t)x < (uint64_t)p->lo_i ? (uint64_t)p->lo_i : (uint64_t)x;
+		return (int64_t)(u > (uint64_t)p->hi_i ? (uint64_t)p->hi_i : u);
+	}
+	y = x < p->lo_i ? p->lo_i : x;
 	return y > p->hi_i ? p->hi_i : y;
 }
 
@@ -204,6 +211,22 @@ static void int_range(int dtype, int64_t *lo, int64_t *hi)
 		*lo = 0;
 		*hi = UINT8_MAX;
 		break;
+	case BASIC_INT16:
+		*lo = INT16_MIN;
+		*hi = INT16_MAX;
+		break;
+	case BASIC_UINT16:
+		*lo = 0;
+		*hi = UINT16_MAX;
+		break;
+	case BASIC_UINT32:
+		*lo = 0;
+		*hi = UINT32_MAX;
+		break;
+	case BASIC_UINT64:
+		*lo = 0;
+		*hi = -1; /* the bit pattern of UINT64_MAX */
+		break;
 	default:
 		*lo = INT64_MIN;
 		*hi = INT64_MAX;
@@ -257,6 +280,7 @@ static int unary_params_read(const struct bnf_op_ctx *ctx, const struct unary_op
 	int k, rc;
 
 	memset(p, 0, sizeof(*p));
+	p->is_u64 = ctx->in[0]->dtype == BASIC_UINT64;
 	for (k = 0; k < 3; k++) {
 		if (!op->attr[k])
 			continue;

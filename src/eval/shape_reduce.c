@@ -54,8 +54,7 @@ static int reduce_plan(const struct bnf_op_ctx *ctx, struct reduce_plan *p)
 	    bnf_attr_int(ctx->node, "noop_with_empty_axes", 0, &noop, ctx->err) != BNF_OK)
 		return ctx->err->status;
 	x = ctx->in[0];
-	if (!bnf_shp_is_float(x->dtype) && x->dtype != DT(INT64) && x->dtype != DT(INT32) &&
-	    x->dtype != DT(INT8) && x->dtype != DT(UINT8))
+	if (!bnf_shp_is_float(x->dtype) && !bnf_dtype_is_integer(x->dtype))
 		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "dtype %s is not supported",
 		                    bnf_dtype_name(x->dtype));
 	/* A repeated axis is harmless here, and onnxruntime accepts it. */
@@ -86,25 +85,6 @@ int bnf_shp_reduce_shape(struct bnf_op_ctx *ctx)
 	if (reduce_plan(ctx, &p) != BNF_OK)
 		return ctx->err->status;
 	return bnf_shp_new_out(ctx, 0, ctx->in[0]->dtype, p.rank, p.dims);
-}
-
-/* Store keeping the low bits, as integer arithmetic in the type would. */
-static void store_int(struct bnf_tensor *t, size_t i, int64_t v)
-{
-	switch (t->dtype) {
-	case DT(INT64):
-		((int64_t *)t->data)[i] = v;
-		break;
-	case DT(INT32):
-		((int32_t *)t->data)[i] = (int32_t)(uint32_t)(uint64_t)v;
-		break;
-	case DT(INT8):
-		((int8_t *)t->data)[i] = (int8_t)(uint8_t)(uint64_t)v;
-		break;
-	default:
-		((uint8_t *)t->data)[i] = (uint8_t)(uint64_t)v;
-		break;
-	}
 }
 
 /* Fold element i of x into accumulator o (fsum for floating dtypes, isum
@@ -184,9 +164,9 @@ int bnf_shp_reduce_compute(struct bnf_op_ctx *ctx)
 			bnf_shp_set(
 			    y, i, p.kind == REDUCE_KIND_MEAN ? fsum[i] / (double)per_out : fsum[i]);
 		else
-			store_int(y, i,
-			          p.kind == REDUCE_KIND_MEAN ? isum[i] / (int64_t)per_out
-			                                     : isum[i]);
+			bnf_tensor_set_int(y, i,
+			                   p.kind == REDUCE_KIND_MEAN ? isum[i] / (int64_t)per_out
+			                                              : isum[i]);
 	}
 	free(fsum);
 	free(isum);

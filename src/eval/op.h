@@ -50,6 +50,8 @@ extern const struct bnf_op bnf_ops_exec[];  /* Constant, run by the executor its
 extern const struct bnf_op bnf_ops_nn[];    /* conv, pooling, normalisation, gemm */
 extern const struct bnf_op bnf_ops_basic[]; /* elementwise, activations, softmax, cast */
 extern const struct bnf_op bnf_ops_shape[]; /* shapes, indexing, reductions, pad, resize */
+extern const struct bnf_op bnf_ops_logic[]; /* comparisons, logic, bitwise operators */
+extern const struct bnf_op bnf_ops_math[];  /* rounding, trigonometry, Mod, Mean, more */
 
 /* Take ctx->donor as output i when it may be: output 0 of a one-output
  * node, with the donor's dtype and shape. Returns 1 when taken. */

@@ -9,10 +9,7 @@
 #include <string.h>
 
 static const struct bnf_op *const tables[] = {
-    bnf_ops_exec,
-    bnf_ops_nn,
-    bnf_ops_basic,
-    bnf_ops_shape,
+    bnf_ops_exec, bnf_ops_nn, bnf_ops_basic, bnf_ops_shape, bnf_ops_logic, bnf_ops_math,
 };
 
 static int row_covers(const struct bnf_op *row, int opset)

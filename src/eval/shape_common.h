@@ -126,6 +126,8 @@ int bnf_shp_pad_compute(struct bnf_op_ctx *ctx);
 /* shape_reduce.c */
 int bnf_shp_reduce_shape(struct bnf_op_ctx *ctx);
 int bnf_shp_reduce_compute(struct bnf_op_ctx *ctx);
+int bnf_shp_arg_shape(struct bnf_op_ctx *ctx); /* ArgMax ArgMin */
+int bnf_shp_arg_compute(struct bnf_op_ctx *ctx);
 
 /* shape_resize.c */
 int bnf_shp_resize_shape(struct bnf_op_ctx *ctx);

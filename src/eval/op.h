@@ -15,6 +15,8 @@
 #include "io/model.h"
 #include "onnx.pb-c.h"
 
+struct bnf_run; /* the executor's run of one graph (eval.c) */
+
 struct bnf_op_ctx {
 	const Onnx__NodeProto *node;
 	int opset; /* version of the default ("" / ai.onnx) domain */
@@ -31,6 +33,8 @@ struct bnf_op_ctx {
 	int donor_taken;          /* set when they did */
 	struct bnf_error *err;
 	const struct bnf_external *ext; /* external tensor data (Constant) */
+	struct bnf_run *run;            /* the run of the graph holding the node:
+	                                   its subgraphs run inside it */
 };
 
 struct bnf_op {
@@ -46,7 +50,7 @@ struct bnf_op {
 };
 
 /* One table per family; each ends with a row whose op_type is NULL. */
-extern const struct bnf_op bnf_ops_exec[];  /* Constant, run by the executor itself */
+extern const struct bnf_op bnf_ops_ctrl[];  /* Constant, If, Loop, Scan */
 extern const struct bnf_op bnf_ops_nn[];    /* conv, pooling, normalisation, gemm */
 extern const struct bnf_op bnf_ops_basic[]; /* elementwise, activations, softmax, cast */
 extern const struct bnf_op bnf_ops_shape[]; /* shapes, indexing, reductions, pad, resize */
@@ -74,6 +78,36 @@ struct bnf_op_range {
  * a new array that the caller frees with free(). Returns the count, or 0
  * when memory runs out (*out is then NULL). */
 size_t bnf_op_ranges(struct bnf_op_range **out);
+
+/* Whether a node's domain is the default one ("", or "ai.onnx"). */
+int bnf_op_is_default_domain(const char *domain);
+
+/* The model's version of the default operator set, or -1 if absent. */
+int bnf_op_model_opset(const Onnx__ModelProto *model);
+
+/* Subgraphs: what the executor offers the control-flow operators. A
+ * subgraph (If's branch, a Loop or Scan body, an attribute of ctx's node)
+ * is opened once, may run many times, and reads the values of the graphs
+ * around it by name, as the spec's scoping says. */
+struct bnf_subgraph;
+
+/* Index g to run inside ctx->run. *out is NULL on failure (err set);
+ * close it with bnf_subgraph_close. */
+int bnf_subgraph_open(const struct bnf_op_ctx *ctx, const Onnx__GraphProto *g,
+                      struct bnf_subgraph **out);
+
+/* Run it once: in[i] (borrowed) is the value of the graph's input i, and
+ * out[j] receives a new tensor for its output j (the caller owns it; the
+ * array has room for every output). n_in must equal the graph's input
+ * count. On failure no out[j] is set. */
+int bnf_subgraph_run(struct bnf_subgraph *sg, size_t n_in, struct bnf_tensor *const *in,
+                     struct bnf_tensor **out);
+
+/* The graph a subgraph runs, borrowed from the model. */
+const Onnx__GraphProto *bnf_subgraph_graph(const struct bnf_subgraph *sg);
+
+/* Free a subgraph and the values it kept; NULL is allowed. */
+void bnf_subgraph_close(struct bnf_subgraph *sg);
 
 /* Whether the node asks for output i: it exists and its name is not empty.
  * The shape step may skip allocating outputs that are not wanted. */

@@ -56,6 +56,7 @@ extern const struct bnf_op bnf_ops_basic[]; /* elementwise, activations, softmax
 extern const struct bnf_op bnf_ops_shape[]; /* shapes, indexing, reductions, pad, resize */
 extern const struct bnf_op bnf_ops_logic[]; /* comparisons, logic, bitwise operators */
 extern const struct bnf_op bnf_ops_math[];  /* rounding, trigonometry, Mod, Mean, more */
+extern const struct bnf_op bnf_ops_index[]; /* TopK, NonZero, GatherND, Scatter*, OneHot, ... */
 
 /* Take ctx->donor as output i when it may be: output 0 of a one-output
  * node, with the donor's dtype and shape. Returns 1 when taken. */

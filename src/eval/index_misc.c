@@ -1,0 +1,330 @@
+/*
+ * The index family's operators that place each element by its own
+ * position: CumSum, Trilu, OneHot, EyeLike, Size, Hardmax and
+ * ReverseSequence.
+ */
+#include "eval/index_ops.h"
+
+#include <math.h>
+#include <string.h>
+
+/* The split of t around axis a: outer (before), n (the axis), inner
+ * (after). */
+static void around_axis(const struct bnf_tensor *t, int a, int64_t *outer, int64_t *n,
+                        int64_t *inner)
+{
+	int d;
+
+	*outer = 1;
+	*inner = 1;
+	for (d = 0; d < a; d++)
+		*outer *= t->dims[d];
+	for (d = a + 1; d < t->rank; d++)
+		*inner *= t->dims[d];
+	*n = t->dims[a];
+}
+
+/* A new output 0 shaped like input 0 (the steps below write it whole). */
+static int like_input(struct bnf_op_ctx *ctx, int dtype)
+{
+	const struct bnf_tensor *x = ctx->in[0];
+
+	if (bnf_shp_new_out(ctx, 0, dtype, x->rank, x->dims) != BNF_OK)
+		return ctx->err->status;
+	return BNF_OK;
+}
+
+/* ---- CumSum ---- */
+
+/* v rounded to a floating dtype's storage. */
+static double round_as(int dtype, double v)
+{
+	switch (dtype) {
+	case DT(FLOAT):
+		return (float)v;
+	case DT(FLOAT16):
+		return bnf_f16_to_f32(bnf_f32_to_f16((float)v));
+	case DT(BFLOAT16):
+		return bnf_bf16_to_f32(bnf_f32_to_bf16((float)v));
+	default:
+		return v;
+	}
+}
+
+/* CumSum: running sums along the axis (input 1), from the end with
+ * reverse, each leaving out its own element with exclusive. Each partial
+ * sum is rounded to the output's type before the next is added, as the
+ * type's own arithmetic would do it; integers wrap. */
+int bnf_idx_cumsum_shape(struct bnf_op_ctx *ctx)
+{
+	const struct bnf_tensor *x;
+	struct bnf_tensor *y;
+	int64_t axis_v, exclusive, reverse, outer, n, inner, o, i, j;
+	size_t n_axis;
+	int axis, is_float;
+
+	if (bnf_shp_check_io(ctx, 2, 2) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "exclusive", 0, &exclusive, ctx->err) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "reverse", 0, &reverse, ctx->err) != BNF_OK ||
+	    bnf_shp_read_ints(ctx, ctx->in[1], "axis", &axis_v, 1, &n_axis) != BNF_OK)
+		return ctx->err->status;
+	x = ctx->in[0];
+	if (n_axis != 1)
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "axis must be one value");
+	if (bnf_shp_axis(ctx, axis_v, x->rank, "axis", &axis) != BNF_OK)
+		return ctx->err->status;
+	is_float = bnf_shp_is_float(x->dtype);
+	if (!is_float && !bnf_dtype_is_integer(x->dtype))
+		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "dtype %s is not supported",
+		                    bnf_dtype_name(x->dtype));
+	if (like_input(ctx, x->dtype) != BNF_OK)
+		return ctx->err->status;
+	if (!(y = ctx->out[0]))
+		return BNF_OK;
+	around_axis(x, axis, &outer, &n, &inner);
+	for (o = 0; o < outer; o++) {
+		for (i = 0; i < inner; i++) {
+			double acc = 0.0;
+			uint64_t iacc = 0;
+			for (j = 0; j < n; j++) {
+				size_t at =
+				    (size_t)((o * n + (reverse ? n - 1 - j : j)) * inner + i);
+				if (is_float) {
+					double before = acc;
+					acc = round_as(x->dtype, acc + bnf_shp_get(x, at));
+					bnf_shp_set(y, at, exclusive ? before : acc);
+				} else {
+					uint64_t before = iacc;
+					iacc += (uint64_t)bnf_shp_get_int(x, at);
+					bnf_tensor_set_int(y, at,
+					                   (int64_t)(exclusive ? before : iacc));
+				}
+			}
+		}
+	}
+	return BNF_OK;
+}
+
+/* ---- Trilu ---- */
+
+/* Trilu: the upper (or lower) triangle of each matrix in the last two
+ * axes, above (below) diagonal k (input 1, default 0); zeros elsewhere. */
+int bnf_idx_trilu_shape(struct bnf_op_ctx *ctx)
+{
+	const struct bnf_tensor *x;
+	int64_t upper, k = 0, rows, cols, i, j, m, n_mat;
+	size_t n_k, esize;
+
+	if (bnf_shp_check_io(ctx, 1, 2) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "upper", 1, &upper, ctx->err) != BNF_OK)
+		return ctx->err->status;
+	x = ctx->in[0];
+	if (bnf_shp_in(ctx, 1) &&
+	    (bnf_shp_read_ints(ctx, ctx->in[1], "k", &k, 1, &n_k) != BNF_OK || n_k != 1))
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "k must be one int64 value");
+	if (x->rank < 2)
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "input has rank %d, below 2", x->rank);
+	if (like_input(ctx, x->dtype) != BNF_OK)
+		return ctx->err->status;
+	if (!ctx->out[0] || x->count == 0)
+		return BNF_OK;
+	rows = x->dims[x->rank - 2];
+	cols = x->dims[x->rank - 1];
+	n_mat = (int64_t)x->count / (rows * cols);
+	esize = bnf_tensor_elem_size(x->dtype);
+	for (m = 0; m < n_mat; m++)
+		for (i = 0; i < rows; i++)
+			for (j = 0; j < cols; j++) {
+				size_t at = (size_t)((m * rows + i) * cols + j);
+				if (upper ? j - i >= k : j - i <= k)
+					memcpy((char *)ctx->out[0]->data + at * esize,
+					       (const char *)x->data + at * esize, esize);
+			}
+	return BNF_OK;
+}
+
+/* ---- OneHot ---- */
+
+/* OneHot: a new axis of length depth (input 1) at axis; each position
+ * holds values[1] where it equals the index (negative indices count from
+ * depth, opset 11) and values[0] elsewhere. */
+int bnf_idx_onehot_shape(struct bnf_op_ctx *ctx)
+{
+	const struct bnf_tensor *ind, *vals;
+	int64_t axis_attr, depth, dims[BNF_MAX_RANK], outer, inner, o, d, i, at;
+	size_t esize;
+	int axis, a;
+
+	if (bnf_shp_check_io(ctx, 3, 3) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "axis", -1, &axis_attr, ctx->err) != BNF_OK)
+		return ctx->err->status;
+	ind = ctx->in[0];
+	vals = ctx->in[2];
+	if (ctx->in[1]->count != 1 || vals->count != 2)
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT,
+		                    "depth must be one value and values two (off, on)");
+	depth = (int64_t)bnf_tensor_get_double(ctx->in[1], 0);
+	if (depth < 1 || ind->rank + 1 > BNF_MAX_RANK)
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "depth %lld is not positive",
+		                    (long long)depth);
+	if (bnf_shp_axis(ctx, axis_attr, ind->rank + 1, "axis", &axis) != BNF_OK)
+		return ctx->err->status;
+	for (a = 0; a <= ind->rank; a++)
+		dims[a] = a < axis ? ind->dims[a] : a == axis ? depth : ind->dims[a - 1];
+	if (bnf_shp_new_out(ctx, 0, vals->dtype, ind->rank + 1, dims) != BNF_OK || !ctx->out[0])
+		return ctx->err->status;
+	outer = 1;
+	inner = 1;
+	for (a = 0; a < axis; a++)
+		outer *= ind->dims[a];
+	for (a = axis; a < ind->rank; a++)
+		inner *= ind->dims[a];
+	esize = bnf_tensor_elem_size(vals->dtype);
+	for (o = 0; o < outer; o++)
+		for (i = 0; i < inner; i++) {
+			double v = bnf_tensor_get_double(ind, (size_t)(o * inner + i));
+			int64_t hot = isnan(v) ? -1 : (int64_t)v;
+			if (hot < 0 && hot >= -depth)
+				hot += depth;
+			for (d = 0; d < depth; d++) {
+				at = (o * depth + d) * inner + i;
+				memcpy((char *)ctx->out[0]->data + (size_t)at * esize,
+				       (const char *)vals->data + (d == hot ? esize : 0), esize);
+			}
+		}
+	return BNF_OK;
+}
+
+/* ---- EyeLike, Size ---- */
+
+/* EyeLike: zeros of input 0's shape (a matrix) with ones on diagonal k,
+ * in the dtype attribute's type or the input's. */
+int bnf_idx_eyelike_shape(struct bnf_op_ctx *ctx)
+{
+	const struct bnf_tensor *x;
+	int64_t dtype, k, i;
+
+	if (bnf_shp_check_io(ctx, 1, 1) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "k", 0, &k, ctx->err) != BNF_OK)
+		return ctx->err->status;
+	x = ctx->in[0];
+	if (bnf_attr_int(ctx->node, "dtype", x->dtype, &dtype, ctx->err) != BNF_OK)
+		return ctx->err->status;
+	if (x->rank != 2)
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "input has rank %d, not 2", x->rank);
+	if (dtype < 0 || dtype > 64 || bnf_tensor_elem_size((int)dtype) == 0)
+		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "dtype %lld is not supported",
+		                    (long long)dtype);
+	if (like_input(ctx, (int)dtype) != BNF_OK)
+		return ctx->err->status;
+	for (i = 0; ctx->out[0] && i < x->dims[0]; i++)
+		if (i + k >= 0 && i + k < x->dims[1])
+			bnf_shp_set(ctx->out[0], (size_t)(i * x->dims[1] + i + k), 1.0);
+	return BNF_OK;
+}
+
+/* Size: the element count of input 0, a scalar int64. */
+int bnf_idx_size_shape(struct bnf_op_ctx *ctx)
+{
+	if (bnf_shp_check_io(ctx, 1, 1) != BNF_OK ||
+	    bnf_shp_new_out(ctx, 0, DT(INT64), 0, NULL) != BNF_OK)
+		return ctx->err->status;
+	if (ctx->out[0])
+		((int64_t *)ctx->out[0]->data)[0] = (int64_t)ctx->in[0]->count;
+	return BNF_OK;
+}
+
+/* ---- Hardmax ---- */
+
+/* Hardmax: 1 at the first maximum, 0 elsewhere. Before opset 13 the input
+ * is seen as a matrix split at axis (default 1), the maximum taken over
+ * each row; from 13 along axis alone (default -1). */
+int bnf_idx_hardmax_shape(struct bnf_op_ctx *ctx)
+{
+	const struct bnf_tensor *x;
+	int64_t axis_attr, outer, n, inner, o, i, j, best;
+	int axis, a;
+
+	if (bnf_shp_check_io(ctx, 1, 1) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "axis", ctx->opset < 13 ? 1 : -1, &axis_attr, ctx->err) !=
+	        BNF_OK)
+		return ctx->err->status;
+	x = ctx->in[0];
+	if (!bnf_shp_is_float(x->dtype))
+		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "dtype %s is not supported",
+		                    bnf_dtype_name(x->dtype));
+	if (bnf_shp_axis(ctx, axis_attr, x->rank, "axis", &axis) != BNF_OK)
+		return ctx->err->status;
+	if (like_input(ctx, x->dtype) != BNF_OK)
+		return ctx->err->status;
+	if (!ctx->out[0] || x->count == 0)
+		return BNF_OK;
+	around_axis(x, axis, &outer, &n, &inner);
+	if (ctx->opset < 13) {
+		for (a = axis + 1; a < x->rank; a++)
+			n *= x->dims[a];
+		inner = 1;
+	}
+	for (o = 0; o < outer; o++)
+		for (i = 0; i < inner; i++) {
+			best = 0;
+			for (j = 1; j < n; j++)
+				if (bnf_shp_get(x, (size_t)((o * n + j) * inner + i)) >
+				    bnf_shp_get(x, (size_t)((o * n + best) * inner + i)))
+					best = j;
+			bnf_shp_set(ctx->out[0], (size_t)((o * n + best) * inner + i), 1.0);
+		}
+	return BNF_OK;
+}
+
+/* ---- ReverseSequence ---- */
+
+/* ReverseSequence: for batch entry b (along batch_axis), the first
+ * sequence_lens[b] elements along time_axis in reverse order, the rest as
+ * they are. */
+int bnf_idx_reverse_sequence_shape(struct bnf_op_ctx *ctx)
+{
+	const struct bnf_tensor *x, *lens;
+	int64_t batch_attr, time_attr, xs[BNF_MAX_RANK], rem, pos, b, t, len, src;
+	size_t i, esize;
+	int batch_axis, time_axis, a;
+
+	if (bnf_shp_check_io(ctx, 2, 2) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "batch_axis", 1, &batch_attr, ctx->err) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "time_axis", 0, &time_attr, ctx->err) != BNF_OK)
+		return ctx->err->status;
+	x = ctx->in[0];
+	lens = ctx->in[1];
+	if (bnf_shp_axis(ctx, batch_attr, x->rank, "batch_axis", &batch_axis) != BNF_OK ||
+	    bnf_shp_axis(ctx, time_attr, x->rank, "time_axis", &time_axis) != BNF_OK)
+		return ctx->err->status;
+	if (batch_axis == time_axis || lens->count != (size_t)x->dims[batch_axis])
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT,
+		                    "sequence_lens must have one entry per batch entry");
+	if (like_input(ctx, x->dtype) != BNF_OK)
+		return ctx->err->status;
+	if (!ctx->out[0])
+		return BNF_OK;
+	bnf_shp_strides(x->rank, x->dims, xs);
+	esize = bnf_tensor_elem_size(x->dtype);
+	for (i = 0; i < x->count; i++) {
+		rem = (int64_t)i;
+		b = t = 0;
+		for (a = 0; a < x->rank; a++) {
+			pos = rem / xs[a];
+			rem %= xs[a];
+			if (a == batch_axis)
+				b = pos;
+			if (a == time_axis)
+				t = pos;
+		}
+		len = bnf_shp_get_int(lens, (size_t)b);
+		if (len < 0 || len > x->dims[time_axis])
+			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
+			                    "sequence length %lld is out of range", (long long)len);
+		src = (int64_t)i + (t < len ? (len - 1 - 2 * t) * xs[time_axis] : 0);
+		memcpy((char *)ctx->out[0]->data + i * esize,
+		       (const char *)x->data + (size_t)src * esize, esize);
+	}
+	return BNF_OK;
+}

@@ -159,13 +159,21 @@ FLOAT_TOL = {
     TensorProto.BFLOAT16: (1.6e-2, 1e-2),
 }
 
+# Tests whose expected outputs are written out by hand to a few digits in
+# ONNX's test generator, so they agree only to those digits: compared at
+# the rtol of ONNX's own backend test runner (1e-3) instead.
+ROUNDED_EXPECTATIONS = frozenset([
+    "test_roialign_aligned_false",  # 4 significant digits
+    "test_roialign_aligned_true",
+])
+
 
 def _load_tensor(path):
     proto = onnx.load_tensor(path)
     return proto.data_type, numpy_helper.to_array(proto)
 
 
-def _compare(name, expected_path, actual_path):
+def _compare(name, expected_path, actual_path, rounded=False):
     """None when the output matches, else what differs."""
     if not os.path.isfile(actual_path):
         return "output '%s' was not written" % name
@@ -180,6 +188,7 @@ def _compare(name, expected_path, actual_path):
         bad = want != got
     else:
         rtol, atol = FLOAT_TOL[want_type]
+        rtol = max(rtol, 1e-3) if rounded else rtol
         w = want.astype(np.float64)
         g = got.astype(np.float64)
         bad = ~np.isclose(g, w, rtol=rtol, atol=atol, equal_nan=True)
@@ -206,7 +215,9 @@ def _run_case(model_path, model, case_dir, out_dir):
         return "exit %d: %s" % (proc.returncode, proc.stderr.strip()[-600:])
     for k, out in enumerate(model.graph.output):
         problem = _compare(out.name, os.path.join(case_dir, "output_%d.pb" % k),
-                           os.path.join(out_dir, out.name + ".pb"))
+                           os.path.join(out_dir, out.name + ".pb"),
+                           rounded=os.path.basename(os.path.dirname(model_path))
+                           in ROUNDED_EXPECTATIONS)
         if problem:
             return problem
     return None

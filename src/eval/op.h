@@ -50,13 +50,14 @@ struct bnf_op {
 };
 
 /* One table per family; each ends with a row whose op_type is NULL. */
-extern const struct bnf_op bnf_ops_ctrl[];  /* Constant, If, Loop, Scan */
-extern const struct bnf_op bnf_ops_nn[];    /* conv, pooling, normalisation, gemm */
-extern const struct bnf_op bnf_ops_basic[]; /* elementwise, activations, softmax, cast */
-extern const struct bnf_op bnf_ops_shape[]; /* shapes, indexing, reductions, pad, resize */
-extern const struct bnf_op bnf_ops_logic[]; /* comparisons, logic, bitwise operators */
-extern const struct bnf_op bnf_ops_math[];  /* rounding, trigonometry, Mod, Mean, more */
-extern const struct bnf_op bnf_ops_index[]; /* TopK, NonZero, GatherND, Scatter*, OneHot, ... */
+extern const struct bnf_op bnf_ops_ctrl[];   /* Constant, If, Loop, Scan */
+extern const struct bnf_op bnf_ops_nn[];     /* conv, pooling, normalisation, gemm */
+extern const struct bnf_op bnf_ops_basic[];  /* elementwise, activations, softmax, cast */
+extern const struct bnf_op bnf_ops_shape[];  /* shapes, indexing, reductions, pad, resize */
+extern const struct bnf_op bnf_ops_logic[];  /* comparisons, logic, bitwise operators */
+extern const struct bnf_op bnf_ops_math[];   /* rounding, trigonometry, Mod, Mean, more */
+extern const struct bnf_op bnf_ops_index[];  /* TopK, NonZero, GatherND, Scatter*, OneHot, ... */
+extern const struct bnf_op bnf_ops_vision[]; /* NonMaxSuppression, RoiAlign, GridSample */
 
 /* Take ctx->donor as output i when it may be: output 0 of a one-output
  * node, with the donor's dtype and shape. Returns 1 when taken. */

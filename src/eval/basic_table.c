@@ -46,6 +46,7 @@ const struct bnf_op bnf_ops_basic[] = {
     {"Softmax", 1, 0, SOFTMAX},
     {"LogSoftmax", 1, 0, SOFTMAX},
     {"Cast", 1, 0, bnf_basic_cast_shape, bnf_basic_cast_compute, 0},
+    {"CastLike", 15, 0, bnf_basic_cast_shape, bnf_basic_cast_compute, 0},
     {"Identity", 1, 0, PASS},
     {"Dropout", 1, 0, PASS},
     {NULL, 0, 0, NULL, NULL, 0},

@@ -129,6 +129,10 @@ int bnf_shp_reduce_compute(struct bnf_op_ctx *ctx);
 int bnf_shp_arg_shape(struct bnf_op_ctx *ctx); /* ArgMax ArgMin */
 int bnf_shp_arg_compute(struct bnf_op_ctx *ctx);
 
+/* shape_space.c: SpaceToDepth DepthToSpace */
+int bnf_shp_space_shape(struct bnf_op_ctx *ctx);
+int bnf_shp_space_compute(struct bnf_op_ctx *ctx);
+
 /* shape_resize.c */
 int bnf_shp_resize_shape(struct bnf_op_ctx *ctx);
 int bnf_shp_resize_compute(struct bnf_op_ctx *ctx);

@@ -37,6 +37,8 @@ const struct bnf_op bnf_ops_shape[] = {
     {"ReduceLogSumExp", 1, 0, bnf_shp_reduce_shape, bnf_shp_reduce_compute, 0},
     {"ArgMax", 1, 0, bnf_shp_arg_shape, bnf_shp_arg_compute, 0},
     {"ArgMin", 1, 0, bnf_shp_arg_shape, bnf_shp_arg_compute, 0},
+    {"SpaceToDepth", 1, 0, bnf_shp_space_shape, bnf_shp_space_compute, 0},
+    {"DepthToSpace", 1, 0, bnf_shp_space_shape, bnf_shp_space_compute, 0},
     {"Resize", 10, 0, bnf_shp_resize_shape, bnf_shp_resize_compute, 0},
     {"Upsample", 7, 9, bnf_shp_resize_shape, bnf_shp_resize_compute, 0},
     {NULL, 0, 0, NULL, NULL, 0},

@@ -58,6 +58,7 @@ extern const struct bnf_op bnf_ops_logic[];  /* comparisons, logic, bitwise oper
 extern const struct bnf_op bnf_ops_math[];   /* rounding, trigonometry, Mod, Mean, more */
 extern const struct bnf_op bnf_ops_index[];  /* TopK, NonZero, GatherND, Scatter*, OneHot, ... */
 extern const struct bnf_op bnf_ops_vision[]; /* NonMaxSuppression, RoiAlign, GridSample */
+extern const struct bnf_op bnf_ops_quant[];  /* QuantizeLinear, QLinearConv, ... */
 
 /* Take ctx->donor as output i when it may be: output 0 of a one-output
  * node, with the donor's dtype and shape. Returns 1 when taken. */

@@ -12,8 +12,8 @@
 #include <string.h>
 
 static const struct bnf_op *const tables[] = {
-    bnf_ops_ctrl,  bnf_ops_nn,   bnf_ops_basic, bnf_ops_shape,
-    bnf_ops_logic, bnf_ops_math, bnf_ops_index, bnf_ops_vision,
+    bnf_ops_ctrl, bnf_ops_nn,    bnf_ops_basic,  bnf_ops_shape, bnf_ops_logic,
+    bnf_ops_math, bnf_ops_index, bnf_ops_vision, bnf_ops_quant,
 };
 
 static int row_covers(const struct bnf_op *row, int opset)

@@ -6,7 +6,7 @@
 
 #include "eval/nn.h"
 
-/* Every row starts at opset 1: each operator reads ctx->opset itself
+/* Rows start at the operator's first opset: each reads ctx->opset itself
  * where an attribute or default changed between versions. */
 const struct bnf_op bnf_ops_nn[] = {
     {"Conv", 1, 0, bnf_nn_conv_shape, bnf_nn_conv_compute, 0},
@@ -20,8 +20,10 @@ const struct bnf_op bnf_ops_nn[] = {
     {"GlobalMaxPool", 1, 0, bnf_nn_global_pool_shape, bnf_nn_global_max_pool_compute, 0},
     {"Gemm", 1, 0, bnf_nn_gemm_shape, bnf_nn_gemm_compute, 0},
     {"MatMul", 1, 0, bnf_nn_matmul_shape, bnf_nn_matmul_compute, 0},
+    {"NegativeLogLikelihoodLoss", 12, 0, bnf_nn_nll_loss_shape, bnf_nn_done_compute, 0},
+    {"SoftmaxCrossEntropyLoss", 12, 0, bnf_nn_sce_loss_shape, bnf_nn_done_compute, 0},
     {NULL, 0, 0, NULL, NULL, 0},
 };
 
-_Static_assert(sizeof(bnf_ops_nn) / sizeof(bnf_ops_nn[0]) == 12,
-               "bnf_ops_nn: eleven operators and the closing row");
+_Static_assert(sizeof(bnf_ops_nn) / sizeof(bnf_ops_nn[0]) == 14,
+               "bnf_ops_nn: thirteen operators and the closing row");

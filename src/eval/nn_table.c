@@ -22,8 +22,11 @@ const struct bnf_op bnf_ops_nn[] = {
     {"MatMul", 1, 0, bnf_nn_matmul_shape, bnf_nn_matmul_compute, 0},
     {"NegativeLogLikelihoodLoss", 12, 0, bnf_nn_nll_loss_shape, bnf_nn_done_compute, 0},
     {"SoftmaxCrossEntropyLoss", 12, 0, bnf_nn_sce_loss_shape, bnf_nn_done_compute, 0},
+    {"RNN", 7, 0, bnf_nn_rnn_shape, bnf_nn_rnn_compute, 0},
+    {"GRU", 7, 0, bnf_nn_rnn_shape, bnf_nn_rnn_compute, 0},
+    {"LSTM", 7, 0, bnf_nn_rnn_shape, bnf_nn_rnn_compute, 0},
     {NULL, 0, 0, NULL, NULL, 0},
 };
 
-_Static_assert(sizeof(bnf_ops_nn) / sizeof(bnf_ops_nn[0]) == 14,
-               "bnf_ops_nn: thirteen operators and the closing row");
+_Static_assert(sizeof(bnf_ops_nn) / sizeof(bnf_ops_nn[0]) == 17,
+               "bnf_ops_nn: sixteen operators and the closing row");

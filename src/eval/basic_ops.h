@@ -181,6 +181,8 @@ int bnf_basic_cast_compute(struct bnf_op_ctx *ctx);
 int bnf_basic_identity_shape(struct bnf_op_ctx *ctx); /* Identity Dropout */
 int bnf_math_einsum_shape(struct bnf_op_ctx *ctx);    /* math_einsum.c */
 int bnf_math_einsum_compute(struct bnf_op_ctx *ctx);
+int bnf_math_det_shape(struct bnf_op_ctx *ctx); /* math_det.c */
+int bnf_math_done_compute(struct bnf_op_ctx *ctx);
 int bnf_basic_identity_compute(struct bnf_op_ctx *ctx);
 
 #endif

@@ -34,5 +34,6 @@ const struct bnf_op bnf_ops_math[] = {
     {"Shrink", 9, 0, UNARY},
     {"Celu", 12, 0, UNARY},
     {"Einsum", 12, 0, bnf_math_einsum_shape, bnf_math_einsum_compute, 0},
+    {"Det", 11, 0, bnf_math_det_shape, bnf_math_done_compute, 0},
     {NULL, 0, 0, NULL, NULL, 0},
 };

@@ -127,5 +127,8 @@ int bnf_nn_sce_loss_shape(struct bnf_op_ctx *ctx);
 int bnf_nn_done_compute(struct bnf_op_ctx *ctx); /* for steps done in the shape step */
 int bnf_nn_rnn_shape(struct bnf_op_ctx *ctx);    /* nn_rnn.c: RNN GRU LSTM */
 int bnf_nn_rnn_compute(struct bnf_op_ctx *ctx);
+int bnf_nn_lrn_shape(struct bnf_op_ctx *ctx); /* nn_misc.c */
+int bnf_nn_mvn_shape(struct bnf_op_ctx *ctx);
+int bnf_nn_max_unpool_shape(struct bnf_op_ctx *ctx);
 
 #endif

@@ -25,8 +25,11 @@ const struct bnf_op bnf_ops_nn[] = {
     {"RNN", 7, 0, bnf_nn_rnn_shape, bnf_nn_rnn_compute, 0},
     {"GRU", 7, 0, bnf_nn_rnn_shape, bnf_nn_rnn_compute, 0},
     {"LSTM", 7, 0, bnf_nn_rnn_shape, bnf_nn_rnn_compute, 0},
+    {"LRN", 1, 0, bnf_nn_lrn_shape, bnf_nn_done_compute, 0},
+    {"MeanVarianceNormalization", 9, 0, bnf_nn_mvn_shape, bnf_nn_done_compute, 0},
+    {"MaxUnpool", 9, 0, bnf_nn_max_unpool_shape, bnf_nn_done_compute, 0},
     {NULL, 0, 0, NULL, NULL, 0},
 };
 
-_Static_assert(sizeof(bnf_ops_nn) / sizeof(bnf_ops_nn[0]) == 17,
-               "bnf_ops_nn: sixteen operators and the closing row");
+_Static_assert(sizeof(bnf_ops_nn) / sizeof(bnf_ops_nn[0]) == 20,
+               "bnf_ops_nn: nineteen operators and the closing row");

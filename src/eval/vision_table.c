@@ -12,5 +12,6 @@
 const struct bnf_op bnf_ops_vision[] = {
     {"NonMaxSuppression", 10, 0, bnf_vis_nms_shape, DONE},
     {"RoiAlign", 10, 0, bnf_vis_roi_align_shape, DONE},
+    {"GridSample", 16, 0, bnf_vis_grid_sample_shape, DONE},
     {NULL, 0, 0, NULL, NULL, 0},
 };

@@ -1,11 +1,12 @@
 /*
  * The index family's operators that place each element by its own
  * position: CumSum, Trilu, OneHot, EyeLike, Size, Hardmax and
- * ReverseSequence.
+ * ReverseSequence, and TfIdfVectorizer, which counts n-grams.
  */
 #include "eval/index_ops.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The split of t around axis a: outer (before), n (the axis), inner
@@ -326,5 +327,135 @@ int bnf_idx_reverse_sequence_shape(struct bnf_op_ctx *ctx)
 		memcpy((char *)ctx->out[0]->data + i * esize,
 		       (const char *)x->data + (size_t)src * esize, esize);
 	}
+	return BNF_OK;
+}
+
+/* ---- TfIdfVectorizer ---- */
+
+/* TfIdfVectorizer on integer rows: for every n-gram of the pool (sizes
+ * min_gram_length to max_gram_length), how often it occurs in a row with
+ * its items 1 to max_skip_count + 1 apart; unigrams are counted once,
+ * whatever the skip, as in onnxruntime. The count, or its weight (IDF),
+ * or both multiplied (TFIDF), goes to the pool entry's column. */
+struct tfidf {
+	int64_t min_n, max_n, max_skip;
+	int64_t counts[16], n_counts;
+	const int64_t *pool, *index;
+	size_t n_pool, n_index;
+	const float *weights;
+	size_t n_weights;
+	int mode; /* 0 TF, 1 IDF, 2 TFIDF */
+};
+
+static int tfidf_attrs(const struct bnf_op_ctx *ctx, struct tfidf *t)
+{
+	const Onnx__AttributeProto *a;
+	char mode[8];
+	size_t n;
+
+	memset(t, 0, sizeof(*t));
+	if (bnf_attr_int(ctx->node, "min_gram_length", 1, &t->min_n, ctx->err) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "max_gram_length", 1, &t->max_n, ctx->err) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "max_skip_count", 0, &t->max_skip, ctx->err) != BNF_OK ||
+	    bnf_attr_ints(ctx->node, "ngram_counts", t->counts, 16, &n, ctx->err) != BNF_OK ||
+	    bnf_attr_string(ctx->node, "mode", "TF", mode, sizeof(mode), ctx->err) != BNF_OK)
+		return ctx->err->status;
+	t->n_counts = (int64_t)n;
+	t->mode = strcmp(mode, "TF") == 0 ? 0 : strcmp(mode, "IDF") == 0 ? 1 : 2;
+	if (t->mode == 2 && strcmp(mode, "TFIDF") != 0)
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "unknown mode '%s'", mode);
+	if (bnf_attr_find(ctx->node, "pool_strings"))
+		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "string pools are not supported");
+	if ((a = bnf_attr_find(ctx->node, "pool_int64s")) != NULL) {
+		t->pool = a->ints;
+		t->n_pool = a->n_ints;
+	}
+	if ((a = bnf_attr_find(ctx->node, "ngram_indexes")) != NULL) {
+		t->index = a->ints;
+		t->n_index = a->n_ints;
+	}
+	if ((a = bnf_attr_find(ctx->node, "weights")) != NULL) {
+		t->weights = a->floats;
+		t->n_weights = a->n_floats;
+	}
+	if (t->min_n < 1 || t->max_n < t->min_n || t->max_n > t->n_counts || t->max_skip < 0 ||
+	    (t->weights && t->n_weights != t->n_index))
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "inconsistent n-gram attributes");
+	return BNF_OK;
+}
+
+/* Add to row the pool n-grams of size n found at start s, items d apart
+ * (positions within [0, len)). */
+static void tfidf_match(const struct tfidf *t, const struct bnf_tensor *x, size_t base, int64_t len,
+                        int64_t s, int64_t d, int64_t n, double *row)
+{
+	int64_t start = t->counts[n - 1], end = n < t->n_counts ? t->counts[n] : (int64_t)t->n_pool;
+	int64_t ordinal = 0, k, i, m;
+
+	if (s + (n - 1) * d >= len)
+		return;
+	/* The ordinal of the first n-gram of size n among all pool n-grams. */
+	for (m = 1; m < n; m++)
+		ordinal +=
+		    ((m < t->n_counts ? t->counts[m] : (int64_t)t->n_pool) - t->counts[m - 1]) / m;
+	for (k = start; k + n <= end; k += n, ordinal++) {
+		for (i = 0; i < n; i++)
+			if (t->pool[k + i] != bnf_shp_get_int(x, base + (size_t)(s + i * d)))
+				break;
+		if (i == n && (size_t)ordinal < t->n_index)
+			row[t->index[ordinal]] += 1;
+	}
+}
+
+int bnf_idx_tfidf_shape(struct bnf_op_ctx *ctx)
+{
+	const struct bnf_tensor *x;
+	struct tfidf t;
+	int64_t rows, len, width = 0, dims[2], r, d, s, n;
+	double *row;
+	size_t k;
+
+	if (bnf_shp_check_io(ctx, 1, 1) != BNF_OK || tfidf_attrs(ctx, &t) != BNF_OK)
+		return ctx->err->status;
+	x = ctx->in[0];
+	if ((x->dtype != DT(INT64) && x->dtype != DT(INT32)) || x->rank < 1 || x->rank > 2)
+		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED,
+		                    "input must be int32 or int64 [C] or "
+		                    "[N, C]");
+	for (k = 0; k < t.n_index; k++) {
+		if (t.index[k] < 0)
+			return bnf_shp_fail(ctx, BNF_ERR_INPUT, "negative ngram_indexes");
+		width = t.index[k] + 1 > width ? t.index[k] + 1 : width;
+	}
+	rows = x->rank == 2 ? x->dims[0] : 1;
+	len = x->dims[x->rank - 1];
+	dims[0] = rows;
+	dims[1] = width;
+	if (bnf_shp_new_out(ctx, 0, DT(FLOAT), x->rank, x->rank == 2 ? dims : dims + 1) != BNF_OK ||
+	    !ctx->out[0])
+		return ctx->err->status;
+	row = calloc((size_t)width + 1, sizeof(*row));
+	if (!row)
+		return bnf_shp_fail(ctx, BNF_ERR_NOMEM, "out of memory");
+	for (r = 0; r < rows; r++) {
+		memset(row, 0, ((size_t)width + 1) * sizeof(*row));
+		for (d = 1; d <= t.max_skip + 1; d++)
+			for (s = 0; s < len; s++)
+				for (n = d == 1 ? t.min_n : (t.min_n > 2 ? t.min_n : 2);
+				     n <= t.max_n; n++)
+					tfidf_match(&t, x, (size_t)(r * len), len, s, d, n, row);
+		for (k = 0; k < (size_t)width; k++) {
+			double w = 1.0, c = row[k];
+			size_t j;
+			for (j = 0; t.weights && j < t.n_index; j++)
+				if (t.index[j] == (int64_t)k)
+					w = t.weights[j];
+			bnf_shp_set(ctx->out[0], (size_t)(r * width) + k,
+			            t.mode == 0   ? c
+			            : t.mode == 1 ? (c > 0 ? w : 0)
+			                          : c * w);
+		}
+	}
+	free(row);
 	return BNF_OK;
 }

@@ -46,5 +46,6 @@ int bnf_idx_eyelike_shape(struct bnf_op_ctx *ctx);
 int bnf_idx_size_shape(struct bnf_op_ctx *ctx);
 int bnf_idx_hardmax_shape(struct bnf_op_ctx *ctx);
 int bnf_idx_reverse_sequence_shape(struct bnf_op_ctx *ctx);
+int bnf_idx_tfidf_shape(struct bnf_op_ctx *ctx); /* TfIdfVectorizer */
 
 #endif

@@ -27,5 +27,6 @@ const struct bnf_op bnf_ops_index[] = {
     {"Size", 1, 0, bnf_idx_size_shape, DONE},
     {"Hardmax", 1, 0, bnf_idx_hardmax_shape, DONE},
     {"ReverseSequence", 10, 0, bnf_idx_reverse_sequence_shape, DONE},
+    {"TfIdfVectorizer", 9, 0, bnf_idx_tfidf_shape, DONE},
     {NULL, 0, 0, NULL, NULL, 0},
 };

@@ -59,6 +59,7 @@ extern const struct bnf_op bnf_ops_math[];   /* rounding, trigonometry, Mod, Mea
 extern const struct bnf_op bnf_ops_index[];  /* TopK, NonZero, GatherND, Scatter*, OneHot, ... */
 extern const struct bnf_op bnf_ops_vision[]; /* NonMaxSuppression, RoiAlign, GridSample */
 extern const struct bnf_op bnf_ops_quant[];  /* QuantizeLinear, QLinearConv, ... */
+extern const struct bnf_op bnf_ops_signal[]; /* DFT, STFT, windows, MelWeightMatrix */
 
 /* Take ctx->donor as output i when it may be: output 0 of a one-output
  * node, with the donor's dtype and shape. Returns 1 when taken. */

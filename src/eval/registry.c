@@ -13,7 +13,7 @@
 
 static const struct bnf_op *const tables[] = {
     bnf_ops_ctrl, bnf_ops_nn,    bnf_ops_basic,  bnf_ops_shape, bnf_ops_logic,
-    bnf_ops_math, bnf_ops_index, bnf_ops_vision, bnf_ops_quant,
+    bnf_ops_math, bnf_ops_index, bnf_ops_vision, bnf_ops_quant, bnf_ops_signal,
 };
 
 static int row_covers(const struct bnf_op *row, int opset)

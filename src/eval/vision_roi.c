@@ -54,7 +54,14 @@ struct roi_params {
 	int64_t oh, ow, sampling;
 	double scale, offset;
 	int max_mode, min_one; /* at least one pixel (output_half_pixel) */
+	int f32;               /* geometry in single precision */
 };
+
+/* v as the input's precision holds it. */
+static double rnd(const struct roi_params *p, double v)
+{
+	return p->f32 ? (double)(float)v : v;
+}
 
 static int roi_params(const struct bnf_op_ctx *ctx, struct roi_params *p)
 {
@@ -99,9 +106,12 @@ static double roi_bin(const struct bnf_tensor *x, size_t base, const struct roi_
 	int k, first = 1;
 
 	for (iy = 0; iy < gh; iy++) {
-		double y = y0 + (double)ph * bh + ((double)iy + 0.5) * bh / (double)gh;
+		double y = rnd(p, rnd(p, y0 + rnd(p, (double)ph * bh)) +
+		                      rnd(p, rnd(p, ((double)iy + 0.5) * bh) / (double)gh));
 		for (ix = 0; ix < gw; ix++) {
-			double xx = x0 + (double)pw * bw + ((double)ix + 0.5) * bw / (double)gw;
+			double xx =
+			    rnd(p, rnd(p, x0 + rnd(p, (double)pw * bw)) +
+			               rnd(p, rnd(p, ((double)ix + 0.5) * bw) / (double)gw));
 			bnf_vis_bilinear_at(h, w, y, xx, &b);
 			if (!p->max_mode) {
 				for (k = 0; b.inside && k < 4; k++)
@@ -139,6 +149,8 @@ int bnf_vis_roi_align_shape(struct bnf_op_ctx *ctx)
 	    !bnf_shp_is_float(rois->dtype))
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT,
 		                    "X must be [N, C, H, W], rois [R, 4] and batch_indices [R]");
+	p.f32 = x->dtype != DT(DOUBLE);
+	p.scale = rnd(&p, p.scale);
 	n_rois = rois->dims[0];
 	dims[0] = n_rois;
 	dims[1] = x->dims[1];
@@ -147,11 +159,14 @@ int bnf_vis_roi_align_shape(struct bnf_op_ctx *ctx)
 	if (bnf_shp_new_out(ctx, 0, x->dtype, 4, dims) != BNF_OK || !ctx->out[0])
 		return ctx->err->status;
 	for (r = 0; r < n_rois; r++) {
-		double x1 = bnf_shp_get(rois, (size_t)r * 4) * p.scale - p.offset;
-		double y1 = bnf_shp_get(rois, (size_t)r * 4 + 1) * p.scale - p.offset;
-		double x2 = bnf_shp_get(rois, (size_t)r * 4 + 2) * p.scale - p.offset;
-		double y2 = bnf_shp_get(rois, (size_t)r * 4 + 3) * p.scale - p.offset;
-		double rh = y2 - y1, rw = x2 - x1, bh, bw;
+		double x1 = rnd(&p, rnd(&p, bnf_shp_get(rois, (size_t)r * 4) * p.scale) - p.offset);
+		double y1 =
+		    rnd(&p, rnd(&p, bnf_shp_get(rois, (size_t)r * 4 + 1) * p.scale) - p.offset);
+		double x2 =
+		    rnd(&p, rnd(&p, bnf_shp_get(rois, (size_t)r * 4 + 2) * p.scale) - p.offset);
+		double y2 =
+		    rnd(&p, rnd(&p, bnf_shp_get(rois, (size_t)r * 4 + 3) * p.scale) - p.offset);
+		double rh = rnd(&p, y2 - y1), rw = rnd(&p, x2 - x1), bh, bw;
 		int64_t gh, gw;
 		b = bnf_shp_get_int(bi, (size_t)r);
 		if (b < 0 || b >= x->dims[0])
@@ -161,10 +176,10 @@ int bnf_vis_roi_align_shape(struct bnf_op_ctx *ctx)
 			rh = rh > 1.0 ? rh : 1.0;
 			rw = rw > 1.0 ? rw : 1.0;
 		}
-		bh = rh / (double)p.oh;
-		bw = rw / (double)p.ow;
-		gh = p.sampling > 0 ? p.sampling : (int64_t)ceil(rh / (double)p.oh);
-		gw = p.sampling > 0 ? p.sampling : (int64_t)ceil(rw / (double)p.ow);
+		bh = rnd(&p, rh / (double)p.oh);
+		bw = rnd(&p, rw / (double)p.ow);
+		gh = p.sampling > 0 ? p.sampling : (int64_t)ceil(bh);
+		gw = p.sampling > 0 ? p.sampling : (int64_t)ceil(bw);
 		for (c = 0; c < x->dims[1]; c++) {
 			size_t base = (size_t)((b * x->dims[1] + c) * x->dims[2] * x->dims[3]);
 			for (ph = 0; ph < p.oh; ph++)

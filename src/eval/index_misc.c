@@ -379,8 +379,14 @@ static int tfidf_attrs(const struct bnf_op_ctx *ctx, struct tfidf *t)
 		t->n_weights = a->n_floats;
 	}
 	if (t->min_n < 1 || t->max_n < t->min_n || t->max_n > t->n_counts || t->max_skip < 0 ||
-	    (t->weights && t->n_weights != t->n_index))
+	    (t->weights && t->n_weights != t->n_index) || !t->pool || !t->index)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "inconsistent n-gram attributes");
+	/* Each size's n-grams start where the previous size's end. */
+	for (n = 0; n < (size_t)t->n_counts; n++)
+		if (t->counts[n] < (n ? t->counts[n - 1] : 0) || t->counts[n] > (int64_t)t->n_pool)
+			return bnf_shp_fail(ctx, BNF_ERR_INPUT,
+			                    "ngram_counts must rise within the pool of %zu",
+			                    t->n_pool);
 	return BNF_OK;
 }
 
@@ -439,7 +445,8 @@ int bnf_idx_tfidf_shape(struct bnf_op_ctx *ctx)
 		return bnf_shp_fail(ctx, BNF_ERR_NOMEM, "out of memory");
 	for (r = 0; r < rows; r++) {
 		memset(row, 0, ((size_t)width + 1) * sizeof(*row));
-		for (d = 1; d <= t.max_skip + 1; d++)
+		/* Items len or more apart never form an n-gram of two or more. */
+		for (d = 1; d <= t.max_skip + 1 && d <= len; d++)
 			for (s = 0; s < len; s++)
 				for (n = d == 1 ? t.min_n : (t.min_n > 2 ? t.min_n : 2);
 				     n <= t.max_n; n++)

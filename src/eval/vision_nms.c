@@ -101,7 +101,8 @@ int bnf_vis_nms_shape(struct bnf_op_ctx *ctx)
 		return bnf_shp_fail(ctx, BNF_ERR_INPUT,
 		                    "boxes must be [batch, boxes, 4] and scores [batch, classes, "
 		                    "boxes], floating");
-	max_out = (int64_t)scalar_in(ctx, 2, 0, &present);
+	/* An integer read as such: exporters pass INT64_MAX for "all". */
+	max_out = bnf_shp_in(ctx, 2) && ctx->in[2]->count ? bnf_shp_get_int(ctx->in[2], 0) : 0;
 	iou = scalar_in(ctx, 3, 0, &present);
 	thr = scalar_in(ctx, 4, 0, &has_thr);
 	n_batch = boxes->dims[0];

@@ -1,16 +1,20 @@
 """ONNX's backend node tests, run through `bnfold --run`.
 
-Every directory under the libonnx-testdata node folder is one pytest case.
-A directory whose model uses an operator bnfold does not implement is
-skipped with that operator's name; one that needs a feature bnfold leaves
-out on purpose is listed with its reason in tests/backend_skips.txt; every
-other one must reproduce each test_data_set_*'s outputs.  The passed, failed
-and skipped lists are written to build/backend-report.txt (or to
-$BNFOLD_BUILD/backend-report.txt) and summarised at the end of the run.
+Every directory under the libonnx-testdata node folder is one pytest case
+and must reproduce each test_data_set_*'s outputs, unless
+tests/backend_exclusions.txt lists it with its kind and reason. What bnfold
+implements is what `bnfold --list-ops` prints, the registry's own tables:
+a directory whose model needs an operator (at its opset) missing from that
+list and is not listed in the exclusions file fails, so the file is the one
+place where a skip is declared.  The passed, failed and skipped lists, and
+the pass rate over the tests outside the excluded kinds, are written to
+build/backend-report.txt (or $BNFOLD_BUILD/backend-report.txt) and
+summarised at the end of the run.
 """
 
 import glob
 import os
+import re
 import subprocess
 import tempfile
 
@@ -21,43 +25,51 @@ from onnx import TensorProto, numpy_helper
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE_DIR = os.environ.get("BNFOLD_NODE_TESTS", "/usr/share/libonnx-testdata/data/node")
-SKIPS_FILE = os.path.join(REPO, "tests", "backend_skips.txt")
+EXCLUSIONS_FILE = os.path.join(REPO, "tests", "backend_exclusions.txt")
 BUILD_DIR = os.path.join(REPO, os.environ.get("BNFOLD_BUILD", "build"))
 BNFOLD = os.environ.get("BNFOLD", os.path.join(BUILD_DIR, "bnfold"))
 REPORT = os.path.join(BUILD_DIR, "backend-report.txt")
 TIMEOUT_S = 120
 
-IMPLEMENTED = frozenset("""
-    Conv ConvTranspose BatchNormalization InstanceNormalization LayerNormalization
-    Gemm MatMul Add Sub Mul Div Pow Sqrt Exp Log Abs Neg Reciprocal Erf Relu
-    LeakyRelu PRelu Elu Selu Clip Sigmoid HardSigmoid HardSwish Tanh Softplus Mish
-    Softmax LogSoftmax MaxPool AveragePool GlobalAveragePool GlobalMaxPool Flatten
-    Reshape Transpose Concat Split Slice Squeeze Unsqueeze Shape Gather Constant
-    ConstantOfShape Identity Dropout Pad ReduceMean ReduceSum ReduceMax Resize
-    Upsample Cast Expand Sum Max Min Equal Where Range Tile
-""".split())
-
-# (rtol, atol) by output dtype; the 16-bit floats carry 11 and 8 significant
-# bits, so their results agree only to their own rounding.
-FLOAT_TOL = {
-    TensorProto.FLOAT: (1e-4, 1e-5),
-    TensorProto.DOUBLE: (1e-4, 1e-5),
-    TensorProto.FLOAT16: (2e-3, 1e-3),
-    TensorProto.BFLOAT16: (1.6e-2, 1e-2),
-}
+# Kinds of test the issue leaves out of the target (they need a feature an
+# eval-mode checker of deployed models does not have), and the kinds that
+# count against it.
+EXCLUDED_KINDS = frozenset(
+    "training random sequence optional string float8 int4 expanded".split())
+COUNTED_KINDS = frozenset(["unimplemented", "other"])
+TARGET_PASS_RATE = 0.90
 
 
-def _read_skips():
-    skips = {}
-    with open(SKIPS_FILE, encoding="utf-8") as f:
-        for line in f:
+def _read_exclusions():
+    """{directory: (kind, reason)} from the exclusions file."""
+    entries = {}
+    with open(EXCLUSIONS_FILE, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            name, _, reason = line.partition(" ")
-            assert reason.strip(), "backend_skips.txt: no reason given for " + name
-            skips[name] = reason.strip()
-    return skips
+            fields = line.split(None, 2)
+            where = "backend_exclusions.txt:%d: " % number
+            assert len(fields) == 3, where + "want '<directory> <kind> <reason>'"
+            name, kind, reason = fields
+            assert kind in EXCLUDED_KINDS | COUNTED_KINDS, where + "unknown kind " + kind
+            assert name not in entries, where + name + " is listed twice"
+            entries[name] = (kind, reason)
+    return entries
+
+
+def _list_ops():
+    """{operator: [(first, last)]} from bnfold --list-ops (last None: open)."""
+    if not os.access(BNFOLD, os.X_OK):
+        return None
+    proc = subprocess.run([BNFOLD, "--list-ops"], capture_output=True, text=True, check=True)
+    ops = {}
+    for line in proc.stdout.splitlines():
+        m = re.fullmatch(r"(\w+) (\d+)-(\d*)", line)
+        assert m, "bnfold --list-ops printed %r" % line
+        ops.setdefault(m.group(1), []).append(
+            (int(m.group(2)), int(m.group(3)) if m.group(3) else None))
+    return ops
 
 
 def _op_names(graph):
@@ -70,20 +82,49 @@ def _op_names(graph):
                 yield from _op_names(sub)
 
 
-def _missing_operator(model_path):
-    """The first operator of the model bnfold lacks, or None."""
+def _opset(model):
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            return o.version
+    return 1
+
+
+def _missing_operators(model_path):
+    """The operators of the model that bnfold --list-ops does not cover at
+    the model's opset, sorted."""
     model = onnx.load(model_path, load_external_data=False)
+    opset = _opset(model)
+    missing = set()
     for name in _op_names(model.graph):
-        if name not in IMPLEMENTED:
-            return name
-    return None
+        ranges = IMPLEMENTED.get(name, [])
+        if not any(first <= opset and (last is None or opset <= last)
+                   for first, last in ranges):
+            missing.add(name)
+    return sorted(missing)
 
 
 DIRS = sorted(d for d in os.listdir(NODE_DIR)
               if os.path.isfile(os.path.join(NODE_DIR, d, "model.onnx"))) \
     if os.path.isdir(NODE_DIR) else []
-SKIPS = _read_skips()
+EXCLUSIONS = _read_exclusions()
+IMPLEMENTED = _list_ops() or {}
 RESULTS = {"passed": [], "failed": [], "skipped": []}
+
+
+def _counted(dirs):
+    """The tests outside the excluded kinds: not an _expanded function body,
+    not listed with an excluded kind."""
+    return [d for d in dirs if not d.endswith("_expanded")
+            and EXCLUSIONS.get(d, ("",))[0] not in EXCLUDED_KINDS]
+
+
+def _pass_rate_line():
+    """The issue's measure: passes among the tests outside the excluded kinds."""
+    counted = _counted(DIRS)
+    passed = {e.split(" ")[0] for e in RESULTS["passed"]}
+    n_pass = sum(1 for d in counted if d in passed)
+    return "outside the excluded kinds: %d of %d pass (%.1f%%)" % (
+        n_pass, len(counted), 100.0 * n_pass / max(1, len(counted)))
 
 
 class _Report:
@@ -97,8 +138,9 @@ class _Report:
             entries = sorted(RESULTS[kind])
             lines.append("%s (%d):" % (kind, len(entries)))
             lines.extend("  " + e for e in entries)
-        summary = "backend node tests: %d passed, %d failed, %d skipped (report: %s)" % (
-            len(RESULTS["passed"]), len(RESULTS["failed"]), len(RESULTS["skipped"]), REPORT)
+        summary = "backend node tests: %d passed, %d failed, %d skipped; %s (report: %s)" % (
+            len(RESULTS["passed"]), len(RESULTS["failed"]), len(RESULTS["skipped"]),
+            _pass_rate_line(), REPORT)
         os.makedirs(os.path.dirname(REPORT), exist_ok=True)
         with open(REPORT, "w", encoding="utf-8") as f:
             f.write("\n".join(lines + [summary]) + "\n")
@@ -115,12 +157,39 @@ def _report(request):
         manager.register(_Report(), "bnfold-backend-report")
 
 
+# (rtol, atol) by output dtype; the 16-bit floats carry 11 and 8 significant
+# bits, so their results agree only to their own rounding.
+FLOAT_TOL = {
+    TensorProto.FLOAT: (1e-4, 1e-5),
+    TensorProto.DOUBLE: (1e-4, 1e-5),
+    TensorProto.FLOAT16: (2e-3, 1e-3),
+    TensorProto.BFLOAT16: (1.6e-2, 1e-2),
+}
+
+# Tests whose expected outputs are written out by hand to a few digits in
+# ONNX's test generator, so they agree only to those digits: compared at
+# the rtol of ONNX's own backend test runner (1e-3) instead.
+ROUNDED_EXPECTATIONS = frozenset([
+    "test_roialign_aligned_false",  # 4 significant digits
+    "test_roialign_aligned_true",
+    "test_gridsample_bicubic",  # 4 decimals
+    # The windows' expectations come from float32 angles: asymmetric, off
+    # by up to 6e-4 relative near the ends.
+    "test_blackmanwindow", "test_blackmanwindow_symmetric",
+    "test_hammingwindow", "test_hammingwindow_symmetric",
+    "test_hannwindow", "test_hannwindow_symmetric",
+    "test_blackmanwindow_expanded", "test_blackmanwindow_symmetric_expanded",
+    "test_hammingwindow_expanded", "test_hammingwindow_symmetric_expanded",
+    "test_hannwindow_expanded", "test_hannwindow_symmetric_expanded",
+])
+
+
 def _load_tensor(path):
     proto = onnx.load_tensor(path)
     return proto.data_type, numpy_helper.to_array(proto)
 
 
-def _compare(name, expected_path, actual_path):
+def _compare(name, expected_path, actual_path, rounded=False):
     """None when the output matches, else what differs."""
     if not os.path.isfile(actual_path):
         return "output '%s' was not written" % name
@@ -135,6 +204,7 @@ def _compare(name, expected_path, actual_path):
         bad = want != got
     else:
         rtol, atol = FLOAT_TOL[want_type]
+        rtol = max(rtol, 1e-3) if rounded else rtol
         w = want.astype(np.float64)
         g = got.astype(np.float64)
         bad = ~np.isclose(g, w, rtol=rtol, atol=atol, equal_nan=True)
@@ -161,7 +231,9 @@ def _run_case(model_path, model, case_dir, out_dir):
         return "exit %d: %s" % (proc.returncode, proc.stderr.strip()[-600:])
     for k, out in enumerate(model.graph.output):
         problem = _compare(out.name, os.path.join(case_dir, "output_%d.pb" % k),
-                           os.path.join(out_dir, out.name + ".pb"))
+                           os.path.join(out_dir, out.name + ".pb"),
+                           rounded=os.path.basename(os.path.dirname(model_path))
+                           in ROUNDED_EXPECTATIONS)
         if problem:
             return problem
     return None
@@ -170,13 +242,15 @@ def _run_case(model_path, model, case_dir, out_dir):
 def _check_dir(name):
     path = os.path.join(NODE_DIR, name)
     model_path = os.path.join(path, "model.onnx")
-    missing = _missing_operator(model_path)
-    if missing:
-        return "skipped", "operator %s not implemented" % missing
-    if name in SKIPS:
-        return "skipped", SKIPS[name]
+    if name in EXCLUSIONS:
+        kind, reason = EXCLUSIONS[name]
+        return "skipped", "%s: %s" % (kind, reason)
     if not os.access(BNFOLD, os.X_OK):
         return "failed", "no executable bnfold at %s" % BNFOLD
+    missing = _missing_operators(model_path)
+    if missing:
+        return "failed", ("needs %s, which bnfold --list-ops does not list: implement it "
+                          "or list the test in backend_exclusions.txt" % ", ".join(missing))
     model = onnx.load(model_path)
     cases = sorted(glob.glob(os.path.join(path, "test_data_set_*")))
     if not cases:
@@ -189,16 +263,38 @@ def _check_dir(name):
     return "passed", None
 
 
-def test_skip_list_is_current():
-    """Every listed directory exists and uses only implemented operators, so
-    that a stale or redundant entry cannot hide a directory."""
+def test_exclusions_are_current():
+    """Every listed directory exists, and one listed as unimplemented does
+    need an operator bnfold --list-ops leaves out, so that a stale entry
+    cannot hide a test that would now run."""
     if not os.path.isdir(NODE_DIR):
         pytest.skip("no backend test data at " + NODE_DIR)
-    for name in SKIPS:
+    assert IMPLEMENTED, "bnfold --list-ops listed nothing (is %s built?)" % BNFOLD
+    for name, (kind, reason) in sorted(EXCLUSIONS.items()):
         model_path = os.path.join(NODE_DIR, name, "model.onnx")
-        assert os.path.isfile(model_path), "backend_skips.txt: no test directory " + name
-        assert _missing_operator(model_path) is None, \
-            "backend_skips.txt: %s already skipped for its operator" % name
+        assert os.path.isfile(model_path), "backend_exclusions.txt: no test directory " + name
+        if kind == "unimplemented":
+            missing = _missing_operators(model_path)
+            assert missing, "backend_exclusions.txt: %s runs now (%s)" % (name, reason)
+            for op in missing:
+                assert op in reason, "backend_exclusions.txt: %s also needs %s" % (name, op)
+        if kind == "expanded":
+            assert name.endswith("_expanded"), "backend_exclusions.txt: %s is no _expanded " \
+                "function body" % name
+
+
+def test_pass_rate_target():
+    """The tests outside the excluded kinds that are listed in the exclusions
+    file (unimplemented or other) stay below 10%: every other one runs, and
+    test_node fails unless it passes."""
+    if not os.path.isdir(NODE_DIR):
+        pytest.skip("no backend test data at " + NODE_DIR)
+    counted = _counted(DIRS)
+    listed = [d for d in counted if d in EXCLUSIONS]
+    rate = 1.0 - len(listed) / max(1, len(counted))
+    assert rate >= TARGET_PASS_RATE, "%d of the %d counted tests are excluded: %.1f%% can " \
+        "pass, the target is %.0f%%" % (len(listed), len(counted), 100 * rate,
+                                        100 * TARGET_PASS_RATE)
 
 
 @pytest.mark.parametrize("name", DIRS)

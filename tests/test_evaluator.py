@@ -190,10 +190,9 @@ def eval_mode_copy(model):
 # generated fixtures
 
 # Fixtures bnfold --run refuses, with the exit status and a stderr fragment:
-# the evaluator has no If, and a 1-element BatchNormalization scale is not
-# the shape (C) the operator requires (onnxruntime rejects it as well).
+# a 1-element BatchNormalization scale is not the shape (C) the operator
+# requires (onnxruntime rejects it as well).
 REFUSED = {
-    "if_subgraph.onnx": "unsupported operator If",
     "guard_shape_mismatch.onnx": "('bn.scale') has 1 values",
 }
 

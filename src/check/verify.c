@@ -87,14 +87,17 @@ int bnf_verify_nonfinite_ok(const struct bnf_err_acc *acc, int allow_nan)
 	return acc->n_nonfinite == 0;
 }
 
+/* All the operators the evaluator lacks, in one message. */
 static int unsupported(const Onnx__ModelProto *m, const char *which, struct bnf_error *err)
 {
-	char op[128], node[256];
-	if (bnf_eval_find_unsupported(m, op, sizeof(op), node, sizeof(node)))
+	char op[300], node[160];
+	size_t n = bnf_eval_find_unsupported(m, op, sizeof(op), node, sizeof(node));
+
+	if (n)
 		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-		                "the evaluator does not support operator %s (node '%s' of the %s "
-		                "model)",
-		                op, node, which);
+		                "the evaluator does not support operator%s %s (%snode '%s' of the "
+		                "%s model)",
+		                n > 1 ? "s" : "", op, n > 1 ? "first at " : "", node, which);
 	return BNF_OK;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "eval/op.h"
 #include "util/thread.h"
 
 static void usage(FILE *f)
@@ -75,6 +76,8 @@ static void usage(FILE *f)
 	      "      --run MODEL       evaluate MODEL in eval mode; write each output to\n"
 	      "                        DIR/<output name>.pb (--output-dir DIR)\n"
 	      "      --compare A B     run two models on the same inputs and compare outputs\n"
+	      "      --list-ops        list the operators the evaluator runs, one per line\n"
+	      "                        with its opsets ('Conv 1-', 'Upsample 7-9'), and exit\n"
 	      "\n"
 	      "  -h, --help            show this help and exit\n"
 	      "  -V, --version         show the version and exit\n"
@@ -152,7 +155,33 @@ enum long_only_option {
 	OPT_CHECK_MEMORY,
 	OPT_LOWER_BN,
 	OPT_FREEZE_INPUTS,
+	OPT_LIST_OPS,
 };
+
+/* --list-ops: "Conv 1-" (every opset from 1 on) or "Upsample 7-9", one
+ * line per table row, sorted by name; the backend tests read this list. */
+static int list_ops(void)
+{
+	struct bnf_op_range *r;
+	size_t n = bnf_op_ranges(&r), i;
+
+	if (!n) {
+		fputs("bnfold: out of memory\n", stderr);
+		return EXIT_CODE_UNUSABLE;
+	}
+	for (i = 0; i < n; i++) {
+		if (r[i].last)
+			printf("%s %d-%d\n", r[i].op_type, r[i].first, r[i].last);
+		else
+			printf("%s %d-\n", r[i].op_type, r[i].first);
+	}
+	free(r);
+	if (fflush(stdout) != 0) {
+		perror("bnfold: writing the operator list");
+		return EXIT_CODE_UNUSABLE;
+	}
+	return EXIT_CODE_OK;
+}
 
 /* --warn-only / --ignore: a comma-separated list of finding codes. */
 static int parse_codes(const char *opt, const char *arg, enum cli_finding_level level,
@@ -244,6 +273,7 @@ static const struct option long_options[] = {
     {"check-memory", required_argument, NULL, OPT_CHECK_MEMORY},
     {"lower-bn", no_argument, NULL, OPT_LOWER_BN},
     {"freeze-initializer-inputs", no_argument, NULL, OPT_FREEZE_INPUTS},
+    {"list-ops", no_argument, NULL, OPT_LIST_OPS},
     {NULL, 0, NULL, 0},
 };
 
@@ -356,6 +386,8 @@ static int take_option(int c, const char *arg, char **argv, struct cli *cli)
 	case OPT_FREEZE_INPUTS:
 		cli->freeze_inputs = 1;
 		break;
+	case OPT_LIST_OPS:
+		return list_ops();
 	case ':':
 		return usage_error("option '%s' needs an argument", argv[optind - 1]);
 	default:

@@ -277,8 +277,8 @@ int cli_mode_run(const struct cli *cli)
 	struct bnf_eval_options eo;
 	struct bnf_tensor **outs = NULL;
 	struct bnf_error err;
-	char op[128], node[256];
-	size_t i, n_out = 0;
+	char op[1024], node[256];
+	size_t i, n_out = 0, n_missing;
 	int rc = EXIT_CODE_UNUSABLE;
 
 	memset(&err, 0, sizeof(err));
@@ -290,9 +290,11 @@ int cli_mode_run(const struct cli *cli)
 	}
 	if (cli->verbose)
 		cli_print_model_notes(model.proto, bnf_path_label(cli->input, 0));
-	if (bnf_eval_find_unsupported(model.proto, op, sizeof(op), node, sizeof(node))) {
-		cli_say("%s: unsupported operator %s (node '%s')", bnf_path_label(cli->input, 0),
-		        op, node);
+	n_missing = bnf_eval_find_unsupported(model.proto, op, sizeof(op), node, sizeof(node));
+	if (n_missing) {
+		cli_say("%s: unsupported operator%s %s (%snode '%s')",
+		        bnf_path_label(cli->input, 0), n_missing > 1 ? "s" : "", op,
+		        n_missing > 1 ? "first at " : "", node);
 		goto out;
 	}
 	memset(&eo, 0, sizeof(eo));

@@ -1,7 +1,8 @@
 /*
  * Elementwise operators of two or more inputs: Add, Sub, Mul, Div, Pow,
- * Equal and PRelu, the variadic Sum, Max and Min, and Where. Each is a row
- * of scalar functions run by the shared broadcasting map (basic_map.c);
+ * Equal and PRelu, the variadic Sum, Mean, Max and Min, and Where. Each is
+ * a row of scalar functions (these, and the comparisons and logic of
+ * logic_binary.c) run by the shared broadcasting map (basic_map.c);
  * numpy-style broadcasting from opset 7, the limited "broadcast"/"axis"
  * form of opset 1-6 before it.
  */
@@ -9,24 +10,8 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
-
-enum binary_flags {
-	BINARY_BOOL_OUT = 1,     /* Equal: the output is bool */
-	BINARY_ALLOW_BOOL = 2,   /* Equal also compares bool tensors */
-	BINARY_MIXED_TYPES = 4,  /* Pow: base and exponent types may differ;
-	                            computed in double, stored as the base type */
-	BINARY_LEGACY_BCAST = 8, /* has opset < 7 "broadcast"/"axis" attributes */
-	BINARY_SLOPE = 16,       /* PRelu: only the second input is broadcast */
-	BINARY_DIVISOR = 32,     /* Div: an integer zero divisor is an error */
-};
-
-struct binary_op {
-	const char *op_type;
-	unsigned flags;
-	double (*f)(double a, double b);
-	int64_t (*i)(int64_t a, int64_t b); /* NULL when integers are not allowed */
-};
 
 /* Integer arithmetic wraps as in two's complement, as numpy's does. */
 static double add_f(double a, double b)
@@ -99,33 +84,88 @@ static int64_t div_i(int64_t a, int64_t b)
 	return b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b;
 }
 
-static const struct binary_op binary_ops[] = {
-    {"Add", BINARY_LEGACY_BCAST, add_f, add_i},
-    {"Sub", BINARY_LEGACY_BCAST, sub_f, sub_i},
-    {"Mul", BINARY_LEGACY_BCAST, mul_f, mul_i},
-    {"Div", BINARY_LEGACY_BCAST | BINARY_DIVISOR, div_f, div_i},
-    {"Pow", BINARY_LEGACY_BCAST | BINARY_MIXED_TYPES, pow, NULL},
-    {"Equal", BINARY_LEGACY_BCAST | BINARY_BOOL_OUT | BINARY_ALLOW_BOOL, equal_f, equal_i},
-    {"PRelu", BINARY_SLOPE, prelu_f, prelu_i},
-    {"Sum", 0, add_f, NULL},
-    {"Max", 0, max_f, max_i},
-    {"Min", 0, min_f, min_i},
+static int64_t div_u(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a / (uint64_t)b);
+}
+static int64_t max_u(int64_t a, int64_t b)
+{
+	return (uint64_t)a > (uint64_t)b ? a : b;
+}
+static int64_t min_u(int64_t a, int64_t b)
+{
+	return (uint64_t)a < (uint64_t)b ? a : b;
+}
+
+static double mean_f(double a, double b)
+{
+	return a + b; /* the sum; the variadic step divides at the end */
+}
+
+static const struct basic_binary_op binary_ops[] = {
+    {"Add", NULL, NULL, BINARY_LEGACY_BCAST, add_f, add_i, NULL},
+    {"Sub", NULL, NULL, BINARY_LEGACY_BCAST, sub_f, sub_i, NULL},
+    {"Mul", NULL, NULL, BINARY_LEGACY_BCAST, mul_f, mul_i, NULL},
+    {"Div", NULL, NULL, BINARY_LEGACY_BCAST | BINARY_DIVISOR, div_f, div_i, div_u},
+    {"Pow", NULL, NULL, BINARY_LEGACY_BCAST | BINARY_MIXED_TYPES, pow, NULL, NULL},
+    {"Equal", NULL, NULL, BINARY_LEGACY_BCAST | BINARY_BOOL_OUT | BINARY_ALLOW_BOOL, equal_f,
+     equal_i, NULL},
+    {"PRelu", NULL, NULL, BINARY_SLOPE, prelu_f, prelu_i, NULL},
+    {"Sum", NULL, NULL, 0, add_f, NULL, NULL},
+    {"Mean", NULL, NULL, BINARY_MEAN, mean_f, NULL, NULL},
+    {"Max", NULL, NULL, 0, max_f, max_i, max_u},
+    {"Min", NULL, NULL, 0, min_f, min_i, min_u},
+    {NULL, NULL, NULL, 0, NULL, NULL, NULL},
 };
 
-static const struct binary_op *binary_find(const char *op_type)
+/* Whether row applies to the node: its operator, and for a row chosen by
+ * an attribute (BitShift's direction, Mod's fmod), that attribute's value
+ * (an integer attribute compares as its decimal text). */
+static int row_matches(const struct bnf_op_ctx *ctx, const struct basic_binary_op *row)
 {
-	size_t k;
+	const Onnx__AttributeProto *a;
+	char have[32];
+	size_t n;
 
-	for (k = 0; k < sizeof(binary_ops) / sizeof(binary_ops[0]); k++)
-		if (strcmp(binary_ops[k].op_type, op_type) == 0)
-			return &binary_ops[k];
+	if (strcmp(row->op_type, ctx->node->op_type) != 0)
+		return 0;
+	if (!row->choice_attr)
+		return 1;
+	a = bnf_attr_find(ctx->node, row->choice_attr);
+	if (!a)
+		have[0] = '\0';
+	else if (a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT)
+		snprintf(have, sizeof(have), "%lld", (long long)a->i);
+	else {
+		n = a->s.len < sizeof(have) - 1 ? a->s.len : sizeof(have) - 1;
+		if (n)
+			memcpy(have, a->s.data, n);
+		have[n] = '\0';
+	}
+	/* An absent attribute takes the row marked with the default. */
+	if (!a)
+		return row->choice[0] == '*';
+	return strcmp(row->choice[0] == '*' ? row->choice + 1 : row->choice, have) == 0;
+}
+
+static const struct basic_binary_op *binary_find(const struct bnf_op_ctx *ctx)
+{
+	const struct basic_binary_op *const tables[] = {binary_ops, bnf_logic_binary_ops};
+	const struct basic_binary_op *row;
+	size_t t;
+
+	for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (row = tables[t]; row->op_type; row++)
+			if (row_matches(ctx, row))
+				return row;
 	return NULL;
 }
 
 static int binary_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
                          const union basic_lane_buf *in)
 {
-	const struct binary_op *op = m->params;
+	const struct basic_binary_op *op = m->params;
+	int64_t (*fi)(int64_t a, int64_t b);
 	size_t k;
 
 	if (m->in_lane[0] == BASIC_LANE_F64) {
@@ -133,25 +173,30 @@ static int binary_kernel(const struct basic_map *m, size_t n, union basic_lane_b
 			out->f[k] = op->f(in[0].f[k], in[1].f[k]);
 		return 0;
 	}
+	fi = op->u && m->in[0]->dtype == BASIC_UINT64 ? op->u : op->i;
 	for (k = 0; k < n; k++) {
 		if ((op->flags & BINARY_DIVISOR) && in[1].i[k] == 0)
 			return -1;
-		out->i[k] = op->i(in[0].i[k], in[1].i[k]);
+		out->i[k] = fi(in[0].i[k], in[1].i[k]);
 	}
 	return 0;
 }
 
 /* Whether op accepts values of dtype (for Pow, the base's). */
-static int binary_dtype_ok(const struct binary_op *op, int dtype)
+static int binary_dtype_ok(const struct basic_binary_op *op, int dtype)
 {
+	if (op->flags & BINARY_BOOL_ONLY)
+		return dtype == BASIC_BOOL;
 	if (bnf_basic_is_float(dtype))
-		return 1;
+		return op->f != NULL;
+	if ((op->flags & BINARY_UNSIGNED_ONLY) && !bnf_dtype_is_unsigned(dtype))
+		return 0;
 	if (bnf_basic_is_integer(dtype))
 		return op->i || (op->flags & BINARY_MIXED_TYPES);
 	return dtype == BASIC_BOOL && (op->flags & BINARY_ALLOW_BOOL);
 }
 
-static int check_dtypes(const struct bnf_op_ctx *ctx, const struct binary_op *op)
+static int check_dtypes(const struct bnf_op_ctx *ctx, const struct basic_binary_op *op)
 {
 	size_t k;
 
@@ -200,7 +245,7 @@ static int legacy_view(const struct bnf_op_ctx *ctx, struct bnf_tensor *b)
 
 /* The two operands as the map sees them (shallow views of the inputs) and
  * the output's shape in out_shape. */
-static int binary_operands(const struct bnf_op_ctx *ctx, const struct binary_op *op,
+static int binary_operands(const struct bnf_op_ctx *ctx, const struct basic_binary_op *op,
                            struct bnf_tensor *views, struct bnf_tensor *out_shape)
 {
 	const struct bnf_tensor *pair[2] = {&views[0], &views[1]};
@@ -227,9 +272,9 @@ mismatch:
 	                bnf_basic_shape_str(ctx->in[1], sb, sizeof(sb)));
 }
 
-static int binary_find_checked(const struct bnf_op_ctx *ctx, const struct binary_op **op)
+static int binary_find_checked(const struct bnf_op_ctx *ctx, const struct basic_binary_op **op)
 {
-	*op = binary_find(ctx->node->op_type);
+	*op = binary_find(ctx);
 	if (!*op)
 		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "not an elementwise operator");
 	return BNF_OK;
@@ -237,7 +282,7 @@ static int binary_find_checked(const struct bnf_op_ctx *ctx, const struct binary
 
 int bnf_basic_binary_shape(struct bnf_op_ctx *ctx)
 {
-	const struct binary_op *op;
+	const struct basic_binary_op *op;
 	struct bnf_tensor views[2], shape;
 	int rc;
 
@@ -254,7 +299,7 @@ int bnf_basic_binary_shape(struct bnf_op_ctx *ctx)
  * hot case of CNNs, straight in float: for these four operations float
  * arithmetic gives exactly the double result rounded once to float.
  * Returns 0 when the case does not apply. */
-static int binary_f32_direct(const struct binary_op *op, const struct bnf_tensor *a,
+static int binary_f32_direct(const struct basic_binary_op *op, const struct bnf_tensor *a,
                              const struct bnf_tensor *b, struct bnf_tensor *out)
 {
 	const float *x = a->data, *y = b->data;
@@ -281,7 +326,7 @@ static int binary_f32_direct(const struct binary_op *op, const struct bnf_tensor
 	return 1;
 }
 
-static int run_binary(const struct bnf_op_ctx *ctx, const struct binary_op *op,
+static int run_binary(const struct bnf_op_ctx *ctx, const struct basic_binary_op *op,
                       const struct bnf_tensor *a, const struct bnf_tensor *b,
                       struct bnf_tensor *out)
 {
@@ -305,9 +350,21 @@ static int run_binary(const struct bnf_op_ctx *ctx, const struct binary_op *op,
 	return BNF_OK;
 }
 
+/* Mean: the sum of the inputs divided by their count. */
+static int mean_kernel(const struct basic_map *m, size_t n, union basic_lane_buf *out,
+                       const union basic_lane_buf *in)
+{
+	const double *count = m->params;
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		out->f[k] = in[0].f[k] / *count;
+	return 0;
+}
+
 int bnf_basic_binary_compute(struct bnf_op_ctx *ctx)
 {
-	const struct binary_op *op;
+	const struct basic_binary_op *op;
 	struct bnf_tensor views[2], shape;
 	int rc;
 
@@ -321,7 +378,7 @@ int bnf_basic_binary_compute(struct bnf_op_ctx *ctx)
  * opset 8 (equal shapes before, which broadcasting accepts as well). */
 int bnf_basic_variadic_shape(struct bnf_op_ctx *ctx)
 {
-	const struct binary_op *op;
+	const struct basic_binary_op *op;
 	struct bnf_tensor shape;
 	int rc;
 
@@ -341,7 +398,7 @@ int bnf_basic_variadic_shape(struct bnf_op_ctx *ctx)
  * in input order. */
 int bnf_basic_variadic_compute(struct bnf_op_ctx *ctx)
 {
-	const struct binary_op *op;
+	const struct basic_binary_op *op;
 	size_t k;
 	int rc;
 
@@ -351,6 +408,19 @@ int bnf_basic_variadic_compute(struct bnf_op_ctx *ctx)
 	for (k = 1; k < ctx->n_in; k++)
 		if ((rc = run_binary(ctx, op, ctx->out[0], ctx->in[k], ctx->out[0])) != BNF_OK)
 			return rc;
+	if (op->flags & BINARY_MEAN) {
+		/* The sum is stored rounded to the output's type, then divided:
+		 * onnxruntime's order for float32 and float16. */
+		double count = (double)ctx->n_in;
+		struct basic_map m = {0};
+		m.n_in = 1;
+		m.in[0] = ctx->out[0];
+		m.in_lane[0] = m.out_lane = BASIC_LANE_F64;
+		m.out = ctx->out[0];
+		m.kernel = mean_kernel;
+		m.params = &count;
+		bnf_basic_map_run(&m);
+	}
 	return BNF_OK;
 }
 

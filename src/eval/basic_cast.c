@@ -1,7 +1,7 @@
 /*
- * Cast between the float and integer dtypes the evaluator holds, and the
- * operators that pass their input through in eval mode: Identity, and
- * Dropout (whose optional mask is then all true).
+ * Cast (and CastLike) between the float and integer dtypes the evaluator
+ * holds, and the operators that pass their input through in eval mode:
+ * Identity, and Dropout (whose optional mask is then all true).
  */
 #include "eval/basic_ops.h"
 
@@ -24,11 +24,18 @@ static int cast_target(const struct bnf_op_ctx *ctx, int64_t *to)
 	    {"FLOAT", BASIC_FLOAT},       {"DOUBLE", BASIC_DOUBLE}, {"FLOAT16", BASIC_FLOAT16},
 	    {"BFLOAT16", BASIC_BFLOAT16}, {"INT64", BASIC_INT64},   {"INT32", BASIC_INT32},
 	    {"INT8", BASIC_INT8},         {"UINT8", BASIC_UINT8},   {"BOOL", BASIC_BOOL},
+	    {"INT16", BASIC_INT16},       {"UINT16", BASIC_UINT16}, {"UINT32", BASIC_UINT32},
+	    {"UINT64", BASIC_UINT64},
 	};
 	char name[32];
 	size_t k;
 	int rc;
 
+	/* CastLike (opset 15) takes the type of its second input. */
+	if (strcmp(ctx->node->op_type, "CastLike") == 0) {
+		*to = ctx->in[1]->dtype;
+		return BNF_OK;
+	}
 	if (!bnf_attr_find(ctx->node, "to"))
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "attribute 'to' is missing");
 	if (ctx->opset >= 6)
@@ -46,10 +53,11 @@ static int cast_target(const struct bnf_op_ctx *ctx, int64_t *to)
 
 int bnf_basic_cast_shape(struct bnf_op_ctx *ctx)
 {
+	size_t n_in = strcmp(ctx->node->op_type, "CastLike") == 0 ? 2 : 1;
 	int64_t to;
 	int rc;
 
-	if ((rc = bnf_basic_check_arity(ctx, 1, 1, 1)) != BNF_OK ||
+	if ((rc = bnf_basic_check_arity(ctx, n_in, n_in, 1)) != BNF_OK ||
 	    (rc = cast_target(ctx, &to)) != BNF_OK)
 		return rc;
 	if (!cast_dtype_ok(ctx->in[0]->dtype))

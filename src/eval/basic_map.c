@@ -17,8 +17,7 @@ int bnf_basic_is_float(int dtype)
 
 int bnf_basic_is_integer(int dtype)
 {
-	return dtype == BASIC_INT64 || dtype == BASIC_INT32 || dtype == BASIC_INT8 ||
-	       dtype == BASIC_UINT8;
+	return bnf_dtype_is_integer(dtype);
 }
 
 enum basic_lane bnf_basic_natural_lane(int dtype)
@@ -170,6 +169,15 @@ static int32_t f64_to_i32(double x)
 	return (int32_t)x;
 }
 
+/* As the x86 conversion does: below 2^63 through int64 (so -1.0 wraps to
+ * 2^64 - 1), from 2^63 to 2^64 exactly, anything else 2^63. */
+static int64_t f64_to_u64(double x)
+{
+	if (x >= 9223372036854775808.0 && x < 18446744073709551616.0)
+		return (int64_t)((uint64_t)(x - 9223372036854775808.0) ^ ((uint64_t)1 << 63));
+	return f64_to_i64(x);
+}
+
 void bnf_basic_load(const struct bnf_tensor *t, enum basic_lane lane, size_t off, size_t step,
                     size_t n, union basic_lane_buf *dst)
 {
@@ -208,6 +216,13 @@ void bnf_basic_load(const struct bnf_tensor *t, enum basic_lane lane, size_t off
 			dst->i[i] = p[i * step];
 		break;
 	}
+	case BASIC_UINT64:
+	case BASIC_UINT32:
+	case BASIC_INT16:
+	case BASIC_UINT16:
+		for (i = 0; i < n; i++)
+			dst->i[i] = bnf_tensor_get_int(t, off + i * step);
+		break;
 	default: { /* UINT8, BOOL */
 		const uint8_t *p = (const uint8_t *)t->data + off;
 		for (i = 0; i < n; i++)
@@ -217,7 +232,10 @@ void bnf_basic_load(const struct bnf_tensor *t, enum basic_lane lane, size_t off
 	}
 	if (lane == bnf_basic_natural_lane(t->dtype))
 		return;
-	if (lane == BASIC_LANE_F64) {
+	if (lane == BASIC_LANE_F64 && t->dtype == BASIC_UINT64) {
+		for (i = 0; i < n; i++)
+			dst->f[i] = (double)(uint64_t)dst->i[i];
+	} else if (lane == BASIC_LANE_F64) {
 		for (i = 0; i < n; i++)
 			dst->f[i] = (double)dst->i[i];
 	} else {
@@ -241,8 +259,10 @@ void bnf_basic_store(struct bnf_tensor *t, enum basic_lane lane, size_t off, siz
 			double x = src->f[i];
 			if (t->dtype == BASIC_BOOL)
 				src->i[i] = x != 0.0; /* NaN is true, as in numpy */
-			else if (t->dtype == BASIC_INT64)
+			else if (t->dtype == BASIC_INT64 || t->dtype == BASIC_UINT32)
 				src->i[i] = f64_to_i64(x);
+			else if (t->dtype == BASIC_UINT64)
+				src->i[i] = f64_to_u64(x);
 			else /* narrower types go through int32, then wrap */
 				src->i[i] = f64_to_i32(x);
 		}
@@ -281,6 +301,13 @@ void bnf_basic_store(struct bnf_tensor *t, enum basic_lane lane, size_t off, siz
 	case BASIC_BOOL:
 		for (i = 0; i < n; i++)
 			((uint8_t *)t->data)[off + i * step] = src->i[i] != 0;
+		break;
+	case BASIC_UINT64:
+	case BASIC_UINT32:
+	case BASIC_INT16:
+	case BASIC_UINT16:
+		for (i = 0; i < n; i++)
+			bnf_tensor_set_int(t, off + i * step, src->i[i]);
 		break;
 	default: /* UINT8 */
 		for (i = 0; i < n; i++)
@@ -356,6 +383,9 @@ void bnf_basic_convert(const struct bnf_tensor *in, struct bnf_tensor *out)
 	m.n_in = 1;
 	m.in[0] = in;
 	m.in_lane[0] = m.out_lane = bnf_basic_natural_lane(in->dtype);
+	/* The int64 lane would read a uint64 above 2^63 as negative. */
+	if (in->dtype == BASIC_UINT64 && bnf_basic_is_float(out->dtype))
+		m.in_lane[0] = m.out_lane = BASIC_LANE_F64;
 	m.out = out;
 	m.kernel = copy_kernel;
 	bnf_basic_map_run(&m);

@@ -1,8 +1,10 @@
 /*
- * The executor of the eval-mode evaluator: indexes every value of the main
- * graph by name, orders the nodes by their data dependencies (Kahn's
- * algorithm), runs each through its operator row and frees every
- * intermediate tensor as soon as its last consumer has run.
+ * The executor of the eval-mode evaluator: indexes every value of a graph
+ * by name, orders the nodes by their data dependencies (Kahn's algorithm),
+ * runs each through its operator row and frees every intermediate tensor
+ * as soon as its last reader has run. Subgraphs (If branches, Loop and Scan
+ * bodies) run through the same machinery inside the run of the graph that
+ * holds their node, reading its values by name.
  */
 #include "eval/eval.h"
 
@@ -12,117 +14,25 @@
 #include <string.h>
 
 #include "eval/op.h"
+#include "eval/run.h"
+#include "eval/scope.h"
 #include "io/external.h"
 #include "util/strmap.h"
 
-/* Who frees a value's tensor: caller inputs are borrowed; initializers
- * may be views of the model's raw data (only the struct is ours). */
-enum value_owner { value_owner_none, value_owner_all, value_owner_shell };
-
-/* One named value of the graph: a graph input, an initializer or a node
- * output. */
-struct value {
-	const char *name;     /* borrowed from the model */
-	struct bnf_tensor *t; /* NULL until produced, and again once freed */
-	int owned;            /* an enum value_owner */
-	int producer;         /* index of the producing node, or -1 */
-	int graph_input;
-	int graph_output;
-	int unknown;      /* shapes_only: its shape is right, its values are not */
-	size_t uses_left; /* node inputs that still have to read it */
-};
-
-struct run {
-	const Onnx__GraphProto *graph;
-	struct value *values;
-	size_t n_values;
-	struct bnf_strmap names; /* value name -> index in values */
-	int *in_val;             /* per node input occurrence: value index or -1 */
-	size_t *in_off;          /* node i's inputs are in_val[in_off[i] .. in_off[i+1]) */
-	int *out_val;
-	size_t *out_off;
-	size_t *order; /* node indices in execution order */
-	int opset;
-	int promote;
-	int shapes_only;
-	int threads;
-	size_t live_bytes;
-	size_t max_bytes;
-	struct bnf_error *err;
-	const struct bnf_external *ext;
-};
-
-static int constant_shape(struct bnf_op_ctx *ctx);
-static int constant_compute(struct bnf_op_ctx *ctx);
-
-/* Constant is part of the executor rather than an operator family: every
- * graph uses it and promote_double has to see its values. */
-static const struct bnf_op constant_op = {"Constant", 1, constant_shape, constant_compute, 0};
-
-static int is_default_domain(const char *domain)
-{
-	return !domain || domain[0] == '\0' || strcmp(domain, "ai.onnx") == 0;
-}
-
-static const struct bnf_op *find_op(const Onnx__NodeProto *node, int opset)
-{
-	if (!is_default_domain(node->domain) || !node->op_type)
-		return NULL;
-	if (strcmp(node->op_type, "Constant") == 0)
-		return &constant_op;
-	return bnf_op_find(node->op_type, opset);
-}
-
-/* The model's version of the default operator set, or -1 if absent. */
-static int default_opset(const Onnx__ModelProto *model)
-{
-	size_t i;
-
-	for (i = 0; i < model->n_opset_import; i++) {
-		const Onnx__OperatorSetIdProto *o = model->opset_import[i];
-		if (is_default_domain(o->domain) && o->has_version)
-			return (int)o->version;
-	}
-	return -1;
-}
-
-int bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_type, size_t op_len,
-                              char *node_name, size_t node_len)
-{
-	int opset = default_opset(model);
-	size_t i;
-
-	if (!model->graph)
-		return 0;
-	for (i = 0; i < model->graph->n_node; i++) {
-		const Onnx__NodeProto *node = model->graph->node[i];
-		if (find_op(node, opset))
-			continue;
-		if (op_len)
-			snprintf(op_type, op_len, "%s%s%s",
-			         is_default_domain(node->domain) ? "" : node->domain,
-			         is_default_domain(node->domain) ? "" : ".",
-			         node->op_type ? node->op_type : "");
-		if (node_len)
-			snprintf(node_name, node_len, "%s", bnf_node_label(node));
-		return 1;
-	}
-	return 0;
-}
-
 /* ---- the name table ---- */
 
-static int lookup(const struct run *r, const char *name)
+int bnf_run_lookup(const struct bnf_run *r, const char *name)
 {
 	size_t idx;
 
 	return bnf_strmap_get(&r->names, name, &idx) ? (int)idx : -1;
 }
 
-/* Index of name, adding it if new; -1 when memory runs out. */
-static int intern(struct run *r, const char *name)
+/* Index of name, adding it if new; -1 when memory runs out. The values
+ * array was sized for every name the graph can mention. */
+static int intern(struct bnf_run *r, const char *name)
 {
-	int idx = lookup(r, name);
+	int idx = bnf_run_lookup(r, name);
 	struct value *v = &r->values[r->n_values];
 
 	if (idx >= 0)
@@ -137,14 +47,14 @@ static int intern(struct run *r, const char *name)
 
 /* ---- memory accounting ---- */
 
-static size_t tensor_bytes(const struct bnf_tensor *t)
+size_t bnf_run_tensor_bytes(const struct bnf_tensor *t)
 {
 	return t ? t->count * bnf_tensor_elem_size(t->dtype) : 0;
 }
 
-static int account(struct run *r, const struct bnf_tensor *t)
+static int account(struct bnf_run *r, const struct bnf_tensor *t)
 {
-	r->live_bytes += tensor_bytes(t);
+	r->live_bytes += bnf_run_tensor_bytes(t);
 	if (r->max_bytes && r->live_bytes > r->max_bytes)
 		return bnf_fail(r->err, BNF_ERR_NOMEM,
 		                "live tensors would take %zu bytes, above the limit of %zu",
@@ -152,9 +62,9 @@ static int account(struct run *r, const struct bnf_tensor *t)
 	return BNF_OK;
 }
 
-static void release(struct run *r, struct value *v)
+static void release(struct bnf_run *r, struct value *v)
 {
-	r->live_bytes -= tensor_bytes(v->t);
+	r->live_bytes -= bnf_run_tensor_bytes(v->t);
 	if (v->owned == value_owner_all)
 		bnf_tensor_free(v->t);
 	else if (v->owned == value_owner_shell)
@@ -164,7 +74,7 @@ static void release(struct run *r, struct value *v)
 }
 
 /* Store t (owned as `owned` says) as the value of v, replacing what it held. */
-static int assign(struct run *r, struct value *v, struct bnf_tensor *t, int owned)
+int bnf_run_assign(struct bnf_run *r, struct value *v, struct bnf_tensor *t, int owned)
 {
 	release(r, v);
 	v->t = t;
@@ -210,7 +120,7 @@ static void round_to_storage(struct bnf_tensor *t)
 }
 
 /* In a promote_double run, replace v's float tensor by a float64 one. */
-static int promote_value(struct run *r, struct value *v)
+int bnf_run_promote(struct bnf_run *r, struct value *v)
 {
 	struct bnf_tensor *d;
 
@@ -221,53 +131,48 @@ static int promote_value(struct run *r, struct value *v)
 		bnf_error_prefix(r->err, "promoting '%s' to double", v->name);
 		return r->err ? r->err->status : BNF_ERR_NOMEM;
 	}
-	return assign(r, v, d, value_owner_all);
+	return bnf_run_assign(r, v, d, value_owner_all);
 }
 
-/* ---- Constant ---- */
-
-static int constant_shape(struct bnf_op_ctx *ctx)
+/* Forget v's tensor: a value of an enclosing graph is only borrowed here,
+ * anything else is released (and no longer counted). */
+void bnf_run_drop(struct bnf_run *r, struct value *v)
 {
-	const Onnx__NodeProto *node = ctx->node;
-	const Onnx__AttributeProto *a = node->n_attribute == 1 ? node->attribute[0] : NULL;
-	const char *name = a && a->name ? a->name : "";
-	int64_t n;
-	size_t i;
-
-	if (ctx->n_out < 1)
-		return bnf_fail(ctx->err, BNF_ERR_INPUT, "has no output");
-	if (!a)
-		return bnf_fail(ctx->err, BNF_ERR_INPUT, "needs exactly one value attribute");
-	if (strcmp(name, "value") == 0 && a->t)
-		return bnf_tensor_from_proto_ext(ctx->ext, a->t, &ctx->out[0], ctx->err);
-	if (strcmp(name, "value_float") == 0 || strcmp(name, "value_floats") == 0) {
-		int scalar = strcmp(name, "value_float") == 0;
-		n = scalar ? 1 : (int64_t)a->n_floats;
-		ctx->out[0] =
-		    bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, !scalar, &n, ctx->err);
-		for (i = 0; ctx->out[0] && i < (size_t)n; i++)
-			((float *)ctx->out[0]->data)[i] = scalar ? a->f : a->floats[i];
-	} else if (strcmp(name, "value_int") == 0 || strcmp(name, "value_ints") == 0) {
-		int scalar = strcmp(name, "value_int") == 0;
-		n = scalar ? 1 : (int64_t)a->n_ints;
-		ctx->out[0] =
-		    bnf_tensor_new(ONNX__TENSOR_PROTO__DATA_TYPE__INT64, !scalar, &n, ctx->err);
-		for (i = 0; ctx->out[0] && i < (size_t)n; i++)
-			((int64_t *)ctx->out[0]->data)[i] = scalar ? a->i : a->ints[i];
+	if (v->outer) {
+		v->t = NULL;
+		v->owned = value_owner_none;
 	} else {
-		return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, "attribute '%s' is not supported",
-		                name);
+		release(r, v);
 	}
-	return ctx->out[0] ? BNF_OK : ctx->err->status;
-}
-
-static int constant_compute(struct bnf_op_ctx *ctx)
-{
-	(void)ctx; /* the shape step already filled the value */
-	return BNF_OK;
 }
 
 /* ---- building the index ---- */
+
+/* What node i's subgraphs read from the graphs around them, one list per
+ * node (the names are borrowed from the model). */
+static int implicit_reads(struct bnf_run *r, struct bnf_name_list **out)
+{
+	const Onnx__GraphProto *g = r->graph;
+	struct bnf_name_list *lists = calloc(g->n_node + 1, sizeof(*lists));
+	size_t i;
+
+	*out = lists;
+	if (!lists)
+		return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
+	for (i = 0; i < g->n_node; i++)
+		if (bnf_scope_outer_reads(g->node[i], &lists[i]) != 0)
+			return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
+	return BNF_OK;
+}
+
+static void implicit_free(struct bnf_name_list *lists, size_t n)
+{
+	size_t i;
+
+	for (i = 0; lists && i < n; i++)
+		bnf_name_list_free(&lists[i]);
+	free(lists);
+}
 
 /* A shapes_only run does not read initializers whose values can only be
  * weights (stored in a data file, or of more than this many elements):
@@ -277,7 +182,7 @@ static int constant_compute(struct bnf_op_ctx *ctx)
 
 /* In a shapes_only run, a tensor of tp's shape left unread (*t NULL when
  * tp is to be read as usual). */
-static int unread_initializer(const struct run *r, const Onnx__TensorProto *tp,
+static int unread_initializer(const struct bnf_run *r, const Onnx__TensorProto *tp,
                               struct bnf_tensor **t)
 {
 	int64_t count = 1;
@@ -298,8 +203,8 @@ static int unread_initializer(const struct run *r, const Onnx__TensorProto *tp,
 
 /* The value of initializer tp; *borrowed when it views the tree's bytes
  * (viewing spares copying every weight on every run). */
-static int read_initializer(const struct run *r, const Onnx__TensorProto *tp, struct bnf_tensor **t,
-                            int *borrowed)
+static int read_initializer(const struct bnf_run *r, const Onnx__TensorProto *tp,
+                            struct bnf_tensor **t, int *borrowed)
 {
 	if (bnf_tensor_is_external(tp) && r->promote)
 		return bnf_tensor_from_proto_ext_double(r->ext, tp, t, r->err);
@@ -308,28 +213,46 @@ static int read_initializer(const struct run *r, const Onnx__TensorProto *tp, st
 	return bnf_tensor_view_proto(tp, t, borrowed, r->err);
 }
 
-static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
+/* Load an initializer as the value v holds. A subgraph's initializers
+ * stay for all its runs (promoted once, in a double run). */
+static int load_initializer(struct bnf_run *r, struct value *v, const Onnx__TensorProto *tp)
+{
+	struct bnf_tensor *t;
+	int borrowed = 0, rc;
+
+	rc = unread_initializer(r, tp, &t);
+	v->unknown = t != NULL;
+	if (rc == BNF_OK && !t)
+		rc = read_initializer(r, tp, &t, &borrowed);
+	if (rc == BNF_OK)
+		rc = bnf_run_assign(r, v, t, borrowed ? value_owner_shell : value_owner_all);
+	if (rc == BNF_OK && r->reusable) {
+		v->persistent = 1;
+		rc = bnf_run_promote(r, v);
+	}
+	return rc;
+}
+
+static int add_graph_values(struct bnf_run *r, const struct bnf_name_list *implicit)
 {
 	const Onnx__GraphProto *g = r->graph;
-	size_t i, j, total = 0;
+	size_t i, j, total = 0, n_reads = 0, n_writes = 0;
 	int rc;
 
-	for (i = 0; i < g->n_node; i++)
-		total += g->node[i]->n_output + g->node[i]->n_input;
-	total += g->n_input + g->n_initializer + g->n_output;
+	for (i = 0; i < g->n_node; i++) {
+		n_reads += g->node[i]->n_input + implicit[i].n;
+		n_writes += g->node[i]->n_output;
+	}
+	total = n_reads + n_writes + g->n_input + g->n_initializer + g->n_output;
 	r->values = calloc(total + 1, sizeof(r->values[0]));
 	r->in_off = calloc(g->n_node + 1, sizeof(r->in_off[0]));
 	r->out_off = calloc(g->n_node + 1, sizeof(r->out_off[0]));
-	r->in_val = calloc(total + 1, sizeof(r->in_val[0]));
-	r->out_val = calloc(total + 1, sizeof(r->out_val[0]));
+	r->in_val = calloc(n_reads + 1, sizeof(r->in_val[0]));
+	r->out_val = calloc(n_writes + 1, sizeof(r->out_val[0]));
 	r->order = calloc(g->n_node + 1, sizeof(r->order[0]));
 	if (!r->values || !r->in_off || !r->out_off || !r->in_val || !r->out_val || !r->order)
 		return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
 
-	r->opset = default_opset(model);
-	if (r->opset < 0)
-		return bnf_fail(r->err, BNF_ERR_INPUT,
-		                "the model does not import the default operator set");
 	for (i = 0; i < g->n_input; i++) {
 		int idx = intern(r, g->input[i]->name ? g->input[i]->name : "");
 		if (idx < 0)
@@ -340,21 +263,12 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 		const Onnx__TensorProto *tp = g->initializer[i];
 		int idx = intern(r, tp->name ? tp->name : "");
 		struct value *v = idx >= 0 ? &r->values[idx] : NULL;
-		struct bnf_tensor *t;
-		int borrowed;
 		if (!v)
 			return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
 		if (v->t)
 			return bnf_fail(r->err, BNF_ERR_INPUT, "initializer '%s' appears twice",
 			                v->name);
-		borrowed = 0;
-		rc = unread_initializer(r, tp, &t);
-		v->unknown = t != NULL;
-		if (rc == BNF_OK && !t)
-			rc = read_initializer(r, tp, &t, &borrowed);
-		if (rc == BNF_OK)
-			rc = assign(r, v, t, borrowed ? value_owner_shell : value_owner_all);
-		if (rc != BNF_OK)
+		if ((rc = load_initializer(r, v, tp)) != BNF_OK)
 			return rc;
 	}
 	for (i = 0; i < g->n_node; i++) {
@@ -385,7 +299,7 @@ static int add_graph_values(struct run *r, const Onnx__ModelProto *model)
 
 /* Check the dtype and the fixed dims of a given input against the graph's
  * declaration, when it declares them. */
-static int check_input_type(struct run *r, const Onnx__ValueInfoProto *vi,
+static int check_input_type(struct bnf_run *r, const Onnx__ValueInfoProto *vi,
                             const struct bnf_tensor *t)
 {
 	const Onnx__TypeProto__Tensor *tt =
@@ -418,7 +332,7 @@ static int check_input_type(struct run *r, const Onnx__ValueInfoProto *vi,
 	return BNF_OK;
 }
 
-static int bind_inputs(struct run *r, size_t n, const char *const *names,
+static int bind_inputs(struct bnf_run *r, size_t n, const char *const *names,
                        struct bnf_tensor *const *inputs)
 {
 	const Onnx__GraphProto *g = r->graph;
@@ -426,7 +340,7 @@ static int bind_inputs(struct run *r, size_t n, const char *const *names,
 	int rc;
 
 	for (i = 0; i < n; i++) {
-		int idx = lookup(r, names[i]);
+		int idx = bnf_run_lookup(r, names[i]);
 		if (idx < 0 || !r->values[idx].graph_input)
 			return bnf_fail(r->err, BNF_ERR_INPUT, "'%s' is not an input of the graph",
 			                names[i]);
@@ -438,13 +352,14 @@ static int bind_inputs(struct run *r, size_t n, const char *const *names,
 			}
 		}
 		/* A given input overrides an initializer of the same name. */
-		rc = assign(r, &r->values[idx], inputs[i], value_owner_none);
+		rc = bnf_run_assign(r, &r->values[idx], inputs[i], value_owner_none);
 		if (rc != BNF_OK)
 			return rc;
 		r->values[idx].unknown = r->shapes_only;
 	}
 	for (i = 0; i < g->n_input; i++) {
-		struct value *v = &r->values[lookup(r, g->input[i]->name ? g->input[i]->name : "")];
+		struct value *v =
+		    &r->values[bnf_run_lookup(r, g->input[i]->name ? g->input[i]->name : "")];
 		if (!v->t)
 			return bnf_fail(r->err, BNF_ERR_INPUT, "graph input '%s' was not given",
 			                v->name);
@@ -455,41 +370,81 @@ static int bind_inputs(struct run *r, size_t n, const char *const *names,
 	for (i = 0; i < r->n_values; i++) {
 		if (!r->values[i].graph_input)
 			continue;
-		rc = promote_value(r, &r->values[i]);
+		rc = bnf_run_promote(r, &r->values[i]);
 		if (rc != BNF_OK)
 			return rc;
 	}
 	return BNF_OK;
 }
 
-/* Resolve every node input and graph output to its value and count the
+/* The value that a node input or a graph output names: one of this
+ * graph's, or one of an enclosing graph's, which becomes a value here too
+ * (borrowed at each run). -1 when nothing defines it, -2 when memory runs
+ * out. */
+static int resolve_name(struct bnf_run *r, const char *name)
+{
+	const struct bnf_run *p;
+	int idx = bnf_run_lookup(r, name), pidx;
+
+	if (idx >= 0)
+		return idx;
+	for (p = r->parent; p; p = p->parent) {
+		pidx = bnf_run_lookup(p, name);
+		if (pidx < 0)
+			continue;
+		idx = intern(r, name);
+		if (idx < 0)
+			return -2;
+		r->values[idx].outer = p;
+		r->values[idx].outer_idx = pidx;
+		return idx;
+	}
+	return -1;
+}
+
+/* Resolve every value a node reads (its inputs, and what its subgraphs
+ * read from this graph or above) and every graph output, and count the
  * readers of each value. */
-static int resolve_uses(struct run *r)
+static int resolve_uses(struct bnf_run *r, const struct bnf_name_list *implicit)
 {
 	const Onnx__GraphProto *g = r->graph;
 	size_t i, j;
 
 	for (i = 0; i < g->n_node; i++) {
 		const Onnx__NodeProto *node = g->node[i];
-		r->in_off[i + 1] = r->in_off[i] + node->n_input;
-		for (j = 0; j < node->n_input; j++) {
-			const char *name = node->input[j];
+		size_t n_reads = node->n_input + implicit[i].n;
+		r->in_off[i + 1] = r->in_off[i] + n_reads;
+		for (j = 0; j < n_reads; j++) {
+			int explicit = j < node->n_input;
+			const char *name =
+			    explicit ? node->input[j] : implicit[i].names[j - node->n_input];
 			int idx = -1;
 			if (name && name[0]) {
-				idx = lookup(r, name);
-				if (idx < 0 || (!r->values[idx].t && r->values[idx].producer < 0))
+				idx = resolve_name(r, name);
+				if (idx == -2)
+					return bnf_fail(r->err, BNF_ERR_NOMEM,
+					                "out of memory indexing the graph");
+				if (idx < 0 && explicit)
 					return bnf_fail(r->err, BNF_ERR_INPUT,
 					                "node '%s' (%s): input '%s' is produced by "
 					                "nothing in the graph",
 					                bnf_node_label(node), node->op_type, name);
-				r->values[idx].uses_left++;
+				if (idx < 0)
+					return bnf_fail(
+					    r->err, BNF_ERR_INPUT,
+					    "node '%s' (%s): its subgraph reads '%s', which "
+					    "nothing defines",
+					    bnf_node_label(node), node->op_type, name);
+				r->values[idx].uses++;
 			}
 			r->in_val[r->in_off[i] + j] = idx;
 		}
 	}
 	for (i = 0; i < g->n_output; i++) {
-		int idx = lookup(r, g->output[i]->name ? g->output[i]->name : "");
-		if (idx < 0 || (!r->values[idx].t && r->values[idx].producer < 0))
+		int idx = resolve_name(r, g->output[i]->name ? g->output[i]->name : "");
+		if (idx == -2)
+			return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory indexing the graph");
+		if (idx < 0)
 			return bnf_fail(r->err, BNF_ERR_INPUT,
 			                "graph output '%s' is produced by nothing in the graph",
 			                g->output[i]->name);
@@ -500,7 +455,7 @@ static int resolve_uses(struct run *r)
 
 /* Kahn's algorithm over the node-to-node data dependencies. A node is
  * ready when every input produced by another node has been produced. */
-static int order_nodes(struct run *r)
+static int order_nodes(struct bnf_run *r)
 {
 	const Onnx__GraphProto *g = r->graph;
 	size_t n = g->n_node, n_uses = r->in_off[n], head = 0, tail = 0, i, j, k;
@@ -565,7 +520,7 @@ out:
 /* Hand node i's fresh outputs to their values: round float16/bfloat16,
  * promote in a double run, and drop the ones nobody asked for or reads.
  * unknown: a shapes_only run did not compute them. */
-static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_t n_out,
+static int store_outputs(struct bnf_run *r, size_t i, struct bnf_tensor **out, size_t n_out,
                          int unknown)
 {
 	size_t j;
@@ -579,7 +534,7 @@ static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_
 		if (!unknown)
 			round_to_storage(out[j]);
 		if (idx < 0) {
-			r->live_bytes -= tensor_bytes(out[j]);
+			r->live_bytes -= bnf_run_tensor_bytes(out[j]);
 			bnf_tensor_free(out[j]);
 			out[j] = NULL;
 			continue;
@@ -590,7 +545,7 @@ static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_
 		v->unknown = unknown;
 		out[j] = NULL; /* already counted in live_bytes by the caller */
 		if (rc == BNF_OK)
-			rc = promote_value(r, v);
+			rc = bnf_run_promote(r, v);
 		if (v->uses_left == 0 && !v->graph_output)
 			release(r, v);
 	}
@@ -600,7 +555,7 @@ static int store_outputs(struct run *r, size_t i, struct bnf_tensor **out, size_
 /* In a shapes_only run, whether node i is left at its shape step: it reads
  * a value whose contents were not computed, and is not an operator whose
  * result depends on its input's shape alone. */
-static int shape_step_only(const struct run *r, size_t i)
+static int shape_step_only(const struct bnf_run *r, size_t i)
 {
 	static const char *const shape_readers[] = {"Shape", "Size"};
 	const char *op_type = r->graph->node[i]->op_type;
@@ -618,10 +573,23 @@ static int shape_step_only(const struct run *r, size_t i)
 	return unknown;
 }
 
-static int run_node(struct run *r, size_t i)
+/* Whether the node's first input may become its output: the op is
+ * elementwise, this node is the value's last reader, and the tensor is
+ * ours and nobody else's to see. */
+static int may_donate(const struct bnf_run *r, const struct bnf_op *op, int idx)
+{
+	const struct value *v = idx >= 0 ? &r->values[idx] : NULL;
+
+	return op->elementwise && v && v->t && v->owned == value_owner_all && v->uses_left == 1 &&
+	       !v->graph_output && !v->persistent && !v->outer;
+}
+
+static int run_node(struct bnf_run *r, size_t i)
 {
 	const Onnx__NodeProto *node = r->graph->node[i];
-	const struct bnf_op *op = find_op(node, r->opset);
+	const struct bnf_op *op = bnf_op_is_default_domain(node->domain) && node->op_type
+	                              ? bnf_op_find(node->op_type, r->opset)
+	                              : NULL;
 	size_t n_in = node->n_input, n_out = node->n_output, j;
 	struct bnf_tensor **in = calloc(n_in + 1, sizeof(*in));
 	struct bnf_tensor **out = calloc(n_out + 1, sizeof(*out));
@@ -640,10 +608,11 @@ static int run_node(struct run *r, size_t i)
 	}
 	for (j = 0; j < n_in; j++) {
 		int idx = r->in_val[r->in_off[i] + j];
-		if (idx >= 0 && (rc = promote_value(r, &r->values[idx])) != BNF_OK)
+		if (idx >= 0 && (rc = bnf_run_promote(r, &r->values[idx])) != BNF_OK)
 			goto out;
 		in[j] = idx >= 0 ? r->values[idx].t : NULL;
 	}
+	memset(&ctx, 0, sizeof(ctx));
 	ctx.node = node;
 	ctx.opset = r->opset;
 	ctx.n_in = n_in;
@@ -653,24 +622,20 @@ static int run_node(struct run *r, size_t i)
 	ctx.threads = r->threads;
 	ctx.err = r->err;
 	ctx.ext = r->ext;
-	ctx.donor = NULL;
-	ctx.donor_taken = 0;
+	ctx.run = r;
 	donor = n_in > 0 ? r->in_val[r->in_off[i]] : -1;
-	/* An elementwise op may write over its first input when this node is
-	 * its last reader, it is ours and nobody else is to see it. */
-	if (op->elementwise && donor >= 0 && in[0] && r->values[donor].owned == value_owner_all &&
-	    r->values[donor].uses_left == 1 && !r->values[donor].graph_output)
+	if (may_donate(r, op, donor))
 		ctx.donor = in[0];
 	rc = op->shape(&ctx);
 	if (ctx.donor_taken) {
 		/* out[0] is in[0] now: the value lets go of it (its bytes are
 		 * counted again below, as the output's). */
-		r->live_bytes -= tensor_bytes(in[0]);
+		r->live_bytes -= bnf_run_tensor_bytes(in[0]);
 		r->values[donor].t = NULL;
 		r->values[donor].owned = value_owner_none;
 	}
 	for (j = 0; j < n_out; j++)
-		r->live_bytes += tensor_bytes(out[j]);
+		r->live_bytes += bnf_run_tensor_bytes(out[j]);
 	for (j = 0; rc == BNF_OK && j < n_out; j++) {
 		if (!out[j] && r->out_val[r->out_off[i] + j] >= 0)
 			rc = bnf_fail(r->err, BNF_ERR_UNSUPPORTED,
@@ -682,19 +647,20 @@ static int run_node(struct run *r, size_t i)
 		rc = op->compute(&ctx);
 	if (rc == BNF_OK)
 		rc = store_outputs(r, i, out, n_out, unknown);
-	/* Inputs whose last reader this was are freed now. */
-	for (j = 0; j < n_in; j++) {
-		int idx = r->in_val[r->in_off[i] + j];
+	/* Values whose last reader this was (inputs, and what the node's
+	 * subgraphs read) are freed now. */
+	for (j = r->in_off[i]; j < r->in_off[i + 1]; j++) {
+		int idx = r->in_val[j];
 		struct value *v = idx >= 0 ? &r->values[idx] : NULL;
-		if (v && --v->uses_left == 0 && !v->graph_output)
-			release(r, v);
+		if (v && --v->uses_left == 0 && !v->graph_output && !v->persistent)
+			bnf_run_drop(r, v);
 	}
 out:
 	if (rc != BNF_OK)
 		bnf_error_prefix(r->err, "node '%s' (%s)", bnf_node_label(node),
 		                 node->op_type ? node->op_type : "");
 	for (j = 0; out && j < n_out; j++) {
-		r->live_bytes -= tensor_bytes(out[j]);
+		r->live_bytes -= bnf_run_tensor_bytes(out[j]);
 		bnf_tensor_free(out[j]);
 	}
 	free(in);
@@ -702,51 +668,109 @@ out:
 	return rc;
 }
 
-/* Move (or copy, when not ours or already handed out) the graph outputs
- * into a new array for the caller. */
-static int collect_outputs(struct run *r, struct bnf_tensor ***outputs)
+/* Run every node once: readers counted afresh, enclosing values borrowed
+ * as they are now. */
+int bnf_run_execute(struct bnf_run *r)
+{
+	size_t i;
+	int rc = BNF_OK;
+
+	for (i = 0; i < r->n_values; i++) {
+		struct value *v = &r->values[i];
+		v->uses_left = v->uses;
+		if (!v->outer)
+			continue;
+		v->t = v->outer->values[v->outer_idx].t;
+		v->unknown = v->outer->values[v->outer_idx].unknown;
+		v->owned = value_owner_none;
+		if (!v->t)
+			return bnf_fail(r->err, BNF_ERR_INPUT,
+			                "'%s', read from an enclosing graph, has no value",
+			                v->name);
+	}
+	for (i = 0; rc == BNF_OK && i < r->graph->n_node; i++)
+		rc = run_node(r, r->order[i]);
+	return rc;
+}
+
+/* Move (or copy, when not ours, kept for later runs or already handed
+ * out) the graph outputs into res, which has room for all. */
+int bnf_run_collect(struct bnf_run *r, struct bnf_tensor **res)
 {
 	const Onnx__GraphProto *g = r->graph;
-	struct bnf_tensor **res = calloc(g->n_output + 1, sizeof(*res));
 	size_t i;
 
-	if (!res)
-		return bnf_fail(r->err, BNF_ERR_NOMEM, "out of memory");
 	for (i = 0; i < g->n_output; i++) {
-		struct value *v = &r->values[lookup(r, g->output[i]->name)];
-		int rc = promote_value(r, v); /* an initializer read by no node */
+		struct value *v = &r->values[bnf_run_lookup(r, g->output[i]->name)];
+		int rc = bnf_run_promote(r, v); /* an initializer read by no node */
 		if (rc != BNF_OK) {
-			while (i-- > 0)
+			while (i-- > 0) {
 				bnf_tensor_free(res[i]);
-			free(res);
+				res[i] = NULL;
+			}
 			return rc;
 		}
-		if (v->owned == value_owner_all) {
+		if (v->owned == value_owner_all && !v->persistent) {
 			res[i] = v->t;
 			v->owned = value_owner_none;
 		} else {
 			res[i] = v->t ? bnf_tensor_clone(v->t, r->err) : NULL;
 		}
 		if (!res[i]) {
-			while (i-- > 0)
+			while (i-- > 0) {
 				bnf_tensor_free(res[i]);
-			free(res);
+				res[i] = NULL;
+			}
 			if (!v->t)
 				return bnf_fail(r->err, BNF_ERR_INPUT,
 				                "graph output '%s' has no value", v->name);
 			return r->err ? r->err->status : BNF_ERR_NOMEM;
 		}
 	}
-	*outputs = res;
 	return BNF_OK;
+}
+
+/* Index r->graph: its values, what each node reads, the order to run. */
+int bnf_run_index(struct bnf_run *r, size_t n_inputs, const char *const *names,
+                  struct bnf_tensor *const *inputs)
+{
+	struct bnf_name_list *implicit = NULL;
+	int rc = implicit_reads(r, &implicit);
+
+	if (rc == BNF_OK)
+		rc = add_graph_values(r, implicit);
+	/* The main graph's inputs are bound once, before anything else. */
+	if (rc == BNF_OK && !r->reusable)
+		rc = bind_inputs(r, n_inputs, names, inputs);
+	if (rc == BNF_OK)
+		rc = resolve_uses(r, implicit);
+	if (rc == BNF_OK)
+		rc = order_nodes(r);
+	implicit_free(implicit, r->graph->n_node);
+	return rc;
+}
+
+void bnf_run_free(struct bnf_run *r)
+{
+	size_t i;
+
+	for (i = 0; r->values && i < r->n_values; i++)
+		bnf_run_drop(r, &r->values[i]);
+	free(r->values);
+	bnf_strmap_free(&r->names);
+	free(r->in_val);
+	free(r->in_off);
+	free(r->out_val);
+	free(r->out_off);
+	free(r->order);
 }
 
 int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *opt, size_t n_inputs,
                  const char *const *names, struct bnf_tensor *const *inputs,
                  struct bnf_tensor ***outputs, struct bnf_error *err)
 {
-	struct run r;
-	size_t i;
+	struct bnf_run r;
+	struct bnf_tensor **res = NULL;
 	int rc;
 
 	*outputs = NULL;
@@ -759,30 +783,25 @@ int bnf_eval_run(const Onnx__ModelProto *model, const struct bnf_eval_options *o
 	r.ext = opt ? opt->ext : NULL;
 	r.shapes_only = opt ? opt->shapes_only : 0;
 	r.graph = model->graph;
-	if (!r.graph) {
+	r.opset = bnf_op_model_opset(model);
+	if (!r.graph)
 		rc = bnf_fail(err, BNF_ERR_INPUT, "the model has no graph");
-		goto out;
+	else if (r.opset < 0)
+		rc = bnf_fail(err, BNF_ERR_INPUT,
+		              "the model does not import the default operator set");
+	else
+		rc = bnf_run_index(&r, n_inputs, names, inputs);
+	if (rc == BNF_OK)
+		rc = bnf_run_execute(&r);
+	if (rc == BNF_OK && !(res = calloc(r.graph->n_output + 1, sizeof(*res))))
+		rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+	if (rc == BNF_OK)
+		rc = bnf_run_collect(&r, res);
+	if (rc == BNF_OK) {
+		*outputs = res;
+		res = NULL;
 	}
-	rc = add_graph_values(&r, model);
-	if (rc == BNF_OK)
-		rc = bind_inputs(&r, n_inputs, names, inputs);
-	if (rc == BNF_OK)
-		rc = resolve_uses(&r);
-	if (rc == BNF_OK)
-		rc = order_nodes(&r);
-	for (i = 0; rc == BNF_OK && i < r.graph->n_node; i++)
-		rc = run_node(&r, r.order[i]);
-	if (rc == BNF_OK)
-		rc = collect_outputs(&r, outputs);
-out:
-	for (i = 0; i < r.n_values; i++)
-		release(&r, &r.values[i]);
-	free(r.values);
-	bnf_strmap_free(&r.names);
-	free(r.in_val);
-	free(r.in_off);
-	free(r.out_val);
-	free(r.out_off);
-	free(r.order);
+	free(res);
+	bnf_run_free(&r);
 	return rc;
 }

@@ -30,11 +30,17 @@ struct bnf_eval_options {
 	                                   whole; costs allocations, not arithmetic */
 };
 
-/* Name the first operator of the model's main graph (or of a subgraph) the
- * evaluator cannot run. Returns 1 and fills op_type (and node_name, the
- * node's name or first output) when one is found, 0 when all are supported. */
-int bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_type, size_t op_len,
-                              char *node_name, size_t node_len);
+/* Subgraphs (If, Loop, Scan bodies) nested deeper than this are refused. */
+#define BNF_EVAL_MAX_DEPTH 64
+
+/* Name every operator of the model's graphs, subgraphs included, that the
+ * evaluator cannot run: op_types receives them once each, in the order
+ * first met, separated by ", " ("If, com.microsoft.FusedConv"), and ends
+ * in "..." when op_len is too short for all; node_name receives the first
+ * node that needs one (its name or first output). Returns how many
+ * distinct operators are missing, 0 when the evaluator runs them all. */
+size_t bnf_eval_find_unsupported(const Onnx__ModelProto *model, char *op_types, size_t op_len,
+                                 char *node_name, size_t node_len);
 
 /* Run the model's main graph. inputs[i] is the value for the graph input
  * names[i] (borrowed); graph inputs that are also initializers take the

@@ -122,5 +122,13 @@ int bnf_nn_gemm_shape(struct bnf_op_ctx *ctx);
 int bnf_nn_gemm_compute(struct bnf_op_ctx *ctx);
 int bnf_nn_matmul_shape(struct bnf_op_ctx *ctx);
 int bnf_nn_matmul_compute(struct bnf_op_ctx *ctx);
+int bnf_nn_nll_loss_shape(struct bnf_op_ctx *ctx); /* nn_loss.c */
+int bnf_nn_sce_loss_shape(struct bnf_op_ctx *ctx);
+int bnf_nn_done_compute(struct bnf_op_ctx *ctx); /* for steps done in the shape step */
+int bnf_nn_rnn_shape(struct bnf_op_ctx *ctx);    /* nn_rnn.c: RNN GRU LSTM */
+int bnf_nn_rnn_compute(struct bnf_op_ctx *ctx);
+int bnf_nn_lrn_shape(struct bnf_op_ctx *ctx); /* nn_misc.c */
+int bnf_nn_mvn_shape(struct bnf_op_ctx *ctx);
+int bnf_nn_max_unpool_shape(struct bnf_op_ctx *ctx);
 
 #endif

@@ -15,6 +15,8 @@
 #include "io/model.h"
 #include "onnx.pb-c.h"
 
+struct bnf_run; /* the executor's run of one graph (eval.c) */
+
 struct bnf_op_ctx {
 	const Onnx__NodeProto *node;
 	int opset; /* version of the default ("" / ai.onnx) domain */
@@ -31,11 +33,15 @@ struct bnf_op_ctx {
 	int donor_taken;          /* set when they did */
 	struct bnf_error *err;
 	const struct bnf_external *ext; /* external tensor data (Constant) */
+	struct bnf_run *run;            /* the run of the graph holding the node:
+	                                   its subgraphs run inside it */
 };
 
 struct bnf_op {
 	const char *op_type;
 	int min_opset; /* first opset version whose semantics this row covers */
+	int max_opset; /* last one, or 0 when the row covers every later opset
+	                  (an operator the spec deprecated has a last version) */
 	int (*shape)(struct bnf_op_ctx *ctx);
 	int (*compute)(struct bnf_op_ctx *ctx);
 	int elementwise; /* 1: output element i needs input 0's element
@@ -44,17 +50,68 @@ struct bnf_op {
 };
 
 /* One table per family; each ends with a row whose op_type is NULL. */
-extern const struct bnf_op bnf_ops_nn[];    /* conv, pooling, normalisation, gemm */
-extern const struct bnf_op bnf_ops_basic[]; /* elementwise, activations, softmax, cast */
-extern const struct bnf_op bnf_ops_shape[]; /* shapes, indexing, reductions, pad, resize */
+extern const struct bnf_op bnf_ops_ctrl[];   /* Constant, If, Loop, Scan */
+extern const struct bnf_op bnf_ops_nn[];     /* conv, pooling, normalisation, gemm */
+extern const struct bnf_op bnf_ops_basic[];  /* elementwise, activations, softmax, cast */
+extern const struct bnf_op bnf_ops_shape[];  /* shapes, indexing, reductions, pad, resize */
+extern const struct bnf_op bnf_ops_logic[];  /* comparisons, logic, bitwise operators */
+extern const struct bnf_op bnf_ops_math[];   /* rounding, trigonometry, Mod, Mean, more */
+extern const struct bnf_op bnf_ops_index[];  /* TopK, NonZero, GatherND, Scatter*, OneHot, ... */
+extern const struct bnf_op bnf_ops_vision[]; /* NonMaxSuppression, RoiAlign, GridSample */
+extern const struct bnf_op bnf_ops_quant[];  /* QuantizeLinear, QLinearConv, ... */
+extern const struct bnf_op bnf_ops_signal[]; /* DFT, STFT, windows, MelWeightMatrix */
 
 /* Take ctx->donor as output i when it may be: output 0 of a one-output
  * node, with the donor's dtype and shape. Returns 1 when taken. */
 int bnf_op_take_donor(struct bnf_op_ctx *ctx, size_t i, int dtype, int rank, const int64_t *dims);
 
 /* The row for op_type at the given opset (the row with the largest
- * min_opset <= opset), or NULL if the evaluator does not implement it. */
+ * min_opset <= opset whose max_opset, if any, is >= opset), or NULL if the
+ * evaluator does not implement it. */
 const struct bnf_op *bnf_op_find(const char *op_type, int opset);
+
+/* One line of what the evaluator implements: an operator and the opsets a
+ * row of its covers, first to last (last 0: every later opset). A row that
+ * a later row of the same operator replaces ends where that one begins. */
+struct bnf_op_range {
+	const char *op_type; /* static string */
+	int first, last;
+};
+
+/* Every row of every table, sorted by operator name, then first opset, in
+ * a new array that the caller frees with free(). Returns the count, or 0
+ * when memory runs out (*out is then NULL). */
+size_t bnf_op_ranges(struct bnf_op_range **out);
+
+/* Whether a node's domain is the default one ("", or "ai.onnx"). */
+int bnf_op_is_default_domain(const char *domain);
+
+/* The model's version of the default operator set, or -1 if absent. */
+int bnf_op_model_opset(const Onnx__ModelProto *model);
+
+/* Subgraphs: what the executor offers the control-flow operators. A
+ * subgraph (If's branch, a Loop or Scan body, an attribute of ctx's node)
+ * is opened once, may run many times, and reads the values of the graphs
+ * around it by name, as the spec's scoping says. */
+struct bnf_subgraph;
+
+/* Index g to run inside ctx->run. *out is NULL on failure (err set);
+ * close it with bnf_subgraph_close. */
+int bnf_subgraph_open(const struct bnf_op_ctx *ctx, const Onnx__GraphProto *g,
+                      struct bnf_subgraph **out);
+
+/* Run it once: in[i] (borrowed) is the value of the graph's input i, and
+ * out[j] receives a new tensor for its output j (the caller owns it; the
+ * array has room for every output). n_in must equal the graph's input
+ * count. On failure no out[j] is set. */
+int bnf_subgraph_run(struct bnf_subgraph *sg, size_t n_in, struct bnf_tensor *const *in,
+                     struct bnf_tensor **out);
+
+/* The graph a subgraph runs, borrowed from the model. */
+const Onnx__GraphProto *bnf_subgraph_graph(const struct bnf_subgraph *sg);
+
+/* Free a subgraph and the values it kept; NULL is allowed. */
+void bnf_subgraph_close(struct bnf_subgraph *sg);
 
 /* Whether the node asks for output i: it exists and its name is not empty.
  * The shape step may skip allocating outputs that are not wanted. */

@@ -256,22 +256,13 @@ double bnf_shp_get(const struct bnf_tensor *t, size_t i)
 	case DT(DOUBLE):
 		return ((const double *)t->data)[i];
 	default:
-		return (double)bnf_shp_get_int(t, i);
+		return bnf_tensor_get_double(t, i);
 	}
 }
 
 int64_t bnf_shp_get_int(const struct bnf_tensor *t, size_t i)
 {
-	switch (t->dtype) {
-	case DT(INT64):
-		return ((const int64_t *)t->data)[i];
-	case DT(INT32):
-		return ((const int32_t *)t->data)[i];
-	case DT(INT8):
-		return ((const int8_t *)t->data)[i];
-	default:
-		return ((const uint8_t *)t->data)[i];
-	}
+	return bnf_tensor_get_int(t, i);
 }
 
 /* v truncated toward zero and saturated to [lo, hi]; NaN becomes 0. */
@@ -308,6 +299,20 @@ void bnf_shp_set(struct bnf_tensor *t, size_t i, double v)
 		break;
 	case DT(INT8):
 		((int8_t *)t->data)[i] = (int8_t)saturate(v, INT8_MIN, INT8_MAX);
+		break;
+	case DT(INT16):
+		((int16_t *)t->data)[i] = (int16_t)saturate(v, INT16_MIN, INT16_MAX);
+		break;
+	case DT(UINT16):
+		((uint16_t *)t->data)[i] = (uint16_t)saturate(v, 0, UINT16_MAX);
+		break;
+	case DT(UINT32):
+		((uint32_t *)t->data)[i] = (uint32_t)saturate(v, 0, UINT32_MAX);
+		break;
+	case DT(UINT64):
+		/* 2^64 is the first double above UINT64_MAX. */
+		v = saturate(v, 0, 18446744073709551616.0);
+		((uint64_t *)t->data)[i] = v >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)v;
 		break;
 	case DT(BOOL):
 		((uint8_t *)t->data)[i] = v != 0;

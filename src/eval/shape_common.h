@@ -81,7 +81,7 @@ int bnf_shp_is_float(int dtype);
  * to float16/bfloat16 for those dtypes; integer dtypes take the value
  * truncated and saturated to their range). */
 double bnf_shp_get(const struct bnf_tensor *t, size_t i);
-/* Element i of an integer tensor (int64, int32, int8, uint8 or bool). */
+/* Element i of an integer or bool tensor (uint64: its bit pattern). */
 int64_t bnf_shp_get_int(const struct bnf_tensor *t, size_t i);
 void bnf_shp_set(struct bnf_tensor *t, size_t i, double v);
 
@@ -126,6 +126,12 @@ int bnf_shp_pad_compute(struct bnf_op_ctx *ctx);
 /* shape_reduce.c */
 int bnf_shp_reduce_shape(struct bnf_op_ctx *ctx);
 int bnf_shp_reduce_compute(struct bnf_op_ctx *ctx);
+int bnf_shp_arg_shape(struct bnf_op_ctx *ctx); /* ArgMax ArgMin */
+int bnf_shp_arg_compute(struct bnf_op_ctx *ctx);
+
+/* shape_space.c: SpaceToDepth DepthToSpace */
+int bnf_shp_space_shape(struct bnf_op_ctx *ctx);
+int bnf_shp_space_compute(struct bnf_op_ctx *ctx);
 
 /* shape_resize.c */
 int bnf_shp_resize_shape(struct bnf_op_ctx *ctx);

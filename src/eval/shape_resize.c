@@ -1,10 +1,10 @@
 /*
- * Resize (opsets 10 to 19) and Upsample (7 to 10) in nearest and N-linear
- * modes. Each output coordinate is mapped to the input axis by axis (the
- * coordinate_transformation_mode formulas of the spec) into a table of
- * neighbours and weights; the output is then a weighted sum of at most two
- * neighbours per axis. Cubic, antialias and aspect-ratio policies other
- * than "stretch" are refused.
+ * Resize (opsets 10 to 19) and Upsample (7 to 10) in nearest, N-linear and
+ * N-cubic modes. Each output coordinate is mapped to the input axis by axis
+ * (the coordinate_transformation_mode formulas of the spec) into a table
+ * of neighbours and weights; the output is then a weighted sum of one
+ * (nearest), two (linear) or four (cubic) neighbours per axis. Antialias
+ * and aspect-ratio policies other than "stretch" (opset 18) are refused.
  */
 #include "eval/shape_common.h"
 
@@ -32,8 +32,16 @@ enum resize_round {
 	RESIZE_ROUND_LEGACY,
 };
 
+enum resize_mode {
+	RESIZE_MODE_NEAREST,
+	RESIZE_MODE_LINEAR,
+	RESIZE_MODE_CUBIC,
+};
+
 struct resize_plan {
-	int linear;
+	enum resize_mode mode;
+	double cubic_a;      /* cubic_coeff_a */
+	int exclude_outside; /* cubic: neighbours outside the input weigh 0 */
 	enum resize_coord coord;
 	enum resize_round round;
 	double extrapolation;
@@ -43,11 +51,12 @@ struct resize_plan {
 	double roi[2 * BNF_MAX_RANK]; /* starts then ends, for tf_crop_and_resize */
 };
 
-/* One output index of one axis: the input neighbours lo and hi and the
- * weight of hi; lo < 0 means "outside the crop: use the extrapolation". */
+/* One output index of one axis: n input neighbours and their weights;
+ * n == 0 means "outside the crop: use the extrapolation". */
 struct resize_tap {
-	int64_t lo, hi;
-	double w;
+	int64_t at[4];
+	double w[4];
+	int n;
 };
 
 /* Look a string attribute up in a NULL-terminated name list; *index gets
@@ -56,7 +65,7 @@ struct resize_tap {
 static int pick_string(const struct bnf_op_ctx *ctx, const char *attr, const char *def,
                        const char *const *names, int *index)
 {
-	static const char *const refused[] = {"cubic", "not_larger", "not_smaller", NULL};
+	static const char *const refused[] = {"not_larger", "not_smaller", NULL};
 	char s[32];
 	int i;
 
@@ -79,19 +88,25 @@ static int pick_string(const struct bnf_op_ctx *ctx, const char *attr, const cha
  * rounding, the extrapolation value and the opset-18 options we refuse. */
 static int resize_attrs(const struct bnf_op_ctx *ctx, struct resize_plan *p)
 {
-	static const char *const modes[] = {"nearest", "linear", NULL};
+	static const char *const modes[] = {"nearest", "linear", "cubic", NULL};
 	static const char *const coords[] = {
 	    "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
 	    "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize", NULL};
 	static const char *const rounds[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
 	                                     "ceil", NULL};
 	static const char *const policies[] = {"stretch", NULL};
-	int coord, round, policy;
-	int64_t antialias = 0;
-	float extrapolation;
+	int mode, coord, round, policy;
+	int64_t antialias = 0, exclude = 0;
+	float extrapolation, cubic_a;
 
-	if (pick_string(ctx, "mode", "nearest", modes, &p->linear) != BNF_OK)
+	if (pick_string(ctx, "mode", "nearest", modes, &mode) != BNF_OK)
 		return ctx->err->status;
+	p->mode = (enum resize_mode)mode;
+	if (p->mode == RESIZE_MODE_CUBIC && ctx->opset < 11)
+		return bnf_shp_fail(ctx, BNF_ERR_INPUT, "mode 'cubic' is not in opset %d",
+		                    ctx->opset);
+	p->cubic_a = -0.75;
+	p->exclude_outside = 0;
 	p->coord = RESIZE_COORD_ASYMMETRIC;
 	p->round = RESIZE_ROUND_LEGACY;
 	p->extrapolation = 0;
@@ -103,9 +118,13 @@ static int resize_attrs(const struct bnf_op_ctx *ctx, struct resize_plan *p)
 	    bnf_attr_float(ctx->node, "extrapolation_value", 0.0f, &extrapolation, ctx->err) !=
 	        BNF_OK ||
 	    bnf_attr_int(ctx->node, "antialias", 0, &antialias, ctx->err) != BNF_OK ||
-	    pick_string(ctx, "keep_aspect_ratio_policy", "stretch", policies, &policy) != BNF_OK)
+	    pick_string(ctx, "keep_aspect_ratio_policy", "stretch", policies, &policy) != BNF_OK ||
+	    bnf_attr_float(ctx->node, "cubic_coeff_a", -0.75f, &cubic_a, ctx->err) != BNF_OK ||
+	    bnf_attr_int(ctx->node, "exclude_outside", 0, &exclude, ctx->err) != BNF_OK)
 		return ctx->err->status;
-	if (antialias != 0 && p->linear)
+	p->cubic_a = cubic_a;
+	p->exclude_outside = exclude != 0;
+	if (antialias != 0 && p->mode != RESIZE_MODE_NEAREST)
 		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "antialias is not implemented");
 	/* tf_half_pixel_for_nn left the spec in opset 13 and half_pixel_symmetric
 	 * joined it in 19. */
@@ -211,9 +230,9 @@ static int resize_plan(const struct bnf_op_ctx *ctx, struct resize_plan *p)
 	    resize_targets(ctx, p, scales, sizes, &by_size) != BNF_OK)
 		return ctx->err->status;
 	x = ctx->in[0];
-	if (p->linear && !bnf_shp_is_float(x->dtype))
-		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED,
-		                    "linear mode on %s is not implemented",
+	if (p->mode != RESIZE_MODE_NEAREST && !bnf_shp_is_float(x->dtype))
+		return bnf_shp_fail(ctx, BNF_ERR_UNSUPPORTED, "%s mode on %s is not implemented",
+		                    p->mode == RESIZE_MODE_LINEAR ? "linear" : "cubic",
 		                    bnf_dtype_name(x->dtype));
 	for (a = 0; a < x->rank; a++) {
 		double in = (double)x->dims[a], out;
@@ -299,86 +318,138 @@ static int64_t clamp_index(float v, int64_t n)
 	return i > n - 1 ? n - 1 : i;
 }
 
-/* The taps of every output index of axis a. */
+/* Keys' cubic convolution weights of the neighbours at offsets -1, 0, 1
+ * and 2 from floor(x), t = x - floor(x), coefficient a. */
+static void cubic_weights(double t, double a, double *w)
+{
+	double s = t + 1, u = 1 - t, v = 2 - t;
+
+	w[0] = ((a * s - 5 * a) * s + 8 * a) * s - 4 * a;
+	w[1] = ((a + 2) * t - (a + 3)) * t * t + 1;
+	w[2] = ((a + 2) * u - (a + 3)) * u * u + 1;
+	w[3] = ((a * v - 5 * a) * v + 8 * a) * v - 4 * a;
+}
+
+/* The four cubic taps around x: indices clamped to the edge, or with
+ * exclude_outside those outside weighing 0 and the rest renormalised. */
+static void cubic_tap(const struct resize_plan *p, float x, int64_t in_len, struct resize_tap *t)
+{
+	double f = floor((double)x), sum = 0;
+	int k;
+
+	cubic_weights((double)x - f, p->cubic_a, t->w);
+	t->n = 4;
+	for (k = 0; k < 4; k++) {
+		double at = f - 1 + k;
+		if (p->exclude_outside && (at < 0 || at >= (double)in_len))
+			t->w[k] = 0;
+		sum += t->w[k];
+		t->at[k] = at < 0 ? 0 : at >= (double)in_len ? in_len - 1 : (int64_t)at;
+	}
+	if (p->exclude_outside && sum != 0)
+		for (k = 0; k < 4; k++)
+			t->w[k] /= sum;
+}
+
+/* The nearest neighbour of x under the plan's rounding. */
+static int64_t nearest_index(const struct resize_plan *p, int a, float x, int64_t in_len)
+{
+	float f = floorf(x), r = x - f;
+
+	switch (p->round) {
+	case RESIZE_ROUND_PREFER_FLOOR:
+		f += r > 0.5;
+		break;
+	case RESIZE_ROUND_PREFER_CEIL:
+		f += r >= 0.5;
+		break;
+	case RESIZE_ROUND_FLOOR:
+		break;
+	case RESIZE_ROUND_CEIL:
+		f = ceilf(x);
+		break;
+	case RESIZE_ROUND_LEGACY:
+		f = p->scale[a] < 1 ? ceilf(x) : f;
+		break;
+	}
+	return clamp_index(f, in_len);
+}
+
+/* The taps of every output index of axis a. A linear tap with no weight
+ * on its upper neighbour keeps only the lower one. */
 static void resize_axis(const struct resize_plan *p, int rank, int a, int64_t in_len,
                         struct resize_tap *taps)
 {
 	int64_t o;
 
 	for (o = 0; o < p->dims[a]; o++) {
-		float x = resize_coord(p, rank, a, o, in_len), f = floorf(x), r;
+		float x = resize_coord(p, rank, a, o, in_len), f = floorf(x);
 		struct resize_tap *t = &taps[o];
 		if (p->coord == RESIZE_COORD_TF_CROP_AND_RESIZE &&
 		    (x < 0 || x > (float)(in_len - 1) || isnan(x))) {
-			t->lo = t->hi = -1;
-			t->w = 0;
+			t->n = 0;
 			continue;
 		}
-		if (p->linear) {
-			t->lo = clamp_index(f, in_len);
-			t->hi = clamp_index(f + 1, in_len);
-			t->w = x - f;
+		if (p->mode == RESIZE_MODE_CUBIC) {
+			cubic_tap(p, x, in_len, t);
 			continue;
 		}
-		r = x - f;
-		switch (p->round) {
-		case RESIZE_ROUND_PREFER_FLOOR:
-			f += r > 0.5;
-			break;
-		case RESIZE_ROUND_PREFER_CEIL:
-			f += r >= 0.5;
-			break;
-		case RESIZE_ROUND_FLOOR:
-			break;
-		case RESIZE_ROUND_CEIL:
-			f = ceilf(x);
-			break;
-		case RESIZE_ROUND_LEGACY:
-			f = p->scale[a] < 1 ? ceilf(x) : f;
-			break;
+		t->at[0] = p->mode == RESIZE_MODE_LINEAR ? clamp_index(f, in_len)
+		                                         : nearest_index(p, a, x, in_len);
+		t->w[0] = 1;
+		t->n = 1;
+		if (p->mode == RESIZE_MODE_LINEAR && x - f != 0) {
+			t->at[1] = clamp_index(f + 1, in_len);
+			t->w[1] = x - f;
+			t->w[0] = 1 - t->w[1];
+			t->n = 2;
 		}
-		t->lo = t->hi = clamp_index(f, in_len);
-		t->w = 0;
 	}
 }
 
-/* One output element: the weighted sum over the 2^k corners of the axes
- * whose tap has two neighbours, or a copy for nearest. */
+/* One output element: the weighted sum over every combination of the
+ * taps of the axes that have more than one (the first such axis varying
+ * fastest), or a copy for nearest. */
 static void resize_element(const struct bnf_tensor *x, struct bnf_tensor *y, size_t i,
-                           struct resize_tap *const *cur, const int64_t *xs, int linear,
+                           struct resize_tap *const *cur, const int64_t *xs, int nearest,
                            const unsigned char *extra)
 {
-	int64_t base = 0, delta[BNF_MAX_RANK];
-	double w[BNF_MAX_RANK], sum = 0;
+	const struct resize_tap *multi[BNF_MAX_RANK];
+	int64_t base = 0, mstride[BNF_MAX_RANK];
+	int idx[BNF_MAX_RANK] = {0};
+	double sum = 0;
 	size_t esize = bnf_tensor_elem_size(x->dtype);
-	unsigned corner;
 	int a, k = 0, b;
 
 	for (a = 0; a < x->rank; a++) {
-		if (cur[a]->lo < 0) {
+		if (cur[a]->n == 0) {
 			memcpy((char *)y->data + i * esize, extra, esize);
 			return;
 		}
-		base += cur[a]->lo * xs[a];
-		if (linear && cur[a]->w != 0) {
-			delta[k] = (cur[a]->hi - cur[a]->lo) * xs[a];
-			w[k++] = cur[a]->w;
+		if (cur[a]->n == 1) {
+			base += cur[a]->at[0] * xs[a];
+		} else {
+			multi[k] = cur[a];
+			mstride[k++] = xs[a];
 		}
 	}
-	if (!linear) {
+	if (nearest) {
 		memcpy((char *)y->data + i * esize, (const char *)x->data + base * (int64_t)esize,
 		       esize);
 		return;
 	}
-	for (corner = 0; corner < (1u << k); corner++) {
+	for (;;) {
 		double weight = 1;
 		int64_t off = base;
 		for (b = 0; b < k; b++) {
-			int hi = (corner >> b) & 1;
-			weight *= hi ? w[b] : 1 - w[b];
-			off += hi ? delta[b] : 0;
+			weight *= multi[b]->w[idx[b]];
+			off += multi[b]->at[idx[b]] * mstride[b];
 		}
 		sum += weight * bnf_shp_get(x, (size_t)off);
+		for (b = 0; b < k && ++idx[b] == multi[b]->n; b++)
+			idx[b] = 0;
+		if (b == k)
+			break;
 	}
 	bnf_shp_set(y, i, sum);
 }
@@ -416,7 +487,7 @@ int bnf_shp_resize_compute(struct bnf_op_ctx *ctx)
 	bnf_shp_set(&extra_t, 0, p.extrapolation);
 	bnf_shp_strides(x->rank, x->dims, xs);
 	for (i = 0; i < y->count; i++) {
-		resize_element(x, y, i, cur, xs, p.linear, extra);
+		resize_element(x, y, i, cur, xs, p.mode == RESIZE_MODE_NEAREST, extra);
 		for (a = x->rank - 1; a >= 0; a--) {
 			if (++pos[a] < y->dims[a]) {
 				cur[a]++;

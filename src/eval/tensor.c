@@ -20,16 +20,94 @@ size_t bnf_tensor_elem_size(int dtype)
 	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
 	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
 	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
 		return 4;
 	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
 	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
 		return 8;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+		return 2;
 	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
 	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
 	case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
 		return 1;
 	default:
 		return 0;
+	}
+}
+
+int bnf_dtype_is_integer(int dtype)
+{
+	switch (dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int bnf_dtype_is_unsigned(int dtype)
+{
+	return dtype == ONNX__TENSOR_PROTO__DATA_TYPE__UINT64 ||
+	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__UINT32 ||
+	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__UINT16 ||
+	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 ||
+	       dtype == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
+}
+
+int64_t bnf_tensor_get_int(const struct bnf_tensor *t, size_t i)
+{
+	switch (t->dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+		return ((const int64_t *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+		return ((const int32_t *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+		return ((const uint32_t *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+		return ((const int16_t *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+		return ((const uint16_t *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
+		return ((const int8_t *)t->data)[i];
+	default: /* UINT8, BOOL */
+		return ((const uint8_t *)t->data)[i];
+	}
+}
+
+void bnf_tensor_set_int(struct bnf_tensor *t, size_t i, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+
+	switch (t->dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+		((int64_t *)t->data)[i] = v;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+		((uint32_t *)t->data)[i] = (uint32_t)u;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+		((uint16_t *)t->data)[i] = (uint16_t)u;
+		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
+		((uint8_t *)t->data)[i] = u != 0;
+		break;
+	default: /* INT8, UINT8 */
+		((uint8_t *)t->data)[i] = (uint8_t)u;
+		break;
 	}
 }
 
@@ -253,20 +331,8 @@ static void set_from_bits(struct bnf_tensor *t, size_t i, uint64_t bits)
 		memcpy(&d, &bits, sizeof(d));
 		((double *)t->data)[i] = d;
 		break;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
-		((int64_t *)t->data)[i] = (int64_t)bits;
-		break;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
-		((int32_t *)t->data)[i] = (int32_t)u32;
-		break;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
-		((int8_t *)t->data)[i] = (int8_t)(uint8_t)bits;
-		break;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL:
-		((uint8_t *)t->data)[i] = (uint8_t)(bits != 0);
-		break;
-	default: /* UINT8 */
-		((uint8_t *)t->data)[i] = (uint8_t)bits;
+	default: /* the integers and bool */
+		bnf_tensor_set_int(t, i, (int64_t)bits);
 		break;
 	}
 }
@@ -286,13 +352,10 @@ static uint64_t get_bits(const struct bnf_tensor *t, size_t i)
 	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
 		return bnf_f32_to_bf16(((const float *)t->data)[i]);
 	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
 		memcpy(&u64, (const uint8_t *)t->data + 8 * i, sizeof(u64));
 		return u64;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
-		return (uint32_t)((const int32_t *)t->data)[i];
-	default: /* INT8, UINT8, BOOL */
-		return ((const uint8_t *)t->data)[i];
+	default: /* the integers and bool; the caller keeps the low bytes */
+		return (uint64_t)bnf_tensor_get_int(t, i);
 	}
 }
 
@@ -312,6 +375,10 @@ static int decode_typed(const Onnx__TensorProto *tp, struct bnf_tensor *t, const
 	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
 		n = tp->n_int64_data;
 		break;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+		n = tp->n_uint64_data;
+		break;
 	default:
 		n = tp->n_int32_data;
 		break;
@@ -329,6 +396,10 @@ static int decode_typed(const Onnx__TensorProto *tp, struct bnf_tensor *t, const
 			break;
 		case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
 			((int64_t *)t->data)[i] = tp->int64_data[i];
+			break;
+		case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+		case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+			set_from_bits(t, i, tp->uint64_data[i]);
 			break;
 		default:
 			/* float16 / bfloat16 bits, bool and small ints all
@@ -574,13 +645,9 @@ double bnf_tensor_get_double(const struct bnf_tensor *t, size_t i)
 	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
 	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
 		return ((const float *)t->data)[i];
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
-		return (double)((const int64_t *)t->data)[i];
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
-		return ((const int32_t *)t->data)[i];
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
-		return ((const int8_t *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+		return (double)((const uint64_t *)t->data)[i];
 	default:
-		return ((const uint8_t *)t->data)[i];
+		return (double)bnf_tensor_get_int(t, i);
 	}
 }

@@ -24,7 +24,8 @@
 
 /* dtype values are ONNX TensorProto.DataType numbers. The buffer's C type:
  *   FLOAT, FLOAT16, BFLOAT16: float      DOUBLE: double
- *   INT64: int64_t    INT32: int32_t    BOOL, UINT8: uint8_t   INT8: int8_t */
+ *   INT64: int64_t    INT32: int32_t    INT16: int16_t    INT8: int8_t
+ *   UINT64: uint64_t  UINT32: uint32_t  UINT16: uint16_t  UINT8, BOOL: uint8_t */
 struct bnf_tensor {
 	int dtype;
 	int rank;
@@ -36,6 +37,18 @@ struct bnf_tensor {
 /* Bytes per element of the in-memory buffer for dtype, or 0 if the
  * evaluator does not support that dtype. */
 size_t bnf_tensor_elem_size(int dtype);
+
+/* The signed and unsigned integer dtypes (not bool). */
+int bnf_dtype_is_integer(int dtype);
+/* The unsigned integer dtypes and bool. */
+int bnf_dtype_is_unsigned(int dtype);
+
+/* Element i of an integer or bool tensor; a uint64 element comes back as
+ * its bit pattern. */
+int64_t bnf_tensor_get_int(const struct bnf_tensor *t, size_t i);
+/* Store v into element i of an integer or bool tensor, keeping the low
+ * bits the dtype holds (two's complement wrap-around); bool stores v != 0. */
+void bnf_tensor_set_int(struct bnf_tensor *t, size_t i, int64_t v);
 
 /* Short lower-case name of an ONNX dtype ("float", "float16", ...). */
 const char *bnf_dtype_name(int dtype);

@@ -702,3 +702,44 @@ def test_compare_second_model_failing_where_the_first_runs(bnfold, tmp_path):
     # The other way round, the reference cannot run: not a verdict on the candidate.
     p = run(bnfold, ["--compare", str(bad), str(good)])
     assert p.returncode == 2 and "cannot compare" in p.stderr, describe(p)
+
+
+def test_divergence_at_a_discrete_choice_is_named_as_such(bnfold, tmp_path):
+    """Two channels that tie exactly in A, and differ in B by one rounding
+    of float32 (a bias of 1e-7 on outputs of size ~1): the BN outputs agree
+    within the error model, the ArgMax over them does not. The first
+    divergence is the ArgMax, reported as a discrete choice made from
+    values that agree (the default run then judges each fold on its own
+    instead of failing a correct fold over ties)."""
+
+    def model(delta):
+        rng = np.random.default_rng(0)
+        w = rng.standard_normal((1, 3, 3, 3)).astype(np.float32)
+        inits = [numpy_helper.from_array(np.concatenate([w, w]), "W"),
+                 numpy_helper.from_array(np.array([1.5, 1.5], np.float32), "scale"),
+                 numpy_helper.from_array(np.array([0, delta], np.float32), "B"),
+                 numpy_helper.from_array(np.zeros(2, np.float32), "mean"),
+                 numpy_helper.from_array(np.ones(2, np.float32), "var")]
+        nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+                 helper.make_node("BatchNormalization", ["c", "scale", "B", "mean", "var"],
+                                  ["n"], name="bn"),
+                 helper.make_node("ArgMax", ["n"], ["y"], axis=1, keepdims=0, name="argmax")]
+        g = helper.make_graph(nodes, "g",
+                              [helper.make_tensor_value_info("x", TP.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TP.INT64, None)], inits)
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+    a, b = save(model(0.0), tmp_path, "a.onnx"), save(model(1e-7), tmp_path, "b.onnx")
+    # Independently: onnxruntime sees the ArgMax choose differently.
+    x = np.random.default_rng(3).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    ya, yb = ortutil.run_ort(a, {"x": x})["y"], ortutil.run_ort(b, {"x": x})["y"]
+    assert (ya != yb).any()
+    p = run(bnfold, ["--compare", a, b])
+    assert p.returncode == 1, describe(p)
+    assert re.search(r"first divergence: value 'y' of ArgMax 'argmax' .* a discrete choice "
+                     r"made from values that agree", p.stderr), describe(p)
+    # A real difference before the choice is named there, not at the choice.
+    c = save(model(0.05), tmp_path, "c.onnx")
+    p = run(bnfold, ["--compare", a, c])
+    assert p.returncode == 1, describe(p)
+    assert "first divergence: value 'n' of BatchNormalization" in p.stderr, describe(p)

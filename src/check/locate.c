@@ -183,6 +183,36 @@ static void note_divergence(struct bnf_verify_report *rep, const Onnx__NodeProto
 	d->original_abs = orig->max_abs;
 }
 
+/* Operators whose output is a choice, not a rounded quantity: a change in
+ * the last bit of an input may change it entirely. */
+static int is_discrete_choice(const Onnx__NodeProto *node, const struct bnf_tensor *out)
+{
+	static const char *const ops[] = {
+	    "TopK",           "NonMaxSuppression",
+	    "ArgMax",         "ArgMin",
+	    "NonZero",        "Unique",
+	    "Hardmax",        "Greater",
+	    "GreaterOrEqual", "Less",
+	    "LessOrEqual",    "Equal",
+	    "Round",          "Floor",
+	    "Ceil",           "Sign",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (bnf_node_is(node, ops[i]))
+			return 1;
+	return bnf_node_is(node, "Cast") && !is_float_tensor(out);
+}
+
+/* Whether two integer or bool tensors hold the same values. */
+static int same_values(const struct bnf_tensor *a, const struct bnf_tensor *b)
+{
+	return a->dtype == b->dtype && a->count == b->count &&
+	       (a->count == 0 ||
+	        memcmp(a->data, b->data, a->count * bnf_tensor_elem_size(a->dtype)) == 0);
+}
+
 /* Judge each common value of sample 0's three runs, in order. */
 static void judge_values(const Onnx__ModelProto *b, char **names, const size_t *producer, size_t n,
                          struct bnf_check_job *job, struct bnf_verify_report *rep)
@@ -194,8 +224,19 @@ static void judge_values(const Onnx__ModelProto *b, char **names, const size_t *
 		struct bnf_err_acc exact, orig;
 		struct bnf_err_verdict v;
 
-		if (!r || !ta || !tb || !is_float_tensor(ta))
+		if (!r || !ta || !tb)
 			continue;
+		if (!is_float_tensor(ta)) {
+			/* Integers and bools (indices, masks) must be equal. */
+			if (same_values(ta, tb))
+				continue;
+			memset(&exact, 0, sizeof(exact));
+			memset(&v, 0, sizeof(v));
+			note_divergence(rep, b->graph->node[producer[i]], names[i], ta->dtype, i, n,
+			                &exact, &exact, &v);
+			rep->diverge.discrete = is_discrete_choice(b->graph->node[producer[i]], tb);
+			return;
+		}
 		memset(&exact, 0, sizeof(exact));
 		memset(&orig, 0, sizeof(orig));
 		bnf_err_acc_add(&exact, tb, r, NULL);
@@ -205,6 +246,7 @@ static void judge_values(const Onnx__ModelProto *b, char **names, const size_t *
 			continue;
 		note_divergence(rep, b->graph->node[producer[i]], names[i], ta->dtype, i, n, &exact,
 		                &orig, &v);
+		rep->diverge.discrete = is_discrete_choice(b->graph->node[producer[i]], tb);
 		return;
 	}
 }

@@ -202,6 +202,22 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 		}
 		vr->pass = !res->folded_broke;
 	}
+	if (rc == BNF_OK && !vr->pass && vr->diverge.found && vr->diverge.discrete) {
+		/* Every value before the choice agreed within the error model:
+		 * the outputs tell nothing about the folds, which are judged
+		 * on their own (in stored precision too). */
+		vr->whole_graph = 0;
+		vr->inconclusive = 1;
+		vr->pass = 1;
+		vr->max_abs = vr->max_rel = vr->exact_abs = vr->ratio = vr->used = 0;
+		if (snprintf(vr->fallback, sizeof(vr->fallback),
+		             "the outputs first differ at value '%s' of %s '%s', a discrete choice "
+		             "(inputs that tie to the last bit may choose differently), and agree "
+		             "before it",
+		             vr->diverge.value, vr->diverge.op,
+		             vr->diverge.node) >= (int)sizeof(vr->fallback))
+			vr->fallback[sizeof(vr->fallback) - 1] = '\0'; /* cut, not lost */
+	}
 	/* Memory is short: the evaluations of each fold one at a time. */
 	if (over_budget)
 		per_fold.threads = 1;

@@ -91,6 +91,10 @@ struct bnf_divergence {
 	char op[64];
 	int dtype;
 	size_t position, n_values; /* its place among the values compared */
+	int discrete;              /* made by a discrete choice (TopK, NonMaxSuppression,
+	                              ArgMax, a comparison, rounding, a cast to integers)
+	                              from inputs that agreed: ties to the last bit may
+	                              choose differently, so it proves no fold wrong */
 	struct bnf_err_verdict verdict;
 	double exact_abs, original_abs;
 };
@@ -98,6 +102,9 @@ struct bnf_divergence {
 struct bnf_verify_report {
 	int whole_graph;    /* 1 when the whole-graph comparison ran */
 	char fallback[512]; /* why it did not, when it did not */
+	int inconclusive;   /* it ran, but its outputs first differ at a
+	                       discrete choice (diverge.discrete): each fold
+	                       is judged on its own instead */
 	int second_failed;  /* bnf_compare_models failed because the second
 	                       model could not run where the first ran */
 	int samples;

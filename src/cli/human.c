@@ -181,7 +181,13 @@ void cli_print_where(const struct bnf_verify_report *vr, const char *b_label)
 		cli_say("first failing fold: %s%s'%s' into %s", f->op_type ? f->op_type : "",
 		        f->op_type ? " " : "", f->bn_name, f->target);
 	}
-	if (vr->diverge.found) {
+	if (vr->diverge.found && vr->diverge.discrete) {
+		cli_say("first divergence: value '%s' of %s '%s' in %s (value %zu of %zu in "
+		        "common), a discrete choice made from values that agree within the "
+		        "error model",
+		        vr->diverge.value, vr->diverge.op, vr->diverge.node, b_label,
+		        vr->diverge.position, vr->diverge.n_values);
+	} else if (vr->diverge.found) {
 		char ratio[160];
 		describe_ratio(&vr->diverge.verdict, vr->diverge.dtype, "the reference's", ratio,
 		               sizeof(ratio));

@@ -155,7 +155,8 @@ static void print_fold_run(const struct cli *cli, const struct bnf_run_result *r
 	if (res->folded_broke)
 		cli_say("check: the folded model fails where the original runs: %s", vr->fallback);
 	else if (!vr->whole_graph && !cli->quiet)
-		cli_say("whole-graph check skipped: %s; checking each fold instead", vr->fallback);
+		cli_say("whole-graph check %s: %s; checking each fold instead",
+		        vr->inconclusive ? "inconclusive" : "skipped", vr->fallback);
 	if (cli->verbose || !vr->pass)
 		cli_print_output_checks(vr, "original", "folded model");
 	cli_print_fold_checks(vr, cli->verbose);

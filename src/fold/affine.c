@@ -437,14 +437,9 @@ int bnf_fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn
 	if (rc == BNF_OK)
 		rc = bnf_fold_set_input(ctx, gi, node, 1, node->input[2]);
 	if (rc == BNF_OK)
-		rc = bnf_fold_truncate_inputs(ctx, gi, node, 2);
-	if (rc == BNF_OK)
-		rc = bnf_fold_set_op_type(ctx, node, "Add");
+		rc = bnf_fold_become_add(ctx, gi, node);
 	if (rc != BNF_OK)
 		return rc;
-	for (d = 0; d < node->n_attribute; d++)
-		onnx__attribute_proto__free_unpacked(node->attribute[d], &bnf_large_allocator);
-	node->n_attribute = 0;
 	out->reason = BNF_KEEP_REASON_NONE;
 	out->kind = BNF_FOLD_KIND_LOWERED;
 	out->target = mul;

@@ -204,6 +204,10 @@ int bnf_fold_set_input(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePro
                        size_t slot, const char *name);
 
 /* Drop node inputs from index n on, releasing them. */
+/* Turn node (whose inputs 0 and 1 are already what the sum reads) into a
+ * plain Add: inputs past the second dropped, attributes freed. */
+int bnf_fold_become_add(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node);
+
 int bnf_fold_truncate_inputs(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node,
                              size_t n);
 

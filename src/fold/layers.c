@@ -387,14 +387,9 @@ static int bn_becomes_bias_add(struct fold_ctx *ctx, struct bnf_graph *gi, struc
 	rc = bnf_fold_store_constant(ctx, gi, node, 1, dtype, dims, r - 1, bn->t, bn->channels,
 	                             node->input[2]);
 	if (rc == BNF_OK)
-		rc = bnf_fold_truncate_inputs(ctx, gi, node, 2);
-	if (rc == BNF_OK)
-		rc = bnf_fold_set_op_type(ctx, node, "Add");
+		rc = bnf_fold_become_add(ctx, gi, node);
 	if (rc != BNF_OK)
 		return rc;
-	for (d = 0; d < node->n_attribute; d++)
-		onnx__attribute_proto__free_unpacked(node->attribute[d], &bnf_large_allocator);
-	node->n_attribute = 0;
 	out->rewritten = 1;
 	return BNF_OK;
 }

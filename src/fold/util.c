@@ -426,3 +426,18 @@ Onnx__NodeProto *bnf_fold_producer(const struct fold_ctx *ctx, const struct bnf_
 		return NULL;
 	return p;
 }
+
+int bnf_fold_become_add(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodeProto *node)
+{
+	size_t i;
+	int rc = bnf_fold_truncate_inputs(ctx, gi, node, 2);
+
+	if (rc == BNF_OK)
+		rc = bnf_fold_set_op_type(ctx, node, "Add");
+	if (rc != BNF_OK)
+		return rc;
+	for (i = 0; i < node->n_attribute; i++)
+		onnx__attribute_proto__free_unpacked(node->attribute[i], &bnf_large_allocator);
+	node->n_attribute = 0;
+	return BNF_OK;
+}

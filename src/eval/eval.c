@@ -131,14 +131,23 @@ int bnf_run_promote(struct bnf_run *r, struct value *v)
 		bnf_error_prefix(r->err, "promoting '%s' to double", v->name);
 		return r->err ? r->err->status : BNF_ERR_NOMEM;
 	}
+	if (v->outer && v->owned == value_owner_none) {
+		/* A value of an enclosing graph not yet promoted there: the
+		 * copy is this run's own (bnf_run_drop frees it); the borrowed
+		 * tensor was never counted here. */
+		v->t = d;
+		v->owned = value_owner_all;
+		return account(r, d);
+	}
 	return bnf_run_assign(r, v, d, value_owner_all);
 }
 
-/* Forget v's tensor: a value of an enclosing graph is only borrowed here,
+/* Forget v's tensor: a value of an enclosing graph is only borrowed here
+ * (unless this run promoted its own float64 copy of it),
  * anything else is released (and no longer counted). */
 void bnf_run_drop(struct bnf_run *r, struct value *v)
 {
-	if (v->outer) {
+	if (v->outer && v->owned == value_owner_none) {
 		v->t = NULL;
 		v->owned = value_owner_none;
 	} else {
@@ -680,6 +689,7 @@ int bnf_run_execute(struct bnf_run *r)
 		v->uses_left = v->uses;
 		if (!v->outer)
 			continue;
+		bnf_run_drop(r, v); /* a copy promoted by the previous run */
 		v->t = v->outer->values[v->outer_idx].t;
 		v->unknown = v->outer->values[v->outer_idx].unknown;
 		v->owned = value_owner_none;

@@ -17,9 +17,10 @@
 static void usage(FILE *f)
 {
 	fputs("Usage: bnfold [OPTIONS] INPUT -o OUTPUT\n"
+	      "       bnfold [OPTIONS] -O DIR | --suffix SUFFIX [-r] MODEL|FOLDER...\n"
 	      "       bnfold --run MODEL --output-dir DIR [--input NAME=FILE ...]\n"
 	      "       bnfold --compare REFERENCE.onnx CANDIDATE.onnx\n"
-	      "       bnfold --check MODEL [--warn-only CODE,...] [--ignore CODE,...]\n"
+	      "       bnfold --check [-r] MODEL|FOLDER... [--warn-only CODES] [--ignore CODES]\n"
 	      "Fold eval-mode BatchNormalization nodes of an ONNX model into the Conv,\n"
 	      "ConvTranspose, Gemm or MatMul in front of them, prove with bnfold's own\n"
 	      "evaluator that the new model computes what the old one did, and write it.\n"
@@ -41,6 +42,14 @@ static void usage(FILE *f)
 	      "      --train-mode=MODE refuse (default: training-mode nodes are kept) or\n"
 	      "                        eval (convert them to eval mode, then fold)\n"
 	      "      --json FILE       write a JSON report to FILE ('-': standard output)\n"
+	      "\n"
+	      "Many models (several MODEL arguments, -O, --suffix or -r), each in a process\n"
+	      "of its own, one summary line each and a total; exit status the worst:\n"
+	      "  -O, --output-dir DIR  write each model to DIR/<its name> (a file found\n"
+	      "                        under a FOLDER keeps its path below the FOLDER)\n"
+	      "      --suffix SUFFIX   name the output NAME<SUFFIX>.onnx: --suffix .folded\n"
+	      "                        writes a.folded.onnx beside a.onnx (or in DIR)\n"
+	      "  -r, --recursive       take the *.onnx files under each FOLDER argument\n"
 	      "\n"
 	      "The deploy gate:\n"
 	      "      --check           lint MODEL (write nothing; exit 1 on findings), or\n"
@@ -67,7 +76,9 @@ static void usage(FILE *f)
 	      "      --rtol X          relative tolerance (default 1e-4; float16 1e-2,\n"
 	      "                        bfloat16 5e-2)\n"
 	      "      --allow-nan       NaN/inf at the same places in both outputs is no failure\n"
-	      "  -j, --threads N       evaluator threads (default: all cores)\n"
+	      "  -j, --threads N       evaluator threads (default: all cores); with many\n"
+	      "                        models the cores of the run: up to N models at once\n"
+	      "                        (fewer when memory does not hold --check-memory each)\n"
 	      "      --check-memory BYTES  skip the whole-graph check when it would need\n"
 	      "                        more (suffix K, M, G; default half the memory, at\n"
 	      "                        most 4G); each fold is still checked\n"
@@ -83,8 +94,8 @@ static void usage(FILE *f)
 	      "  -V, --version         show the version and exit\n"
 	      "\n"
 	      "Exit status: 0 success, 1 the model was processed but a check failed\n"
-	      "(--check: findings), "
-	      "2 usage error, unreadable or malformed input, or unwritable output.\n"
+	      "(--check: findings), 2 usage error, unreadable or malformed input, or\n"
+	      "unwritable output; with many models the worst of theirs.\n"
 	      "See bnfold(1) for details.\n",
 	      f);
 }

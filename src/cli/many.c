@@ -20,6 +20,7 @@
 #include "cli/modes.h"
 #include "cli/pool.h"
 #include "cli/signals.h"
+#include "util/format.h"
 #include "util/path.h"
 
 /* What a worker sends back: the outcome, then json_len bytes of its
@@ -341,6 +342,18 @@ static void print_total(const struct many *m)
 	        t->batchnorms, duration(t->ms, took, sizeof(took)));
 }
 
+/* -v: how the run shares the machine. */
+static void print_share(const struct many *m)
+{
+	const struct cli *cli = m->cli;
+	char memory[32], budget[32];
+
+	bnf_format_size((double)cli->memory, memory, sizeof(memory));
+	bnf_format_size((double)cli->check_memory, budget, sizeof(budget));
+	cli_say("%zu model%s, up to %d at once (-j %d; %s of memory, --check-memory %s each)",
+	        m->batch.n, plural(m->batch.n), m->at_once, cli->verify.threads, memory, budget);
+}
+
 /* ---- the pool's callbacks ---- */
 
 static void done(void *arg, size_t i, const struct cli_pool_result *r)
@@ -497,6 +510,8 @@ int cli_mode_many(const struct cli *cli)
 	}
 	m.at_once =
 	    bnf_batch_at_once(cli->verify.threads, m.batch.n, cli->check_memory, cli->memory);
+	if (cli->verbose)
+		print_share(&m);
 	memset(&pool, 0, sizeof(pool));
 	pool.n = m.batch.n;
 	pool.order = order;

@@ -67,8 +67,8 @@ static void close_fd(int *fd)
 
 /* The worker's side of a fork: its standard error and result stream go
  * to the pipes, and nothing of the other workers stays open. */
-static void run_worker(const struct cli_pool *pool, struct slot *slots, struct slot *s, int err_w,
-                       int out_w, size_t unfinished)
+static void run_worker(const struct cli_pool *pool, struct slot *slots, struct slot *s,
+                       const int err_pipe[2], const int out_pipe[2], size_t unfinished)
 {
 	int i, rc;
 
@@ -81,10 +81,12 @@ static void run_worker(const struct cli_pool *pool, struct slot *slots, struct s
 		close_fd(&slots[i].fd[0]);
 		close_fd(&slots[i].fd[1]);
 	}
-	dup2(err_w, STDERR_FILENO);
-	close(err_w);
-	rc = pool->work(pool->arg, s->job, unfinished, out_w);
-	close(out_w);
+	close(err_pipe[0]);
+	close(out_pipe[0]);
+	dup2(err_pipe[1], STDERR_FILENO);
+	close(err_pipe[1]);
+	rc = pool->work(pool->arg, s->job, unfinished, out_pipe[1]);
+	close(out_pipe[1]);
 	fflush(stdout);
 	fflush(stderr);
 	exit(rc);
@@ -113,7 +115,7 @@ static int start(const struct cli_pool *pool, struct slot *slots, struct slot *s
 	s->start = cli_now_ms();
 	pid = fork();
 	if (pid == 0)
-		run_worker(pool, slots, s, err_pipe[1], out_pipe[1], unfinished);
+		run_worker(pool, slots, s, err_pipe, out_pipe, unfinished);
 	close(err_pipe[1]);
 	close(out_pipe[1]);
 	if (pid < 0) {

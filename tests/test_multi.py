@@ -270,6 +270,13 @@ def test_every_model_has_one_summary_line_and_failures_name_their_file(folder, f
     # The failed check's own figures come under the model's name.
     assert re.search(r"^bnfold: models/fp16/subnormal_weights\.onnx: output 'y': .*FAILED",
                      p.stderr, re.M), p.stderr
+    # What stayed, with the manifest's reasons, on the model's one line.
+    for name, fixture in list(UNCHANGED.items()) + [(TRAINING, "guard_training_mode14.onnx")]:
+        reasons = sorted(MANIFEST[fixture]["kept"].values())
+        kept = " (kept: %s)" % ", ".join("1 " + r for r in reasons) if reasons else ""
+        expect = MANIFEST[fixture]
+        assert re.search(r"^bnfold: models/%s: folded 0 of %d%s, unchanged \(" % (
+            re.escape(name), expect["bn_total"], re.escape(kept)), p.stderr, re.M), name
     assert lines[-1].startswith("bnfold: 20 models: 15 verified, 3 unchanged, 1 check failed, "
                                 "1 error; folded"), lines[-1]
     assert "\r" not in p.stderr and "\033" not in p.stderr  # not a terminal: no progress

@@ -242,7 +242,23 @@ static void findings_text(const struct cli_outcome *o, char *buf, size_t len)
 		         plural(o->findings_warnings));
 }
 
-/* One model's summary line. */
+/* " (kept: 2 other-consumer, 1 training-mode)", or "" when none was kept. */
+static void kept_text(const struct cli_outcome *o, char *buf, size_t len)
+{
+	size_t used = 0, k;
+
+	buf[0] = '\0';
+	for (k = 0; k < BNF_KEEP_REASON_COUNT && used < len; k++)
+		if (o->kept[k])
+			used += (size_t)snprintf(buf + used, len - used, "%s%zu %s",
+			                         used ? ", " : " (kept: ", o->kept[k],
+			                         bnf_keep_reason_code((enum bnf_keep_reason)k));
+	if (used && used < len)
+		snprintf(buf + used, len - used, ")");
+}
+
+/* One model's summary line: the folds with the reasons of what stayed,
+ * then the fate. */
 static void print_summary(const struct many *m, const char *label, const struct cli_outcome *o)
 {
 	static const char *const fate[CLI_MODEL_STATUS_COUNT] = {
@@ -254,7 +270,7 @@ static void print_summary(const struct many *m, const char *label, const struct 
 	};
 	const char *msg = o->error;
 	size_t n = strlen(label);
-	char findings[128] = "", took[32];
+	char findings[128] = "", kept[512], took[32];
 
 	if (o->status == CLI_MODEL_STATUS_ERROR) {
 		/* Most reasons start with the file's name: it is said once. */
@@ -266,12 +282,13 @@ static void print_summary(const struct many *m, const char *label, const struct 
 	}
 	if (o->lint_ran)
 		findings_text(o, findings, sizeof(findings));
+	kept_text(o, kept, sizeof(kept));
 	if (o->status == CLI_MODEL_STATUS_LINTED)
-		fprintf(stderr, "bnfold: %s: foldable %zu of %zu%s (%s)\n", label, o->folded,
-		        o->batchnorms, findings, duration(o->ms, took, sizeof(took)));
+		fprintf(stderr, "bnfold: %s: foldable %zu of %zu%s%s (%s)\n", label, o->folded,
+		        o->batchnorms, kept, findings, duration(o->ms, took, sizeof(took)));
 	else
-		fprintf(stderr, "bnfold: %s: folded %zu of %zu, %s%s%s (%s)\n", label, o->folded,
-		        o->batchnorms, fate[o->status],
+		fprintf(stderr, "bnfold: %s: folded %zu of %zu%s, %s%s%s (%s)\n", label, o->folded,
+		        o->batchnorms, kept, fate[o->status],
 		        o->status == CLI_MODEL_STATUS_UNVERIFIED && m->cli->no_verify
 		            ? " (--no-verify)"
 		            : "",

@@ -281,6 +281,9 @@ static void outcome_from_result(struct cli_outcome *o, const struct cli *cli,
 	if (res->fold_ran || res->lint_ran) {
 		o->batchnorms = res->fold.n_records;
 		o->folded = res->fold.n_folded;
+		for (i = 0; i < res->fold.n_records; i++)
+			if (res->fold.records[i].kind == BNF_FOLD_KIND_NONE)
+				o->kept[res->fold.records[i].reason]++;
 	}
 	for (i = 0; res->lint_ran && i < res->lint.n_findings; i++) {
 		enum cli_finding_level level = cli->levels[res->lint.findings[i].code];

@@ -45,7 +45,8 @@ struct cli_outcome {
 	enum cli_model_status status;
 	int exit_code;
 	int lint_ran;
-	size_t batchnorms, folded; /* folded: done, or foldable when only the gate ran */
+	size_t batchnorms, folded;          /* folded: done, or foldable when only the gate ran */
+	size_t kept[BNF_KEEP_REASON_COUNT]; /* BatchNormalization nodes kept, per reason */
 	size_t findings_errors, findings_warnings;
 	double ms;       /* the model's wall time */
 	char error[512]; /* why, when status is ERROR */

@@ -126,8 +126,8 @@ static void take_last_line(char *text, char *buf, size_t len)
 	*line = '\0';
 }
 
-/* A worker that ended without sending its outcome: why, from how it
- * ended and the last thing it printed. */
+/* A worker that ended without sending its outcome (or not as it said it
+ * would): why, from how it ended and the last thing it printed. */
 static void lost_outcome(struct model *md, const struct cli_pool_result *r)
 {
 	struct cli_outcome *o = &md->outcome;
@@ -380,16 +380,21 @@ static void done(void *arg, size_t i, const struct cli_pool_result *r)
 	struct wire w;
 
 	md->lines = r->err_len ? strdup(r->err) : NULL;
-	if (r->out_len >= sizeof(w)) {
+	memset(&w, 0, sizeof(w));
+	if (r->out_len >= sizeof(w))
 		memcpy(&w, r->out, sizeof(w));
+	/* The outcome counts only when the worker then ended as it said it
+	 * would: not when it died, or a sanitizer changed its exit code. */
+	if (r->out_len >= sizeof(w) && WIFEXITED(r->wait_status) &&
+	    WEXITSTATUS(r->wait_status) == w.outcome.exit_code) {
 		md->outcome = w.outcome;
-		md->made_folder = w.made_folder;
 		md->outcome.error[sizeof(md->outcome.error) - 1] = '\0';
 		if (w.json_len && w.json_len <= r->out_len - sizeof(w))
 			md->json = strndup(r->out + sizeof(w), w.json_len);
 	} else {
 		lost_outcome(md, r);
 	}
+	md->made_folder = w.made_folder;
 	if (m->cli->json && !md->json)
 		md->json = entry_of_lost(m, i, &md->outcome);
 	md->done = 1;

@@ -150,11 +150,11 @@ $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_OBJ) $(ROOM_LIBS
 
 # Packages: the build needs a compiler and protobuf-c; the tests need the
 # real ONNX checker, numpy, pytest, ONNX's backend test data, Node.js for
-# onnxruntime, jq and valgrind. As root they are installed; otherwise the
+# onnxruntime, jq, valgrind, and git with pre-commit (the hook test). As root they are installed; otherwise the
 # exact command is printed.
 BUILD_PKGS = gcc:cc make:make pkg-config protobuf-c-compiler libprotobuf-c-dev
 TEST_PKGS = python3 python3-onnx python3-numpy python3-pytest libonnx-testdata \
-            nodejs:node npm:npm jq clang-format
+            nodejs:node npm:npm jq clang-format git pre-commit
 
 deps-build:
 	@sh .ci/deps $(BUILD_PKGS)

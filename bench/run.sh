@@ -6,6 +6,7 @@
 #
 #   make bench                         (builds, generates the model, runs this)
 #   BNFOLD=build/bnfold GEMM_BENCH=build/bench/gemm_bench sh bench/run.sh
+#   BENCH_ONLY=many sh bench/run.sh     (only (f), many small models: seconds)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +25,6 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
 [ -x "$BNFOLD" ] || { echo "run.sh: no bnfold at $BNFOLD" >&2; exit 2; }
-[ -f "$MODEL" ] || /usr/bin/python3 "$here/gen_resnet50.py" "$MODEL"
 mkdir -p "$here/results"
 
 # median FILE COLUMN: the median of one column of numbers.
@@ -50,6 +50,46 @@ timed() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+
+# (f) Many small models: the first 50 fixtures folded by one bnfold process
+# (-O DIR, all cores, then -j 1) against a shell loop of 50 processes, each
+# `bnfold IN -o OUT`. Writes bench/results/many.md.
+many_models() {
+	mkdir -p "$tmp/many/in"
+	for f in $(ls "$top"/tests/fixtures/*.onnx | head -n 50); do
+		cp "$f" "$tmp/many/in/"
+	done
+	n=$(ls "$tmp/many/in" | wc -l)
+	timed loop sh -c 'mkdir -p "$3"; for f in "$1"/*.onnx; do
+		"$2" -q "$f" -o "$3/$(basename "$f")" || exit 1; done' sh "$tmp/many/in" "$BNFOLD" \
+		"$tmp/many/loop"
+	timed one sh -c '"$2" -q -O "$3" "$1"/*.onnx' sh "$tmp/many/in" "$BNFOLD" "$tmp/many/one"
+	timed one1 sh -c '"$2" -q -j 1 -O "$3" "$1"/*.onnx' sh "$tmp/many/in" "$BNFOLD" \
+		"$tmp/many/one1"
+	loop_t=$(median "$tmp/loop.t" 1)
+	one_t=$(median "$tmp/one.t" 1)
+	one1_t=$(median "$tmp/one1.t" 1)
+	{
+		echo "(f) $n small models (tests/fixtures, $(du -sk "$tmp/many/in" | cut -f1) KB), folded"
+		echo "and checked; medians of $RUNS runs, $(nproc) cores:"
+		echo
+		echo "| measure | time | per model | loop / this |"
+		echo "| --- | --- | --- | --- |"
+		echo "| shell loop, $n processes \`bnfold IN -o OUT\` | $loop_t s | $(awk -v t="$loop_t" -v n="$n" 'BEGIN {printf "%.1f ms", t * 1000 / n}') | 1.00 |"
+		echo "| one process, \`bnfold -j 1 -O DIR ...\` | $one1_t s | $(awk -v t="$one1_t" -v n="$n" 'BEGIN {printf "%.1f ms", t * 1000 / n}') | $(ratio "$loop_t" "$one1_t") |"
+		echo "| one process, \`bnfold -O DIR ...\` (all cores) | $one_t s | $(awk -v t="$one_t" -v n="$n" 'BEGIN {printf "%.1f ms", t * 1000 / n}') | $(ratio "$loop_t" "$one_t") |"
+		echo
+	} >"$here/results/many.md"
+	cmp -s "$tmp/many/loop/example.onnx" "$tmp/many/one/example.onnx" ||
+		{ echo "run.sh: the loop and the one process wrote different files" >&2; exit 1; }
+}
+
+if [ "${BENCH_ONLY:-}" = many ]; then
+	many_models
+	cat "$here/results/many.md"
+	exit 0
+fi
+[ -f "$MODEL" ] || /usr/bin/python3 "$here/gen_resnet50.py" "$MODEL"
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k * 1024 / 1e6}'; } # KiB -> MB
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
 	ok = (op == "<=") ? v <= t : v < t; printf "%s", ok ? "met" : "missed" }'; }
@@ -99,6 +139,7 @@ mkdir -p "$tmp/ext"
 timed extnv "$BNFOLD" -q --no-verify "$ext/model.onnx" -o "$tmp/ext/model.onnx"
 timed extfull "$BNFOLD" -q --check-memory 1M "$ext/model.onnx" -o "$tmp/ext/model.onnx"
 ext_data=$(stat -c %s "$ext/model.data")
+many_models
 
 cp_t=$(median "$tmp/cp.t" 1)
 nv_t=$(median "$tmp/nover.t" 1)
@@ -154,6 +195,7 @@ ext_full_ratio=$(awk -v k="$ext_full_m" -v d="$ext_data" 'BEGIN {printf "%.2f", 
 			"cp -r $(median "$tmp/bigcp.t" 1) s."
 		echo
 	fi
+	cat "$here/results/many.md"
 	echo "(d) The evaluator's GEMM on ResNet-50's im2col shapes (x: how many"
 	echo "convolutions have the shape). Peak per core: $mhz MHz x $lanes fp32 FMA"
 	echo "lanes x 2 = $peak_core GFLOP/s (boost clocks can exceed it)."

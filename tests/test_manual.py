@@ -66,6 +66,12 @@ SCENARIOS = [
     [({"old.onnx": FOLDABLE, "new.onnx": FOLDABLE}, 0, None),
      ({"old.onnx": os.path.join(TORCH, "training_mode_evaltwin.onnx"),
        "new.onnx": os.path.join(TORCH, "training_mode.onnx")}, 1, None)],
+    # Gating a folder of exports: the failing model is named.
+    [({"exports/a.onnx": FOLDABLE,
+       "exports/sub/b.onnx": os.path.join(LINT, "clean_folded.onnx")}, 0, ""),
+     ({"exports/a.onnx": FOLDABLE,
+       "exports/bad.onnx": os.path.join(TORCH, "training_mode.onnx")}, 1,
+      "exports/bad.onnx: unchanged\n")],
 ]
 
 
@@ -85,6 +91,7 @@ def test_man_example_runs(bnfold, index, tmp_path):
         work = tmp_path / ("run%d" % k)
         work.mkdir()
         for name, src in files.items():
+            os.makedirs(os.path.dirname(str(work / name)), exist_ok=True)
             shutil.copy(src, str(work / name))
         p = subprocess.run(["sh", "-c", script], cwd=str(work), env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=300)

@@ -17,9 +17,10 @@
 static void usage(FILE *f)
 {
 	fputs("Usage: bnfold [OPTIONS] INPUT -o OUTPUT\n"
+	      "       bnfold [OPTIONS] -O DIR | --suffix SUFFIX [-r] MODEL|FOLDER...\n"
 	      "       bnfold --run MODEL --output-dir DIR [--input NAME=FILE ...]\n"
 	      "       bnfold --compare REFERENCE.onnx CANDIDATE.onnx\n"
-	      "       bnfold --check MODEL [--warn-only CODE,...] [--ignore CODE,...]\n"
+	      "       bnfold --check [-r] MODEL|FOLDER... [--warn-only CODES] [--ignore CODES]\n"
 	      "Fold eval-mode BatchNormalization nodes of an ONNX model into the Conv,\n"
 	      "ConvTranspose, Gemm or MatMul in front of them, prove with bnfold's own\n"
 	      "evaluator that the new model computes what the old one did, and write it.\n"
@@ -41,6 +42,14 @@ static void usage(FILE *f)
 	      "      --train-mode=MODE refuse (default: training-mode nodes are kept) or\n"
 	      "                        eval (convert them to eval mode, then fold)\n"
 	      "      --json FILE       write a JSON report to FILE ('-': standard output)\n"
+	      "\n"
+	      "Many models (several MODEL arguments, -O, --suffix or -r), each in a process\n"
+	      "of its own, one summary line each and a total; exit status the worst:\n"
+	      "  -O, --output-dir DIR  write each model to DIR/<its name> (a file found\n"
+	      "                        under a FOLDER keeps its path below the FOLDER)\n"
+	      "      --suffix SUFFIX   name the output NAME<SUFFIX>.onnx: --suffix .folded\n"
+	      "                        writes a.folded.onnx beside a.onnx (or in DIR)\n"
+	      "  -r, --recursive       take the *.onnx files under each FOLDER argument\n"
 	      "\n"
 	      "The deploy gate:\n"
 	      "      --check           lint MODEL (write nothing; exit 1 on findings), or\n"
@@ -67,7 +76,9 @@ static void usage(FILE *f)
 	      "      --rtol X          relative tolerance (default 1e-4; float16 1e-2,\n"
 	      "                        bfloat16 5e-2)\n"
 	      "      --allow-nan       NaN/inf at the same places in both outputs is no failure\n"
-	      "  -j, --threads N       evaluator threads (default: all cores)\n"
+	      "  -j, --threads N       evaluator threads (default: all cores); with many\n"
+	      "                        models the cores of the run: up to N models at once\n"
+	      "                        (fewer when memory does not hold --check-memory each)\n"
 	      "      --check-memory BYTES  skip the whole-graph check when it would need\n"
 	      "                        more (suffix K, M, G; default half the memory, at\n"
 	      "                        most 4G); each fold is still checked\n"
@@ -83,8 +94,8 @@ static void usage(FILE *f)
 	      "  -V, --version         show the version and exit\n"
 	      "\n"
 	      "Exit status: 0 success, 1 the model was processed but a check failed\n"
-	      "(--check: findings), "
-	      "2 usage error, unreadable or malformed input, or unwritable output.\n"
+	      "(--check: findings), 2 usage error, unreadable or malformed input, or\n"
+	      "unwritable output; with many models the worst of theirs.\n"
 	      "See bnfold(1) for details.\n",
 	      f);
 }
@@ -143,7 +154,6 @@ enum long_only_option {
 	OPT_RTOL,
 	OPT_ALLOW_NAN,
 	OPT_RUN,
-	OPT_OUTPUT_DIR,
 	OPT_COMPARE,
 	OPT_CHECK,
 	OPT_TRAIN_MODE,
@@ -156,6 +166,7 @@ enum long_only_option {
 	OPT_LOWER_BN,
 	OPT_FREEZE_INPUTS,
 	OPT_LIST_OPS,
+	OPT_SUFFIX,
 };
 
 /* --list-ops: "Conv 1-" (every opset from 1 on) or "Upsample 7-9", one
@@ -261,7 +272,9 @@ static const struct option long_options[] = {
     {"rtol", required_argument, NULL, OPT_RTOL},
     {"allow-nan", no_argument, NULL, OPT_ALLOW_NAN},
     {"run", no_argument, NULL, OPT_RUN},
-    {"output-dir", required_argument, NULL, OPT_OUTPUT_DIR},
+    {"output-dir", required_argument, NULL, 'O'},
+    {"suffix", required_argument, NULL, OPT_SUFFIX},
+    {"recursive", no_argument, NULL, 'r'},
     {"compare", no_argument, NULL, OPT_COMPARE},
     {"check", no_argument, NULL, OPT_CHECK},
     {"train-mode", required_argument, NULL, OPT_TRAIN_MODE},
@@ -347,8 +360,14 @@ static int take_option(int c, const char *arg, char **argv, struct cli *cli)
 	case OPT_RUN:
 		cli->mode = CLI_MODE_RUN;
 		break;
-	case OPT_OUTPUT_DIR:
+	case 'O':
 		cli->output_dir = arg;
+		break;
+	case OPT_SUFFIX:
+		cli->suffix = arg;
+		break;
+	case 'r':
+		cli->recursive = 1;
 		break;
 	case OPT_COMPARE:
 		cli->mode = CLI_MODE_COMPARE;
@@ -398,6 +417,37 @@ static int take_option(int c, const char *arg, char **argv, struct cli *cli)
 	return rc;
 }
 
+/* The many-model form: -1 to go on, or the exit code to leave with. */
+static int check_many(struct cli *cli)
+{
+	size_t i;
+
+	if (cli->output)
+		return usage_error("-o names one output file: with several models give -O DIR or "
+		                   "--suffix SUFFIX");
+	for (i = 0; i < cli->n_models; i++)
+		if (strcmp(cli->models[i], "-") == 0)
+			return usage_error("'-' (standard input) is for one model: with several, "
+			                   "name their files");
+	if (!cli->output_dir && !cli->suffix && !cli->dry_run && !cli->check)
+		return usage_error(
+		    "several models need -O DIR or --suffix SUFFIX for their outputs "
+		    "(or -n, or --check)");
+	if (cli->suffix && (!cli->suffix[0] || strchr(cli->suffix, '/')))
+		return usage_error(
+		    "--suffix takes a part of a file name such as '.folded', not '%s'",
+		    cli->suffix);
+	if (cli->plan.mode == BNF_DATA_MODE_FILE)
+		return usage_error("--external-data=FILE names one data file: with several models "
+		                   "use inline, keep, or the default (OUTPUT.data beside each)");
+	if (cli->check && cli->train_eval && !cli->output_dir && !cli->suffix && !cli->dry_run)
+		return usage_error("--train-mode=eval converts before folding: with --check, give "
+		                   "-O DIR, --suffix SUFFIX or -n");
+	if (cli->verbose && cli->quiet)
+		return usage_error("--verbose and --quiet cannot be combined");
+	return -1;
+}
+
 /* The positional arguments and the combinations of options: -1 to go on,
  * or the exit code to leave with. */
 static int check_arguments(int argc, char **argv, struct cli *cli)
@@ -407,23 +457,31 @@ static int check_arguments(int argc, char **argv, struct cli *cli)
 	if (cli->mode != CLI_MODE_FOLD && (cli->check || cli->json || cli->train_eval))
 		return usage_error("--check, --json and --train-mode apply to folding, not to "
 		                   "--run or --compare");
+	if (cli->mode != CLI_MODE_FOLD && (cli->suffix || cli->recursive))
+		return usage_error("--suffix and -r apply to folding and --check, not to --run or "
+		                   "--compare");
 	positional = argc - optind;
 	if (positional < 1)
 		return usage_error("no input model given");
 	cli->input = argv[optind];
+	cli->models = argv + optind;
+	cli->n_models = (size_t)positional;
 	if (cli->mode == CLI_MODE_COMPARE) {
 		if (positional != 2)
 			return usage_error("--compare takes two models");
 		cli->second = argv[optind + 1];
 		return -1;
 	}
-	if (positional > 1)
-		return usage_error("unexpected argument '%s'", argv[optind + 1]);
 	if (cli->mode == CLI_MODE_RUN) {
+		if (positional > 1)
+			return usage_error("unexpected argument '%s'", argv[optind + 1]);
 		if (!cli->output_dir)
 			return usage_error("--run needs --output-dir DIR");
 		return -1;
 	}
+	cli->many = positional > 1 || cli->output_dir || cli->suffix || cli->recursive;
+	if (cli->many)
+		return check_many(cli);
 	if (!cli->output && !cli->dry_run && !cli->check)
 		return usage_error("no output given (use -o FILE, or -n for a dry run)");
 	if (cli->json && strcmp(cli->json, "-") == 0 && cli->output &&
@@ -442,7 +500,7 @@ int cli_parse_args(int argc, char **argv, struct cli *cli)
 	int c, rc;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:nvqhVj:", long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, ":o:O:rnvqhVj:", long_options, NULL)) != -1)
 		if ((rc = take_option(c, optarg, argv, cli)) >= 0)
 			return rc;
 	return check_arguments(argc, argv, cli);

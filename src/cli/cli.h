@@ -7,6 +7,7 @@
 #define BNF_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cli/report.h"
 #include "io/external.h"
@@ -35,7 +36,12 @@ struct cli {
 	const char *input;
 	const char *second; /* --compare: the model under test */
 	const char *output;
-	const char *output_dir; /* --run */
+	const char *output_dir; /* -O: the folded models of many; --run: its outputs */
+	char *const *models;    /* every model argument (files and folders) */
+	size_t n_models;
+	const char *suffix; /* --suffix: output names NAME<suffix>.onnx */
+	int recursive;      /* -r: folder arguments are walked for *.onnx */
+	int many;           /* the many-model form (see cli_mode_many) */
 	int dry_run;
 	int verbose; /* 1: -v, 2: -vv */
 	int quiet;
@@ -52,6 +58,7 @@ struct cli {
 	struct bnf_external *ext;   /* external data of every model read */
 	struct bnf_write_plan plan; /* --external-data, --external-threshold */
 	size_t check_memory;        /* --check-memory: whole-graph check budget */
+	uint64_t memory;            /* the machine's physical memory (0: unknown) */
 };
 
 /* Parse argv into cli (which the caller has filled with defaults). Returns

@@ -80,37 +80,43 @@ static void facts_from_result(struct cli_facts *f, const struct cli *cli,
 	}
 }
 
-/* Write the JSON report when one was asked for; returns the exit code,
- * which becomes 2 when the report cannot be written. Standard output
- * takes the text as it is (a terminal included); a file is replaced
- * whole, as a model is. */
-static int finish_json(const struct cli *cli, struct cli_facts *facts, int rc)
+int cli_write_report(const char *path, const char *text)
 {
 	struct bnf_error err;
-	char *text;
 	int bad;
+
+	memset(&err, 0, sizeof(err));
+	if (strcmp(path, "-") == 0) {
+		bad = fputs(text, stdout) == EOF;
+		bad = fflush(stdout) != 0 || bad || ferror(stdout);
+		if (bad) {
+			cli_say("cannot write the JSON report to <stdout>");
+			return -1;
+		}
+	} else if (bnf_model_write_bytes(path, (const uint8_t *)text, strlen(text), &err) !=
+	           BNF_OK) {
+		cli_say("%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Write the JSON report when one was asked for; returns the exit code,
+ * which becomes 2 when the report cannot be written. */
+static int finish_json(const struct cli *cli, struct cli_facts *facts, int rc)
+{
+	char *text;
 
 	if (!cli->json)
 		return rc;
-	memset(&err, 0, sizeof(err));
 	facts->exit_code = rc;
 	text = cli_report_json(facts, BNF_VERSION);
 	if (!text) {
 		cli_say("out of memory");
 		return EXIT_CODE_UNUSABLE;
 	}
-	if (strcmp(cli->json, "-") == 0) {
-		bad = fputs(text, stdout) == EOF;
-		bad = fflush(stdout) != 0 || bad || ferror(stdout);
-		if (bad) {
-			cli_say("cannot write the JSON report to <stdout>");
-			rc = EXIT_CODE_UNUSABLE;
-		}
-	} else if (bnf_model_write_bytes(cli->json, (const uint8_t *)text, strlen(text), &err) !=
-	           BNF_OK) {
-		cli_say("%s", err.msg);
+	if (cli_write_report(cli->json, text) != 0)
 		rc = EXIT_CODE_UNUSABLE;
-	}
 	free(text);
 	return rc;
 }
@@ -186,29 +192,68 @@ static void print_fold_end(const struct cli *cli, const struct bnf_run_result *r
 		cli_say("not verified (--no-verify)");
 }
 
-int cli_mode_fold(const struct cli *cli)
+/* Fold one model as the single-model form does, its lines on stderr.
+ * say_error: an unusable model's reason is printed too (else it stays in
+ * res->err). Fills facts and res (the caller frees res); returns the exit
+ * code. */
+static int fold_model(const struct cli *cli, struct cli_facts *facts, struct bnf_run_result *res,
+                      int say_error)
 {
 	struct bnf_run_options opt;
-	struct bnf_run_result res;
-	struct cli_facts facts;
-	struct phase_clock pc = {cli, &facts, 0};
+	struct phase_clock pc = {cli, facts, 0};
 	enum bnf_run_verdict verdict;
 	int rc;
 
-	facts_init(&facts, cli, cli->check ? "fold+check" : "fold");
+	facts_init(facts, cli, cli->check ? "fold+check" : "fold");
 	options_from_cli(&opt, cli, &pc);
-	verdict = bnf_run_fold(&opt, &res);
-	print_fold_run(cli, &res);
+	verdict = bnf_run_fold(&opt, res);
+	print_fold_run(cli, res);
 	rc = verdict == BNF_RUN_VERDICT_CHECK_FAILED ? EXIT_CODE_CHECK_FAILED : EXIT_CODE_OK;
 	if (verdict == BNF_RUN_VERDICT_UNUSABLE) {
-		cli_say("%s", res.err.msg);
+		if (say_error)
+			cli_say("%s", res->err.msg);
 		rc = EXIT_CODE_UNUSABLE;
-	} else if (verdict == BNF_RUN_VERDICT_OK || res.forced) {
-		print_fold_end(cli, &res);
-		if (res.lint_ran && cli_print_findings(&res.lint, cli->levels, cli->quiet) > 0)
+	} else if (verdict == BNF_RUN_VERDICT_OK || res->forced) {
+		print_fold_end(cli, res);
+		if (res->lint_ran && cli_print_findings(&res->lint, cli->levels, cli->quiet) > 0)
 			rc = EXIT_CODE_CHECK_FAILED;
 	}
-	facts_from_result(&facts, cli, &res);
+	facts_from_result(facts, cli, res);
+	return rc;
+}
+
+/* The deploy gate alone on one model, as fold_model. */
+static int check_model(const struct cli *cli, struct cli_facts *facts, struct bnf_run_result *res,
+                       int say_error)
+{
+	struct bnf_run_options opt;
+	struct phase_clock pc = {cli, facts, 0};
+	int rc = EXIT_CODE_OK;
+
+	facts_init(facts, cli, "check");
+	options_from_cli(&opt, cli, &pc);
+	if (bnf_run_lint(&opt, res) == BNF_RUN_VERDICT_UNUSABLE) {
+		if (say_error)
+			cli_say("%s", res->err.msg);
+		rc = EXIT_CODE_UNUSABLE;
+	} else {
+		if (cli->verbose)
+			cli_print_model_notes(res->model.proto, bnf_path_label(cli->input, 0));
+		if (cli_print_findings(&res->lint, cli->levels, cli->quiet) > 0)
+			rc = EXIT_CODE_CHECK_FAILED;
+		if (cli->verbose)
+			cli_print_bn_table(&res->fold, 0);
+	}
+	facts_from_result(facts, cli, res);
+	return rc;
+}
+
+int cli_mode_fold(const struct cli *cli)
+{
+	struct bnf_run_result res;
+	struct cli_facts facts;
+	int rc = fold_model(cli, &facts, &res, 1);
+
 	rc = finish_json(cli, &facts, rc);
 	bnf_run_result_free(&res);
 	return rc;
@@ -216,27 +261,69 @@ int cli_mode_fold(const struct cli *cli)
 
 int cli_mode_check(const struct cli *cli)
 {
-	struct bnf_run_options opt;
 	struct bnf_run_result res;
 	struct cli_facts facts;
-	struct phase_clock pc = {cli, &facts, 0};
-	int rc = EXIT_CODE_OK;
+	int rc = check_model(cli, &facts, &res, 1);
 
-	facts_init(&facts, cli, "check");
-	options_from_cli(&opt, cli, &pc);
-	if (bnf_run_lint(&opt, &res) == BNF_RUN_VERDICT_UNUSABLE) {
-		cli_say("%s", res.err.msg);
-		rc = EXIT_CODE_UNUSABLE;
-	} else {
-		if (cli->verbose)
-			cli_print_model_notes(res.model.proto, bnf_path_label(cli->input, 0));
-		if (cli_print_findings(&res.lint, cli->levels, cli->quiet) > 0)
-			rc = EXIT_CODE_CHECK_FAILED;
-		if (cli->verbose)
-			cli_print_bn_table(&res.fold, 0);
-	}
-	facts_from_result(&facts, cli, &res);
 	rc = finish_json(cli, &facts, rc);
+	bnf_run_result_free(&res);
+	return rc;
+}
+
+/* What one model came to, for the summary of a many-model run. */
+static void outcome_from_result(struct cli_outcome *o, const struct cli *cli,
+                                const struct bnf_run_result *res, int rc, int lint_only)
+{
+	size_t i;
+
+	o->exit_code = rc;
+	o->lint_ran = res->lint_ran;
+	if (res->fold_ran || res->lint_ran) {
+		o->batchnorms = res->fold.n_records;
+		o->folded = res->fold.n_folded;
+		for (i = 0; i < res->fold.n_records; i++)
+			if (res->fold.records[i].kind == BNF_FOLD_KIND_NONE)
+				o->kept[res->fold.records[i].reason]++;
+	}
+	for (i = 0; res->lint_ran && i < res->lint.n_findings; i++) {
+		enum cli_finding_level level = cli->levels[res->lint.findings[i].code];
+		if (level == CLI_FINDING_LEVEL_ERROR)
+			o->findings_errors++;
+		else if (level == CLI_FINDING_LEVEL_WARNING)
+			o->findings_warnings++;
+	}
+	if (rc == EXIT_CODE_UNUSABLE) {
+		o->status = CLI_MODEL_STATUS_ERROR;
+		snprintf(o->error, sizeof(o->error), "%s", res->err.msg);
+	} else if (lint_only)
+		o->status = CLI_MODEL_STATUS_LINTED;
+	else if (res->forced)
+		o->status = CLI_MODEL_STATUS_FORCED;
+	else if (res->verdict == BNF_RUN_VERDICT_CHECK_FAILED)
+		o->status = CLI_MODEL_STATUS_CHECK_FAILED;
+	else if (!res->changed)
+		o->status = CLI_MODEL_STATUS_UNCHANGED;
+	else if (res->verified)
+		o->status = CLI_MODEL_STATUS_VERIFIED;
+	else
+		o->status = CLI_MODEL_STATUS_UNVERIFIED;
+}
+
+int cli_mode_one(const struct cli *cli, struct cli_outcome *out, char **json)
+{
+	struct bnf_run_result res;
+	struct cli_facts facts;
+	int lint_only = cli->check && !cli->output && !cli->dry_run;
+	double start = cli_now_ms();
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = lint_only ? check_model(cli, &facts, &res, 0) : fold_model(cli, &facts, &res, 0);
+	outcome_from_result(out, cli, &res, rc, lint_only);
+	out->ms = cli_now_ms() - start;
+	facts.exit_code = rc;
+	facts.outcome = out;
+	*json = cli->json ? cli_report_entry_json(&facts) : NULL;
 	bnf_run_result_free(&res);
 	return rc;
 }

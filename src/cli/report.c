@@ -1,7 +1,8 @@
 /*
- * The command line's reports: assembles the --json document (schema 1,
- * documented in bnfold(1): add fields, never rename or remove them without
- * raising "schema"), prints the -v table, and shows progress on a terminal.
+ * The command line's reports: assembles the --json document (schema 1 for
+ * one model, schema 2 for many, documented in bnfold(1): add fields, never
+ * rename or remove them without raising "schema"), prints the -v table,
+ * and shows progress on a terminal.
  */
 #include "cli/report.h"
 
@@ -35,6 +36,12 @@ double cli_now_ms(void)
 }
 
 /* ---- the JSON report ---- */
+
+/* Milliseconds to the microsecond, as every report writes them. */
+static double rounded_ms(double ms)
+{
+	return (double)(long long)(ms * 1000) / 1000;
+}
 
 static void json_file(struct bnf_json *j, const char *key, const char *path, size_t size,
                       const char *sha)
@@ -323,12 +330,62 @@ static void json_findings(struct bnf_json *j, const struct cli_facts *f)
 	bnf_json_array_end(j);
 }
 
+/* The members of one model's report, from "input" to "timings_ms". */
+static void json_model(struct bnf_json *j, const struct cli_facts *f)
+{
+	size_t k;
+
+	json_file(j, "input", f->input, f->input_size, f->input_sha256);
+	if (f->output)
+		json_file(j, "output", f->output, f->output_size, f->output_sha256);
+	else
+		bnf_json_null(j, "output");
+	bnf_json_object_begin(j, "counts");
+	json_counts(j, "before", f->nodes_before, f->initializers_before);
+	json_counts(j, "after", f->nodes_after, f->initializers_after);
+	bnf_json_object_end(j);
+	bnf_json_object_begin(j, "summary");
+	bnf_json_integer(j, "batchnorms", f->fold ? (long long)f->fold->n_records : 0);
+	bnf_json_integer(j, "folded", f->fold && f->folding ? (long long)f->fold->n_folded : 0);
+	bnf_json_integer(j, "foldable", f->fold ? (long long)f->fold->n_folded : 0);
+	bnf_json_object_begin(j, "by_kind");
+	for (k = 1; k < BNF_FOLD_KIND_COUNT; k++)
+		bnf_json_integer(j, bnf_fold_kind_name((enum bnf_fold_kind)k),
+		                 f->fold ? (long long)f->fold->by_kind[k] : 0);
+	bnf_json_object_end(j);
+	bnf_json_integer(j, "nodes_removed",
+	                 f->fold && f->folding ? (long long)f->fold->nodes_removed : 0);
+	bnf_json_integer(j, "initializers_removed",
+	                 f->fold && f->folding ? (long long)f->fold->initializers_removed : 0);
+	bnf_json_integer(j, "converted_to_eval", f->train ? (long long)f->train->n_converted : 0);
+	bnf_json_object_end(j);
+	json_batchnorms(j, f);
+	json_train_mode(j, f->train);
+	json_check(j, f->verify);
+	json_findings(j, f);
+	bnf_json_object_begin(j, "timings_ms");
+	for (k = 0; k < BNF_RUN_PHASE_COUNT; k++) {
+		if (f->phase_ms[k] < 0)
+			bnf_json_null(j, phase_names[k]);
+		else
+			bnf_json_number(j, phase_names[k], rounded_ms(f->phase_ms[k]));
+	}
+	bnf_json_object_end(j);
+}
+
+/* The text of j (a copy), or NULL when building it failed. */
+static char *finish(struct bnf_json *j)
+{
+	const char *text = bnf_json_finish(j);
+	char *copy = text ? strdup(text) : NULL;
+
+	bnf_json_free(j);
+	return copy;
+}
+
 char *cli_report_json(const struct cli_facts *f, const char *version)
 {
 	struct bnf_json j;
-	const char *text;
-	char *copy = NULL;
-	size_t k;
 
 	memset(&j, 0, sizeof(j));
 	bnf_json_object_begin(&j, NULL);
@@ -336,50 +393,68 @@ char *cli_report_json(const struct cli_facts *f, const char *version)
 	bnf_json_string(&j, "tool", "bnfold");
 	bnf_json_string(&j, "version", version);
 	bnf_json_string(&j, "mode", f->mode);
-	json_file(&j, "input", f->input, f->input_size, f->input_sha256);
-	if (f->output)
-		json_file(&j, "output", f->output, f->output_size, f->output_sha256);
-	else
-		bnf_json_null(&j, "output");
-	bnf_json_object_begin(&j, "counts");
-	json_counts(&j, "before", f->nodes_before, f->initializers_before);
-	json_counts(&j, "after", f->nodes_after, f->initializers_after);
-	bnf_json_object_end(&j);
-	bnf_json_object_begin(&j, "summary");
-	bnf_json_integer(&j, "batchnorms", f->fold ? (long long)f->fold->n_records : 0);
-	bnf_json_integer(&j, "folded", f->fold && f->folding ? (long long)f->fold->n_folded : 0);
-	bnf_json_integer(&j, "foldable", f->fold ? (long long)f->fold->n_folded : 0);
-	bnf_json_object_begin(&j, "by_kind");
-	for (k = 1; k < BNF_FOLD_KIND_COUNT; k++)
-		bnf_json_integer(&j, bnf_fold_kind_name((enum bnf_fold_kind)k),
-		                 f->fold ? (long long)f->fold->by_kind[k] : 0);
-	bnf_json_object_end(&j);
-	bnf_json_integer(&j, "nodes_removed",
-	                 f->fold && f->folding ? (long long)f->fold->nodes_removed : 0);
-	bnf_json_integer(&j, "initializers_removed",
-	                 f->fold && f->folding ? (long long)f->fold->initializers_removed : 0);
-	bnf_json_integer(&j, "converted_to_eval", f->train ? (long long)f->train->n_converted : 0);
-	bnf_json_object_end(&j);
-	json_batchnorms(&j, f);
-	json_train_mode(&j, f->train);
-	json_check(&j, f->verify);
-	json_findings(&j, f);
-	bnf_json_object_begin(&j, "timings_ms");
-	for (k = 0; k < BNF_RUN_PHASE_COUNT; k++) {
-		if (f->phase_ms[k] < 0)
-			bnf_json_null(&j, phase_names[k]);
-		else
-			bnf_json_number(&j, phase_names[k],
-			                (double)(long long)(f->phase_ms[k] * 1000) / 1000);
-	}
-	bnf_json_object_end(&j);
+	json_model(&j, f);
 	bnf_json_integer(&j, "exit_code", f->exit_code);
 	bnf_json_object_end(&j);
-	text = bnf_json_finish(&j);
-	if (text)
-		copy = strdup(text);
-	bnf_json_free(&j);
-	return copy;
+	return finish(&j);
+}
+
+static const char *const status_names[CLI_MODEL_STATUS_COUNT] = {
+    [CLI_MODEL_STATUS_VERIFIED] = "verified",     [CLI_MODEL_STATUS_UNCHANGED] = "unchanged",
+    [CLI_MODEL_STATUS_UNVERIFIED] = "unverified", [CLI_MODEL_STATUS_CHECK_FAILED] = "check-failed",
+    [CLI_MODEL_STATUS_FORCED] = "forced",         [CLI_MODEL_STATUS_LINTED] = "linted",
+    [CLI_MODEL_STATUS_ERROR] = "error",
+};
+
+const char *cli_model_status_name(enum cli_model_status status)
+{
+	return (unsigned)status < CLI_MODEL_STATUS_COUNT ? status_names[status] : "?";
+}
+
+char *cli_report_entry_json(const struct cli_facts *f)
+{
+	const struct cli_outcome *o = f->outcome;
+	struct bnf_json j;
+
+	memset(&j, 0, sizeof(j));
+	bnf_json_object_begin(&j, NULL);
+	json_model(&j, f);
+	bnf_json_number(&j, "ms", o ? rounded_ms(o->ms) : 0);
+	bnf_json_string(&j, "status", o ? cli_model_status_name(o->status) : NULL);
+	bnf_json_string(&j, "error", o && o->status == CLI_MODEL_STATUS_ERROR ? o->error : NULL);
+	bnf_json_integer(&j, "exit_code", f->exit_code);
+	bnf_json_object_end(&j);
+	return finish(&j);
+}
+
+char *cli_report_many_json(const char *version, const char *mode, char *const *entries, size_t n,
+                           const struct cli_totals *t)
+{
+	struct bnf_json j;
+	size_t i, k;
+
+	memset(&j, 0, sizeof(j));
+	bnf_json_object_begin(&j, NULL);
+	bnf_json_integer(&j, "schema", 2);
+	bnf_json_string(&j, "tool", "bnfold");
+	bnf_json_string(&j, "version", version);
+	bnf_json_string(&j, "mode", mode);
+	bnf_json_array_begin(&j, "models");
+	for (i = 0; i < n; i++)
+		bnf_json_raw(&j, NULL, entries[i]);
+	bnf_json_array_end(&j);
+	bnf_json_object_begin(&j, "totals");
+	bnf_json_integer(&j, "models", (long long)t->models);
+	for (k = 0; k < CLI_MODEL_STATUS_COUNT; k++)
+		bnf_json_integer(&j, status_names[k], (long long)t->by_status[k]);
+	bnf_json_integer(&j, "with_findings", (long long)t->with_findings);
+	bnf_json_integer(&j, "batchnorms", (long long)t->batchnorms);
+	bnf_json_integer(&j, "folded", (long long)t->folded);
+	bnf_json_number(&j, "ms", rounded_ms(t->ms));
+	bnf_json_object_end(&j);
+	bnf_json_integer(&j, "exit_code", t->exit_code);
+	bnf_json_object_end(&j);
+	return finish(&j);
 }
 
 /* ---- input shapes ---- */

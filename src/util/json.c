@@ -233,6 +233,22 @@ void bnf_json_null(struct bnf_json *j, const char *key)
 	put_str(j, "null");
 }
 
+void bnf_json_raw(struct bnf_json *j, const char *key, const char *text)
+{
+	size_t n = strlen(text);
+	const char *line = text, *nl;
+
+	while (n > 0 && text[n - 1] == '\n')
+		n--; /* bnf_json_finish's closing newline */
+	begin_value(j, key);
+	while ((nl = memchr(line, '\n', (size_t)(text + n - line))) != NULL) {
+		put(j, line, (size_t)(nl - line));
+		indent(j);
+		line = nl + 1;
+	}
+	put(j, line, (size_t)(text + n - line));
+}
+
 const char *bnf_json_finish(struct bnf_json *j)
 {
 	if (j->depth != 0)

@@ -36,6 +36,11 @@ void bnf_json_integer(struct bnf_json *j, const char *key, long long value);
 void bnf_json_bool(struct bnf_json *j, const char *key, int value);
 void bnf_json_null(struct bnf_json *j, const char *key);
 
+/* A value already written as JSON text by another writer at the top level
+ * (a worker process's report): copied as it is, its lines indented to this
+ * depth. The text is trusted to be valid JSON. */
+void bnf_json_raw(struct bnf_json *j, const char *key, const char *text);
+
 /* Finish the text with a newline: returns the text (owned by j) or NULL
  * when building it failed. */
 const char *bnf_json_finish(struct bnf_json *j);

@@ -98,9 +98,7 @@ int bnf_fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 	int rc, dtype;
 	int64_t bias_dims[1];
 
-	rc = bnf_fold_read_constant(ctx, gi, conv, 1, "weight", &w, &nw, &wt, out);
-	if (rc == 1 && has_bias)
-		rc = bnf_fold_read_constant(ctx, gi, conv, 2, "bias", &b, &nb, &bt, out);
+	rc = bnf_fold_read_layer(ctx, gi, conv, "weight", &w, &nw, &wt, "bias", &b, &nb, &bt, out);
 	if (rc != 1)
 		goto out;
 	rc = BNF_OK;
@@ -220,9 +218,8 @@ int bnf_fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fo
 	if (gi->opset < 7)
 		return bnf_fold_keep(out, BNF_KEEP_REASON_UNSUPPORTED_PRODUCER,
 		                     "opset %d: Gemm does not broadcast its bias", gi->opset);
-	rc = bnf_fold_read_constant(ctx, gi, layer, 1, gemm ? "B" : "weight", &w, &nw, &wt, out);
-	if (rc == 1 && has_c)
-		rc = bnf_fold_read_constant(ctx, gi, layer, 2, "C", &cv, &nc, &ct, out);
+	rc = bnf_fold_read_layer(ctx, gi, layer, gemm ? "B" : "weight", &w, &nw, &wt, "C", &cv, &nc,
+	                         &ct, out);
 	if (rc != 1)
 		goto out;
 	rc = BNF_OK;

@@ -60,14 +60,9 @@ int bnf_fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, str
 		                     "ConvTranspose '%s' does not have the inputs and output of a "
 		                     "ConvTranspose",
 		                     bnf_node_label(convt));
-	rc = bnf_fold_read_constant(ctx, gi, convt, 1, "weight", &w, &nw, &wt, out);
+	rc = bnf_fold_read_layer(ctx, gi, convt, "weight", &w, &nw, &wt, "bias", &b, &nb, &bt, out);
 	if (rc != 1)
 		goto out;
-	if (has_bias) {
-		rc = bnf_fold_read_constant(ctx, gi, convt, 2, "bias", &b, &nb, &bt, out);
-		if (rc != 1)
-			goto out;
-	}
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims < 3) {

@@ -150,6 +150,16 @@ int bnf_fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
                            double **vals, size_t *count, const Onnx__TensorProto **tensor,
                            struct fold_outcome *out);
 
+/* A layer's constants as every fold reads them: its weight (input 1, role
+ * w_role, decoded into *w unless w is NULL) and, when input 2 is given,
+ * its bias or C (role b_role, decoded into *b). Returns as
+ * bnf_fold_read_constant: 1 when both are constants (or there is no
+ * bias), 0 with out saying why not, negative on a hard error. */
+int bnf_fold_read_layer(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                        const Onnx__NodeProto *layer, const char *w_role, double **w, size_t *nw,
+                        const Onnx__TensorProto **wt, const char *b_role, double **b, size_t *nb,
+                        const Onnx__TensorProto **bt, struct fold_outcome *out);
+
 /* Largest |v| of vals after rounding to dtype would overflow: returns 1 and
  * the offending index when some value does not fit in dtype. */
 int bnf_fold_overflows(const double *vals, size_t count, int dtype, size_t *where);

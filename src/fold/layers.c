@@ -125,14 +125,10 @@ int bnf_fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 		                     "Conv '%s' does not have the inputs and output of a Conv",
 		                     bnf_node_label(conv));
 	memset(&fb, 0, sizeof(fb));
-	rc = bnf_fold_read_constant(ctx, gi, conv, 1, "weight", NULL, &nw, &wt, out);
+	rc = bnf_fold_read_layer(ctx, gi, conv, "weight", NULL, &nw, &wt, "bias", &fb.b, &nb, &bt,
+	                         out);
 	if (rc != 1)
 		goto out;
-	if (has_bias) {
-		rc = bnf_fold_read_constant(ctx, gi, conv, 2, "bias", &fb.b, &nb, &bt, out);
-		if (rc != 1)
-			goto out;
-	}
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims < 3) {
@@ -269,14 +265,9 @@ int bnf_fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 		                     "Gemm '%s' does not have the inputs and output of a Gemm",
 		                     bnf_node_label(gemm));
 	memset(&fb, 0, sizeof(fb));
-	rc = bnf_fold_read_constant(ctx, gi, gemm, 1, "B", NULL, &nw, &wt, out);
+	rc = bnf_fold_read_layer(ctx, gi, gemm, "B", NULL, &nw, &wt, "C", &fb.b, &nc, &ct, out);
 	if (rc != 1)
 		goto out;
-	if (has_c) {
-		rc = bnf_fold_read_constant(ctx, gi, gemm, 2, "C", &fb.b, &nc, &ct, out);
-		if (rc != 1)
-			goto out;
-	}
 	rc = BNF_OK;
 	dtype = tensor_dtype(wt);
 	if (wt->n_dims != 2) {

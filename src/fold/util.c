@@ -441,3 +441,15 @@ int bnf_fold_become_add(struct fold_ctx *ctx, struct bnf_graph *gi, Onnx__NodePr
 	node->n_attribute = 0;
 	return BNF_OK;
 }
+
+int bnf_fold_read_layer(struct fold_ctx *ctx, const struct bnf_graph *gi,
+                        const Onnx__NodeProto *layer, const char *w_role, double **w, size_t *nw,
+                        const Onnx__TensorProto **wt, const char *b_role, double **b, size_t *nb,
+                        const Onnx__TensorProto **bt, struct fold_outcome *out)
+{
+	int rc = bnf_fold_read_constant(ctx, gi, layer, 1, w_role, w, nw, wt, out);
+
+	if (rc == 1 && layer->n_input >= 3 && layer->input[2][0])
+		rc = bnf_fold_read_constant(ctx, gi, layer, 2, b_role, b, nb, bt, out);
+	return rc;
+}

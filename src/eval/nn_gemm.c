@@ -105,13 +105,42 @@ static void *transposed(const struct bnf_tensor *t, struct bnf_error *err)
 	return d;
 }
 
+/* B stored transposed (transB=1: the tensor is n x k, row j holding column
+ * j of B), packed straight from that layout: each stored row is read in
+ * order and spread down one panel column. The panels hold the same values
+ * a transposed copy would give them, so the sums are the same. */
+struct gemm_bt_src {
+	struct bnf_gemm_bsrc base;
+	const char *data; /* n x k, row-major */
+	size_t k;
+};
+
+#define GEMM_DEFINE_PACK_BT(name, real)                                                            \
+	static void name(const struct bnf_gemm_bsrc *src, size_t p0, size_t kc, size_t j0,         \
+	                 size_t nc, size_t nr, void *dst)                                          \
+	{                                                                                          \
+		const struct gemm_bt_src *bs = (const struct gemm_bt_src *)src;                    \
+		const real *bt = (const real *)bs->data;                                           \
+		real *d = dst;                                                                     \
+		size_t j, p;                                                                       \
+		for (j = 0; j < (nc + nr - 1) / nr * nr; j++) {                                    \
+			real *col = d + (j / nr) * nr * kc + j % nr;                               \
+			const real *row = j < nc ? bt + (j0 + j) * bs->k + p0 : NULL;              \
+			for (p = 0; p < kc; p++)                                                   \
+				col[p * nr] = row ? row[p] : 0;                                    \
+		}                                                                                  \
+	}
+
+GEMM_DEFINE_PACK_BT(pack_bt_f32, float)
+GEMM_DEFINE_PACK_BT(pack_bt_f64, double)
+
 int bnf_nn_gemm_compute(struct bnf_op_ctx *ctx)
 {
 	const struct bnf_tensor *a = ctx->in[0], *b = ctx->in[1];
 	const struct bnf_tensor *c = ctx->n_in > 2 ? ctx->in[2] : NULL;
 	struct bnf_tensor *y = ctx->out[0];
 	struct gemm_plan p;
-	void *at = NULL, *bt = NULL;
+	void *at = NULL;
 	size_t i, j;
 	int rc = gemm_plan(ctx, &p);
 
@@ -119,10 +148,23 @@ int bnf_nn_gemm_compute(struct bnf_op_ctx *ctx)
 		goto out;
 	if (p.trans_a && !(at = transposed(a, ctx->err)))
 		goto nomem;
-	if (p.trans_b && !(bt = transposed(b, ctx->err)))
-		goto nomem;
-	multiply(ctx, is_double(a), p.m, p.n, p.k, at ? at : a->data, p.k, bt ? bt : b->data, p.n,
-	         y->data);
+	if (p.trans_b) {
+		struct gemm_bt_src bs;
+		int dbl = is_double(a);
+		bs.base.pack = dbl ? pack_bt_f64 : pack_bt_f32;
+		bs.data = b->data;
+		bs.k = p.k;
+		if ((dbl ? bnf_dgemm_bsrc(ctx->threads, p.m, p.n, p.k, at ? at : a->data, p.k,
+		                          &bs.base, y->data, p.n)
+		         : bnf_sgemm_bsrc(ctx->threads, p.m, p.n, p.k, at ? at : a->data, p.k,
+		                          &bs.base, y->data, p.n)) != 0) {
+			rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory packing B");
+			goto out;
+		}
+	} else {
+		multiply(ctx, is_double(a), p.m, p.n, p.k, at ? at : a->data, p.k, b->data, p.n,
+		         y->data);
+	}
 	if (p.alpha == 1.0f && !c)
 		goto out;
 	for (i = 0; i < p.m; i++) {
@@ -144,7 +186,6 @@ nomem:
 	rc = ctx->err->status;
 out:
 	free(at);
-	free(bt);
 	return rc;
 }
 

@@ -593,6 +593,24 @@ static int may_donate(const struct bnf_run *r, const struct bnf_op *op, int idx)
 	       !v->graph_output && !v->persistent && !v->outer;
 }
 
+/* Whether a promote_double run leaves input j of the node held as float32:
+ * an op that converts while it packs the input needs no float64 copy of
+ * it first (every float32 is exactly a float64, so the values are the
+ * same), which spares copying a big weight on every run. */
+static int keeps_float32(const struct bnf_run *r, const Onnx__NodeProto *node, size_t j)
+{
+	static const struct {
+		const char *op_type;
+		size_t input;
+	} readers[] = {{"Gemm", 1}};
+	size_t k;
+
+	for (k = 0; r->promote && node->op_type && k < sizeof(readers) / sizeof(readers[0]); k++)
+		if (strcmp(node->op_type, readers[k].op_type) == 0 && j == readers[k].input)
+			return 1;
+	return 0;
+}
+
 static int run_node(struct bnf_run *r, size_t i)
 {
 	const Onnx__NodeProto *node = r->graph->node[i];
@@ -617,7 +635,8 @@ static int run_node(struct bnf_run *r, size_t i)
 	}
 	for (j = 0; j < n_in; j++) {
 		int idx = r->in_val[r->in_off[i] + j];
-		if (idx >= 0 && (rc = bnf_run_promote(r, &r->values[idx])) != BNF_OK)
+		if (idx >= 0 && !keeps_float32(r, node, j) &&
+		    (rc = bnf_run_promote(r, &r->values[idx])) != BNF_OK)
 			goto out;
 		in[j] = idx >= 0 ? r->values[idx].t : NULL;
 	}
@@ -632,6 +651,7 @@ static int run_node(struct bnf_run *r, size_t i)
 	ctx.err = r->err;
 	ctx.ext = r->ext;
 	ctx.run = r;
+	ctx.promote = r->promote;
 	donor = n_in > 0 ? r->in_val[r->in_off[i]] : -1;
 	if (may_donate(r, op, donor))
 		ctx.donor = in[0];

@@ -23,6 +23,22 @@ static void multiply(const struct bnf_op_ctx *ctx, int dbl, size_t m, size_t n, 
 		bnf_sgemm(ctx->threads, m, n, k, a, lda, b, ldb, c, n, 0);
 }
 
+/* Held as float32 (float16 and bfloat16 are widened when read). */
+static int held_as_float32(const struct bnf_tensor *t)
+{
+	return t->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ||
+	       t->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
+	       t->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
+}
+
+/* B left float32 by a promote_double run (eval.c keeps_float32) while A is
+ * float64: B is widened as its panels are packed. */
+static int float32_beside_double(const struct bnf_op_ctx *ctx, const struct bnf_tensor *a,
+                                 const struct bnf_tensor *b)
+{
+	return ctx->promote && is_double(a) && held_as_float32(b);
+}
+
 struct gemm_plan {
 	int64_t trans_a, trans_b;
 	float alpha, beta;
@@ -54,7 +70,8 @@ static int gemm_plan(const struct bnf_op_ctx *ctx, struct gemm_plan *p)
 	if (a->rank != 2 || b->rank != 2)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "A and B must be matrices (ranks %d, %d)",
 		                a->rank, b->rank);
-	if (b->dtype != a->dtype || (c && c->dtype != a->dtype))
+	if ((b->dtype != a->dtype && !float32_beside_double(ctx, a, b)) ||
+	    (c && c->dtype != a->dtype))
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "A, B and C must share one dtype");
 	p->m = (size_t)a->dims[p->trans_a ? 1 : 0];
 	ka = (size_t)a->dims[p->trans_a ? 0 : 1];
@@ -105,34 +122,56 @@ static void *transposed(const struct bnf_tensor *t, struct bnf_error *err)
 	return d;
 }
 
-/* B stored transposed (transB=1: the tensor is n x k, row j holding column
- * j of B), packed straight from that layout: each stored row is read in
- * order and spread down one panel column. The panels hold the same values
- * a transposed copy would give them, so the sums are the same. */
-struct gemm_bt_src {
+/* B packed straight from where it lies: stored transposed (transB=1: the
+ * tensor is n x k, row j holding column j of B), or float32 under a
+ * float64 A (a promote_double run). The panels hold the values a
+ * transposed or widened copy would give them (every float32 is exactly a
+ * float64), so the sums are the same. */
+struct gemm_b_src {
 	struct bnf_gemm_bsrc base;
-	const char *data; /* n x k, row-major */
-	size_t k;
+	const char *data; /* row-major, ld elements apart */
+	size_t ld;
 };
 
-#define GEMM_DEFINE_PACK_BT(name, real)                                                            \
+/* Transposed: each stored row is read in order and spread down one panel
+ * column. */
+#define GEMM_DEFINE_PACK_BT(name, real, stored)                                                    \
 	static void name(const struct bnf_gemm_bsrc *src, size_t p0, size_t kc, size_t j0,         \
 	                 size_t nc, size_t nr, void *dst)                                          \
 	{                                                                                          \
-		const struct gemm_bt_src *bs = (const struct gemm_bt_src *)src;                    \
-		const real *bt = (const real *)bs->data;                                           \
+		const struct gemm_b_src *bs = (const struct gemm_b_src *)src;                      \
+		const stored *bt = (const stored *)bs->data;                                       \
 		real *d = dst;                                                                     \
 		size_t j, p;                                                                       \
 		for (j = 0; j < (nc + nr - 1) / nr * nr; j++) {                                    \
 			real *col = d + (j / nr) * nr * kc + j % nr;                               \
-			const real *row = j < nc ? bt + (j0 + j) * bs->k + p0 : NULL;              \
+			const stored *row = j < nc ? bt + (j0 + j) * bs->ld + p0 : NULL;           \
 			for (p = 0; p < kc; p++)                                                   \
-				col[p * nr] = row ? row[p] : 0;                                    \
+				col[p * nr] = row ? (real)row[p] : 0;                              \
 		}                                                                                  \
 	}
 
-GEMM_DEFINE_PACK_BT(pack_bt_f32, float)
-GEMM_DEFINE_PACK_BT(pack_bt_f64, double)
+/* Not transposed (float32 under float64 only): rows of B in order. */
+#define GEMM_DEFINE_PACK_BN(name, real, stored)                                                    \
+	static void name(const struct bnf_gemm_bsrc *src, size_t p0, size_t kc, size_t j0,         \
+	                 size_t nc, size_t nr, void *dst)                                          \
+	{                                                                                          \
+		const struct gemm_b_src *bs = (const struct gemm_b_src *)src;                      \
+		const stored *b = (const stored *)bs->data;                                        \
+		real *d = dst;                                                                     \
+		size_t j, p;                                                                       \
+		for (p = 0; p < kc; p++) {                                                         \
+			const stored *row = b + (p0 + p) * bs->ld + j0;                            \
+			for (j = 0; j < (nc + nr - 1) / nr * nr; j++)                              \
+				d[(j / nr) * nr * kc + p * nr + j % nr] =                          \
+				    j < nc ? (real)row[j] : 0;                                     \
+		}                                                                                  \
+	}
+
+GEMM_DEFINE_PACK_BT(pack_bt_f32, float, float)
+GEMM_DEFINE_PACK_BT(pack_bt_f64, double, double)
+GEMM_DEFINE_PACK_BT(pack_bt_f64_from_f32, double, float)
+GEMM_DEFINE_PACK_BN(pack_bn_f64_from_f32, double, float)
 
 int bnf_nn_gemm_compute(struct bnf_op_ctx *ctx)
 {
@@ -148,12 +187,15 @@ int bnf_nn_gemm_compute(struct bnf_op_ctx *ctx)
 		goto out;
 	if (p.trans_a && !(at = transposed(a, ctx->err)))
 		goto nomem;
-	if (p.trans_b) {
-		struct gemm_bt_src bs;
-		int dbl = is_double(a);
-		bs.base.pack = dbl ? pack_bt_f64 : pack_bt_f32;
+	if (p.trans_b || b->dtype != a->dtype) {
+		struct gemm_b_src bs;
+		int dbl = is_double(a), wide = b->dtype != a->dtype;
+		bs.base.pack = !dbl        ? pack_bt_f32
+		               : !wide     ? pack_bt_f64
+		               : p.trans_b ? pack_bt_f64_from_f32
+		                           : pack_bn_f64_from_f32;
 		bs.data = b->data;
-		bs.k = p.k;
+		bs.ld = p.trans_b ? p.k : p.n;
 		if ((dbl ? bnf_dgemm_bsrc(ctx->threads, p.m, p.n, p.k, at ? at : a->data, p.k,
 		                          &bs.base, y->data, p.n)
 		         : bnf_sgemm_bsrc(ctx->threads, p.m, p.n, p.k, at ? at : a->data, p.k,

@@ -35,6 +35,8 @@ struct bnf_op_ctx {
 	const struct bnf_external *ext; /* external tensor data (Constant) */
 	struct bnf_run *run;            /* the run of the graph holding the node:
 	                                   its subgraphs run inside it */
+	int promote;                    /* a promote_double run: the inputs it leaves held as
+	                                   float32 (Gemm's B) sit beside float64 ones */
 };
 
 struct bnf_op {

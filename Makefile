@@ -4,7 +4,7 @@
 #   make check      install missing test packages (as root), build, run the tests
 #   make demo       build and fold the shipped example model
 #   make asan       rebuild with AddressSanitizer + UBSan and rerun the tests
-#   make bench      time bnfold on a generated ResNet-50 (bench/results/latest.md)
+#   make bench      time bnfold on a generated ResNet-50 and VGG11-bn (bench/results/latest.md)
 #   make check-real bnfold on real models from npm packages (network; not in check)
 #   make check-lab  the error model on torchvision networks (tests/lab/results.md)
 #   make install    PREFIX, DESTDIR, BINDIR, MANDIR are honoured

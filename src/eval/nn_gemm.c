@@ -133,8 +133,10 @@ struct gemm_b_src {
 	size_t ld;
 };
 
-/* Transposed: each stored row is read in order and spread down one panel
- * column. */
+/* Transposed: a block of GEMM_PACK_BT_P values (one cache line of
+ * float32) of each of a panel's stored rows at a time, so that both the
+ * rows read and the panel rows written stay in L1. */
+#define GEMM_PACK_BT_P 16
 #define GEMM_DEFINE_PACK_BT(name, real, stored)                                                    \
 	static void name(const struct bnf_gemm_bsrc *src, size_t p0, size_t kc, size_t j0,         \
 	                 size_t nc, size_t nr, void *dst)                                          \
@@ -142,12 +144,21 @@ struct gemm_b_src {
 		const struct gemm_b_src *bs = (const struct gemm_b_src *)src;                      \
 		const stored *bt = (const stored *)bs->data;                                       \
 		real *d = dst;                                                                     \
-		size_t j, p;                                                                       \
-		for (j = 0; j < (nc + nr - 1) / nr * nr; j++) {                                    \
-			real *col = d + (j / nr) * nr * kc + j % nr;                               \
-			const stored *row = j < nc ? bt + (j0 + j) * bs->ld + p0 : NULL;           \
-			for (p = 0; p < kc; p++)                                                   \
-				col[p * nr] = row ? (real)row[p] : 0;                              \
+		size_t jb, jj, pb, p;                                                              \
+		for (jb = 0; jb < nc; jb += nr) {                                                  \
+			size_t w = nc - jb < nr ? nc - jb : nr;                                    \
+			real *panel = d + jb * kc;                                                 \
+			for (pb = 0; pb < kc; pb += GEMM_PACK_BT_P) {                              \
+				size_t pe = kc - pb < GEMM_PACK_BT_P ? kc : pb + GEMM_PACK_BT_P;   \
+				for (jj = 0; jj < w; jj++) {                                       \
+					const stored *row = bt + (j0 + jb + jj) * bs->ld + p0;     \
+					for (p = pb; p < pe; p++)                                  \
+						panel[p * nr + jj] = (real)row[p];                 \
+				}                                                                  \
+			}                                                                          \
+			for (jj = w; jj < nr; jj++)                                                \
+				for (p = 0; p < kc; p++)                                           \
+					panel[p * nr + jj] = 0;                                    \
 		}                                                                                  \
 	}
 

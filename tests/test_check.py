@@ -743,3 +743,40 @@ def test_divergence_at_a_discrete_choice_is_named_as_such(bnfold, tmp_path):
     p = run(bnfold, ["--compare", a, c])
     assert p.returncode == 1, describe(p)
     assert "first divergence: value 'n' of BatchNormalization" in p.stderr, describe(p)
+
+
+def test_default_run_inconclusive_at_a_discrete_choice(bnfold, tmp_path):
+    """Three channels on the same filter whose BatchNormalization factors
+    scale / sqrt(var + eps) are 1 + 1e-8, 1 and 1 - 2e-5 (var 1-eps, 4-eps,
+    0.25; scale 1, 2, 0.5): where the filter's output is positive, an ArgMax
+    over them chooses between the first two, which tie to float32's last
+    bits, and the folded model's last-bit changes may choose the other. That is no evidence against the fold: the default run says the
+    whole-graph check is inconclusive at the ArgMax, judges the fold on its
+    own, and writes the model (before, this correct fold was refused)."""
+    eps = np.float32(1e-5)
+    var = np.array([np.float32(1) - eps, np.float32(4) - eps, np.float32(0.25)], np.float32)
+    scale = np.array([1, 2, 0.5], np.float32)
+    factors = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + np.float64(eps))
+    # numpy: the first two tie to float32's last bits; the third is well below.
+    assert abs(factors[0] - factors[1]) < 1e-7 and factors[2] < factors[1] - 1e-5
+    w = np.random.default_rng(0).standard_normal((1, 3, 3, 3)).astype(np.float32)
+    inits = [numpy_helper.from_array(np.concatenate([w, w, w]), "W"),
+             numpy_helper.from_array(scale, "scale"),
+             numpy_helper.from_array(np.zeros(3, np.float32), "B"),
+             numpy_helper.from_array(np.zeros(3, np.float32), "mean"),
+             numpy_helper.from_array(var, "var")]
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("BatchNormalization", ["c", "scale", "B", "mean", "var"], ["n"],
+                              name="bn", epsilon=float(eps)),
+             helper.make_node("ArgMax", ["n"], ["y"], axis=1, keepdims=0, name="argmax")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [1, 3, 16, 16])],
+                          [helper.make_tensor_value_info("y", TP.INT64, None)], inits)
+    path = save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), tmp_path,
+                "tie.onnx")
+    out = str(tmp_path / "out.onnx")
+    p = run(bnfold, [path, "-o", out])
+    assert p.returncode == 0, describe(p)
+    assert re.search(r"whole-graph check inconclusive: the outputs first differ at value 'y' "
+                     r"of ArgMax 'argmax', a discrete choice", p.stderr), describe(p)
+    assert one(RE_VERIFIED, p.stderr)["mode"] == "per fold"
+    assert os.path.isfile(out)

@@ -440,8 +440,6 @@ int bnf_fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn
 		rc = bnf_fold_become_add(ctx, gi, node);
 	if (rc != BNF_OK)
 		return rc;
-	out->reason = BNF_KEEP_REASON_NONE;
-	out->kind = BNF_FOLD_KIND_LOWERED;
-	out->target = mul;
+	bnf_fold_done(out, BNF_FOLD_KIND_LOWERED, mul);
 	return BNF_OK;
 }

@@ -160,9 +160,7 @@ int bnf_fold_before_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold
 	if (rc == BNF_OK)
 		rc = bnf_fold_set_input(ctx, gi, conv, 0, bn->node->input[0]);
 	if (rc == BNF_OK) {
-		out->reason = BNF_KEEP_REASON_NONE;
-		out->kind = BNF_FOLD_KIND_CONV;
-		out->target = conv;
+		bnf_fold_done(out, BNF_FOLD_KIND_CONV, conv);
 		out->result = conv->output[0];
 	}
 out:
@@ -296,9 +294,7 @@ int bnf_fold_before_matrix(struct fold_ctx *ctx, struct bnf_graph *gi, struct fo
 	if (rc == BNF_OK)
 		rc = bnf_fold_set_input(ctx, gi, layer, 0, bn->node->input[0]);
 	if (rc == BNF_OK) {
-		out->reason = BNF_KEEP_REASON_NONE;
-		out->kind = gemm ? BNF_FOLD_KIND_GEMM : BNF_FOLD_KIND_MATMUL;
-		out->target = layer;
+		bnf_fold_done(out, gemm ? BNF_FOLD_KIND_GEMM : BNF_FOLD_KIND_MATMUL, layer);
 		out->result = layer->output[0];
 	}
 out:

@@ -140,9 +140,7 @@ int bnf_fold_into_conv_transpose(struct fold_ctx *ctx, struct bnf_graph *gi, str
 	if (rc == BNF_OK)
 		rc = bnf_fold_take_output(ctx, gi, bn, convt);
 	if (rc == BNF_OK) {
-		out->reason = BNF_KEEP_REASON_NONE;
-		out->kind = BNF_FOLD_KIND_CONVTRANSPOSE;
-		out->target = convt;
+		bnf_fold_done(out, BNF_FOLD_KIND_CONVTRANSPOSE, convt);
 	}
 out:
 	free(w);

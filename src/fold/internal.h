@@ -150,6 +150,10 @@ int bnf_fold_read_constant(struct fold_ctx *ctx, const struct bnf_graph *gi,
                            double **vals, size_t *count, const Onnx__TensorProto **tensor,
                            struct fold_outcome *out);
 
+/* Record a fold that succeeded: of kind, into target (the node that now
+ * produces what the folded nodes did). */
+void bnf_fold_done(struct fold_outcome *out, enum bnf_fold_kind kind, Onnx__NodeProto *target);
+
 /* A layer's constants as every fold reads them: its weight (input 1, role
  * w_role, decoded into *w unless w is NULL) and, when input 2 is given,
  * its bias or C (role b_role, decoded into *b). Returns as

@@ -172,9 +172,7 @@ int bnf_fold_into_conv(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 	if (rc == BNF_OK)
 		rc = bnf_fold_take_output(ctx, gi, bn, conv);
 	if (rc == BNF_OK) {
-		out->reason = BNF_KEEP_REASON_NONE;
-		out->kind = BNF_FOLD_KIND_CONV;
-		out->target = conv;
+		bnf_fold_done(out, BNF_FOLD_KIND_CONV, conv);
 	}
 out:
 	free_buffers(&fb);
@@ -340,9 +338,7 @@ int bnf_fold_into_gemm(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_b
 	if (rc == BNF_OK)
 		rc = bnf_fold_take_output(ctx, gi, bn, gemm);
 	if (rc == BNF_OK) {
-		out->reason = BNF_KEEP_REASON_NONE;
-		out->kind = BNF_FOLD_KIND_GEMM;
-		out->target = gemm;
+		bnf_fold_done(out, BNF_FOLD_KIND_GEMM, gemm);
 	}
 out:
 	free_buffers(&fb);

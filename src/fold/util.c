@@ -453,3 +453,10 @@ int bnf_fold_read_layer(struct fold_ctx *ctx, const struct bnf_graph *gi,
 		rc = bnf_fold_read_constant(ctx, gi, layer, 2, b_role, b, nb, bt, out);
 	return rc;
 }
+
+void bnf_fold_done(struct fold_outcome *out, enum bnf_fold_kind kind, Onnx__NodeProto *target)
+{
+	out->reason = BNF_KEEP_REASON_NONE;
+	out->kind = kind;
+	out->target = target;
+}

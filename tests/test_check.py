@@ -776,7 +776,14 @@ def test_default_run_inconclusive_at_a_discrete_choice(bnfold, tmp_path):
     out = str(tmp_path / "out.onnx")
     p = run(bnfold, [path, "-o", out])
     assert p.returncode == 0, describe(p)
-    assert re.search(r"whole-graph check inconclusive: the outputs first differ at value 'y' "
-                     r"of ArgMax 'argmax', a discrete choice", p.stderr), describe(p)
-    assert one(RE_VERIFIED, p.stderr)["mode"] == "per fold"
     assert os.path.isfile(out)
+    inconclusive = re.search(r"whole-graph check inconclusive: the outputs first differ at "
+                             r"value 'y' of ArgMax 'argmax', a discrete choice", p.stderr)
+    # Whether the original's float32 evaluation breaks the tie like the
+    # exact one depends on the code the compiler made of it: the plain
+    # build (-O2) does not, and takes the inconclusive path; another build
+    # (the sanitizers' -O1) may agree everywhere, and then the whole graph
+    # simply passes.
+    if os.environ.get("BNFOLD_BUILD", "build") == "build" and not os.environ.get("BNFOLD"):
+        assert inconclusive, describe(p)
+    assert one(RE_VERIFIED, p.stderr)["mode"] == ("per fold" if inconclusive else "graph")

@@ -250,9 +250,21 @@ $(BUILD)/bench/%.o: bench/%.c $(GEN)/onnx.pb-c.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
+# The baseline of its "nothing slower" rows: v0.1 as issue 14 found it,
+# built from git into bench/work/ (skipped outside a git clone).
+BENCH_BASELINE = 468567c
+BENCH_BASE_DIR = bench/work/baseline-$(BENCH_BASELINE)
+
 bench: $(BUILD)/bnfold $(BUILD)/bench/gemm_bench
 	@test -f bench/work/resnet50.onnx || $(PYTHON) bench/gen_resnet50.py
-	BNFOLD=$(BUILD)/bnfold GEMM_BENCH=$(BUILD)/bench/gemm_bench sh bench/run.sh
+	@if [ ! -x $(BENCH_BASE_DIR)/build/bnfold ] && git rev-parse -q --verify \
+	    $(BENCH_BASELINE)^{commit} >/dev/null 2>&1; then \
+	  rm -rf $(BENCH_BASE_DIR) && mkdir -p $(BENCH_BASE_DIR) && \
+	  git archive $(BENCH_BASELINE) | tar -x -C $(BENCH_BASE_DIR) && \
+	  $(MAKE) -s -C $(BENCH_BASE_DIR) build/bnfold; fi
+	BNFOLD=$(BUILD)/bnfold GEMM_BENCH=$(BUILD)/bench/gemm_bench \
+	  BASELINE=$$(test -x $(BENCH_BASE_DIR)/build/bnfold && echo $(BENCH_BASE_DIR)/build/bnfold) \
+	  BASELINE_NAME="v0.1, $(BENCH_BASELINE)" sh bench/run.sh
 
 # The lab (not part of `make check`; needs python3-torchvision, about 1.5 GB
 # in tests/lab/work/): torchvision networks with random weights and trained

@@ -241,6 +241,27 @@ def test_shared_weights_untouched(run_fold, file):
                 assert np.array_equal(v0, v1), "node %r input %r changed" % (name, i0)
 
 
+@pytest.mark.parametrize("file", [f for f in FILES if ENTRIES[f]["expect"].get("shared_folds")])
+def test_equal_folds_share_one_copy(run_fold, file):
+    """Folds that compute the same weights (a head shared by pyramid levels)
+    keep one copy: each group of folded nodes reads one weight and one bias
+    initializer, other groups other ones, and the folded values are the
+    numpy fold (test_folded_weights), so nothing merged that differs."""
+    r = run_fold(file)
+    folded = r.folded()
+    g = folded.graph
+    by_name = {n.name: n for n in g.node}
+    seen = set()
+    for group in r.expect["shared_folds"]:
+        reads = {tuple(by_name[name].input[1:3]) for name in group}
+        assert len(reads) == 1, "%s: %s read different copies %s" % (file, group, reads)
+        assert not (reads & seen), "%s: %s share a copy with another group" % (file, group)
+        seen |= reads
+    # Nothing left over: one weight and one bias per group.
+    assert len(g.initializer) == 2 * len(r.expect["shared_folds"]), \
+        [t.name for t in g.initializer]
+
+
 @pytest.mark.parametrize("file", [f for f in FILES if ENTRIES[f]["expect"].get("no_inf")])
 def test_no_inf_written(run_fold, file):
     """FOLDING section 5: float16 overflow is reported, never written as inf."""

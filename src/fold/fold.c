@@ -731,6 +731,8 @@ int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
 	rc = fold_graph(&ctx, model->graph, NULL, opset, "", 0);
 	if (rc == BNF_OK && rep->n_changed > 0)
 		rc = bnf_fold_cleanup_graph(&ctx, model->graph, NULL, opset, 0);
+	if (rc == BNF_OK && rep->n_changed > 0)
+		rc = bnf_fold_share_equal(&ctx, model->graph);
 	bnf_fold_constants_forget(&ctx);
 	for (i = 0; i < ctx.n_released; i++)
 		free(ctx.released[i].name);

@@ -282,6 +282,10 @@ int bnf_fold_lower_bn(struct fold_ctx *ctx, struct bnf_graph *gi, struct fold_bn
 int bnf_fold_cleanup_graph(struct fold_ctx *ctx, Onnx__GraphProto *g,
                            const struct bnf_graph *parent, int opset, int depth);
 
+/* Merge the initializers of g and its subgraphs that this run created
+ * equal (type, dims, bytes) into the first of them (dedupe.c). */
+int bnf_fold_share_equal(struct fold_ctx *ctx, Onnx__GraphProto *g);
+
 /* Set (or add) a float attribute of node. */
 int bnf_fold_set_float_attr(struct fold_ctx *ctx, Onnx__NodeProto *node, const char *name, float v);
 

@@ -343,6 +343,9 @@ static int fold_and_check(const struct bnf_run_options *opt, struct bnf_run_resu
 	                                            orig, &res->err)) != BNF_OK)
 		return rc;
 	bnf_model_drop_bytes(&res->model);
+	/* The pages the fold and the reference's copies read are not needed
+	 * now; the check reads back those it needs. */
+	bnf_model_release_pages(&res->model);
 	/* The output goes to its temporary file while the check runs. */
 	*early = opt->output && bnf_external_write_is_plain(res->model.proto, plan, opt->output) &&
 	         bnf_model_write_start(opt->output, res->model.proto, staged, &res->err) == BNF_OK;
@@ -402,9 +405,9 @@ enum bnf_run_verdict bnf_run_fold(const struct bnf_run_options *opt, struct bnf_
 		rc = lint_model(opt, res, &res->fold, NULL);
 out:
 	bnf_model_write_abort(&staged);
-	bnf_model_unpack_cancel(&ref_job);
-	if (orig)
+	if (orig && orig != ref_job.proto) /* train_to_eval's copy */
 		onnx__model_proto__free_unpacked(orig, &bnf_large_allocator);
+	bnf_model_unpack_cancel(&ref_job);
 	if (rc < 0)
 		return unusable(res);
 	return res->verdict;

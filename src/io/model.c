@@ -21,6 +21,7 @@
 #include "io/external.h"
 #include "util/mem.h"
 #include "io/skeleton.h"
+#include "io/source.h"
 #include "util/tempfiles.h"
 #include "io/validate.h"
 #include "util/thread.h"
@@ -95,8 +96,9 @@ out:
 	return rc;
 }
 
-/* Map a regular file read-only; 1 when mapped, 0 when the file is not a
- * regular file or is empty (the caller then reads it), -1 on error. */
+/* Map a regular file read-only; 1 when mapped (the file stays open for
+ * copies from it: source.h), 0 when the file is not a regular file or is
+ * empty (the caller then reads it), -1 on error. */
 static int map_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error *err)
 {
 	struct stat st;
@@ -120,7 +122,8 @@ static int map_file(const char *path, uint8_t **buf, size_t *len, struct bnf_err
 		goto out; /* fall back to reading */
 	*buf = p;
 	*len = (size_t)st.st_size;
-	rc = 1;
+	bnf_source_add(p, *len, fd);
+	return 1;
 out:
 	close(fd);
 	return rc;
@@ -158,9 +161,10 @@ static int refuse_external(Onnx__ModelProto *m, const char *label, struct bnf_er
 
 static void unmap_or_free(struct bnf_model *model)
 {
-	if (model->mapped && model->bytes)
+	if (model->mapped && model->bytes) {
+		bnf_source_remove(model->bytes);
 		munmap(model->bytes, model->size);
-	else
+	} else
 		free(model->bytes);
 	model->bytes = NULL;
 	model->mapped = 0;
@@ -181,8 +185,47 @@ struct attach {
 	const struct bnf_skeleton *sk;
 	unsigned char *seen;
 	size_t found;
+	int reference; /* payloads not aligned for their type are copied */
 	int bad;
 };
+
+/* The alignment at which an evaluator can read elements of dtype in place. */
+static uintptr_t view_align(int dtype)
+{
+	switch (dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX64:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX128:
+		return 8;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+		return 4;
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+		return 2;
+	default:
+		return 1;
+	}
+}
+
+/* A copy of p's len bytes, whose pages of a file mapping are then given
+ * back (bnf_free_sized, p being in registered borrowed bytes; they read
+ * back from the file if touched). */
+static uint8_t *copy_bytes(const uint8_t *p, size_t len)
+{
+	uint8_t *q = bnf_malloc_large(len);
+
+	if (q) {
+		memcpy(q, p, len);
+		bnf_free_sized(bnf_mem_borrowed_field(p), len);
+	}
+	return q;
+}
 
 static int attach_tensor(Onnx__TensorProto *t, void *arg)
 {
@@ -202,14 +245,20 @@ static int attach_tensor(Onnx__TensorProto *t, void *arg)
 	}
 	at->seen[k] = 1;
 	bnf_free(t->raw_data.data);
-	t->raw_data.data = bnf_mem_borrowed_field(at->buf + at->sk->range[k].offset);
 	t->raw_data.len = at->sk->range[k].length;
+	t->raw_data.data = bnf_mem_borrowed_field(at->buf + at->sk->range[k].offset);
+	if (at->reference && (uintptr_t)t->raw_data.data % view_align(t->data_type) != 0 &&
+	    !(t->raw_data.data = copy_bytes(at->buf + at->sk->range[k].offset, t->raw_data.len)))
+		at->bad = 1; /* no memory: the tree is given up */
 	at->found++;
 	return 0;
 }
 
-Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
-                                             size_t min_len, int *borrowed)
+/* bnf_model_unpack_borrowing; for the check's reference (reference set),
+ * buf is already registered by the first tree, and payloads the evaluator
+ * could not read in place are copied. */
+static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
+                                          size_t min_len, int reference, int *borrowed)
 {
 	struct bnf_skeleton sk;
 	struct attach at;
@@ -217,10 +266,11 @@ Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int
 
 	*borrowed = 0;
 	memset(&at, 0, sizeof(at));
+	at.reference = reference;
 	if (bnf_skeleton_build(buf, len, min_len, &sk) == 0 &&
 	    (at.seen = calloc(sk.n, 1)) != NULL &&
 	    (m = onnx__model_proto__unpack(&bnf_large_allocator, sk.len, sk.bytes)) != NULL &&
-	    bnf_mem_borrow(buf, len, file_backed) == 0) {
+	    (reference || bnf_mem_borrow(buf, len, file_backed) == 0)) {
 		at.buf = buf;
 		at.sk = &sk;
 		bnf_model_for_each_tensor(m, attach_tensor, &at);
@@ -229,7 +279,8 @@ Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int
 		} else {
 			onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
 			m = NULL;
-			bnf_mem_unborrow(buf);
+			if (!reference)
+				bnf_mem_unborrow(buf);
 		}
 	} else if (m) {
 		onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
@@ -240,6 +291,12 @@ Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int
 	if (!*borrowed)
 		m = onnx__model_proto__unpack(&bnf_large_allocator, len, buf);
 	return m;
+}
+
+Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
+                                             size_t min_len, int *borrowed)
+{
+	return unpack_borrowing(buf, len, file_backed, min_len, 0, borrowed);
 }
 
 int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
@@ -287,12 +344,23 @@ fail:
 	return rc;
 }
 
+/* The reference borrows the bytes the first tree borrows, under its
+ * registration (bnf_mem_borrow, undone by bnf_model_release, after the
+ * job), so weights the fold leaves alone are held once and the others only
+ * as the file's pages, which can be dropped and read again; else it is an
+ * ordinary unpack. */
 static void *unpack_main(void *arg)
 {
 	struct bnf_unpack_job *job = arg;
+	const struct bnf_model *model = job->model;
+	int borrowed;
 
-	job->proto =
-	    onnx__model_proto__unpack(&bnf_large_allocator, job->model->size, job->model->bytes);
+	if (model->borrowed)
+		job->proto = unpack_borrowing(model->bytes, model->size, model->mapped,
+		                              BNF_BORROW_MIN, 1, &borrowed);
+	else
+		job->proto =
+		    onnx__model_proto__unpack(&bnf_large_allocator, model->size, model->bytes);
 	return NULL;
 }
 
@@ -324,13 +392,12 @@ int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *
 		unpack_main(job);
 	}
 	m = job->proto;
-	job->proto = NULL;
 	if (!m)
 		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
 	if (ext)
 		rc = bnf_external_adopt(ext, m, path, NULL, err);
 	if (rc != BNF_OK)
-		onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
+		bnf_model_unpack_cancel(job);
 	else
 		*out = m;
 	return rc;
@@ -366,9 +433,8 @@ void bnf_model_drop_bytes(struct bnf_model *model)
 void bnf_model_release_pages(struct bnf_model *model)
 {
 	/* A private read-only file mapping refills dropped pages from the
-	 * file on the next access, so the bytes stay usable. A tree that
-	 * borrows them reads them again anyway. */
-	if (model->mapped && model->bytes && model->size && !model->borrowed)
+	 * file on the next access, so the bytes stay usable, borrowed or not. */
+	if (model->mapped && model->bytes && model->size)
 		madvise(model->bytes, model->size, MADV_DONTNEED);
 }
 
@@ -377,14 +443,40 @@ void bnf_model_release_pages(struct bnf_model *model)
 struct file_sink {
 	ProtobufCBuffer base;
 	FILE *f;
+	int fd;     /* f's file when the kernel may copy into it, else -1 */
 	int failed; /* errno of the first failed write, 0 if none */
 	size_t written;
 };
+
+/* Bytes from this size up that lie in a model's file are copied by the
+ * kernel (source.h). */
+#define KERNEL_COPY_MIN (64u << 10)
+
+/* Let the kernel copy what it can of data from the file it was mapped
+ * from; data and len then describe what is left to write. */
+static void file_sink_copy(struct file_sink *sink, const uint8_t **data, size_t *len)
+{
+	size_t done;
+
+	if (sink->fd < 0 || *len < KERNEL_COPY_MIN)
+		return;
+	if (fflush(sink->f) != 0) {
+		sink->failed = errno ? errno : EIO;
+		return;
+	}
+	done = bnf_source_copy(sink->fd, *data, *len);
+	sink->written += done;
+	*data += done;
+	*len -= done;
+}
 
 static void file_sink_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data)
 {
 	struct file_sink *sink = (struct file_sink *)buffer;
 
+	if (sink->failed || len == 0)
+		return;
+	file_sink_copy(sink, &data, &len);
 	if (sink->failed || len == 0)
 		return;
 	if (fwrite(data, 1, len, sink->f) != len)
@@ -398,10 +490,12 @@ static int stream_write(FILE *f, const Onnx__ModelProto *proto, const uint8_t *b
                         size_t *written)
 {
 	struct file_sink sink;
+	struct stat st;
 
 	memset(&sink, 0, sizeof(sink));
 	sink.base.append = file_sink_append;
 	sink.f = f;
+	sink.fd = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? fileno(f) : -1;
 	errno = 0;
 	if (proto)
 		onnx__model_proto__pack_to_buffer(proto, &sink.base);

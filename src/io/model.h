@@ -67,14 +67,16 @@ struct bnf_unpack_job {
 void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job *job);
 
 /* Wait for the job (or do it now if never started) and register the new
- * tree's external tensors in ext (NULL when it has none). The caller frees
- * *out with onnx__model_proto__free_unpacked and &bnf_large_allocator.
- * Call before bnf_model_drop_bytes. */
+ * tree's external tensors in ext (NULL when it has none). *out stays the
+ * job's, freed by bnf_model_unpack_cancel, which must come before
+ * bnf_model_release of model: the tree may borrow model's bytes. Call
+ * before bnf_model_drop_bytes. */
 int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *model,
                             const char *path, struct bnf_external *ext, Onnx__ModelProto **out,
                             struct bnf_error *err);
 
-/* Wait for a started job and free what it made; a zeroed job is allowed. */
+/* Wait for a started job and free what it made (the tree
+ * bnf_model_unpack_finish gave out too); a zeroed job is allowed. */
 void bnf_model_unpack_cancel(struct bnf_unpack_job *job);
 
 /* Free what bnf_model_read_ext allocated; a zeroed model is allowed. */
@@ -85,9 +87,10 @@ void bnf_model_release(struct bnf_model *model);
 void bnf_model_drop_bytes(struct bnf_model *model);
 
 /* Give the memory of a mapped file's pages back while keeping the bytes
- * readable (they are read again from the file when touched): for the time
- * between unpacking and an eventual verbatim write. No effect on stdin
- * buffers, nor on bytes the tree borrows. */
+ * readable (they are read again from the file when touched, also through
+ * the trees that borrow them): for the time between unpacking and an
+ * eventual verbatim write, or once the check's reference is made. No
+ * effect on stdin buffers. */
 void bnf_model_release_pages(struct bnf_model *model);
 
 /* Pack proto into path ("-" for standard output). Returns 0 and the number

@@ -8,6 +8,7 @@
  */
 #include "check/run.h"
 
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,16 @@ static int compare_within_budget(const struct bnf_run_options *opt, const Onnx__
 	return rc;
 }
 
+/* Between the whole-graph check and the per-fold check: the input's pages
+ * the runs read, and the heap they freed (which bnf_mem_init's settings
+ * keep for reuse by the next run), go back to the system, so the per-fold
+ * check starts from the two trees, not from the runs' high-water mark. */
+static void release_whole_graph(struct bnf_run_result *res)
+{
+	bnf_model_release_pages(&res->model);
+	malloc_trim(0); /* glibc; bnf_mem_init's mallopt assumes it too */
+}
+
 /* The check of a fold: the whole graph when it can run, and each folded
  * pair in any case. A whole-graph check that cannot run (an operator the
  * evaluator lacks, inputs the model rejects, the memory budget) never
@@ -218,6 +229,7 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 		             vr->diverge.node) >= (int)sizeof(vr->fallback))
 			vr->fallback[sizeof(vr->fallback) - 1] = '\0'; /* cut, not lost */
 	}
+	release_whole_graph(res);
 	/* Memory is short: the evaluations of each fold one at a time. */
 	if (over_budget)
 		per_fold.threads = 1;

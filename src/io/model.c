@@ -446,7 +446,24 @@ struct file_sink {
 	int fd;     /* f's file when the kernel may copy into it, else -1 */
 	int failed; /* errno of the first failed write, 0 if none */
 	size_t written;
+	size_t synced; /* bytes handed to writeback (fd's files only) */
 };
+
+/* Every this many bytes written to a file, writeback starts, so that
+ * the disk works while the rest is packed. */
+#define WRITEBACK_STEP (16u << 20)
+
+static void file_sink_writeback(struct file_sink *sink)
+{
+	if (sink->fd < 0 || sink->written - sink->synced < WRITEBACK_STEP)
+		return;
+	if (fflush(sink->f) != 0) {
+		sink->failed = errno ? errno : EIO;
+		return;
+	}
+	bnf_source_start_writeback(sink->fd, sink->synced, sink->written - sink->synced);
+	sink->synced = sink->written;
+}
 
 /* Bytes from this size up that lie in a model's file are copied by the
  * kernel (source.h). */
@@ -483,6 +500,7 @@ static void file_sink_append(ProtobufCBuffer *buffer, size_t len, const uint8_t 
 		sink->failed = errno ? errno : EIO;
 	else
 		sink->written += len;
+	file_sink_writeback(sink);
 }
 
 /* Write the model or the byte buffer (exactly one is non-NULL) to f. */

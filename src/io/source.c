@@ -7,6 +7,7 @@
 #include "io/source.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -67,4 +68,9 @@ size_t bnf_source_copy(int out_fd, const uint8_t *data, size_t len)
 		done += (size_t)n;
 	}
 	return done;
+}
+
+void bnf_source_start_writeback(int out_fd, size_t off, size_t len)
+{
+	(void)sync_file_range(out_fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
 }

@@ -25,4 +25,9 @@ void bnf_source_remove(const void *start);
  * could be); the caller writes the rest itself, from data + the result. */
 size_t bnf_source_copy(int out_fd, const uint8_t *data, size_t len);
 
+/* Start writing out[off, off + len) of the file open at out_fd to disk
+ * without waiting (sync_file_range), so that the fsync at the end of a
+ * long write waits less; errors are left to that fsync. */
+void bnf_source_start_writeback(int out_fd, size_t off, size_t len);
+
 #endif

@@ -295,6 +295,8 @@ static int write_output(const struct bnf_run_options *opt, struct bnf_run_result
 	size_t out_size = 0, data_size = 0;
 	int verbatim, rc;
 
+	if ((rc = bnf_model_check_intact(&res->model, opt->input, &res->err)) != BNF_OK)
+		return rc;
 	phase(opt, BNF_RUN_PHASE_WRITE, 1);
 	verbatim = !res->changed && res->model.n_external == 0 &&
 	           bnf_data_mode_resolve(plan->mode, 0, res->in_size) == BNF_DATA_MODE_INLINE;
@@ -354,6 +356,7 @@ static int fold_and_check(const struct bnf_run_options *opt, struct bnf_run_resu
 	if (!*orig && (rc = bnf_model_unpack_finish(ref_job, &res->model, opt->input, opt->ext,
 	                                            orig, &res->err)) != BNF_OK)
 		return rc;
+	bnf_model_unpack_share(ref_job, &res->model);
 	bnf_model_drop_bytes(&res->model);
 	/* The pages the fold and the reference's copies read are not needed
 	 * now; the check reads back those it needs. */

@@ -187,6 +187,8 @@ struct attach {
 	size_t found;
 	int reference; /* payloads not aligned for their type are copied */
 	int bad;
+	struct bnf_copied *copied; /* those copies, when they can be noted */
+	size_t n_copied, cap_copied;
 };
 
 /* The alignment at which an evaluator can read elements of dtype in place. */
@@ -227,6 +229,24 @@ static uint8_t *copy_bytes(const uint8_t *p, size_t len)
 	return q;
 }
 
+/* Note that t's bytes are a copy of the payload at offset (for
+ * bnf_model_unpack_share); one not noted is simply not shared. */
+static void note_copy(struct attach *at, Onnx__TensorProto *t, size_t offset)
+{
+	if (at->n_copied == at->cap_copied) {
+		size_t cap = at->cap_copied ? 2 * at->cap_copied : 16;
+		struct bnf_copied *p = realloc(at->copied, cap * sizeof(*p));
+		if (!p)
+			return;
+		at->copied = p;
+		at->cap_copied = cap;
+	}
+	at->copied[at->n_copied].tensor = t;
+	at->copied[at->n_copied].offset = offset;
+	at->copied[at->n_copied].given = 0;
+	at->n_copied++;
+}
+
 static int attach_tensor(Onnx__TensorProto *t, void *arg)
 {
 	struct attach *at = arg;
@@ -247,9 +267,13 @@ static int attach_tensor(Onnx__TensorProto *t, void *arg)
 	bnf_free(t->raw_data.data);
 	t->raw_data.len = at->sk->range[k].length;
 	t->raw_data.data = bnf_mem_borrowed_field(at->buf + at->sk->range[k].offset);
-	if (at->reference && (uintptr_t)t->raw_data.data % view_align(t->data_type) != 0 &&
-	    !(t->raw_data.data = copy_bytes(at->buf + at->sk->range[k].offset, t->raw_data.len)))
-		at->bad = 1; /* no memory: the tree is given up */
+	if (at->reference && (uintptr_t)t->raw_data.data % view_align(t->data_type) != 0) {
+		if (!(t->raw_data.data =
+		          copy_bytes(at->buf + at->sk->range[k].offset, t->raw_data.len)))
+			at->bad = 1; /* no memory: the tree is given up */
+		else
+			note_copy(at, t, at->sk->range[k].offset);
+	}
 	at->found++;
 	return 0;
 }
@@ -258,7 +282,8 @@ static int attach_tensor(Onnx__TensorProto *t, void *arg)
  * buf is already registered by the first tree, and payloads the evaluator
  * could not read in place are copied. */
 static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
-                                          size_t min_len, int reference, int *borrowed)
+                                          size_t min_len, int reference, int *borrowed,
+                                          struct bnf_unpack_job *job)
 {
 	struct bnf_skeleton sk;
 	struct attach at;
@@ -276,6 +301,11 @@ static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int fi
 		bnf_model_for_each_tensor(m, attach_tensor, &at);
 		if (!at.bad && at.found == sk.n) {
 			*borrowed = 1;
+			if (job) { /* the copies' list goes to the job */
+				job->copied = at.copied;
+				job->n_copied = at.n_copied;
+				at.copied = NULL;
+			}
 		} else {
 			onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
 			m = NULL;
@@ -287,6 +317,7 @@ static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int fi
 		m = NULL;
 	}
 	free(at.seen);
+	free(at.copied);
 	bnf_skeleton_free(&sk);
 	if (!*borrowed)
 		m = onnx__model_proto__unpack(&bnf_large_allocator, len, buf);
@@ -296,7 +327,7 @@ static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int fi
 Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
                                              size_t min_len, int *borrowed)
 {
-	return unpack_borrowing(buf, len, file_backed, min_len, 0, borrowed);
+	return unpack_borrowing(buf, len, file_backed, min_len, 0, borrowed, NULL);
 }
 
 int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
@@ -357,7 +388,7 @@ static void *unpack_main(void *arg)
 
 	if (model->borrowed)
 		job->proto = unpack_borrowing(model->bytes, model->size, model->mapped,
-		                              BNF_BORROW_MIN, 1, &borrowed);
+		                              BNF_BORROW_MIN, 1, &borrowed, job);
 	else
 		job->proto =
 		    onnx__model_proto__unpack(&bnf_large_allocator, model->size, model->bytes);
@@ -403,13 +434,73 @@ int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *
 	return rc;
 }
 
+static int cmp_copied(const void *a, const void *b)
+{
+	const struct bnf_copied *x = a, *y = b;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+struct share {
+	struct bnf_unpack_job *job;
+	const uint8_t *bytes;
+	size_t size;
+};
+
+/* t, when it still borrows a payload the reference copied, takes the copy. */
+static int share_tensor(Onnx__TensorProto *t, void *arg)
+{
+	struct share *sh = arg;
+	struct bnf_copied key, *c;
+	uintptr_t a = (uintptr_t)t->raw_data.data, start = (uintptr_t)sh->bytes;
+
+	if (!t->has_raw_data || a < start || a >= start + sh->size)
+		return 0;
+	key.offset = a - start;
+	c = bsearch(&key, sh->job->copied, sh->job->n_copied, sizeof(key), cmp_copied);
+	if (c && !c->given && c->tensor->raw_data.len == t->raw_data.len) {
+		t->raw_data.data = c->tensor->raw_data.data;
+		c->given = 1;
+	}
+	return 0;
+}
+
+void bnf_model_unpack_share(struct bnf_unpack_job *job, struct bnf_model *model)
+{
+	struct share sh;
+
+	if (!job->proto || !job->n_copied || !model->proto || !model->borrowed)
+		return;
+	qsort(job->copied, job->n_copied, sizeof(*job->copied), cmp_copied);
+	sh.job = job;
+	sh.bytes = model->bytes;
+	sh.size = model->size;
+	bnf_model_for_each_tensor(model->proto, share_tensor, &sh);
+}
+
 void bnf_model_unpack_cancel(struct bnf_unpack_job *job)
 {
+	size_t i;
+
 	if (job->started)
 		pthread_join(job->thread, NULL);
+	/* Copies given to the first tree are its to free. */
+	for (i = 0; i < job->n_copied; i++)
+		if (job->copied[i].given) {
+			job->copied[i].tensor->raw_data.data = NULL;
+			job->copied[i].tensor->raw_data.len = 0;
+		}
+	free(job->copied);
 	if (job->proto)
 		onnx__model_proto__free_unpacked(job->proto, &bnf_large_allocator);
 	memset(job, 0, sizeof(*job));
+}
+
+int bnf_model_check_intact(const struct bnf_model *model, const char *path, struct bnf_error *err)
+{
+	if (!model->mapped || !model->bytes || bnf_source_intact(model->bytes))
+		return BNF_OK;
+	return bnf_fail(err, BNF_ERR_INPUT, "'%s' was truncated while bnfold was reading it",
+	                bnf_path_label(path, 0));
 }
 
 void bnf_model_release(struct bnf_model *model)

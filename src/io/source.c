@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -73,4 +74,16 @@ size_t bnf_source_copy(int out_fd, const uint8_t *data, size_t len)
 void bnf_source_start_writeback(int out_fd, size_t off, size_t len)
 {
 	(void)sync_file_range(out_fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
+int bnf_source_intact(const void *start)
+{
+	struct stat st;
+	int i;
+
+	for (i = 0; i < SOURCE_SLOTS; i++)
+		if (sources[i].end != 0 && sources[i].start == (uintptr_t)start)
+			return fstat(sources[i].fd, &st) != 0 ||
+			       (uint64_t)st.st_size >= sources[i].end - sources[i].start;
+	return 1;
 }

@@ -25,6 +25,11 @@ void bnf_source_remove(const void *start);
  * could be); the caller writes the rest itself, from data + the result. */
 size_t bnf_source_copy(int out_fd, const uint8_t *data, size_t len);
 
+/* 0 when the file mapped at start is now shorter than its mapping (cut
+ * short while in use: bytes read from it from now on are missing), else 1
+ * (also for an unknown start). */
+int bnf_source_intact(const void *start);
+
 /* Start writing out[off, off + len) of the file open at out_fd to disk
  * without waiting (sync_file_range), so that the fsync at the end of a
  * long write waits less; errors are left to that fsync. */

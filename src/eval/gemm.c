@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/gemm_order.h"
 #include "eval/op.h"
 #include "util/thread.h"
 
@@ -23,7 +24,6 @@
  * two kinds. */
 #define GEMM_MR        6
 #define GEMM_VEC_BYTES 64
-#define GEMM_KC        256  /* depth of one k block: fixed, it decides the sum order */
 #define GEMM_MC        240  /* rows of A swept per packed B panel (stay in L2) */
 #define GEMM_NC        3072 /* columns of B packed at once */
 
@@ -35,16 +35,6 @@
 #define GEMM_CHUNKS_PER_THREAD 4
 #define GEMM_CHUNK_MIN_WORK    ((size_t)1 << 17)
 #define GEMM_MAX_CHUNKS        (BNF_MAX_THREADS * GEMM_CHUNKS_PER_THREAD)
-
-/* target_clones needs an ifunc resolver, which runs before AddressSanitizer
- * is initialised: sanitizer builds use the plain kernel. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&                             \
-    !defined(__SANITIZE_ADDRESS__)
-#define GEMM_TARGETS                                                                               \
-	__attribute__((target_clones("avx512f", "fma", "default"), optimize("fp-contract=fast")))
-#else
-#define GEMM_TARGETS
-#endif
 
 /* A vector of `real` filling GEMM_VEC_BYTES (GCC / Clang vector extension). */
 #define GEMM_VEC(real) real __attribute__((vector_size(GEMM_VEC_BYTES)))
@@ -273,6 +263,25 @@ static void *gemm_worker(void *arg)
 	return NULL;
 }
 
+/* One row of A: B is read once where it lies, in the same sum order. */
+static int gemm_one_row(const struct gemm_kind *kd, int threads, size_t n, size_t k, const void *a,
+                        const void *b, size_t ldb, void *c, int accumulate)
+{
+	struct bnf_gemv g;
+
+	memset(&g, 0, sizeof(g));
+	g.dbl = kd == &gemm_f64;
+	g.accumulate = accumulate;
+	g.n = n;
+	g.k = k;
+	g.ldb = ldb;
+	g.a = a;
+	g.b = b;
+	g.y = c;
+	bnf_gemv(threads, &g);
+	return 0;
+}
+
 static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n, size_t k,
                     const void *a, size_t lda, const void *b, const struct bnf_gemm_bsrc *bsrc,
                     size_t ldb, void *c, size_t ldc, int accumulate)
@@ -286,6 +295,8 @@ static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n,
 
 	if (m == 0 || n == 0)
 		return 0;
+	if (m == 1 && !bsrc)
+		return gemm_one_row(kd, threads, n, k, a, b, ldb, c, accumulate);
 	if (k == 0) {
 		gemm_empty_k(kd, m, n, c, ldc, accumulate);
 		return 0;

@@ -184,6 +184,26 @@ GEMM_DEFINE_PACK_BT(pack_bt_f64, double, double)
 GEMM_DEFINE_PACK_BT(pack_bt_f64_from_f32, double, float)
 GEMM_DEFINE_PACK_BN(pack_bn_f64_from_f32, double, float)
 
+/* A one-row A (batch 1): B read once in place, stored transposed or as
+ * float32 under a float64 A, the multiply's bits (bnf_gemv). */
+static void one_row(const struct bnf_op_ctx *ctx, const struct gemm_plan *p, const void *a,
+                    const struct bnf_tensor *b, void *y)
+{
+	struct bnf_gemv g;
+
+	memset(&g, 0, sizeof(g));
+	g.dbl = is_double(ctx->in[0]);
+	g.b_float = g.dbl && !is_double(b);
+	g.trans_b = p->trans_b != 0;
+	g.n = p->n;
+	g.k = p->k;
+	g.ldb = p->trans_b ? p->k : p->n;
+	g.a = a;
+	g.b = b->data;
+	g.y = y;
+	bnf_gemv(ctx->threads, &g);
+}
+
 int bnf_nn_gemm_compute(struct bnf_op_ctx *ctx)
 {
 	const struct bnf_tensor *a = ctx->in[0], *b = ctx->in[1];
@@ -198,7 +218,9 @@ int bnf_nn_gemm_compute(struct bnf_op_ctx *ctx)
 		goto out;
 	if (p.trans_a && !(at = transposed(a, ctx->err)))
 		goto nomem;
-	if (p.trans_b || b->dtype != a->dtype) {
+	if (p.m == 1 && (p.trans_b || b->dtype != a->dtype)) {
+		one_row(ctx, &p, at ? at : a->data, b, y->data);
+	} else if (p.trans_b || b->dtype != a->dtype) {
 		struct gemm_b_src bs;
 		int dbl = is_double(a), wide = b->dtype != a->dtype;
 		bs.base.pack = !dbl        ? pack_bt_f32

@@ -162,6 +162,22 @@ int bnf_sgemm_bsrc(int threads, size_t m, size_t n, size_t k, const float *a, si
 int bnf_dgemm_bsrc(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
                    const struct bnf_gemm_bsrc *b, double *c, size_t ldc);
 
+/* y[n] = a[k] x B (+ y when accumulate), the one-row product (gemv.c).
+ * B is row-major, ldb elements apart: k x n, or with trans_b n x k (row j
+ * holding column j); its bytes need not be aligned. Every element is
+ * summed in the multiply's order, so the result has the bits bnf_sgemm /
+ * bnf_dgemm give a row of A, whatever the thread count. */
+struct bnf_gemv {
+	int dbl;        /* a and y are double, else float */
+	int b_float;    /* with dbl: B is stored as float32, widened as read */
+	int trans_b;    /* B stored transposed */
+	int accumulate; /* y += a x B */
+	size_t n, k, ldb;
+	const void *a, *b;
+	void *y;
+};
+void bnf_gemv(int threads, const struct bnf_gemv *g);
+
 /* The same in double precision, for the float64 reference runs. */
 void bnf_dgemm(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
                const double *b, size_t ldb, double *c, size_t ldc, int accumulate);

@@ -98,8 +98,13 @@ static struct bnf_tensor *to_double(const struct bnf_tensor *t, struct bnf_error
 	    bnf_tensor_new_uninit(ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE, t->rank, t->dims, err);
 	size_t i;
 
-	for (i = 0; d && i < t->count; i++)
-		((double *)d->data)[i] = ((const float *)t->data)[i];
+	float f;
+
+	/* Byte-wise: an initializer may lie unaligned in the model file. */
+	for (i = 0; d && i < t->count; i++) {
+		memcpy(&f, (const char *)t->data + i * sizeof(f), sizeof(f));
+		((double *)d->data)[i] = f;
+	}
 	return d;
 }
 
@@ -219,7 +224,7 @@ static int read_initializer(const struct bnf_run *r, const Onnx__TensorProto *tp
 		return bnf_tensor_from_proto_ext_double(r->ext, tp, t, r->err);
 	if (bnf_tensor_is_external(tp))
 		return bnf_tensor_from_proto_ext(r->ext, tp, t, r->err);
-	return bnf_tensor_view_proto(tp, t, borrowed, r->err);
+	return bnf_tensor_view_proto_unaligned(tp, t, borrowed, r->err);
 }
 
 /* Load an initializer as the value v holds. A subgraph's initializers
@@ -611,6 +616,56 @@ static int keeps_float32(const struct bnf_run *r, const Onnx__NodeProto *node, s
 	return 0;
 }
 
+/* Whether input j of the node may stay unaligned (an initializer viewed
+ * where it lies in the model file): the op reads it only byte-wise, or
+ * packs it anyway, so an aligned copy would only cost a copy of every
+ * weight on every run. Every other input is copied aligned first. */
+static int reads_unaligned(const Onnx__NodeProto *node, size_t j)
+{
+	static const struct {
+		const char *op_type;
+		size_t input;
+	} readers[] = {{"Conv", 1}, {"ConvTranspose", 1}, {"Gemm", 1}, {"MatMul", 1}};
+	size_t k;
+
+	for (k = 0; node->op_type && k < sizeof(readers) / sizeof(readers[0]); k++)
+		if (strcmp(node->op_type, readers[k].op_type) == 0 && j == readers[k].input)
+			return 1;
+	return 0;
+}
+
+/* Replace v's unaligned tensor by an aligned copy of its own, which lives
+ * until v's last reader has run, like a promoted one. */
+static int align_value(struct bnf_run *r, struct value *v)
+{
+	struct bnf_tensor *c;
+
+	if (!v->t || bnf_tensor_is_aligned(v->t))
+		return BNF_OK;
+	if (!(c = bnf_tensor_aligned_copy(v->t, r->err)))
+		return r->err ? r->err->status : BNF_ERR_NOMEM;
+	if (v->outer && v->owned == value_owner_none) {
+		v->t = c;
+		v->owned = value_owner_all;
+		return account(r, c);
+	}
+	return bnf_run_assign(r, v, c, value_owner_all);
+}
+
+/* Make input j of node i ready for its op: promoted in a double run
+ * (unless the op widens it itself), aligned unless the op reads it where
+ * it lies. */
+static int prepare_input(struct bnf_run *r, const Onnx__NodeProto *node, size_t j, struct value *v)
+{
+	int rc = BNF_OK;
+
+	if (!keeps_float32(r, node, j))
+		rc = bnf_run_promote(r, v);
+	if (rc == BNF_OK && !reads_unaligned(node, j))
+		rc = align_value(r, v);
+	return rc;
+}
+
 static int run_node(struct bnf_run *r, size_t i)
 {
 	const Onnx__NodeProto *node = r->graph->node[i];
@@ -635,8 +690,7 @@ static int run_node(struct bnf_run *r, size_t i)
 	}
 	for (j = 0; j < n_in; j++) {
 		int idx = r->in_val[r->in_off[i] + j];
-		if (idx >= 0 && !keeps_float32(r, node, j) &&
-		    (rc = bnf_run_promote(r, &r->values[idx])) != BNF_OK)
+		if (idx >= 0 && (rc = prepare_input(r, node, j, &r->values[idx])) != BNF_OK)
 			goto out;
 		in[j] = idx >= 0 ? r->values[idx].t : NULL;
 	}

@@ -70,11 +70,14 @@ struct gemm_kind {
 		}                                                                                  \
 	}
 
-/* One row of the micro-tile: two vector accumulators. */
-#define GEMM_ROW_UPDATE(r)                                                                         \
+/* One row of the micro-tile: two vector accumulators. A's element is read
+ * byte-wise: A may be a weight lying unaligned in the model file. */
+#define GEMM_ROW_UPDATE(r, real)                                                                   \
 	do {                                                                                       \
-		acc[r][0] += b0 * a##r[p];                                                         \
-		acc[r][1] += b1 * a##r[p];                                                         \
+		real ar;                                                                           \
+		memcpy(&ar, a##r + p * sizeof(real), sizeof(ar));                                  \
+		acc[r][0] += b0 * ar;                                                              \
+		acc[r][1] += b1 * ar;                                                              \
 	} while (0)
 
 /* The micro-kernel: MR rows of A read in place (lda apart; each row is
@@ -85,8 +88,10 @@ struct gemm_kind {
 	GEMM_TARGETS static void name(size_t kc, const void *av, size_t lda, const void *bpv,      \
 	                              void *cv, size_t ldc, size_t mv, size_t nv, int add)         \
 	{                                                                                          \
-		const real *a0 = av, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;               \
-		const real *a4 = a3 + lda, *a5 = a4 + lda, *bp = bpv;                              \
+		const size_t ls = lda * sizeof(real);                                              \
+		const char *a0 = av, *a1 = a0 + ls, *a2 = a1 + ls, *a3 = a2 + ls;                  \
+		const char *a4 = a3 + ls, *a5 = a4 + ls;                                           \
+		const real *bp = bpv;                                                              \
 		real *c = cv;                                                                      \
 		GEMM_VEC(real) acc[GEMM_MR][2], b0, b1, t;                                         \
 		real tile[GEMM_MR][(nr)];                                                          \
@@ -95,12 +100,12 @@ struct gemm_kind {
 		for (p = 0; p < kc; p++, bp += (nr)) {                                             \
 			memcpy(&b0, bp, sizeof(b0));                                               \
 			memcpy(&b1, bp + (nr) / 2, sizeof(b1));                                    \
-			GEMM_ROW_UPDATE(0);                                                        \
-			GEMM_ROW_UPDATE(1);                                                        \
-			GEMM_ROW_UPDATE(2);                                                        \
-			GEMM_ROW_UPDATE(3);                                                        \
-			GEMM_ROW_UPDATE(4);                                                        \
-			GEMM_ROW_UPDATE(5);                                                        \
+			GEMM_ROW_UPDATE(0, real);                                                  \
+			GEMM_ROW_UPDATE(1, real);                                                  \
+			GEMM_ROW_UPDATE(2, real);                                                  \
+			GEMM_ROW_UPDATE(3, real);                                                  \
+			GEMM_ROW_UPDATE(4, real);                                                  \
+			GEMM_ROW_UPDATE(5, real);                                                  \
 		}                                                                                  \
 		if (mv == GEMM_MR && nv == (nr)) {                                                 \
 			for (i = 0; i < GEMM_MR; i++)                                              \
@@ -127,16 +132,21 @@ struct gemm_kind {
 	                              const void *bv, size_t ldb, void *cv, size_t ldc,            \
 	                              int accumulate)                                              \
 	{                                                                                          \
-		const real *a = av, *b = bv;                                                       \
-		real *c = cv;                                                                      \
+		const char *a = av, *b = bv;                                                       \
+		real *c = cv, av_, bv_;                                                            \
 		size_t i, j, pc, p;                                                                \
 		for (i = 0; i < m; i++)                                                            \
 			for (j = 0; j < n; j++)                                                    \
 				for (pc = 0; pc < k; pc += GEMM_KC) {                              \
 					size_t end = k - pc < GEMM_KC ? k : pc + GEMM_KC;          \
 					real s = 0;                                                \
-					for (p = pc; p < end; p++)                                 \
-						s += b[p * ldb + j] * a[i * lda + p];              \
+					for (p = pc; p < end; p++) {                               \
+						memcpy(&bv_, b + (p * ldb + j) * sizeof(real),     \
+						       sizeof(bv_));                               \
+						memcpy(&av_, a + (i * lda + p) * sizeof(real),     \
+						       sizeof(av_));                               \
+						s += bv_ * av_;                                    \
+					}                                                          \
 					c[i * ldc + j] =                                           \
 					    pc > 0 || accumulate ? c[i * ldc + j] + s : s;         \
 				}                                                                  \

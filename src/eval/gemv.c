@@ -35,8 +35,8 @@
 /* Below this many multiply-adds threads cost more than they save. */
 #define GEMV_THREAD_MIN_WORK ((size_t)1 << 20)
 
-/* Element i of B's bytes, which need not be aligned (a weight borrowed
- * from the model file). */
+/* Element i of B's (or A's) bytes, which need not be aligned (a weight
+ * borrowed from the model file). */
 static inline float gemv_load_f32(const char *p, size_t i)
 {
 	float v;
@@ -53,6 +53,10 @@ static inline double gemv_load_f64(const char *p, size_t i)
 	return v;
 }
 
+/* Element i of A, as real: float32 or float64 like y. */
+#define gemv_load_a(real, a, i)                                                                    \
+	(sizeof(real) == sizeof(float) ? (real)gemv_load_f32(a, i) : (real)gemv_load_f64(a, i))
+
 /* y[j] = or += s, the way the multiply adds a block's sum to C. */
 #define GEMV_STORE(y, s, first) ((y) = (first) ? (s) : (y) + (s))
 
@@ -64,7 +68,7 @@ static inline double gemv_load_f64(const char *p, size_t i)
 #define GEMV_DEFINE_T(name, real, load)                                                            \
 	GEMV_TARGETS static void name(const struct bnf_gemv *g, size_t j0, size_t j1)              \
 	{                                                                                          \
-		const real *a = g->a;                                                              \
+		const char *a = g->a; /* A too may be a weight (Conv) */                           \
 		real *y = g->y;                                                                    \
 		size_t es = sizeof(real) == sizeof(float) || g->b_float ? 4 : 8;                   \
 		size_t j, pc, p, r, w;                                                             \
@@ -83,7 +87,7 @@ static inline double gemv_load_f64(const char *p, size_t i)
 				     s7 = 0, s[GEMV_T_ROWS];                                       \
 				int first = pc == 0 && !g->accumulate;                             \
 				for (p = pc; p < end; p++) {                                       \
-					real ap = a[p];                                            \
+					real ap = gemv_load_a(real, a, p);                         \
 					GEMV_T_STEP(0, real, load);                                \
 					GEMV_T_STEP(1, real, load);                                \
 					GEMV_T_STEP(2, real, load);                                \
@@ -107,7 +111,7 @@ static inline double gemv_load_f64(const char *p, size_t i)
 #define GEMV_DEFINE_N(name, real, stored, load)                                                    \
 	GEMV_TARGETS static void name(const struct bnf_gemv *g, size_t j0, size_t j1)              \
 	{                                                                                          \
-		const real *a = g->a;                                                              \
+		const char *a = g->a; /* A too may be a weight (Conv) */                           \
 		real *y = g->y;                                                                    \
 		const char *b = g->b;                                                              \
 		const size_t lanes = 64 / sizeof(real), wide = GEMV_N_VECS * lanes;                \
@@ -126,7 +130,7 @@ static inline double gemv_load_f64(const char *p, size_t i)
 						real t = 0;                                        \
 						for (p = pc; p < end; p++)                         \
 							t += (real)load(b, p * g->ldb + j + l) *   \
-							     a[p];                                 \
+							     gemv_load_a(real, a, p);              \
 						GEMV_STORE(y[j + l], t, first);                    \
 					}                                                          \
 					continue;                                                  \
@@ -137,7 +141,7 @@ static inline double gemv_load_f64(const char *p, size_t i)
 					for (v = 0; v < GEMV_N_VECS; v++) {                        \
 						memcpy(&sv, row + v * sizeof(sv), sizeof(sv));     \
 						bv = __builtin_convertvector(sv, GEMV_VEC(real));  \
-						acc[v] += bv * a[p];                               \
+						acc[v] += bv * gemv_load_a(real, a, p);            \
 					}                                                          \
 				}                                                                  \
 				memcpy(s, acc, sizeof(s));                                         \

@@ -129,7 +129,7 @@ static void *transposed(const struct bnf_tensor *t, struct bnf_error *err)
  * float64), so the sums are the same. */
 struct gemm_b_src {
 	struct bnf_gemm_bsrc base;
-	const char *data; /* row-major, ld elements apart */
+	const char *data; /* row-major, ld elements apart; read byte-wise (may be unaligned) */
 	size_t ld;
 };
 
@@ -142,8 +142,8 @@ struct gemm_b_src {
 	                 size_t nc, size_t nr, void *dst)                                          \
 	{                                                                                          \
 		const struct gemm_b_src *bs = (const struct gemm_b_src *)src;                      \
-		const stored *bt = (const stored *)bs->data;                                       \
 		real *d = dst;                                                                     \
+		stored v;                                                                          \
 		size_t jb, jj, pb, p;                                                              \
 		for (jb = 0; jb < nc; jb += nr) {                                                  \
 			size_t w = nc - jb < nr ? nc - jb : nr;                                    \
@@ -151,9 +151,12 @@ struct gemm_b_src {
 			for (pb = 0; pb < kc; pb += GEMM_PACK_BT_P) {                              \
 				size_t pe = kc - pb < GEMM_PACK_BT_P ? kc : pb + GEMM_PACK_BT_P;   \
 				for (jj = 0; jj < w; jj++) {                                       \
-					const stored *row = bt + (j0 + jb + jj) * bs->ld + p0;     \
-					for (p = pb; p < pe; p++)                                  \
-						panel[p * nr + jj] = (real)row[p];                 \
+					const char *row =                                          \
+					    bs->data + ((j0 + jb + jj) * bs->ld + p0) * sizeof(v); \
+					for (p = pb; p < pe; p++) {                                \
+						memcpy(&v, row + p * sizeof(v), sizeof(v));        \
+						panel[p * nr + jj] = (real)v;                      \
+					}                                                          \
 				}                                                                  \
 			}                                                                          \
 			for (jj = w; jj < nr; jj++)                                                \
@@ -168,14 +171,16 @@ struct gemm_b_src {
 	                 size_t nc, size_t nr, void *dst)                                          \
 	{                                                                                          \
 		const struct gemm_b_src *bs = (const struct gemm_b_src *)src;                      \
-		const stored *b = (const stored *)bs->data;                                        \
 		real *d = dst;                                                                     \
+		stored v;                                                                          \
 		size_t j, p;                                                                       \
 		for (p = 0; p < kc; p++) {                                                         \
-			const stored *row = b + (p0 + p) * bs->ld + j0;                            \
-			for (j = 0; j < (nc + nr - 1) / nr * nr; j++)                              \
-				d[(j / nr) * nr * kc + p * nr + j % nr] =                          \
-				    j < nc ? (real)row[j] : 0;                                     \
+			const char *row = bs->data + ((p0 + p) * bs->ld + j0) * sizeof(v);         \
+			for (j = 0; j < (nc + nr - 1) / nr * nr; j++) {                            \
+				if (j < nc)                                                        \
+					memcpy(&v, row + j * sizeof(v), sizeof(v));                \
+				d[(j / nr) * nr * kc + p * nr + j % nr] = j < nc ? (real)v : 0;    \
+			}                                                                          \
 		}                                                                                  \
 	}
 

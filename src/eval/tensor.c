@@ -425,18 +425,26 @@ static int raw_is_held(int dtype)
 #endif
 }
 
+/* How decode_proto may point into tp's raw data instead of copying it. */
+enum decode_view {
+	decode_view_none,
+	decode_view_aligned,   /* when aligned for the type */
+	decode_view_unaligned, /* wherever it lies */
+};
+
 /* Decode tp into *out. With view set, raw data already in the held layout
- * and aligned for its type is pointed to rather than copied (*borrowed
- * becomes 1). */
-static int decode_proto(const struct bnf_external *ext, const Onnx__TensorProto *tp, int view,
-                        struct bnf_tensor **out, int *borrowed, struct bnf_error *err)
+ * (and aligned for its type, unless decode_view_unaligned) is pointed to
+ * rather than copied (*borrowed becomes 1). */
+static int decode_proto(const struct bnf_external *ext, const Onnx__TensorProto *tp,
+                        enum decode_view how, struct bnf_tensor **out, int *borrowed,
+                        struct bnf_error *err)
 {
 	const char *name = tp->name ? tp->name : "";
 	struct bnf_tensor *t = NULL;
 	struct bnf_tensor_bytes raw; /* raw_data, or an external file's bytes */
 	int64_t dims[BNF_MAX_RANK];
 	size_t i, stored, es = bnf_tensor_elem_size(tp->data_type);
-	int rc;
+	int rc, view = 0;
 
 	*out = NULL;
 	*borrowed = 0;
@@ -462,8 +470,9 @@ static int decode_proto(const struct bnf_external *ext, const Onnx__TensorProto 
 	}
 	for (i = 0; i < tp->n_dims; i++)
 		dims[i] = tp->dims[i];
-	view = view && tp->has_raw_data && raw_is_held(tp->data_type) && tp->raw_data.len &&
-	       (uintptr_t)tp->raw_data.data % es == 0;
+	view = how != decode_view_none && tp->has_raw_data && raw_is_held(tp->data_type) &&
+	       tp->raw_data.len &&
+	       (how == decode_view_unaligned || (uintptr_t)tp->raw_data.data % es == 0);
 	t = view ? tensor_shell(tp->data_type, (int)tp->n_dims, dims, err)
 	         : bnf_tensor_new(tp->data_type, (int)tp->n_dims, dims, err);
 	if (!t) {
@@ -513,7 +522,7 @@ int bnf_tensor_from_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out,
 {
 	int borrowed;
 
-	return decode_proto(NULL, tp, 0, out, &borrowed, err);
+	return decode_proto(NULL, tp, decode_view_none, out, &borrowed, err);
 }
 
 int bnf_tensor_from_proto_ext(const struct bnf_external *ext, const Onnx__TensorProto *tp,
@@ -521,7 +530,7 @@ int bnf_tensor_from_proto_ext(const struct bnf_external *ext, const Onnx__Tensor
 {
 	int borrowed;
 
-	return decode_proto(ext, tp, 0, out, &borrowed, err);
+	return decode_proto(ext, tp, decode_view_none, out, &borrowed, err);
 }
 
 int bnf_tensor_from_proto_ext_double(const struct bnf_external *ext, const Onnx__TensorProto *tp,
@@ -588,7 +597,29 @@ out:
 int bnf_tensor_view_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out, int *borrowed,
                           struct bnf_error *err)
 {
-	return decode_proto(NULL, tp, 1, out, borrowed, err);
+	return decode_proto(NULL, tp, decode_view_aligned, out, borrowed, err);
+}
+
+int bnf_tensor_view_proto_unaligned(const Onnx__TensorProto *tp, struct bnf_tensor **out,
+                                    int *borrowed, struct bnf_error *err)
+{
+	return decode_proto(NULL, tp, decode_view_unaligned, out, borrowed, err);
+}
+
+int bnf_tensor_is_aligned(const struct bnf_tensor *t)
+{
+	size_t es = bnf_tensor_elem_size(t->dtype);
+
+	return !t->data || es == 0 || (uintptr_t)t->data % es == 0;
+}
+
+struct bnf_tensor *bnf_tensor_aligned_copy(const struct bnf_tensor *t, struct bnf_error *err)
+{
+	struct bnf_tensor *c = bnf_tensor_new_uninit(t->dtype, t->rank, t->dims, err);
+
+	if (c && t->count)
+		memcpy(c->data, t->data, t->count * bnf_tensor_elem_size(t->dtype));
+	return c;
 }
 
 int bnf_tensor_to_proto(const struct bnf_tensor *t, const char *name, Onnx__TensorProto **out,

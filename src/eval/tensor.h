@@ -95,6 +95,19 @@ int bnf_tensor_from_proto_ext_double(const struct bnf_external *ext, const Onnx_
 int bnf_tensor_view_proto(const Onnx__TensorProto *tp, struct bnf_tensor **out, int *borrowed,
                           struct bnf_error *err);
 
+/* bnf_tensor_view_proto, also viewing raw data that is not aligned for
+ * its type (the evaluator's weights, wherever they lie in the model
+ * file). Read such data only byte-wise (memcpy), or after
+ * bnf_tensor_aligned_copy. */
+int bnf_tensor_view_proto_unaligned(const Onnx__TensorProto *tp, struct bnf_tensor **out,
+                                    int *borrowed, struct bnf_error *err);
+
+/* Whether t's data is aligned for its element type. */
+int bnf_tensor_is_aligned(const struct bnf_tensor *t);
+
+/* An owned, aligned copy of t (which may be unaligned); NULL with err set. */
+struct bnf_tensor *bnf_tensor_aligned_copy(const struct bnf_tensor *t, struct bnf_error *err);
+
 /* Encode a tensor as a new TensorProto with raw_data (float16/bfloat16 are
  * rounded to nearest even). The caller owns the result and frees it with
  * onnx__tensor_proto__free_unpacked(p, NULL). */

@@ -336,12 +336,28 @@ static int unary_kernel(const struct basic_map *m, size_t n, union basic_lane_bu
 }
 
 /* Relu on float32, the hot case of CNNs, without the double lanes (the
- * same values: max(x, 0) is exact). */
+ * same values: max(x, 0) is exact). Four at a time (the baseline SSE2
+ * vector) with a compare and a mask: a branch per element mispredicts on
+ * every other sign, which cost ResNet-50 a tenth of its run. x < 0 is
+ * false for -0 and NaN, which stay as they are, as with the branch. x and
+ * y may be the same array. */
+typedef float relu_vec __attribute__((vector_size(16)));
+typedef int32_t relu_mask __attribute__((vector_size(16)));
+
 static void relu_f32(const float *x, float *y, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i + 4 <= n; i += 4) {
+		relu_vec v;
+		relu_mask bits, neg;
+		memcpy(&v, x + i, sizeof(v));
+		neg = v < 0;
+		memcpy(&bits, &v, sizeof(bits));
+		bits &= ~neg;
+		memcpy(y + i, &bits, sizeof(bits));
+	}
+	for (; i < n; i++)
 		y[i] = x[i] < 0 ? 0 : x[i];
 }
 

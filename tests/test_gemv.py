@@ -11,6 +11,7 @@ rows, 64 columns). Weights are also placed at every offset modulo 8 in the
 file, so the evaluator reads them unaligned.
 """
 
+import json
 import os
 
 import numpy as np
@@ -191,3 +192,54 @@ def test_unaligned_conv_weights(bnfold, tmp_path, dt):
                                          xp[0, :, i:i + 3, j:j + 3])
     want += bias.astype(np.float64)[None, :, None, None]
     np.testing.assert_allclose(y, want, rtol=TOL[dt][0] * 10, atol=TOL[dt][1] * 10)
+
+
+def conv_bn_model(path, cin, cout, node_name):
+    """Conv (3x3, pads 1) then BatchNormalization, float32, the weights'
+    offset in the file set by the Conv's name."""
+    rng = np.random.default_rng(13)
+    w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32)
+    scale, bias, mean = (rng.uniform(0.5, 1.5, cout).astype(np.float32) for _ in range(3))
+    var = rng.uniform(0.5, 2.0, cout).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["A", "W"], ["t"], name=node_name, pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["t", "s", "b", "m", "v"], ["Y"],
+                              epsilon=1e-5)]
+    inits = [numpy_helper.from_array(a, n)
+             for a, n in [(w, "W"), (scale, "s"), (bias, "b"), (mean, "m"), (var, "v")]]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("A", TensorProto.FLOAT, [1, cin, 6, 7])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return w, scale, bias, mean, var
+
+
+@pytest.mark.parametrize("pad", [0, 1, 2, 3])
+def test_float64_reference_reads_float32_conv_weights(bnfold, tmp_path, pad):
+    """The check's float64 reference keeps Conv weights float32 and widens
+    them block by block: its error of the original against the exact
+    result must be what numpy's float64 gives (40 input channels: k spans
+    two blocks; 13 outputs: whole and edge row panels)."""
+    cin, cout = 40, 13
+    model = str(tmp_path / "cb.onnx")
+    w, scale, bias, mean, var = conv_bn_model(model, cin, cout, "n" + "x" * pad)
+    a = np.random.default_rng(pad).standard_normal((1, cin, 6, 7)).astype(np.float32)
+    inp = str(tmp_path / "a.npy")
+    np.save(inp, a)
+    proc = run(bnfold, ["-n", "-q", "-j", "2", "--json", "-", "--input", "A=" + inp, model])
+    assert proc.returncode == 0, describe(proc)
+    got = json.loads(proc.stdout)["check"]["outputs"][0]["original_max_abs"]
+    _, y32 = run_y(bnfold, model, a, tmp_path)
+    xp = np.pad(a.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    conv = np.zeros((1, cout, 6, 7))
+    for i in range(6):
+        for j in range(7):
+            conv[0, :, i, j] = np.einsum("ocyx,cyx->o", w.astype(np.float64),
+                                         xp[0, :, i:i + 3, j:j + 3])
+    c = lambda v: v.astype(np.float64)[None, :, None, None]  # noqa: E731
+    eps = np.float64(np.float32(1e-5))
+    exact = (conv - c(mean)) / np.sqrt(c(var) + eps) * c(scale) + c(bias)
+    want = np.max(np.abs(y32.astype(np.float64) - exact))
+    assert want > 0
+    # Both references round in float64 (to about 1e-16 of the outputs); a
+    # weight misread would be off by the outputs' own size.
+    assert abs(got - want) <= 1e-12 * np.max(np.abs(exact)), (got, want)

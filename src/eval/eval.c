@@ -607,7 +607,7 @@ static int keeps_float32(const struct bnf_run *r, const Onnx__NodeProto *node, s
 	static const struct {
 		const char *op_type;
 		size_t input;
-	} readers[] = {{"Gemm", 1}};
+	} readers[] = {{"Gemm", 1}, {"Conv", 1}};
 	size_t k;
 
 	for (k = 0; r->promote && node->op_type && k < sizeof(readers) / sizeof(readers[0]); k++)

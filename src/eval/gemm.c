@@ -180,12 +180,68 @@ struct gemm_job {
 	char *c;
 	size_t lda, ldb, ldc;
 	int accumulate;
-	int failed; /* no packing buffers, with bsrc */
+	int a_float; /* A is float32 under a float64 multiply: widened as read */
+	int failed;  /* no packing buffers, with bsrc or a_float */
 };
 
 static size_t round_up(size_t x, size_t to)
 {
 	return (x + to - 1) / to * to;
+}
+
+/* Rows i0 .. i1 - 1 of A, columns pc .. pc + kc - 1, into dst kc apart:
+ * copied, or widened when A is float32 under a float64 multiply (every
+ * float32 is exactly a float64, so the sums do not change). */
+static void copy_a_rows(const struct gemm_job *job, size_t i0, size_t i1, size_t pc, size_t kc,
+                        char *dst)
+{
+	size_t es = job->kind->elem, i, p;
+	float f;
+
+	for (i = i0; i < i1; i++) {
+		char *row = dst + (i - i0) * kc * es;
+		if (!job->a_float) {
+			memcpy(row, job->a + (i * job->lda + pc) * es, kc * es);
+			continue;
+		}
+		for (p = 0; p < kc; p++) {
+			memcpy(&f, job->a + (i * job->lda + pc + p) * sizeof(f), sizeof(f));
+			((double *)(void *)row)[p] = f;
+		}
+	}
+}
+
+/* The packing buffers of one job, and where its A rows are read from. */
+struct gemm_bufs {
+	char *edge; /* the last rows of A (fewer than MR), zero-padded */
+	char *pb;   /* the packed B panel */
+	char *ab;   /* a float32 A's block widened (a_float only) */
+};
+
+/* Rows ic .. ic + mc - 1 of C, columns jc .. jc + nc - 1, for the k block
+ * pc .. pc + kc - 1 (B packed in bf->pb). */
+static void gemm_rows(const struct gemm_job *job, const struct gemm_bufs *bf, size_t ic, size_t mc,
+                      size_t jc, size_t nc, size_t pc, size_t kc)
+{
+	const struct gemm_kind *kd = job->kind;
+	size_t es = kd->elem, jr, ir;
+	int add = pc > 0 || job->accumulate;
+
+	for (jr = 0; jr < nc; jr += kd->nr) {
+		size_t nv = nc - jr < kd->nr ? nc - jr : kd->nr;
+		for (ir = ic; ir < ic + mc; ir += GEMM_MR) {
+			size_t mv = job->m - ir < GEMM_MR ? job->m - ir : GEMM_MR, lda = kc;
+			const char *a = bf->edge;
+			if (mv == GEMM_MR && bf->ab) {
+				a = bf->ab + (ir - ic) * kc * es;
+			} else if (mv == GEMM_MR) {
+				a = job->a + (ir * job->lda + pc) * es;
+				lda = job->lda;
+			}
+			kd->kernel(kc, a, lda, bf->pb + jr * kc * es,
+			           job->c + (ir * job->ldc + jc + jr) * es, job->ldc, mv, nv, add);
+		}
+	}
 }
 
 /* The sequential blocked multiply over one job. */
@@ -194,14 +250,16 @@ static void gemm_block(struct gemm_job *job)
 	const struct gemm_kind *kd = job->kind;
 	size_t es = kd->elem;
 	size_t nc_max = job->n < GEMM_NC ? round_up(job->n, kd->nr) : GEMM_NC;
-	size_t m_full = job->m - job->m % GEMM_MR;  /* rows in whole micro-panels */
-	char *edge = calloc(GEMM_MR * GEMM_KC, es); /* last rows of A, zero-padded */
-	char *pb = malloc(nc_max * GEMM_KC * es);
-	size_t jc, pc, ic, jr, ir, i;
+	size_t m_full = job->m - job->m % GEMM_MR; /* rows in whole micro-panels */
+	struct gemm_bufs bf;
+	size_t jc, pc, ic;
 
-	if (!edge || !pb) {
-		if (job->bsrc)
-			job->failed = 1; /* nothing to read B from without a buffer */
+	bf.edge = calloc(GEMM_MR * GEMM_KC, es);
+	bf.pb = malloc(nc_max * GEMM_KC * es);
+	bf.ab = job->a_float ? malloc(GEMM_MC * GEMM_KC * es) : NULL;
+	if (!bf.edge || !bf.pb || (job->a_float && !bf.ab)) {
+		if (job->bsrc || job->a_float)
+			job->failed = 1; /* nothing to read B or A from without a buffer */
 		else
 			kd->plain(job->m, job->n, job->k, job->a, job->lda, job->b, job->ldb,
 			          job->c, job->ldc, job->accumulate);
@@ -211,38 +269,26 @@ static void gemm_block(struct gemm_job *job)
 		size_t nc = job->n - jc < GEMM_NC ? job->n - jc : GEMM_NC;
 		for (pc = 0; pc < job->k; pc += GEMM_KC) {
 			size_t kc = job->k - pc < GEMM_KC ? job->k - pc : GEMM_KC;
-			int add = pc > 0 || job->accumulate;
 			if (job->bsrc)
-				job->bsrc->pack(job->bsrc, pc, kc, job->col0 + jc, nc, kd->nr, pb);
+				job->bsrc->pack(job->bsrc, pc, kc, job->col0 + jc, nc, kd->nr,
+				                bf.pb);
 			else
 				kd->pack_b(job->b + (pc * job->ldb + jc) * es, job->ldb, kc, nc,
-				           pb);
-			for (i = m_full; i < job->m; i++)
-				memcpy(edge + (i - m_full) * kc * es,
-				       job->a + (i * job->lda + pc) * es, kc * es);
+				           bf.pb);
+			copy_a_rows(job, m_full, job->m, pc, kc, bf.edge);
 			for (ic = 0; ic < job->m; ic += GEMM_MC) {
 				size_t mc = job->m - ic < GEMM_MC ? job->m - ic : GEMM_MC;
-				for (jr = 0; jr < nc; jr += kd->nr) {
-					size_t nv = nc - jr < kd->nr ? nc - jr : kd->nr;
-					for (ir = ic; ir < ic + mc; ir += GEMM_MR) {
-						size_t mv =
-						    job->m - ir < GEMM_MR ? job->m - ir : GEMM_MR;
-						int whole = mv == GEMM_MR;
-						const char *a =
-						    whole ? job->a + (ir * job->lda + pc) * es
-						          : edge;
-						kd->kernel(kc, a, whole ? job->lda : kc,
-						           pb + jr * kc * es,
-						           job->c + (ir * job->ldc + jc + jr) * es,
-						           job->ldc, mv, nv, add);
-					}
-				}
+				if (bf.ab)
+					copy_a_rows(job, ic, ic + mc < m_full ? ic + mc : m_full,
+					            pc, kc, bf.ab);
+				gemm_rows(job, &bf, ic, mc, jc, nc, pc, kc);
 			}
 		}
 	}
 out:
-	free(edge);
-	free(pb);
+	free(bf.edge);
+	free(bf.pb);
+	free(bf.ab);
 }
 
 /* Without k, C is 0 (or unchanged when accumulating). */
@@ -292,23 +338,26 @@ static int gemm_one_row(const struct gemm_kind *kd, int threads, size_t n, size_
 	return 0;
 }
 
-static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n, size_t k,
-                    const void *a, size_t lda, const void *b, const struct bnf_gemm_bsrc *bsrc,
-                    size_t ldb, void *c, size_t ldc, int accumulate)
+/* The multiply C = A x B (+ C) described by `op` (kind, sizes, operands;
+ * the cut fields are set here), split into chunks across threads. */
+static int gemm_run(int threads, const struct gemm_job *op)
 {
+	const struct gemm_kind *kd = op->kind;
 	struct gemm_job jobs[GEMM_MAX_CHUNKS];
 	struct gemm_queue q;
 	pthread_t tid[BNF_MAX_THREADS];
 	int started[BNF_MAX_THREADS];
-	size_t es = kd->elem, parts, unit, len, tiles, i;
+	size_t m = op->m, n = op->n, k = op->k, es = kd->elem, parts, unit, len, tiles, i;
+	size_t a_es = op->a_float ? sizeof(float) : es;
 	int by_cols, t;
 
 	if (m == 0 || n == 0)
 		return 0;
-	if (m == 1 && !bsrc)
-		return gemm_one_row(kd, threads, n, k, a, b, ldb, c, accumulate);
+	if (m == 1 && !op->bsrc && !op->a_float)
+		return gemm_one_row(kd, threads, n, k, op->a, op->b, op->ldb, op->c,
+		                    op->accumulate);
 	if (k == 0) {
-		gemm_empty_k(kd, m, n, c, ldc, accumulate);
+		gemm_empty_k(kd, m, n, op->c, op->ldc, op->accumulate);
 		return 0;
 	}
 	if (threads < 1 || m * n * k < GEMM_THREAD_MIN_WORK)
@@ -333,20 +382,14 @@ static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n,
 		struct gemm_job *j = &jobs[i];
 		if (hi > len)
 			hi = len;
-		j->kind = kd;
-		j->k = k;
-		j->lda = lda;
-		j->ldb = ldb;
-		j->ldc = ldc;
-		j->accumulate = accumulate;
+		*j = *op;
 		j->m = by_cols ? m : hi - lo;
 		j->n = by_cols ? hi - lo : n;
-		j->a = (const char *)a + (by_cols ? 0 : lo * lda) * es;
-		j->b = bsrc ? NULL : (const char *)b + (by_cols ? lo : 0) * es;
-		j->bsrc = bsrc;
+		j->a = op->a + (by_cols ? 0 : lo * op->lda) * a_es;
+		j->b = op->bsrc ? NULL : op->b + (by_cols ? lo : 0) * es;
 		j->col0 = by_cols ? lo : 0;
 		j->failed = 0;
-		j->c = (char *)c + (by_cols ? lo : lo * ldc) * es;
+		j->c = op->c + (by_cols ? lo : lo * op->ldc) * es;
 	}
 	q.jobs = jobs;
 	q.n = parts;
@@ -366,26 +409,68 @@ static int gemm_run(const struct gemm_kind *kd, int threads, size_t m, size_t n,
 	return 0;
 }
 
+/* The description of C[m x n] = A[m x k] x B (+ C), B stored or produced. */
+static struct gemm_job gemm_op(const struct gemm_kind *kd, size_t m, size_t n, size_t k,
+                               const void *a, size_t lda, const void *b, size_t ldb,
+                               const struct bnf_gemm_bsrc *bsrc, void *c, size_t ldc)
+{
+	struct gemm_job op;
+
+	memset(&op, 0, sizeof(op));
+	op.kind = kd;
+	op.m = m;
+	op.n = n;
+	op.k = k;
+	op.a = a;
+	op.lda = lda;
+	op.b = b;
+	op.ldb = ldb;
+	op.bsrc = bsrc;
+	op.c = c;
+	op.ldc = ldc;
+	return op;
+}
+
 void bnf_sgemm(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
                const float *b, size_t ldb, float *c, size_t ldc, int accumulate)
 {
-	gemm_run(&gemm_f32, threads, m, n, k, a, lda, b, NULL, ldb, c, ldc, accumulate);
+	struct gemm_job op = gemm_op(&gemm_f32, m, n, k, a, lda, b, ldb, NULL, c, ldc);
+
+	op.accumulate = accumulate;
+	gemm_run(threads, &op);
 }
 
 int bnf_sgemm_bsrc(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
                    const struct bnf_gemm_bsrc *b, float *c, size_t ldc)
 {
-	return gemm_run(&gemm_f32, threads, m, n, k, a, lda, NULL, b, 0, c, ldc, 0);
+	struct gemm_job op = gemm_op(&gemm_f32, m, n, k, a, lda, NULL, 0, b, c, ldc);
+
+	return gemm_run(threads, &op);
 }
 
 int bnf_dgemm_bsrc(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
                    const struct bnf_gemm_bsrc *b, double *c, size_t ldc)
 {
-	return gemm_run(&gemm_f64, threads, m, n, k, a, lda, NULL, b, 0, c, ldc, 0);
+	struct gemm_job op = gemm_op(&gemm_f64, m, n, k, a, lda, NULL, 0, b, c, ldc);
+
+	return gemm_run(threads, &op);
 }
 
 void bnf_dgemm(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
                const double *b, size_t ldb, double *c, size_t ldc, int accumulate)
 {
-	gemm_run(&gemm_f64, threads, m, n, k, a, lda, b, NULL, ldb, c, ldc, accumulate);
+	struct gemm_job op = gemm_op(&gemm_f64, m, n, k, a, lda, b, ldb, NULL, c, ldc);
+
+	op.accumulate = accumulate;
+	gemm_run(threads, &op);
+}
+
+int bnf_dgemm_fa(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
+                 const double *b, size_t ldb, const struct bnf_gemm_bsrc *bsrc, double *c,
+                 size_t ldc)
+{
+	struct gemm_job op = gemm_op(&gemm_f64, m, n, k, a, lda, b, ldb, bsrc, c, ldc);
+
+	op.a_float = 1;
+	return gemm_run(threads, &op);
 }

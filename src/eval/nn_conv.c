@@ -73,6 +73,14 @@ static int transpose_output(const struct bnf_op_ctx *ctx, struct conv_plan *p)
 	return BNF_OK;
 }
 
+/* W left float32 by a promote_double run (eval.c keeps_float32) while X is
+ * float64: Conv widens it as the multiply reads it. */
+static int weights_widened(const struct bnf_op_ctx *ctx)
+{
+	return ctx->promote && ctx->in[0]->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE &&
+	       bnf_nn_is_f32(ctx->in[1]);
+}
+
 /* Validate the inputs and attributes and size the output. */
 static int conv_plan(const struct bnf_op_ctx *ctx, int transpose, struct conv_plan *p)
 {
@@ -92,7 +100,8 @@ static int conv_plan(const struct bnf_op_ctx *ctx, int transpose, struct conv_pl
 		return bnf_fail(ctx->err, BNF_ERR_INPUT,
 		                "X (rank %d) and W (rank %d) need the same rank of at least 3",
 		                x->rank, wt->rank);
-	if (wt->dtype != x->dtype || (b && b->dtype != x->dtype))
+	if ((wt->dtype != x->dtype && !(transpose == 0 && weights_widened(ctx))) ||
+	    (b && b->dtype != x->dtype))
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "X, W and B must share one dtype");
 	rc = bnf_attr_int(ctx->node, "group", 1, &group, ctx->err);
 	if (rc != BNF_OK)
@@ -391,6 +400,33 @@ int bnf_nn_conv_shape(struct bnf_op_ctx *ctx)
 	return rc ? rc : bnf_nn_new_output_uninit(ctx, 0, 0, ctx->in[0]->rank, p.y_dims);
 }
 
+/* One group's Y[mg x grid] = W[mg x rows] x im2col(X) (or X itself when
+ * direct), W stored as X's type or, widened, as float32. */
+static int conv_group(const struct bnf_op_ctx *ctx, const struct conv_plan *p, int direct,
+                      struct conv_bsrc *cs, const char *wg, char *xg, char *yg)
+{
+	size_t mg = p->c_out / p->group, rows = p->c_in / p->group * p->kernel_size;
+	int dbl = ctx->in[0]->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+	int rc = 0;
+
+	cs->image = xg;
+	if (direct && !weights_widened(ctx))
+		/* A 1x1 window at unit stride: X is the matrix. */
+		matmul(ctx, dbl, mg, p->grid_size, rows, wg, xg, yg);
+	else if (weights_widened(ctx))
+		rc = bnf_dgemm_fa(ctx->threads, mg, p->grid_size, rows, (const float *)wg, rows,
+		                  direct ? (const double *)xg : NULL, p->grid_size,
+		                  direct ? NULL : &cs->base, (double *)yg, p->grid_size);
+	else if (dbl)
+		rc = bnf_dgemm_bsrc(ctx->threads, mg, p->grid_size, rows, (const double *)wg, rows,
+		                    &cs->base, (double *)yg, p->grid_size);
+	else
+		rc = bnf_sgemm_bsrc(ctx->threads, mg, p->grid_size, rows, (const float *)wg, rows,
+		                    &cs->base, (float *)yg, p->grid_size);
+	return rc == 0 ? BNF_OK
+	               : bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory for the matrix multiply");
+}
+
 int bnf_nn_conv_compute(struct bnf_op_ctx *ctx)
 {
 	const struct bnf_tensor *x = ctx->in[0], *wt = ctx->in[1];
@@ -415,21 +451,9 @@ int bnf_nn_conv_compute(struct bnf_op_ctx *ctx)
 		for (g = 0; g < p.group; g++) {
 			char *xg = (char *)x->data + ((nb * p.c_in + g * cg) * p.image_size) * es;
 			char *yg = (char *)y->data + ((nb * p.c_out + g * mg) * p.grid_size) * es;
-			const char *wg = (const char *)wt->data + g * mg * rows * es;
-			if (direct) {
-				/* A 1x1 window at unit stride: X is the matrix. */
-				matmul(ctx, dbl, mg, p.grid_size, rows, wg, xg, yg);
-				continue;
-			}
-			cs.image = xg;
-			if ((dbl ? bnf_dgemm_bsrc(ctx->threads, mg, p.grid_size, rows,
-			                          (const double *)wg, rows, &cs.base, (double *)yg,
-			                          p.grid_size)
-			         : bnf_sgemm_bsrc(ctx->threads, mg, p.grid_size, rows,
-			                          (const float *)wg, rows, &cs.base, (float *)yg,
-			                          p.grid_size)) != 0)
-				return bnf_fail(ctx->err, BNF_ERR_NOMEM,
-				                "out of memory for the matrix multiply");
+			const char *wg = (const char *)wt->data + g * mg * rows * elem_of(wt);
+			if ((rc = conv_group(ctx, &p, direct, &cs, wg, xg, yg)) != BNF_OK)
+				return rc;
 		}
 	}
 	add_bias(y, ctx->n_in > 2 ? ctx->in[2] : NULL, p.batch, p.c_out, p.grid_size);

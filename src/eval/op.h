@@ -162,6 +162,15 @@ int bnf_sgemm_bsrc(int threads, size_t m, size_t n, size_t k, const float *a, si
 int bnf_dgemm_bsrc(int threads, size_t m, size_t n, size_t k, const double *a, size_t lda,
                    const struct bnf_gemm_bsrc *b, double *c, size_t ldc);
 
+/* bnf_dgemm (B stored, ldb apart) or bnf_dgemm_bsrc (bsrc not NULL)
+ * with A stored as float32 (a float64 reference run's weights, left as
+ * they are in the model): widened block by block as the multiply reads
+ * it, the same sums as with a float64 copy of A. Returns 0, or -1 when
+ * the buffers cannot be allocated (C is then incomplete). */
+int bnf_dgemm_fa(int threads, size_t m, size_t n, size_t k, const float *a, size_t lda,
+                 const double *b, size_t ldb, const struct bnf_gemm_bsrc *bsrc, double *c,
+                 size_t ldc);
+
 /* y[n] = a[k] x B (+ y when accumulate), the one-row product (gemv.c).
  * B is row-major, ldb elements apart: k x n, or with trans_b n x k (row j
  * holding column j); its bytes need not be aligned. Every element is

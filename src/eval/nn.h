@@ -54,6 +54,16 @@ static inline void bnf_nn_set(struct bnf_tensor *t, size_t i, double v)
 	}
 }
 
+/* For the plain per-element loops of the hot float32 paths: -O2 leaves
+ * them scalar. Vectorizing does not reorder anything (each element is
+ * computed alone, in the same operations), and fp-contract stays off so
+ * no multiply and add fuse where they did not. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define BNF_NN_VECTORIZE __attribute__((optimize("tree-vectorize", "fp-contract=off")))
+#else
+#define BNF_NN_VECTORIZE
+#endif
+
 /* Float, float16, bfloat16 or double. */
 int bnf_nn_is_real(int dtype);
 

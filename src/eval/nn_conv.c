@@ -356,6 +356,15 @@ static void matmul(const struct bnf_op_ctx *ctx, int dbl, size_t m, size_t n, si
 		bnf_sgemm(ctx->threads, m, n, k, a, k, b, n, c, n, 0);
 }
 
+/* row[j] += v for a float32 plane. */
+BNF_NN_VECTORIZE static void add_to_plane_f32(float *row, size_t n, float v)
+{
+	size_t j;
+
+	for (j = 0; j < n; j++)
+		row[j] += v;
+}
+
 /* Add bias b[channel] to every element of y [batch, channels, size]. */
 static void add_bias(struct bnf_tensor *y, const struct bnf_tensor *b, size_t batch,
                      size_t channels, size_t size)
@@ -366,9 +375,7 @@ static void add_bias(struct bnf_tensor *y, const struct bnf_tensor *b, size_t ba
 		double v = bnf_nn_get(b, i % channels);
 		if (y->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
 			/* float + float rounds like the double sum stored as float. */
-			float *row = (float *)y->data + i * size, fv = (float)v;
-			for (j = 0; j < size; j++)
-				row[j] += fv;
+			add_to_plane_f32((float *)y->data + i * size, size, (float)v);
 			continue;
 		}
 		for (j = 0; j < size; j++)

@@ -76,6 +76,17 @@ int bnf_nn_batch_norm_shape(struct bnf_op_ctx *ctx)
 	return rc;
 }
 
+/* One float32 plane of BatchNormalization, in double as the general loop
+ * computes it. */
+BNF_NN_VECTORIZE static void bn_plane_f32(const float *x, float *y, size_t n, double shift,
+                                          double scale, double b)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		y[i] = (float)(((double)x[i] - shift) * scale + b);
+}
+
 int bnf_nn_batch_norm_compute(struct bnf_op_ctx *ctx)
 {
 	const struct bnf_tensor *x = ctx->in[0];
@@ -104,10 +115,8 @@ int bnf_nn_batch_norm_compute(struct bnf_op_ctx *ctx)
 			double b = bnf_nn_get(ctx->in[2], c);
 			if (bnf_nn_is_f32(x) && bnf_nn_is_f32(y)) {
 				/* The same arithmetic without a dtype switch per element. */
-				const float *xf = (const float *)x->data + at;
-				float *yf = (float *)y->data + at;
-				for (i = 0; i < p.inner; i++)
-					yf[i] = (float)(((double)xf[i] - shift[c]) * scale[c] + b);
+				bn_plane_f32((const float *)x->data + at, (float *)y->data + at,
+				             p.inner, shift[c], scale[c], b);
 				at += p.inner;
 				continue;
 			}

@@ -199,7 +199,9 @@ net_time() {
 	timed "$nn.full" "$BNFOLD" -q "$m" -o "$tmp/$nn.onnx"
 	timed "$nn.fold" node "$here/ort_fold.js" "$m" "$tmp/$nn.ort.onnx"
 	if [ "$4" != - ]; then
-		timed "$nn.inf" "$BNFOLD" -q -j 1 --run "$m" --output-dir "$tmp/$nn.run"
+		# NAME.out: the evaluation alone, from -v's "evaluated in N ms".
+		timed "$nn.inf" sh -c '"$1" -v -j 1 --run "$2" --output-dir "$3" 2>&1 >/dev/null |
+			sed -n "s/.*evaluated in \([0-9.]*\) ms.*/\1/p"' sh "$BNFOLD" "$m" "$tmp/$nn.run"
 		timed "$nn.ortinf" node "$here/ort_infer.js" "$m" 1 "$1"
 	fi
 	if [ "$5" != - ] && [ -n "$BASELINE" ]; then
@@ -224,7 +226,9 @@ net_rows() {
 	if [ "$4" != - ]; then
 		r=$(median "$tmp/$nn.inf.t" 1)
 		o=$(median "$tmp/$nn.ortinf.out" 2 | awk '{printf "%.3f", $1 / 2}')
+		e=$(median "$tmp/$nn.inf.out" 1 | awk '{printf "%.3f", $1 / 1000}')
 		echo "| (g) $nn: one inference (--run -j 1, whole process) vs onnxruntime, 1 thread | $r s | $o s | $(ratio "$r" "$o") $(target_cell "$(ratio "$r" "$o")" "$4")"
+		echo "| (g) $nn: the evaluation alone (-v) vs onnxruntime, 1 thread | $e s | $o s | $(ratio "$e" "$o") $(target_cell "$(ratio "$e" "$o")" "$4")"
 	fi
 	if [ "$5" != - ] && [ -n "$BASELINE" ]; then
 		b=$(median "$tmp/$nn.base.t" 1)

@@ -552,6 +552,21 @@ def test_run_seed(bnfold, tmp_path):
     assert run_seed(3, "c") != run_seed(4, "d")
 
 
+def test_run_verbose_says_how_long_the_evaluation_took(bnfold, tmp_path):
+    """--run -v times the evaluation alone (what make bench sets beside
+    onnxruntime's inference); without -v the line is not printed."""
+    (tmp_path / "v").mkdir()
+    (tmp_path / "q").mkdir()
+    loud = run(bnfold, ["-v", "--run", RESNET, "--output-dir", str(tmp_path / "v")])
+    assert loud.returncode == 0, describe(loud)
+    m = re.search(r"^bnfold: evaluated in ([0-9.]+) ms \(read and inputs ([0-9.]+) ms\)$",
+                  loud.stderr, re.M)
+    assert m, loud.stderr
+    assert float(m.group(1)) > 0 and float(m.group(2)) >= 0
+    quiet = run(bnfold, ["--run", RESNET, "--output-dir", str(tmp_path / "q")])
+    assert quiet.returncode == 0 and "evaluated in" not in quiet.stderr
+
+
 # ---------------------------------------------------------------------------
 # --shape, --dim, --input
 

@@ -174,29 +174,6 @@ static int check_pair(const struct pair_models *pm, int runs, const struct bnf_v
 	return BNF_OK;
 }
 
-/* The bytes of a message, packed; NULL when out of memory. */
-static uint8_t *packed(const void *msg, size_t *len)
-{
-	uint8_t *buf;
-
-	*len = protobuf_c_message_get_packed_size(msg);
-	buf = malloc(*len ? *len : 1);
-	if (buf)
-		protobuf_c_message_pack(msg, buf);
-	return buf;
-}
-
-static int same_message(const void *x, const void *y)
-{
-	size_t lx, ly;
-	uint8_t *bx = packed(x, &lx), *by = packed(y, &ly);
-	int same = bx && by && lx == ly && memcmp(bx, by, lx) == 0;
-
-	free(bx);
-	free(by);
-	return same;
-}
-
 /* Two chain models with the same nodes and the same constants (names,
  * types, shapes and bytes): nothing to check between them. */
 static int chains_identical(const Onnx__ModelProto *x, const Onnx__ModelProto *y)
@@ -207,7 +184,7 @@ static int chains_identical(const Onnx__ModelProto *x, const Onnx__ModelProto *y
 	if (gx->n_node != gy->n_node || gx->n_initializer != gy->n_initializer)
 		return 0;
 	for (i = 0; i < gx->n_node; i++)
-		if (!same_message(gx->node[i], gy->node[i]))
+		if (!bnf_chain_same_message(gx->node[i], gy->node[i]))
 			return 0;
 	for (i = 0; i < gx->n_initializer; i++) {
 		const Onnx__TensorProto *tx = gx->initializer[i], *ty = gy->initializer[i];
@@ -217,7 +194,7 @@ static int chains_identical(const Onnx__ModelProto *x, const Onnx__ModelProto *y
 		    memcmp(tx->dims, ty->dims, tx->n_dims * sizeof(tx->dims[0])) == 0 &&
 		    memcmp(tx->raw_data.data, ty->raw_data.data, tx->raw_data.len) == 0)
 			continue;
-		if (!same_message(tx, ty))
+		if (!bnf_chain_same_message(tx, ty))
 			return 0;
 	}
 	return 1;
@@ -243,8 +220,17 @@ static Onnx__NodeProto *folded_layer(struct bnf_pair_site *sf, int lowered)
 	return p;
 }
 
-/* Cut the two chains out and run them; a pair that cannot be cut out or
- * run gets a note. */
+/* A dilated Conv run as one residue class of itself (chain.h), at the
+ * input shape of its rewritten copy. Returns 1 when rewritten. */
+static int undilate_chains(const struct bnf_graph *gi, Onnx__ModelProto *before,
+                           Onnx__ModelProto *after, int *rank, int64_t *dims, int *batch_dim)
+{
+	Onnx__NodeProto *conv = bnf_chain_undilate(before, after);
+	int dtype;
+
+	return conv && bnf_chain_layer_input_shape(gi, conv, &dtype, rank, dims, batch_dim) == 0;
+}
+
 /* How to check one pair: a lowered BN, the stored-precision test too,
  * skip identical chains (*same set to 1). */
 struct pair_how {
@@ -252,6 +238,8 @@ struct pair_how {
 	int *same;
 };
 
+/* Cut the two chains out and run them; a pair that cannot be cut out or
+ * run gets a note. */
 static int check_sites(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
                        struct bnf_pair_site *so, struct bnf_pair_site *sf, const char *result,
                        const struct pair_how *how, const struct bnf_verify_options *opt,
@@ -277,12 +265,6 @@ static int check_sites(const Onnx__ModelProto *orig, const Onnx__ModelProto *fol
 		snprintf(note, len, "cannot find a valid input shape for the layer");
 		return BNF_OK;
 	}
-	/* All samples in one batch: each evaluation then reads the weights
-	 * once, which is most of its cost. */
-	if (batch_dim >= 0) {
-		dims[batch_dim] *= runs;
-		runs = 1;
-	}
 	before = bnf_chain_model(orig, so, layer->input[0], result, pm.dtype, rank, dims);
 	after = bnf_chain_model(folded, sf, layer->input[0], result, pm.dtype, rank, dims);
 	if (!before || !after) {
@@ -293,6 +275,18 @@ static int check_sites(const Onnx__ModelProto *orig, const Onnx__ModelProto *fol
 		*how->same = 1;
 		goto out;
 	}
+	if (!how->lowered && undilate_chains(gi, before, after, &rank, dims, &batch_dim))
+		fc->undilated = 1;
+	/* All samples in one batch: each evaluation then reads the weights
+	 * once, which is most of its cost. */
+	if (batch_dim >= 0) {
+		dims[batch_dim] *= runs;
+		runs = 1;
+	}
+	bnf_chain_set_input_dims(before, rank, dims);
+	bnf_chain_set_input_dims(after, rank, dims);
+	fc->input_rank = rank;
+	memcpy(fc->input_dims, dims, (size_t)rank * sizeof(dims[0]));
 	/* A float64 fold computed exactly is the fold itself: no squares. */
 	if (pm.dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE &&
 	    (rc = bnf_chain_squares(after, opt->ext, &squares, err)) != BNF_OK)

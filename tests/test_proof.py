@@ -662,3 +662,17 @@ def test_error_only_at_the_borders_caught_at_the_capped_shape(bnfold, ort, tmp_p
     assert first["target"] == "Conv 'layer'", proc.stderr
     (m,) = lines(RE_FOLD, proc.stderr)
     assert m["failed"] and float(m["ulps"]) > 16, m.string
+
+
+def test_folds_in_subgraphs_each_checked_with_the_main_graph_indexed_once(bnfold):
+    # Both branches of the If hold a fold: each pair is found in its
+    # subgraph and checked on its own (the main graphs are indexed once for
+    # all folds; each search indexes only the subgraph on its path and
+    # releases it before the next).
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "if_subgraph.onnx")
+    proc = run(bnfold, [fixture, "-n", "-v", "--check-memory", "1"])
+    assert proc.returncode == 0, describe(proc)
+    folds = {m["bn"]: m for m in lines(RE_FOLD, proc.stderr)}
+    assert sorted(folds) == ["else_bn", "then_bn"], proc.stderr
+    for m in folds.values():
+        assert not m["failed"] and float(m["ulps"]) <= 16, m.string

@@ -116,14 +116,10 @@ fail:
 	return NULL;
 }
 
-/* Find, in g and its subgraphs, the node producing `output` (with op type
- * op_type when given). Indexes every graph on the path. */
-int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, const char *op_type,
-                        struct bnf_pair_site *site, int depth)
+/* Index g as index[depth] of the site. Returns 1, or 0 (released). */
+static int index_graph(Onnx__GraphProto *g, int opset, struct bnf_pair_site *site, int depth)
 {
 	struct bnf_graph *gi = &site->index[depth];
-	Onnx__NodeProto *node;
-	size_t i, j, k;
 
 	if (depth >= BNF_LIMIT_GRAPH_DEPTH ||
 	    bnf_graph_build(gi, g, depth ? &site->index[depth - 1] : NULL, opset, NULL) != BNF_OK) {
@@ -134,7 +130,19 @@ int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, cons
 	 * input at its initializer's value, as the whole-graph check does: a
 	 * constant here (folds of IR < 4 models, --freeze-initializer-inputs). */
 	gi->frozen_inputs = 1;
-	node = bnf_graph_producer(gi, output, NULL);
+	return 1;
+}
+
+/* Search the graph of index[depth] (built) and, indexing them, its
+ * subgraphs. */
+static int search_site(const char *output, const char *op_type, struct bnf_pair_site *site,
+                       int depth)
+{
+	const struct bnf_graph *gi = &site->index[depth];
+	Onnx__GraphProto *g = gi->g;
+	Onnx__NodeProto *node = bnf_graph_producer(gi, output, NULL);
+	size_t i, j, k;
+
 	if (node && (!op_type || bnf_node_is(node, op_type))) {
 		site->depth = depth;
 		site->node = node;
@@ -144,15 +152,45 @@ int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, cons
 		for (j = 0; j < g->node[i]->n_attribute; j++) {
 			Onnx__AttributeProto *a = g->node[i]->attribute[j];
 			if (a->g &&
-			    bnf_chain_find_site(a->g, opset, output, op_type, site, depth + 1))
+			    bnf_chain_find_site(a->g, gi->opset, output, op_type, site, depth + 1))
 				return 1;
 			for (k = 0; k < a->n_graphs; k++)
-				if (bnf_chain_find_site(a->graphs[k], opset, output, op_type, site,
-				                        depth + 1))
+				if (bnf_chain_find_site(a->graphs[k], gi->opset, output, op_type,
+				                        site, depth + 1))
 					return 1;
 		}
-	bnf_graph_release(gi);
 	return 0;
+}
+
+/* Find, in g and its subgraphs, the node producing `output` (with op type
+ * op_type when given). Indexes every graph on the path. */
+int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, const char *op_type,
+                        struct bnf_pair_site *site, int depth)
+{
+	if (!index_graph(g, opset, site, depth))
+		return 0;
+	if (search_site(output, op_type, site, depth))
+		return 1;
+	bnf_graph_release(&site->index[depth]);
+	return 0;
+}
+
+int bnf_chain_index_main(Onnx__GraphProto *g, int opset, struct bnf_pair_site *site)
+{
+	site->depth = 0;
+	return index_graph(g, opset, site, 0);
+}
+
+int bnf_chain_find_site_in(struct bnf_pair_site *site, const char *output, const char *op_type)
+{
+	site->depth = 0;
+	return search_site(output, op_type, site, 0);
+}
+
+void bnf_chain_release_subsites(struct bnf_pair_site *site)
+{
+	for (; site->depth > 0; site->depth--)
+		bnf_graph_release(&site->index[site->depth]);
 }
 
 void bnf_chain_release_site(struct bnf_pair_site *site)

@@ -32,6 +32,18 @@ int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, cons
                         struct bnf_pair_site *site, int depth);
 void bnf_chain_release_site(struct bnf_pair_site *site);
 
+/* The same search many times over one graph: bnf_chain_index_main indexes
+ * g as the site's main graph once (1, or 0 when it cannot: nothing to
+ * release); bnf_chain_find_site_in searches it and its subgraphs, indexing
+ * only the subgraphs on the path, which bnf_chain_release_subsites
+ * releases before the next search. bnf_chain_release_site releases the
+ * main graph's index last. Each search of bnf_chain_find_site indexes the
+ * whole graph again: per fold, that made the check quadratic in the
+ * number of folds. */
+int bnf_chain_index_main(Onnx__GraphProto *g, int opset, struct bnf_pair_site *site);
+int bnf_chain_find_site_in(struct bnf_pair_site *site, const char *output, const char *op_type);
+void bnf_chain_release_subsites(struct bnf_pair_site *site);
+
 /* A model holding the chain of nodes that computes output from data in
  * the site's graph (walking back through each node's first non-constant
  * input, at most 16 nodes), every constant an initializer, data a graph

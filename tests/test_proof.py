@@ -484,6 +484,9 @@ LAYERS = {
     "convtranspose": ("ConvTranspose", (4, 8, 3, 3),
                       dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1]),
                       [1, 4, 6, 6]),
+    # Pads wider than the kernel crop taps away at a short input.
+    "convtranspose-wide-pads": ("ConvTranspose", (4, 8, 3, 3), dict(pads=[3, 3, 3, 3]),
+                                [1, 4, 10, 10]),
 }
 
 
@@ -676,3 +679,19 @@ def test_folds_in_subgraphs_each_checked_with_the_main_graph_indexed_once(bnfold
     assert sorted(folds) == ["else_bn", "then_bn"], proc.stderr
     for m in folds.values():
         assert not m["failed"] and float(m["ulps"]) <= 16, m.string
+
+
+def test_convtranspose_with_pads_wider_than_the_kernel_checked_per_fold(bnfold, tmp_path):
+    # At 3 input positions these pads left a negative output size: the
+    # per-fold check (alone under a 1-byte budget) failed the run with an
+    # evaluator error. Its input now grows until every tap is kept.
+    orig = save(layer_model("convtranspose-wide-pads"), tmp_path, "orig.onnx")
+    proc, folds = fold_json(bnfold, tmp_path, [orig, "-n", "-v", "--check-memory", "1"])
+    assert proc.returncode == 0, describe(proc)
+    (f,) = folds
+    assert f["checked"] and f["pass"], f
+    # Index arithmetic on ConvTranspose's definition: input i and tap t
+    # write output i + t - 3 of (L - 1) + 3 - 6 outputs.
+    length = f["input_shape"][2]
+    kept = [sum(0 <= i + t - 3 < length - 4 for i in range(length)) for t in range(3)]
+    assert min(kept) >= 2 and length < 10, (length, kept)

@@ -63,8 +63,10 @@ void bnf_chain_model_free(Onnx__ModelProto *m);
  * A Conv gets, per spatial axis, the shortest length at which an output
  * position reads every tap from the input, the first and the last read
  * the padding (when there is some), and every tap is read at two output
- * positions at least; 3 rows (times the samples) for Gemm and MatMul: the
- * cost of the check is the weights times the positions. (layer_shape.c) */
+ * positions at least; a ConvTranspose 3 per axis, or more where its pads
+ * would crop a tap away; 3 rows (times the samples) for Gemm and MatMul:
+ * the cost of the check is the weights times the positions.
+ * (layer_shape.c) */
 int bnf_chain_layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *layer,
                                 int *dtype, int *rank, int64_t *dims, int *batch_dim);
 

@@ -167,6 +167,59 @@ static int conv_input_shape(const Onnx__NodeProto *layer, const Onnx__TensorProt
 	return 0;
 }
 
+/* Does input length len test a ConvTranspose axis well: input position
+ * i and tap t write output i s + t d - pad_begin, kept when inside the
+ * output; is every tap kept at two input positions at least? */
+static int transpose_axis_reads_well(const struct conv_axis *ax, int64_t out_pad, int64_t len)
+{
+	int64_t n_out = (len - 1) * ax->stride + out_pad + ax->extent - ax->pad_begin - ax->pad_end;
+	int64_t i, t;
+
+	if (n_out < 1)
+		return 0;
+	for (t = 0; t < ax->kernel; t++) {
+		int64_t kept = 0;
+		for (i = 0; i < len; i++) {
+			int64_t at = i * ax->stride + t * ax->dilation - ax->pad_begin;
+			kept += at >= 0 && at < n_out;
+		}
+		if (kept < 2)
+			return 0;
+	}
+	return 1;
+}
+
+/* 3 per axis, or longer when pads crop a tap away there (pads wider than
+ * the kernel). With output_shape or auto_pad the evaluator derives the
+ * pads from the output size: 3. */
+static int transpose_input_shape(const Onnx__NodeProto *layer, const Onnx__TensorProto *w,
+                                 int *rank, int64_t *dims)
+{
+	long long group = attr_int(layer, "group", 1);
+	int derived =
+	    attr_find(layer, "output_shape") || conv_auto_pad(layer) != CONV_AUTO_PAD_NOTSET;
+	size_t i;
+
+	/* W is C_in x M/group x k...: the input has all C_in channels, a
+	 * multiple of group. */
+	if (w->n_dims < 3 || w->n_dims > BNF_MAX_RANK || group < 1 || w->dims[0] % group != 0)
+		return -1;
+	*rank = (int)w->n_dims;
+	dims[0] = 1;
+	dims[1] = w->dims[0];
+	for (i = 2; i < w->n_dims; i++) {
+		struct conv_axis ax;
+		int64_t out_pad = attr_ints_at(layer, "output_padding", i - 2, 0), len = 3;
+		conv_axis_of(layer, w, i - 2, &ax);
+		if (!derived && ax.stride >= 1 && ax.kernel >= 1 && ax.dilation >= 1)
+			while (len < 3 + ax.pad_begin + ax.pad_end + 4 &&
+			       !transpose_axis_reads_well(&ax, out_pad, len))
+				len++;
+		dims[i] = len;
+	}
+	return 0;
+}
+
 static int gemm_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *layer,
                             const Onnx__TensorProto *w, int64_t *dims, int *batch_dim)
 {
@@ -198,7 +251,6 @@ int bnf_chain_layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProt
                                 int *dtype, int *rank, int64_t *dims, int *batch_dim)
 {
 	struct bnf_const_ref w;
-	size_t i;
 
 	if (layer->n_input < 2 || !bnf_graph_constant(gi, layer->input[1], &w))
 		return -1;
@@ -206,21 +258,8 @@ int bnf_chain_layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProt
 	*batch_dim = 0;
 	if (bnf_node_is(layer, "Conv"))
 		return conv_input_shape(layer, w.tensor, rank, dims);
-	if (bnf_node_is(layer, "ConvTranspose")) {
-		/* W is C_in x M/group x k...: the input has all C_in channels, a
-		 * multiple of group. The evaluator derives the output size from
-		 * strides, pads, output_padding or output_shape. */
-		long long group = attr_int(layer, "group", 1);
-		if (w.tensor->n_dims < 3 || w.tensor->n_dims > BNF_MAX_RANK || group < 1 ||
-		    w.tensor->dims[0] % group != 0)
-			return -1;
-		*rank = (int)w.tensor->n_dims;
-		dims[0] = 1;
-		dims[1] = w.tensor->dims[0];
-		for (i = 2; i < w.tensor->n_dims; i++)
-			dims[i] = 3;
-		return 0;
-	}
+	if (bnf_node_is(layer, "ConvTranspose"))
+		return transpose_input_shape(layer, w.tensor, rank, dims);
 	if (w.tensor->n_dims != 2)
 		return -1;
 	*rank = 2;

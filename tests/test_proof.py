@@ -695,3 +695,22 @@ def test_convtranspose_with_pads_wider_than_the_kernel_checked_per_fold(bnfold, 
     length = f["input_shape"][2]
     kept = [sum(0 <= i + t - 3 < length - 4 for i in range(length)) for t in range(3)]
     assert min(kept) >= 2 and length < 10, (length, kept)
+
+
+@pytest.mark.parametrize("attrs", [dict(pads=[10 ** 9] * 4), dict(dilations=[2 ** 40, 1]),
+                                   dict(strides=[2 ** 62, 1])], ids=["pads", "dilation", "stride"])
+def test_hostile_conv_geometry_does_not_stall_the_shape_search(bnfold, tmp_path, attrs):
+    # The per-fold shape is searched over lengths near the kernel's extent,
+    # its pads and strides: values no layer has must neither overflow nor
+    # make that search run for ever. The fold is then unchecked or the
+    # check cannot run: a failure, never a pass and never a hang.
+    b = Builder(3)
+    h = b.node("Conv", ["x", b.weight("W", (4, 4, 3, 3), 36)], "conv", **attrs)
+    b.bn("bn", h, 4, y="y")
+    graph = helper.make_graph(b.nodes, "g", [vi("x", [1, 4, 8, 8])], [vi("y", None)], b.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    path = save(m, tmp_path, "hostile.onnx")
+    for extra in ([], ["--check-memory", "1"]):
+        proc = run(bnfold, [path, "-n"] + extra)
+        assert proc.returncode in (1, 2), describe(proc)

@@ -64,9 +64,12 @@ struct conv_axis {
 	enum conv_auto_pad auto_pad;
 };
 
-static void conv_axis_of(const Onnx__NodeProto *conv, const Onnx__TensorProto *w, size_t i,
-                         struct conv_axis *ax)
+/* Read spatial axis i of a Conv or ConvTranspose. Returns 0, or -1 for
+ * values no layer has (the extent is kept far from overflowing). */
+static int conv_axis_of(const Onnx__NodeProto *conv, const Onnx__TensorProto *w, size_t i,
+                        struct conv_axis *ax)
 {
+	const int64_t big = INT64_C(1) << 30;
 	size_t n = w->n_dims - 2;
 
 	ax->kernel = w->dims[2 + i];
@@ -75,7 +78,12 @@ static void conv_axis_of(const Onnx__NodeProto *conv, const Onnx__TensorProto *w
 	ax->pad_begin = attr_ints_at(conv, "pads", i, 0);
 	ax->pad_end = attr_ints_at(conv, "pads", n + i, 0);
 	ax->auto_pad = conv_auto_pad(conv);
+	if (ax->kernel < 1 || ax->kernel > big || ax->dilation < 1 ||
+	    ax->dilation > big / ax->kernel || ax->stride < 1 || ax->pad_begin < 0 ||
+	    ax->pad_end < 0)
+		return -1;
 	ax->extent = (ax->kernel - 1) * ax->dilation + 1;
+	return 0;
 }
 
 /* The pads of the axis at input length len (auto_pad SAME_* pads to an
@@ -132,14 +140,30 @@ static int axis_reads_well(const struct conv_axis *ax, int64_t len)
 	return 1;
 }
 
+/* Beyond these the search below is not worth its cost (a hostile model's
+ * pads of 10^9 would make it quadratic in them): the kernel's extent plus
+ * one, the shape the check always used, then stands. */
+#define AXIS_SEARCH_MAX_STRIDE 64
+#define AXIS_SEARCH_MAX_EXTENT 256
+#define AXIS_SEARCH_MAX_PADS   256
+
+static int axis_searchable(const struct conv_axis *ax)
+{
+	return ax->stride <= AXIS_SEARCH_MAX_STRIDE && ax->extent <= AXIS_SEARCH_MAX_EXTENT &&
+	       ax->pad_begin <= AXIS_SEARCH_MAX_PADS && ax->pad_end <= AXIS_SEARCH_MAX_PADS;
+}
+
 /* The shortest input length that tests the axis well; one past the
  * kernel's extent when none up to a few strides past it does (pads far
  * wider than the kernel). */
 static int64_t axis_length(const struct conv_axis *ax)
 {
-	int64_t len, last = ax->extent + ax->pad_begin + ax->pad_end + 4 * ax->stride;
+	int64_t len;
 
-	for (len = ax->extent; len <= last; len++)
+	if (!axis_searchable(ax))
+		return ax->extent + 1;
+	for (len = ax->extent; len <= ax->extent + ax->pad_begin + ax->pad_end + 4 * ax->stride;
+	     len++)
 		if (axis_reads_well(ax, len))
 			return len;
 	return ax->extent + 1;
@@ -158,9 +182,7 @@ static int conv_input_shape(const Onnx__NodeProto *layer, const Onnx__TensorProt
 	dims[1] = w->dims[1] * group;
 	for (i = 2; i < w->n_dims; i++) {
 		struct conv_axis ax;
-		conv_axis_of(layer, w, i - 2, &ax);
-		if (ax.kernel < 1 || ax.dilation < 1 || ax.stride < 1 || ax.pad_begin < 0 ||
-		    ax.pad_end < 0)
+		if (conv_axis_of(layer, w, i - 2, &ax) != 0)
 			return -1;
 		dims[i] = axis_length(&ax);
 	}
@@ -210,8 +232,8 @@ static int transpose_input_shape(const Onnx__NodeProto *layer, const Onnx__Tenso
 	for (i = 2; i < w->n_dims; i++) {
 		struct conv_axis ax;
 		int64_t out_pad = attr_ints_at(layer, "output_padding", i - 2, 0), len = 3;
-		conv_axis_of(layer, w, i - 2, &ax);
-		if (!derived && ax.stride >= 1 && ax.kernel >= 1 && ax.dilation >= 1)
+		if (!derived && conv_axis_of(layer, w, i - 2, &ax) == 0 && axis_searchable(&ax) &&
+		    out_pad >= 0 && out_pad <= AXIS_SEARCH_MAX_STRIDE)
 			while (len < 3 + ax.pad_begin + ax.pad_end + 4 &&
 			       !transpose_axis_reads_well(&ax, out_pad, len))
 				len++;

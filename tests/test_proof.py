@@ -477,6 +477,8 @@ LAYERS = {
                 [1, 4, 20, 20]),
     "dilated-odd-pads": ("Conv", (8, 4, 3, 3), dict(dilations=[3, 3], pads=[2, 1, 2, 1]),
                          [1, 4, 16, 16]),
+    "dilated-valid": ("Conv", (8, 4, 3, 3), dict(dilations=[4, 4], auto_pad="VALID"),
+                      [1, 4, 20, 20]),
     "conv3d": ("Conv", (8, 4, 3, 3, 3), dict(pads=[1] * 6), [1, 4, 6, 8, 8]),
     "strided": ("Conv", (8, 4, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1]), [1, 4, 11, 11]),
     "same-upper": ("Conv", (8, 4, 4, 4), dict(strides=[2, 2], auto_pad="SAME_UPPER"),
@@ -488,6 +490,12 @@ LAYERS = {
     "convtranspose-wide-pads": ("ConvTranspose", (4, 8, 3, 3), dict(pads=[3, 3, 3, 3]),
                                 [1, 4, 10, 10]),
 }
+
+
+# Run as one residue class of themselves (dilation 1, pads divided by it):
+# unit strides, and pads that are multiples of the dilation (explicit, or
+# VALID's none).
+UNDILATED = {"dilated", "dilated-valid"}
 
 
 def layer_model(kind, bn_first=False):
@@ -534,9 +542,12 @@ def axis_geometry(kind, undilated, i, length):
     s = attrs.get("strides", [1] * n)[i]
     pads = attrs.get("pads", [0] * 2 * n)
     pb, pe = pads[i], pads[n + i]
-    if attrs.get("auto_pad") == "SAME_UPPER":
+    if attrs.get("auto_pad", "").startswith("SAME_"):
         total = max(0, (-(-length // s) - 1) * s + (k - 1) * d + 1 - length)
-        pb, pe = total // 2, total - total // 2
+        pb = total // 2 if attrs["auto_pad"] == "SAME_UPPER" else total - total // 2
+        pe = total - pb
+    if attrs.get("auto_pad") == "VALID":
+        pb = pe = 0
     if undilated:
         pb, pe, d = pb // d, pe // d, 1
     return k, d, s, pb, pe
@@ -572,7 +583,7 @@ def test_capped_conv_shape_reads_every_weight_and_both_borders(bnfold, tmp_path,
     assert shape[:2] == [1, w_shape[1]] and len(shape) == len(w_shape), f
     # Undilated exactly when dilated with unit strides and pads that are
     # multiples of the dilation.
-    assert f["undilated"] == (kind == "dilated"), f
+    assert f["undilated"] == (kind in UNDILATED), f
     for i, length in enumerate(shape[2:]):
         per_tap, interior, first_pads, last_pads, (pb, pe) = axis_reads(
             kind, f["undilated"], i, length)
@@ -599,7 +610,7 @@ def test_one_wrong_tap_caught_at_the_capped_shape(bnfold, ort, tmp_path, kind):
     proc, folds = fold_json(bnfold, tmp_path, [orig, "-o", str(tmp_path / "out.onnx")])
     assert proc.returncode == 0, describe(proc)
     (f,) = folds
-    assert f["undilated"] == (kind == "dilated"), f
+    assert f["undilated"] == (kind in UNDILATED), f
     assert np.prod(f["input_shape"][2:]) < np.prod(LAYERS[kind][3][2:]), f
     proc = run(bnfold, ["--compare", orig, right, "-v"])
     assert proc.returncode == 0, describe(proc)

@@ -75,9 +75,10 @@ int bnf_chain_layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProt
  * r, r + d, r + 2d, ... of an axis read only the inputs at r, r + d, ...:
  * they are the same Conv with dilation 1 and pads / d over those inputs.
  * So every weight is tested, borders included, at a d times shorter axis.
- * When before and after each hold one Conv and their attributes are the
- * same (a fold never changes them; one that did is checked as it is), both
- * are rewritten so. Returns after's Conv when rewritten, else NULL. */
+ * (auto_pad VALID: no pads at all.) When before and after each hold one
+ * Conv and their attributes are the same (a fold never changes them; one
+ * that did is checked as it is), both are rewritten so. Returns after's
+ * Conv when rewritten, else NULL. */
 Onnx__NodeProto *bnf_chain_undilate(Onnx__ModelProto *before, Onnx__ModelProto *after);
 
 /* Set the dims of a chain model's input (its rank stays). */

@@ -341,9 +341,27 @@ static int same_attributes(const Onnx__NodeProto *a, const Onnx__NodeProto *b)
 	return 1;
 }
 
-/* A dilation can be read as 1: explicit pads, every dilated axis of unit
- * stride with pads that are whole multiples of its dilation, and some
- * axis dilated. */
+/* Can axis i of n, dilated by d > 1, be read with dilation 1: unit
+ * stride, and pads that are whole multiples of d: explicit ones, or
+ * VALID's none. (SAME_* with a dilation, which onnxruntime refuses, is
+ * run as it is.) */
+static int axis_undilatable(const Onnx__NodeProto *conv, size_t n, size_t i, int64_t d)
+{
+	if (d < 1 || attr_ints_at(conv, "strides", i, 1) != 1)
+		return 0;
+	switch (conv_auto_pad(conv)) {
+	case CONV_AUTO_PAD_NOTSET:
+		return attr_ints_at(conv, "pads", i, 0) % d == 0 &&
+		       attr_ints_at(conv, "pads", n + i, 0) % d == 0;
+	case CONV_AUTO_PAD_VALID:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* A dilation can be read as 1: every dilated axis can, and some axis is
+ * dilated. */
 static int undilatable(const Onnx__NodeProto *conv)
 {
 	const Onnx__AttributeProto *dil = attr_find(conv, "dilations");
@@ -351,29 +369,28 @@ static int undilatable(const Onnx__NodeProto *conv)
 	size_t i, n = dil ? dil->n_ints : 0;
 	int dilated = 0;
 
-	if (conv_auto_pad(conv) != CONV_AUTO_PAD_NOTSET || (pads && pads->n_ints != 2 * n))
+	if (pads && pads->n_ints != 2 * n)
 		return 0;
 	for (i = 0; i < n; i++) {
-		int64_t d = dil->ints[i];
-		if (d == 1)
+		if (dil->ints[i] == 1)
 			continue;
-		if (d < 1 || attr_ints_at(conv, "strides", i, 1) != 1 ||
-		    attr_ints_at(conv, "pads", i, 0) % d != 0 ||
-		    attr_ints_at(conv, "pads", n + i, 0) % d != 0)
+		if (!axis_undilatable(conv, n, i, dil->ints[i]))
 			return 0;
 		dilated = 1;
 	}
 	return dilated;
 }
 
+/* Dilations 1, explicit pads divided by them (VALID has none). */
 static void undilate(Onnx__NodeProto *conv)
 {
 	Onnx__AttributeProto *dil = attr_find(conv, "dilations");
 	Onnx__AttributeProto *pads = attr_find(conv, "pads");
+	int explicit_pads = pads && conv_auto_pad(conv) == CONV_AUTO_PAD_NOTSET;
 	size_t i, n = dil->n_ints;
 
 	for (i = 0; i < n; i++) {
-		if (pads) {
+		if (explicit_pads) {
 			pads->ints[i] /= dil->ints[i];
 			pads->ints[n + i] /= dil->ints[i];
 		}

@@ -411,9 +411,10 @@ Onnx__NodeProto *bnf_chain_undilate(Onnx__ModelProto *before, Onnx__ModelProto *
 
 void bnf_chain_set_input_dims(Onnx__ModelProto *m, int rank, const int64_t *dims)
 {
-	Onnx__TensorShapeProto *sh = m->graph->input[0]->type->tensor_type->shape;
+	const Onnx__TypeProto *tp = m->graph->n_input ? m->graph->input[0]->type : NULL;
+	Onnx__TensorShapeProto *sh = tp && tp->tensor_type ? tp->tensor_type->shape : NULL;
 	int i;
 
-	for (i = 0; i < rank && (size_t)i < sh->n_dim; i++)
+	for (i = 0; sh && i < rank && (size_t)i < sh->n_dim; i++)
 		sh->dim[i]->dim_value = dims[i];
 }

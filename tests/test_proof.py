@@ -21,6 +21,7 @@ numpy computes, and place one just under and one just over the criterion
 """
 
 import copy
+import json
 import os
 import re
 
@@ -464,3 +465,263 @@ def test_boundary_just_under_and_just_over(bnfold, tmp_path, c):
         cand = save(scale_model(c, d), tmp_path, "cand.onnx")
         proc = run(bnfold, ["--compare", orig, cand, "--input", "x=%s" % (tmp_path / "x.npy")])
         assert proc.returncode == code, "err %.9g limit %.9g\n%s" % (err, limit, describe(proc))
+
+
+# ---------------------------------------------------------------------------
+# the per-fold check at its capped shape: every weight, borders included
+
+# kind -> (op, W shape, attributes, input shape). Each layer is followed by
+# a BN "bn" whose output is y.
+LAYERS = {
+    "dilated": ("Conv", (8, 4, 3, 3), dict(dilations=[4, 4], pads=[4, 4, 4, 4]),
+                [1, 4, 20, 20]),
+    "dilated-odd-pads": ("Conv", (8, 4, 3, 3), dict(dilations=[3, 3], pads=[2, 1, 2, 1]),
+                         [1, 4, 16, 16]),
+    "dilated-valid": ("Conv", (8, 4, 3, 3), dict(dilations=[4, 4], auto_pad="VALID"),
+                      [1, 4, 20, 20]),
+    "conv3d": ("Conv", (8, 4, 3, 3, 3), dict(pads=[1] * 6), [1, 4, 6, 8, 8]),
+    "strided": ("Conv", (8, 4, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1]), [1, 4, 11, 11]),
+    "same-upper": ("Conv", (8, 4, 4, 4), dict(strides=[2, 2], auto_pad="SAME_UPPER"),
+                   [1, 4, 10, 10]),
+    "convtranspose": ("ConvTranspose", (4, 8, 3, 3),
+                      dict(strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1]),
+                      [1, 4, 6, 6]),
+    # Pads wider than the kernel crop taps away at a short input.
+    "convtranspose-wide-pads": ("ConvTranspose", (4, 8, 3, 3), dict(pads=[3, 3, 3, 3]),
+                                [1, 4, 10, 10]),
+}
+
+
+# Run as one residue class of themselves (dilation 1, pads divided by it):
+# unit strides, and pads that are multiples of the dilation (explicit, or
+# VALID's none).
+UNDILATED = {"dilated", "dilated-valid"}
+
+
+def layer_model(kind, bn_first=False):
+    """x -> layer -> BN -> y, or with bn_first x -> BN -> layer -> y."""
+    op, w_shape, attrs, x_shape = LAYERS[kind]
+    b = Builder(21)
+    w = b.weight("layer.W", w_shape, int(np.prod(w_shape[1:])))
+    bias = b.const("layer.b", b.rng.standard_normal(w_shape[1 if op != "Conv" else 0]) * 0.1)
+    if bn_first:
+        h = b.bn("bn", "x", x_shape[1])
+        b.node(op, [h, w, bias], "layer", **attrs)
+    else:
+        h = b.node(op, ["x", w, bias], "layer", **attrs)
+        b.bn("bn", h, w_shape[0] if op == "Conv" else w_shape[1])
+    b.nodes[-1].output[0] = "y"
+    return b.model([vi("x", x_shape)], [vi("y", [None] * len(x_shape))])
+
+
+def off_tap(model, factor=1e-3):
+    """The reference fold with one weight wrong: output channel 1's first
+    kernel tap (the corner, which a padded border reads least), every
+    input channel, times 1 + factor."""
+    m = fold_reference(model)
+    layer = next(n for n in m.graph.node if n.name == "layer")
+    t = next(t for t in m.graph.initializer if t.name == layer.input[1])
+    w = numpy_helper.to_array(t).copy()
+    corner = (0,) * (w.ndim - 2)
+    if layer.op_type == "Conv":
+        w[(1, slice(None)) + corner] *= 1 + factor
+    else:  # ConvTranspose: W is C_in x C_out x k...
+        w[(slice(None), 1) + corner] *= 1 + factor
+    t.CopyFrom(numpy_helper.from_array(w, t.name))
+    return m
+
+
+def axis_geometry(kind, undilated, i, length):
+    """(kernel, dilation, stride, pad_begin, pad_end) of spatial axis i of
+    the layer as the check ran it: dilations read as 1 and pads divided by
+    them when undilated; auto_pad SAME_UPPER's pads at input length."""
+    _, w_shape, attrs, x_shape = LAYERS[kind]
+    n = len(w_shape) - 2
+    k = w_shape[2 + i]
+    d = attrs.get("dilations", [1] * n)[i]
+    s = attrs.get("strides", [1] * n)[i]
+    pads = attrs.get("pads", [0] * 2 * n)
+    pb, pe = pads[i], pads[n + i]
+    if attrs.get("auto_pad", "").startswith("SAME_"):
+        total = max(0, (-(-length // s) - 1) * s + (k - 1) * d + 1 - length)
+        pb = total // 2 if attrs["auto_pad"] == "SAME_UPPER" else total - total // 2
+        pe = total - pb
+    if attrs.get("auto_pad") == "VALID":
+        pb = pe = 0
+    if undilated:
+        pb, pe, d = pb // d, pe // d, 1
+    return k, d, s, pb, pe
+
+
+def axis_reads(kind, undilated, i, length):
+    """By index arithmetic on the Conv's definition: per tap, at how many
+    output positions it reads the input (not padding); whether some
+    position reads every tap from the input; whether the first and the
+    last position read padding."""
+    k, d, s, pb, pe = axis_geometry(kind, undilated, i, length)
+    n_out = (length + pb + pe - (k - 1) * d - 1) // s + 1
+    reads = [[0 <= o * s - pb + t * d < length for t in range(k)] for o in range(n_out)]
+    per_tap = [sum(r[t] for r in reads) for t in range(k)]
+    return per_tap, any(all(r) for r in reads), not all(reads[0]), not all(reads[-1]), (pb, pe)
+
+
+def fold_json(bnfold, tmp_path, args):
+    rep = tmp_path / "rep.json"
+    proc = run(bnfold, args + ["--json", str(rep)])
+    with open(str(rep)) as f:
+        return proc, json.load(f)["check"]["folds"]
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in LAYERS if LAYERS[k][0] == "Conv"))
+def test_capped_conv_shape_reads_every_weight_and_both_borders(bnfold, tmp_path, kind):
+    op, w_shape, attrs, x_shape = LAYERS[kind]
+    orig = save(layer_model(kind), tmp_path, "orig.onnx")
+    proc, folds = fold_json(bnfold, tmp_path, [orig, "-o", str(tmp_path / "out.onnx")])
+    assert proc.returncode == 0, describe(proc)
+    (f,) = folds
+    shape = f["input_shape"]
+    assert shape[:2] == [1, w_shape[1]] and len(shape) == len(w_shape), f
+    # Undilated exactly when dilated with unit strides and pads that are
+    # multiples of the dilation.
+    assert f["undilated"] == (kind in UNDILATED), f
+    for i, length in enumerate(shape[2:]):
+        per_tap, interior, first_pads, last_pads, (pb, pe) = axis_reads(
+            kind, f["undilated"], i, length)
+        assert min(per_tap) >= 2, (i, length, per_tap)
+        assert interior, (i, length)
+        assert first_pads == (pb > 0) and last_pads == (pe > 0), (i, length, pb, pe)
+        # The cap: a few strides past the kernel's extent (as run), never
+        # the layer's full activation, never the dilated extent.
+        k, d, s, _, _ = axis_geometry(kind, f["undilated"], i, length)
+        assert length <= (k - 1) * d + 1 + 2 * s, (i, length)
+        assert length < x_shape[2 + i]
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_one_wrong_tap_caught_at_the_capped_shape(bnfold, ort, tmp_path, kind):
+    model = layer_model(kind)
+    orig = save(model, tmp_path, "orig.onnx")
+    right = save(fold_reference(model), tmp_path, "right.onnx")
+    wrong = save(off_tap(model), tmp_path, "wrong.onnx")
+    want, got = ort_outputs(orig), ort_outputs(wrong)
+    assert np.abs(got - want).max() > 1e-6 * np.abs(want).max()  # by onnxruntime
+    # The shape the fold's check runs at (--compare cuts the same chains
+    # out and runs them at the same shape; it writes no JSON report).
+    proc, folds = fold_json(bnfold, tmp_path, [orig, "-o", str(tmp_path / "out.onnx")])
+    assert proc.returncode == 0, describe(proc)
+    (f,) = folds
+    assert f["undilated"] == (kind in UNDILATED), f
+    assert np.prod(f["input_shape"][2:]) < np.prod(LAYERS[kind][3][2:]), f
+    proc = run(bnfold, ["--compare", orig, right, "-v"])
+    assert proc.returncode == 0, describe(proc)
+    assert [m["failed"] for m in lines(RE_FOLD, proc.stderr)] == [None], proc.stderr
+    proc = run(bnfold, ["--compare", orig, wrong, "-v"])
+    assert proc.returncode == 1, describe(proc)
+    (first,) = lines(RE_FIRST_FOLD, proc.stderr)
+    assert first["bn"] == "bn", proc.stderr
+    (m,) = lines(RE_FOLD, proc.stderr)
+    assert m["failed"] and float(m["ulps"]) > 16, m.string
+
+
+def fold_before_ignoring_pads(model):
+    """x -> BN -> Conv(pads) folded as if nothing padded: W' = W s (per
+    input channel), B' = B + sum W t. Exact where a position reads no
+    padding; at the borders the padded zeros, which were 0 after the BN
+    and not t, are wrong (the trap bnfold's before fold refuses)."""
+    m = copy.deepcopy(model)
+    g = m.graph
+    arr = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
+    bn = next(n for n in g.node if n.op_type == "BatchNormalization")
+    layer = next(n for n in g.node if n.op_type == "Conv")
+    scale, bias, mean, var = (arr[n] for n in bn.input[1:5])
+    s = scale / np.sqrt(var + np.float64(np.float32(1e-5)))
+    t = bias - mean * s
+    w, b = arr[layer.input[1]], arr[layer.input[2]]
+    w2 = w * s.reshape((1, -1) + (1,) * (w.ndim - 2))
+    b2 = b + (w * t.reshape((1, -1) + (1,) * (w.ndim - 2))).sum(axis=tuple(range(1, w.ndim)))
+    keep = [i for i in g.initializer if i.name not in bn.input[1:]]
+    for i in keep:
+        if i.name == layer.input[1]:
+            i.CopyFrom(numpy_helper.from_array(w2.astype(np.float32), i.name))
+        if i.name == layer.input[2]:
+            i.CopyFrom(numpy_helper.from_array(b2.astype(np.float32), i.name))
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    layer.input[0] = bn.input[0]
+    g.node.remove(bn)
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.mark.parametrize("kind", ["strided", "dilated", "conv3d"])
+def test_error_only_at_the_borders_caught_at_the_capped_shape(bnfold, ort, tmp_path, kind):
+    model = layer_model(kind, bn_first=True)
+    orig = save(model, tmp_path, "orig.onnx")
+    wrong = save(fold_before_ignoring_pads(model), tmp_path, "wrong.onnx")
+    # By onnxruntime: the outputs that read no padding agree, the border
+    # ones do not.
+    want, got = ort_outputs(orig), ort_outputs(wrong)
+    diff = np.abs(got - want) > 1e-5 * np.abs(want).max()
+    x_shape = LAYERS[kind][3]
+    inner = np.ones(want.shape[2:], bool)
+    for i, n_out in enumerate(want.shape[2:]):
+        k, d, s, pb, _ = axis_geometry(kind, False, i, x_shape[2 + i])
+        free = [all(0 <= o * s - pb + t * d < x_shape[2 + i] for t in range(k))
+                for o in range(n_out)]
+        inner &= np.array(free).reshape([-1 if j == i else 1 for j in range(inner.ndim)])
+    assert diff.any() and not diff[:, :, inner].any()
+    proc = run(bnfold, ["--compare", orig, wrong, "-v"])
+    assert proc.returncode == 1, describe(proc)
+    (first,) = lines(RE_FIRST_FOLD, proc.stderr)
+    assert first["target"] == "Conv 'layer'", proc.stderr
+    (m,) = lines(RE_FOLD, proc.stderr)
+    assert m["failed"] and float(m["ulps"]) > 16, m.string
+
+
+def test_folds_in_subgraphs_each_checked_with_the_main_graph_indexed_once(bnfold):
+    # Both branches of the If hold a fold: each pair is found in its
+    # subgraph and checked on its own (the main graphs are indexed once for
+    # all folds; each search indexes only the subgraph on its path and
+    # releases it before the next).
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "if_subgraph.onnx")
+    proc = run(bnfold, [fixture, "-n", "-v", "--check-memory", "1"])
+    assert proc.returncode == 0, describe(proc)
+    folds = {m["bn"]: m for m in lines(RE_FOLD, proc.stderr)}
+    assert sorted(folds) == ["else_bn", "then_bn"], proc.stderr
+    for m in folds.values():
+        assert not m["failed"] and float(m["ulps"]) <= 16, m.string
+
+
+def test_convtranspose_with_pads_wider_than_the_kernel_checked_per_fold(bnfold, tmp_path):
+    # At 3 input positions these pads left a negative output size: the
+    # per-fold check (alone under a 1-byte budget) failed the run with an
+    # evaluator error. Its input now grows until every tap is kept.
+    orig = save(layer_model("convtranspose-wide-pads"), tmp_path, "orig.onnx")
+    proc, folds = fold_json(bnfold, tmp_path, [orig, "-n", "-v", "--check-memory", "1"])
+    assert proc.returncode == 0, describe(proc)
+    (f,) = folds
+    assert f["checked"] and f["pass"], f
+    # Index arithmetic on ConvTranspose's definition: input i and tap t
+    # write output i + t - 3 of (L - 1) + 3 - 6 outputs.
+    length = f["input_shape"][2]
+    kept = [sum(0 <= i + t - 3 < length - 4 for i in range(length)) for t in range(3)]
+    assert min(kept) >= 2 and length < 10, (length, kept)
+
+
+@pytest.mark.parametrize("attrs", [dict(pads=[10 ** 9] * 4), dict(dilations=[2 ** 40, 1]),
+                                   dict(strides=[2 ** 62, 1])], ids=["pads", "dilation", "stride"])
+def test_hostile_conv_geometry_does_not_stall_the_shape_search(bnfold, tmp_path, attrs):
+    # The per-fold shape is searched over lengths near the kernel's extent,
+    # its pads and strides: values no layer has must neither overflow nor
+    # make that search run for ever. The fold is then unchecked or the
+    # check cannot run: a failure, never a pass and never a hang.
+    b = Builder(3)
+    h = b.node("Conv", ["x", b.weight("W", (4, 4, 3, 3), 36)], "conv", **attrs)
+    b.bn("bn", h, 4, y="y")
+    graph = helper.make_graph(b.nodes, "g", [vi("x", [1, 4, 8, 8])], [vi("y", None)], b.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    path = save(m, tmp_path, "hostile.onnx")
+    for extra in ([], ["--check-memory", "1"]):
+        proc = run(bnfold, [path, "-n"] + extra)
+        assert proc.returncode in (1, 2), describe(proc)

@@ -30,6 +30,29 @@ void *bnf_chain_copy_message(const void *msg, const ProtobufCMessageDescriptor *
 	return copy;
 }
 
+/* The bytes of a message, packed; NULL when out of memory. */
+static uint8_t *packed(const void *msg, size_t *len)
+{
+	uint8_t *buf;
+
+	*len = protobuf_c_message_get_packed_size(msg);
+	buf = malloc(*len ? *len : 1);
+	if (buf)
+		protobuf_c_message_pack(msg, buf);
+	return buf;
+}
+
+int bnf_chain_same_message(const void *x, const void *y)
+{
+	size_t lx, ly;
+	uint8_t *bx = packed(x, &lx), *by = packed(y, &ly);
+	int same = bx && by && lx == ly && memcmp(bx, by, lx) == 0;
+
+	free(bx);
+	free(by);
+	return same;
+}
+
 int bnf_chain_append(void ***arr, size_t *n, void *item)
 {
 	void **p = realloc(*arr, (*n + 1) * sizeof(*p));
@@ -93,14 +116,10 @@ fail:
 	return NULL;
 }
 
-/* Find, in g and its subgraphs, the node producing `output` (with op type
- * op_type when given). Indexes every graph on the path. */
-int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, const char *op_type,
-                        struct bnf_pair_site *site, int depth)
+/* Index g as index[depth] of the site. Returns 1, or 0 (released). */
+static int index_graph(Onnx__GraphProto *g, int opset, struct bnf_pair_site *site, int depth)
 {
 	struct bnf_graph *gi = &site->index[depth];
-	Onnx__NodeProto *node;
-	size_t i, j, k;
 
 	if (depth >= BNF_LIMIT_GRAPH_DEPTH ||
 	    bnf_graph_build(gi, g, depth ? &site->index[depth - 1] : NULL, opset, NULL) != BNF_OK) {
@@ -111,7 +130,19 @@ int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, cons
 	 * input at its initializer's value, as the whole-graph check does: a
 	 * constant here (folds of IR < 4 models, --freeze-initializer-inputs). */
 	gi->frozen_inputs = 1;
-	node = bnf_graph_producer(gi, output, NULL);
+	return 1;
+}
+
+/* Search the graph of index[depth] (built) and, indexing them, its
+ * subgraphs. */
+static int search_site(const char *output, const char *op_type, struct bnf_pair_site *site,
+                       int depth)
+{
+	const struct bnf_graph *gi = &site->index[depth];
+	Onnx__GraphProto *g = gi->g;
+	Onnx__NodeProto *node = bnf_graph_producer(gi, output, NULL);
+	size_t i, j, k;
+
 	if (node && (!op_type || bnf_node_is(node, op_type))) {
 		site->depth = depth;
 		site->node = node;
@@ -121,15 +152,45 @@ int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, cons
 		for (j = 0; j < g->node[i]->n_attribute; j++) {
 			Onnx__AttributeProto *a = g->node[i]->attribute[j];
 			if (a->g &&
-			    bnf_chain_find_site(a->g, opset, output, op_type, site, depth + 1))
+			    bnf_chain_find_site(a->g, gi->opset, output, op_type, site, depth + 1))
 				return 1;
 			for (k = 0; k < a->n_graphs; k++)
-				if (bnf_chain_find_site(a->graphs[k], opset, output, op_type, site,
-				                        depth + 1))
+				if (bnf_chain_find_site(a->graphs[k], gi->opset, output, op_type,
+				                        site, depth + 1))
 					return 1;
 		}
-	bnf_graph_release(gi);
 	return 0;
+}
+
+/* Find, in g and its subgraphs, the node producing `output` (with op type
+ * op_type when given). Indexes every graph on the path. */
+int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, const char *op_type,
+                        struct bnf_pair_site *site, int depth)
+{
+	if (!index_graph(g, opset, site, depth))
+		return 0;
+	if (search_site(output, op_type, site, depth))
+		return 1;
+	bnf_graph_release(&site->index[depth]);
+	return 0;
+}
+
+int bnf_chain_index_main(Onnx__GraphProto *g, int opset, struct bnf_pair_site *site)
+{
+	site->depth = 0;
+	return index_graph(g, opset, site, 0);
+}
+
+int bnf_chain_find_site_in(struct bnf_pair_site *site, const char *output, const char *op_type)
+{
+	site->depth = 0;
+	return search_site(output, op_type, site, 0);
+}
+
+void bnf_chain_release_subsites(struct bnf_pair_site *site)
+{
+	for (; site->depth > 0; site->depth--)
+		bnf_graph_release(&site->index[site->depth]);
 }
 
 void bnf_chain_release_site(struct bnf_pair_site *site)
@@ -307,113 +368,6 @@ Onnx__ModelProto *bnf_chain_model(const Onnx__ModelProto *src, struct bnf_pair_s
 fail:
 	bnf_chain_model_free(m);
 	return NULL;
-}
-
-static long long attr_int(const Onnx__NodeProto *node, const char *name, long long def)
-{
-	size_t i;
-	for (i = 0; i < node->n_attribute; i++)
-		if (node->attribute[i]->name && strcmp(node->attribute[i]->name, name) == 0 &&
-		    node->attribute[i]->has_i)
-			return node->attribute[i]->i;
-	return def;
-}
-
-/* A valid input shape for the layer, small enough to be quick, and which
- * of its dims may grow to hold several samples at once (*batch_dim, -1 when
- * none may). */
-int bnf_chain_layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *layer,
-                                int *dtype, int *rank, int64_t *dims, int *batch_dim)
-{
-	struct bnf_const_ref w, c;
-	size_t i;
-
-	if (layer->n_input < 2 || !bnf_graph_constant(gi, layer->input[1], &w))
-		return -1;
-	*dtype = w.tensor->data_type;
-	*batch_dim = 0;
-	if (bnf_node_is(layer, "Conv")) {
-		const Onnx__AttributeProto *dil = NULL;
-		long long group = attr_int(layer, "group", 1);
-		if (w.tensor->n_dims < 3 || w.tensor->n_dims > BNF_MAX_RANK)
-			return -1;
-		for (i = 0; i < layer->n_attribute; i++)
-			if (layer->attribute[i]->name &&
-			    strcmp(layer->attribute[i]->name, "dilations") == 0)
-				dil = layer->attribute[i];
-		*rank = (int)w.tensor->n_dims;
-		dims[0] = 1;
-		dims[1] = w.tensor->dims[1] * group;
-		/* The kernel's extent plus one: at unit stride two positions per
-		 * axis away from any padding, each reading every weight (and the
-		 * cost of the check stays proportional to the weights). */
-		for (i = 2; i < w.tensor->n_dims; i++) {
-			int64_t d = dil && dil->n_ints > i - 2 ? dil->ints[i - 2] : 1;
-			dims[i] = (w.tensor->dims[i] - 1) * d + 1 + 1;
-		}
-		return 0;
-	}
-	if (bnf_node_is(layer, "ConvTranspose")) {
-		/* W is C_in x M/group x k...: the input has all C_in channels, a
-		 * multiple of group. The evaluator derives the output size from
-		 * strides, pads, output_padding or output_shape. */
-		long long group = attr_int(layer, "group", 1);
-		if (w.tensor->n_dims < 3 || w.tensor->n_dims > BNF_MAX_RANK || group < 1 ||
-		    w.tensor->dims[0] % group != 0)
-			return -1;
-		*rank = (int)w.tensor->n_dims;
-		dims[0] = 1;
-		dims[1] = w.tensor->dims[0];
-		for (i = 2; i < w.tensor->n_dims; i++)
-			dims[i] = 3;
-		return 0;
-	}
-	if (w.tensor->n_dims != 2)
-		return -1;
-	*rank = 2;
-	if (bnf_node_is(layer, "Gemm")) {
-		int64_t m = 3,
-		        k = attr_int(layer, "transB", 0) ? w.tensor->dims[1] : w.tensor->dims[0];
-		if (layer->n_input >= 3 && layer->input[2][0] &&
-		    bnf_graph_constant(gi, layer->input[2], &c) && c.tensor->n_dims == 2 &&
-		    c.tensor->dims[0] > 1) {
-			m = c.tensor->dims[0]; /* C's rows fix A's */
-			*batch_dim = -1;
-		}
-		if (attr_int(layer, "transA", 0)) {
-			if (*batch_dim == 0)
-				*batch_dim = 1;
-			dims[0] = k;
-			dims[1] = m;
-		} else {
-			dims[0] = m;
-			dims[1] = k;
-		}
-		return 0;
-	}
-	dims[0] = 3;
-	dims[1] = w.tensor->dims[0];
-	return 0;
-}
-
-/* The input of a lowered BN's Mul: [1, C, 3, ...] with C the length of
- * its constant [C, 1, ..., 1]. */
-int bnf_chain_lowered_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *mul,
-                                  int *dtype, int *rank, int64_t *dims)
-{
-	struct bnf_const_ref s;
-	size_t i;
-
-	if (mul->n_input != 2 || !bnf_graph_constant(gi, mul->input[1], &s) ||
-	    s.tensor->n_dims < 1 || s.tensor->n_dims + 1 > BNF_MAX_RANK)
-		return -1;
-	*dtype = s.tensor->data_type;
-	*rank = (int)s.tensor->n_dims + 1;
-	dims[0] = 1;
-	dims[1] = s.tensor->dims[0];
-	for (i = 2; i < (size_t)*rank; i++)
-		dims[i] = 3;
-	return 0;
 }
 
 /* ---- the squares twin ---- */

@@ -32,6 +32,18 @@ int bnf_chain_find_site(Onnx__GraphProto *g, int opset, const char *output, cons
                         struct bnf_pair_site *site, int depth);
 void bnf_chain_release_site(struct bnf_pair_site *site);
 
+/* The same search many times over one graph: bnf_chain_index_main indexes
+ * g as the site's main graph once (1, or 0 when it cannot: nothing to
+ * release); bnf_chain_find_site_in searches it and its subgraphs, indexing
+ * only the subgraphs on the path, which bnf_chain_release_subsites
+ * releases before the next search. bnf_chain_release_site releases the
+ * main graph's index last. Each search of bnf_chain_find_site indexes the
+ * whole graph again: per fold, that made the check quadratic in the
+ * number of folds. */
+int bnf_chain_index_main(Onnx__GraphProto *g, int opset, struct bnf_pair_site *site);
+int bnf_chain_find_site_in(struct bnf_pair_site *site, const char *output, const char *op_type);
+void bnf_chain_release_subsites(struct bnf_pair_site *site);
+
 /* A model holding the chain of nodes that computes output from data in
  * the site's graph (walking back through each node's first non-constant
  * input, at most 16 nodes), every constant an initializer, data a graph
@@ -46,9 +58,31 @@ void bnf_chain_model_free(Onnx__ModelProto *m);
 /* A valid input shape for a Conv, ConvTranspose, Gemm or MatMul layer,
  * small enough to be quick but reading every weight, its dtype (that of
  * the weight), and which dim may grow to hold several samples at once
- * (*batch_dim, -1 when none may). Returns 0, or -1 when none is found. */
+ * (*batch_dim, -1 when none may). Returns 0, or -1 when none is found.
+ * layer's weight is looked up in gi by name: layer may be a chain's copy.
+ * A Conv gets, per spatial axis, the shortest length at which an output
+ * position reads every tap from the input, the first and the last read
+ * the padding (when there is some), and every tap is read at two output
+ * positions at least; a ConvTranspose 3 per axis, or more where its pads
+ * would crop a tap away; 3 rows (times the samples) for Gemm and MatMul:
+ * the cost of the check is the weights times the positions.
+ * (layer_shape.c) */
 int bnf_chain_layer_input_shape(const struct bnf_graph *gi, const Onnx__NodeProto *layer,
                                 int *dtype, int *rank, int64_t *dims, int *batch_dim);
+
+/* A dilated Conv as one residue class of itself: with unit stride and pads
+ * that are whole multiples of the dilation d, the outputs at positions
+ * r, r + d, r + 2d, ... of an axis read only the inputs at r, r + d, ...:
+ * they are the same Conv with dilation 1 and pads / d over those inputs.
+ * So every weight is tested, borders included, at a d times shorter axis.
+ * (auto_pad VALID: no pads at all.) When before and after each hold one
+ * Conv and their attributes are the same (a fold never changes them; one
+ * that did is checked as it is), both are rewritten so. Returns after's
+ * Conv when rewritten, else NULL. */
+Onnx__NodeProto *bnf_chain_undilate(Onnx__ModelProto *before, Onnx__ModelProto *after);
+
+/* Set the dims of a chain model's input (its rank stays). */
+void bnf_chain_set_input_dims(Onnx__ModelProto *m, int rank, const int64_t *dims);
 
 /* The input of a lowered BN's Mul: [1, C, 3, ...] with C the length of
  * its constant [C, 1, ..., 1]. */
@@ -70,9 +104,11 @@ int bnf_chain_squares(const Onnx__ModelProto *chain, const struct bnf_external *
 void bnf_chain_squares_free(Onnx__ModelProto *m);
 
 /* Protobuf helpers: a deep copy of any message (pack and unpack; NULL
+ * when out of memory), two messages packing to the same bytes (0 also
  * when out of memory), appending to a repeated field (0 or -1), and a
  * ValueInfoProto of a tensor (rank < 0: no shape). */
 void *bnf_chain_copy_message(const void *msg, const ProtobufCMessageDescriptor *desc);
+int bnf_chain_same_message(const void *x, const void *y); /* same packed bytes */
 int bnf_chain_append(void ***arr, size_t *n, void *item);
 Onnx__ValueInfoProto *bnf_chain_value_info(const char *name, int dtype, int rank,
                                            const int64_t *dims);

@@ -107,6 +107,24 @@ static int same_shape(const struct bnf_tensor *a, const struct bnf_tensor *b)
 	return 1;
 }
 
+/* Element i as a double. float and double are read in place: the loops
+ * below run over every value of every output, where a call per element
+ * was 7% of a default run on DeepLabv3. (Every float type is held as
+ * float, as bnf_tensor_get_double reads it too.) */
+static inline double value_at(const struct bnf_tensor *t, size_t i)
+{
+	switch (t->dtype) {
+	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+		return ((const double *)t->data)[i];
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
+		return ((const float *)t->data)[i];
+	default:
+		return bnf_tensor_get_double(t, i);
+	}
+}
+
 void bnf_err_acc_add(struct bnf_err_acc *acc, const struct bnf_tensor *x,
                      const struct bnf_tensor *r, const struct bnf_tolerance *tol)
 {
@@ -118,7 +136,7 @@ void bnf_err_acc_add(struct bnf_err_acc *acc, const struct bnf_tensor *x,
 		return;
 	}
 	for (i = 0; i < r->count; i++) {
-		double v = bnf_tensor_get_double(r, i);
+		double v = value_at(r, i);
 		if (isfinite(v)) {
 			rms += v * v;
 			n_finite++;
@@ -128,7 +146,7 @@ void bnf_err_acc_add(struct bnf_err_acc *acc, const struct bnf_tensor *x,
 	if (tol)
 		atol = tol->atol * (rms > 1.0 ? rms : 1.0);
 	for (i = 0; i < x->count; i++) {
-		double a = bnf_tensor_get_double(x, i), b = bnf_tensor_get_double(r, i), diff;
+		double a = value_at(x, i), b = value_at(r, i), diff;
 		int fa = isfinite(a), fb = isfinite(b);
 
 		acc->n++;

@@ -174,29 +174,6 @@ static int check_pair(const struct pair_models *pm, int runs, const struct bnf_v
 	return BNF_OK;
 }
 
-/* The bytes of a message, packed; NULL when out of memory. */
-static uint8_t *packed(const void *msg, size_t *len)
-{
-	uint8_t *buf;
-
-	*len = protobuf_c_message_get_packed_size(msg);
-	buf = malloc(*len ? *len : 1);
-	if (buf)
-		protobuf_c_message_pack(msg, buf);
-	return buf;
-}
-
-static int same_message(const void *x, const void *y)
-{
-	size_t lx, ly;
-	uint8_t *bx = packed(x, &lx), *by = packed(y, &ly);
-	int same = bx && by && lx == ly && memcmp(bx, by, lx) == 0;
-
-	free(bx);
-	free(by);
-	return same;
-}
-
 /* Two chain models with the same nodes and the same constants (names,
  * types, shapes and bytes): nothing to check between them. */
 static int chains_identical(const Onnx__ModelProto *x, const Onnx__ModelProto *y)
@@ -207,7 +184,7 @@ static int chains_identical(const Onnx__ModelProto *x, const Onnx__ModelProto *y
 	if (gx->n_node != gy->n_node || gx->n_initializer != gy->n_initializer)
 		return 0;
 	for (i = 0; i < gx->n_node; i++)
-		if (!same_message(gx->node[i], gy->node[i]))
+		if (!bnf_chain_same_message(gx->node[i], gy->node[i]))
 			return 0;
 	for (i = 0; i < gx->n_initializer; i++) {
 		const Onnx__TensorProto *tx = gx->initializer[i], *ty = gy->initializer[i];
@@ -217,7 +194,7 @@ static int chains_identical(const Onnx__ModelProto *x, const Onnx__ModelProto *y
 		    memcmp(tx->dims, ty->dims, tx->n_dims * sizeof(tx->dims[0])) == 0 &&
 		    memcmp(tx->raw_data.data, ty->raw_data.data, tx->raw_data.len) == 0)
 			continue;
-		if (!same_message(tx, ty))
+		if (!bnf_chain_same_message(tx, ty))
 			return 0;
 	}
 	return 1;
@@ -243,8 +220,17 @@ static Onnx__NodeProto *folded_layer(struct bnf_pair_site *sf, int lowered)
 	return p;
 }
 
-/* Cut the two chains out and run them; a pair that cannot be cut out or
- * run gets a note. */
+/* A dilated Conv run as one residue class of itself (chain.h), at the
+ * input shape of its rewritten copy. Returns 1 when rewritten. */
+static int undilate_chains(const struct bnf_graph *gi, Onnx__ModelProto *before,
+                           Onnx__ModelProto *after, int *rank, int64_t *dims, int *batch_dim)
+{
+	Onnx__NodeProto *conv = bnf_chain_undilate(before, after);
+	int dtype;
+
+	return conv && bnf_chain_layer_input_shape(gi, conv, &dtype, rank, dims, batch_dim) == 0;
+}
+
 /* How to check one pair: a lowered BN, the stored-precision test too,
  * skip identical chains (*same set to 1). */
 struct pair_how {
@@ -252,6 +238,8 @@ struct pair_how {
 	int *same;
 };
 
+/* Cut the two chains out and run them; a pair that cannot be cut out or
+ * run gets a note. */
 static int check_sites(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
                        struct bnf_pair_site *so, struct bnf_pair_site *sf, const char *result,
                        const struct pair_how *how, const struct bnf_verify_options *opt,
@@ -277,12 +265,6 @@ static int check_sites(const Onnx__ModelProto *orig, const Onnx__ModelProto *fol
 		snprintf(note, len, "cannot find a valid input shape for the layer");
 		return BNF_OK;
 	}
-	/* All samples in one batch: each evaluation then reads the weights
-	 * once, which is most of its cost. */
-	if (batch_dim >= 0) {
-		dims[batch_dim] *= runs;
-		runs = 1;
-	}
 	before = bnf_chain_model(orig, so, layer->input[0], result, pm.dtype, rank, dims);
 	after = bnf_chain_model(folded, sf, layer->input[0], result, pm.dtype, rank, dims);
 	if (!before || !after) {
@@ -293,6 +275,18 @@ static int check_sites(const Onnx__ModelProto *orig, const Onnx__ModelProto *fol
 		*how->same = 1;
 		goto out;
 	}
+	if (!how->lowered && undilate_chains(gi, before, after, &rank, dims, &batch_dim))
+		fc->undilated = 1;
+	/* All samples in one batch: each evaluation then reads the weights
+	 * once, which is most of its cost. */
+	if (batch_dim >= 0) {
+		dims[batch_dim] *= runs;
+		runs = 1;
+	}
+	bnf_chain_set_input_dims(before, rank, dims);
+	bnf_chain_set_input_dims(after, rank, dims);
+	fc->input_rank = rank;
+	memcpy(fc->input_dims, dims, (size_t)rank * sizeof(dims[0]));
 	/* A float64 fold computed exactly is the fold itself: no squares. */
 	if (pm.dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE &&
 	    (rc = bnf_chain_squares(after, opt->ext, &squares, err)) != BNF_OK)
@@ -313,34 +307,58 @@ out:
 	return rc;
 }
 
-int bnf_check_fold_pair(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
-                        const char *result, int lowered, int stored,
+struct bnf_fold_sites {
+	struct bnf_pair_site orig, folded;
+	int orig_indexed, folded_indexed;
+};
+
+struct bnf_fold_sites *bnf_fold_sites_new(const Onnx__ModelProto *orig,
+                                          const Onnx__ModelProto *folded)
+{
+	struct bnf_fold_sites *fs = calloc(1, sizeof(*fs));
+	int opset = bnf_model_opset(orig);
+
+	if (!fs)
+		return NULL;
+	fs->orig_indexed = bnf_chain_index_main(orig->graph, opset, &fs->orig);
+	fs->folded_indexed = bnf_chain_index_main(folded->graph, opset, &fs->folded);
+	return fs;
+}
+
+void bnf_fold_sites_free(struct bnf_fold_sites *fs)
+{
+	if (!fs)
+		return;
+	if (fs->orig_indexed)
+		bnf_chain_release_site(&fs->orig);
+	if (fs->folded_indexed)
+		bnf_chain_release_site(&fs->folded);
+	free(fs);
+}
+
+int bnf_check_fold_pair(struct bnf_fold_sites *fs, const Onnx__ModelProto *orig,
+                        const Onnx__ModelProto *folded, const char *result, int lowered, int stored,
                         const struct bnf_verify_options *opt, struct bnf_fold_check *fc, int *same,
                         struct bnf_error *err)
 {
 	struct pair_how how = {lowered, stored, same};
-	struct bnf_pair_site *so = calloc(2, sizeof(*so)), *sf = so + 1;
-	int opset = bnf_model_opset(orig), rc = BNF_OK;
+	struct bnf_pair_site *so = &fs->orig, *sf = &fs->folded;
 	char note[600] = "";
+	int rc = BNF_OK;
 
 	fc->weight_ulps = -1;
-	if (!so)
-		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
 	/* The fold's result value: made by the original chain (BN, Mul, ...
 	 * or the layer after a BN) and by the folded node, which reads data. */
-	if (!bnf_chain_find_site(orig->graph, opset, result, NULL, so, 0)) {
+	if (!fs->orig_indexed || !bnf_chain_find_site_in(so, result, NULL))
 		snprintf(note, sizeof(note), "the folded value '%s' is not in the original model",
 		         result);
-	} else if (!bnf_chain_find_site(folded->graph, opset, result, NULL, sf, 0)) {
-		bnf_chain_release_site(so);
+	else if (!fs->folded_indexed || !bnf_chain_find_site_in(sf, result, NULL))
 		snprintf(note, sizeof(note), "folded node not found in the new model");
-	} else {
+	else
 		rc = check_sites(orig, folded, so, sf, result, &how, opt, fc, note, sizeof(note),
 		                 err);
-		bnf_chain_release_site(so);
-		bnf_chain_release_site(sf);
-	}
-	free(so);
+	bnf_chain_release_subsites(so);
+	bnf_chain_release_subsites(sf);
 	if (note[0]) {
 		fc->note = strdup(note);
 		fc->pass = 0;
@@ -392,12 +410,41 @@ int bnf_verify_add_fold(struct bnf_verify_report *rep, struct bnf_fold_check *fc
 	return BNF_OK;
 }
 
+/* Check the fold of record r and append it to rep. */
+static int verify_record(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
+                         struct bnf_fold_sites *fs, const struct bnf_bn_record *r, int affine,
+                         int stored, const struct bnf_verify_options *opt,
+                         struct bnf_verify_report *rep, struct bnf_error *err)
+{
+	struct bnf_fold_check fc;
+	char target[512];
+	int rc;
+
+	memset(&fc, 0, sizeof(fc));
+	snprintf(target, sizeof(target), "%s '%s'", r->target_op, r->target_name);
+	fc.bn_name = strdup(r->bn_name);
+	fc.op_type = affine ? strdup(r->op_type) : NULL;
+	fc.target = strdup(target);
+	if (affine && !fc.op_type) {
+		free(fc.bn_name);
+		fc.bn_name = NULL; /* bnf_verify_add_fold reports it */
+	}
+	rc = bnf_check_fold_pair(fs, orig, folded, r->result, r->kind == BNF_FOLD_KIND_LOWERED,
+	                         stored, opt, &fc, NULL, err);
+	if (bnf_verify_add_fold(rep, &fc, err) != BNF_OK)
+		return BNF_ERR_NOMEM;
+	if (rc != BNF_OK)
+		bnf_error_prefix(err, "checking the fold of '%s'", r->bn_name);
+	return rc;
+}
+
 int bnf_verify_folds(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
                      const struct bnf_fold_report *frep, const struct bnf_verify_options *opt,
                      struct bnf_verify_report *rep, struct bnf_error *err)
 {
+	struct bnf_fold_sites *fs = NULL;
 	size_t i;
-	int rc;
+	int rc = BNF_OK;
 
 	/* A whole-graph check that passed vouches for the stored precision:
 	 * each fold is then checked computed exactly, the stronger test of
@@ -409,32 +456,18 @@ int bnf_verify_folds(const Onnx__ModelProto *orig, const Onnx__ModelProto *folde
 		rep->first_failed_fold = -1;
 		rep->weight_ulps = -1;
 	}
-	for (i = 0; i < frep->n_records + frep->n_affine; i++) {
+	for (i = 0; rc == BNF_OK && i < frep->n_records + frep->n_affine; i++) {
 		int affine = i >= frep->n_records;
 		const struct bnf_bn_record *r =
 		    affine ? &frep->affine[i - frep->n_records] : &frep->records[i];
-		struct bnf_fold_check fc;
-		char target[512];
 
 		if (r->kind == BNF_FOLD_KIND_NONE)
 			continue;
-		memset(&fc, 0, sizeof(fc));
-		snprintf(target, sizeof(target), "%s '%s'", r->target_op, r->target_name);
-		fc.bn_name = strdup(r->bn_name);
-		fc.op_type = affine ? strdup(r->op_type) : NULL;
-		fc.target = strdup(target);
-		if (affine && !fc.op_type) {
-			free(fc.bn_name);
-			fc.bn_name = NULL; /* bnf_verify_add_fold reports it */
-		}
-		rc = bnf_check_fold_pair(orig, folded, r->result, r->kind == BNF_FOLD_KIND_LOWERED,
-		                         stored, opt, &fc, NULL, err);
-		if (bnf_verify_add_fold(rep, &fc, err) != BNF_OK)
-			return BNF_ERR_NOMEM;
-		if (rc != BNF_OK) {
-			bnf_error_prefix(err, "checking the fold of '%s'", r->bn_name);
-			return rc;
-		}
+		/* The graphs are indexed once: per fold, that was quadratic. */
+		if (!fs && !(fs = bnf_fold_sites_new(orig, folded)))
+			return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+		rc = verify_record(orig, folded, fs, r, affine, stored, opt, rep, err);
 	}
-	return BNF_OK;
+	bnf_fold_sites_free(fs);
+	return rc;
 }

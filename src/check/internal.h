@@ -23,15 +23,25 @@ int bnf_verify_nonfinite_ok(const struct bnf_err_acc *acc, int allow_nan);
 /* How many samples get the float64 reference. */
 int bnf_verify_ref_samples(const struct bnf_verify_options *opt);
 
-/* Check one fold: the chain computing result in orig (from the data input
- * of the folded side's layer) against the chain computing it in folded.
+/* The main graphs of orig and folded, indexed once for every pair
+ * checked between them (indexing them for each pair made the check
+ * quadratic in the number of folds). NULL when out of memory; free with
+ * bnf_fold_sites_free (NULL is fine). Neither model may change meanwhile. */
+struct bnf_fold_sites;
+struct bnf_fold_sites *bnf_fold_sites_new(const Onnx__ModelProto *orig,
+                                          const Onnx__ModelProto *folded);
+void bnf_fold_sites_free(struct bnf_fold_sites *fs);
+
+/* Check one fold (fs: the sites of orig and folded): the chain computing
+ * result in orig (from the data input of the folded side's layer) against
+ * the chain computing it in folded.
  * lowered: the folded side is a lowered BN (Mul + Add). The fold is run
  * in float64 against the exact pair, and in stored precision too when
  * stored is set (or the float64 test cannot run). Fills fc's figures and
  * pass, or its note when the pair cannot be checked. With same non-NULL,
  * two identical chains are not run: *same is set to 1. */
-int bnf_check_fold_pair(const Onnx__ModelProto *orig, const Onnx__ModelProto *folded,
-                        const char *result, int lowered, int stored,
+int bnf_check_fold_pair(struct bnf_fold_sites *fs, const Onnx__ModelProto *orig,
+                        const Onnx__ModelProto *folded, const char *result, int lowered, int stored,
                         const struct bnf_verify_options *opt, struct bnf_fold_check *fc, int *same,
                         struct bnf_error *err);
 

@@ -347,6 +347,7 @@ int bnf_compare_fold_pairs(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
                            struct bnf_error *err)
 {
 	struct bnf_graph ga, gb;
+	struct bnf_fold_sites *fs = NULL;
 	int opset = bnf_model_opset(b), rc;
 	size_t i;
 
@@ -374,8 +375,12 @@ int bnf_compare_fold_pairs(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 		    (!bnf_graph_producer(&ga, layer->input[0], NULL) &&
 		     !bnf_strmap_get(&ga.inputs, layer->input[0], NULL)))
 			continue;
+		if (!fs && !(fs = bnf_fold_sites_new(a, b))) {
+			rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+			break;
+		}
 		memset(&fc, 0, sizeof(fc));
-		rc = bnf_check_fold_pair(a, b, result, 0, !rep->pass, opt, &fc, &same, err);
+		rc = bnf_check_fold_pair(fs, a, b, result, 0, !rep->pass, opt, &fc, &same, err);
 		if (same || (rc == BNF_OK && fc.note)) {
 			/* Identical chains, or not a fold of this node. */
 			free(fc.note);
@@ -388,6 +393,7 @@ int bnf_compare_fold_pairs(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 		if (bnf_verify_add_fold(rep, &fc, err) != BNF_OK)
 			rc = BNF_ERR_NOMEM;
 	}
+	bnf_fold_sites_free(fs);
 	bnf_graph_release(&ga);
 	bnf_graph_release(&gb);
 	return rc;

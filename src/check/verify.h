@@ -77,6 +77,11 @@ struct bnf_fold_check {
 	 * exact pair, in units of rounding of the stored type at that
 	 * element's scale (negative: not measured). */
 	double weight_ulps;
+	/* The input shape the two chains ran at (every sample in it), with
+	 * the Conv's dilation read as 1 when undilated (chain.h). */
+	int input_rank;
+	int64_t input_dims[BNF_MAX_RANK];
+	int undilated;
 	int pass;
 	char *note; /* why it was not checked, or NULL */
 };

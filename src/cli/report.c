@@ -226,8 +226,14 @@ static void json_folds(struct bnf_json *j, const struct bnf_verify_report *v)
 		bnf_json_number(j, "original_rel", c->orig_rel);
 		bnf_json_string(j, "note", c->note);
 		if (!c->note) {
+			int d;
 			bnf_json_string(j, "dtype", bnf_dtype_label(c->dtype));
 			bnf_json_bool(j, "stored_checked", c->stored);
+			bnf_json_array_begin(j, "input_shape");
+			for (d = 0; d < c->input_rank; d++)
+				bnf_json_integer(j, NULL, (long long)c->input_dims[d]);
+			bnf_json_array_end(j);
+			bnf_json_bool(j, "undilated", c->undilated);
 		}
 		if (!c->note && c->stored) {
 			bnf_json_number(j, "folded_norm_err", c->folded_norm);

@@ -384,3 +384,36 @@ def test_input_truncated_during_run_is_an_error(bnfold, tmp_path):
     assert "truncated while bnfold was reading it" in err, err
     assert src in err, "the message names the input: %s" % err
     assert os.listdir(out_dir) == [], "output or temporary file left behind"
+
+
+@pytest.mark.parametrize("size", ["small", "big"])
+def test_model_from_a_fifo_is_read_once(bnfold, tmp_path, size):
+    """A model given as a named FIFO is read from the one open bnfold makes:
+    its bytes are there once, so a second open would drop what the writer
+    put in the pipe and then wait for a writer that has gone. The output
+    equals the fold of the same model read from a file; the small model
+    fits the pipe's buffer (the writer is done before bnfold reads), the
+    big one does not."""
+    src = str(tmp_path / "model.onnx")
+    if size == "big":
+        make_big_model(src)
+    else:
+        shutil.copy(os.path.join(FIXTURES, "example.onnx"), src)
+    ref = subprocess.run([bnfold, "-q", src, "-o", str(tmp_path / "ref.onnx")],
+                         capture_output=True, timeout=RUN_TIMEOUT)
+    assert ref.returncode == 0, ref.stderr
+    fifo = str(tmp_path / "model.fifo")
+    os.mkfifo(fifo)
+    out = tmp_path / "out.onnx"
+    proc = subprocess.Popen([bnfold, "-q", fifo, "-o", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    with open(src, "rb") as f:
+        feed_fifo(fifo, f.read(), proc)
+    try:
+        _, err = proc.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("bnfold waited for the FIFO's writer a second time")
+    assert proc.returncode == 0, err
+    assert out.read_bytes() == (tmp_path / "ref.onnx").read_bytes()

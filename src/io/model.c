@@ -26,21 +26,14 @@
 #include "io/validate.h"
 #include "util/thread.h"
 
-int bnf_read_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error *err)
+/* Read all of fd (a file, pipe or FIFO already open) into *buf. */
+static int read_fd(int fd, const char *label, uint8_t **buf, size_t *len, struct bnf_error *err)
 {
-	const char *label = bnf_path_label(path, 0);
-	int fd = STDIN_FILENO;
 	uint8_t *data = NULL;
 	size_t cap = 0, used = 0;
 	struct stat st;
 	int rc = BNF_OK;
 
-	if (strcmp(path, "-") != 0) {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return bnf_fail(err, BNF_ERR_IO, "cannot open '%s': %s", label,
-			                strerror(errno));
-	}
 	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 		rc = bnf_fail(err, BNF_ERR_IO, "cannot read '%s': is a directory", label);
 		goto out;
@@ -91,14 +84,29 @@ int bnf_read_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error
 	data = NULL;
 out:
 	free(data);
-	if (fd != STDIN_FILENO)
-		close(fd);
+	return rc;
+}
+
+int bnf_read_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error *err)
+{
+	const char *label = bnf_path_label(path, 0);
+	int fd, rc;
+
+	if (strcmp(path, "-") == 0)
+		return read_fd(STDIN_FILENO, label, buf, len, err);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return bnf_fail(err, BNF_ERR_IO, "cannot open '%s': %s", label, strerror(errno));
+	rc = read_fd(fd, label, buf, len, err);
+	close(fd);
 	return rc;
 }
 
 /* Map a regular file read-only; 1 when mapped (the file stays open for
  * copies from it: source.h), 0 when the file is not a regular file or is
- * empty (the caller then reads it), -1 on error. */
+ * empty: it is then read from the descriptor opened here, as a FIFO's
+ * bytes are there once only (a second open would wait for a writer that
+ * has gone); -1 on error. */
 static int map_file(const char *path, uint8_t **buf, size_t *len, struct bnf_error *err)
 {
 	struct stat st;
@@ -111,7 +119,7 @@ static int map_file(const char *path, uint8_t **buf, size_t *len, struct bnf_err
 		return -1;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
-		goto out;
+		goto read;
 	if ((uint64_t)st.st_size > SIZE_MAX) {
 		rc = -1;
 		bnf_fail(err, BNF_ERR_NOMEM, "'%s' is too large", path);
@@ -119,11 +127,14 @@ static int map_file(const char *path, uint8_t **buf, size_t *len, struct bnf_err
 	}
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (p == MAP_FAILED)
-		goto out; /* fall back to reading */
+		goto read;
 	*buf = p;
 	*len = (size_t)st.st_size;
 	bnf_source_add(p, *len, fd);
 	return 1;
+read:
+	if (read_fd(fd, bnf_path_label(path, 0), buf, len, err) != BNF_OK)
+		rc = -1;
 out:
 	close(fd);
 	return rc;
@@ -341,7 +352,8 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 	    (mapped = map_file(path, &model->bytes, &model->size, err)) < 0)
 		return err ? err->status : BNF_ERR_IO;
 	model->mapped = mapped;
-	if (!mapped && (rc = bnf_read_file(path, &model->bytes, &model->size, err)) != BNF_OK)
+	if (strcmp(path, "-") == 0 &&
+	    (rc = bnf_read_file(path, &model->bytes, &model->size, err)) != BNF_OK)
 		return rc;
 	if (model->size == 0) {
 		rc = bnf_fail(err, BNF_ERR_INPUT, "%s: empty file, not an ONNX model", label);

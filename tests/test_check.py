@@ -601,6 +601,38 @@ def test_symbolic_batch(bnfold, tmp_path, sym_model, args, batch):
     assert one(RE_VERIFIED, ok.stderr)["mode"] == "graph"
 
 
+INT_TYPES = {"int16": (np.int16, TP.INT16), "uint16": (np.uint16, TP.UINT16),
+             "uint32": (np.uint32, TP.UINT32), "uint64": (np.uint64, TP.UINT64)}
+
+
+@pytest.mark.parametrize("dtype", sorted(INT_TYPES))
+def test_integer_inputs_of_every_width(bnfold, tmp_path, dtype):
+    """An input of int16, uint16, uint32 or uint64 (x -> Cast to float):
+    random values are 0 or 1 in every element, as for the other integer
+    types, and a .npy file of that type is read as numpy wrote it."""
+    np_t, onnx_t = INT_TYPES[dtype]
+    g = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TP.DOUBLE)], "g",
+                          [helper.make_tensor_value_info("x", onnx_t, [4, 16])],
+                          [helper.make_tensor_value_info("y", TP.DOUBLE, [4, 16])])
+    path = str(tmp_path / "m.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+    d = tmp_path / "rand"
+    d.mkdir()
+    p = run(bnfold, ["--run", path, "--output-dir", str(d)])
+    assert p.returncode == 0, describe(p)
+    y = read_pb(str(d / "y.pb"))
+    assert y.shape == (4, 16) and set(np.unique(y)) == {0.0, 1.0}, y
+    x = np.array([[0, 1, 7, 250], [300, 2**15 - 1, 12345, 3]] * 2, dtype=np_t)
+    x = np.tile(x, (1, 4))
+    f = str(tmp_path / "x.npy")
+    np.save(f, x)
+    d = tmp_path / "file"
+    d.mkdir()
+    p = run(bnfold, ["--run", path, "--output-dir", str(d), "--input", "x=" + f])
+    assert p.returncode == 0, describe(p)
+    np.testing.assert_array_equal(read_pb(str(d / "y.pb")), x.astype(np.float64))
+
+
 @pytest.mark.parametrize("fmt", ["npy", "pb"])
 def test_run_with_input_file(bnfold, ort, tmp_path, sym_model, fmt):
     path, p = sym_model

@@ -212,6 +212,16 @@ struct bnf_tensor *bnf_tensor_random(int dtype, int rank, const int64_t *dims, u
 		case ONNX__TENSOR_PROTO__DATA_TYPE__INT8:
 			((int8_t *)t->data)[i] = (int8_t)bit;
 			break;
+		case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
+		case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
+			((uint16_t *)t->data)[i] = (uint16_t)bit;
+			break;
+		case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
+			((uint32_t *)t->data)[i] = (uint32_t)bit;
+			break;
+		case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
+			((uint64_t *)t->data)[i] = (uint64_t)bit;
+			break;
 		default: /* BOOL, UINT8 */
 			((uint8_t *)t->data)[i] = (uint8_t)bit;
 			break;
@@ -245,6 +255,10 @@ static int npy_dtype(const char *descr)
 	    {"<f2", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16},
 	    {"<i8", ONNX__TENSOR_PROTO__DATA_TYPE__INT64},
 	    {"<i4", ONNX__TENSOR_PROTO__DATA_TYPE__INT32},
+	    {"<i2", ONNX__TENSOR_PROTO__DATA_TYPE__INT16},
+	    {"<u2", ONNX__TENSOR_PROTO__DATA_TYPE__UINT16},
+	    {"<u4", ONNX__TENSOR_PROTO__DATA_TYPE__UINT32},
+	    {"<u8", ONNX__TENSOR_PROTO__DATA_TYPE__UINT64},
 	    {"|i1", ONNX__TENSOR_PROTO__DATA_TYPE__INT8},
 	    {"|u1", ONNX__TENSOR_PROTO__DATA_TYPE__UINT8},
 	    {"|b1", ONNX__TENSOR_PROTO__DATA_TYPE__BOOL},

@@ -132,6 +132,54 @@ def test_json_with_run_is_a_usage_error(bnfold, tmp_path):
     assert p.returncode == 2, C.describe(p)
 
 
+def test_compare_json(bnfold, tmp_path):
+    """--compare --json: the verdict, both files with their hashes, the
+    check object of a fold report, and the exit code, for a candidate that
+    computes the same (bnfold's own fold), one that does not (a weight
+    moved by 0.5), one with other inputs, and one that cannot be read."""
+    example = os.path.join(C.FIXTURES, "example.onnx")
+    folded = str(tmp_path / "folded.onnx")
+    assert C.run(bnfold, ["-q", example, "-o", folded]).returncode == 0
+    model = onnx.load(folded)
+    init = next(t for t in model.graph.initializer if t.name == "head.fc.weight")
+    w = numpy_helper.to_array(init).copy()
+    w[3, 5] += 0.5
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    wrong = str(tmp_path / "wrong.onnx")
+    onnx.save(model, wrong)
+    other = os.path.join(C.FIXTURES, "conv1d_bn.onnx")
+
+    def compare(candidate):
+        p = C.run(bnfold, ["--compare", example, candidate, "--json", "-"])
+        r = json.loads(p.stdout)
+        assert (r["schema"], r["tool"], r["mode"]) == (1, "bnfold", "compare")
+        assert r["exit_code"] == p.returncode
+        assert r["reference"]["path"] == example
+        assert r["candidate"]["path"] == candidate
+        return r
+
+    def sha(path):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    r = compare(folded)
+    assert (r["verdict"], r["exit_code"], r["error"]) == ("equal", 0, None)
+    assert r["check"]["pass"] is True and r["check"]["whole_graph"] is True
+    assert r["reference"]["sha256"] == sha(example)
+    assert r["candidate"]["sha256"] == sha(folded)
+    assert r["candidate"]["size"] == os.path.getsize(folded)
+    r = compare(wrong)
+    assert (r["verdict"], r["exit_code"]) == ("different", 1)
+    assert r["check"]["pass"] is False
+    assert [o["name"] for o in r["check"]["outputs"] if not o["pass"]] == ["logits"]
+    r = compare(other)
+    assert (r["verdict"], r["exit_code"], r["check"]) == ("not-comparable", 2, None)
+    assert "input" in r["error"]
+    r = compare(str(tmp_path / "missing.onnx"))
+    assert (r["verdict"], r["exit_code"], r["check"]) == ("error", 2, None)
+    assert "missing.onnx" in r["error"]
+
+
 # ---------------------------------------------------------------------------
 # escaping and hashing
 

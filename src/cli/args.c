@@ -454,9 +454,11 @@ static int check_arguments(int argc, char **argv, struct cli *cli)
 {
 	int positional;
 
-	if (cli->mode != CLI_MODE_FOLD && (cli->check || cli->json || cli->train_eval))
-		return usage_error("--check, --json and --train-mode apply to folding, not to "
-		                   "--run or --compare");
+	if (cli->mode != CLI_MODE_FOLD && (cli->check || cli->train_eval))
+		return usage_error("--check and --train-mode apply to folding, not to --run or "
+		                   "--compare");
+	if (cli->mode == CLI_MODE_RUN && cli->json)
+		return usage_error("--json applies to folding and --compare, not to --run");
 	if (cli->mode != CLI_MODE_FOLD && (cli->suffix || cli->recursive))
 		return usage_error("--suffix and -r apply to folding and --check, not to --run or "
 		                   "--compare");

@@ -15,6 +15,7 @@
 #include "cli/human.h"
 #include "eval/eval.h"
 #include "util/path.h"
+#include "util/sha256.h"
 
 /* Progress and the time of each phase, as the pipeline reports them. */
 struct phase_clock {
@@ -424,51 +425,90 @@ out:
 	return rc;
 }
 
+/* The sizes and hashes of the two models, for the report. */
+static void note_model(const struct bnf_model *m, size_t *size, char *sha256)
+{
+	*size = m->size;
+	if (m->bytes)
+		bnf_sha256_of(m->bytes, m->size, sha256);
+}
+
+/* Compare the two models (read into a and b) and say what was found:
+ * the exit code; f->verdict set, and f->error (pointing into err). */
+static int compare_read(const struct cli *cli, struct bnf_model *a, struct bnf_model *b,
+                        struct bnf_verify_report *vr, struct cli_compare_facts *f,
+                        struct bnf_error *err)
+{
+	struct bnf_verify_options vo = cli->verify;
+	const char *label = bnf_path_label(cli->input, 0);
+
+	vo.pair_folds = 1; /* the candidate's nodes that replace chains, as folds */
+	if (bnf_compare_models(a->proto, b->proto, &vo, vr, err) != BNF_OK) {
+		f->error = err->msg;
+		if (vr->second_failed) {
+			cli_say("different: %s fails where %s runs: %s", cli->second, label,
+			        err->msg);
+			f->verdict = "different";
+			return EXIT_CODE_CHECK_FAILED;
+		}
+		cli_say("cannot compare %s and %s: %s", label, cli->second, err->msg);
+		f->verdict = "not-comparable";
+		return EXIT_CODE_UNUSABLE;
+	}
+	f->verify = vr;
+	if (!cli->quiet || !vr->pass) {
+		cli_print_output_checks(vr, label, cli->second);
+		cli_print_fold_checks(vr, cli->verbose);
+	}
+	if (vr->pass) {
+		if (!cli->quiet)
+			cli_print_equal(vr, cli->verbose);
+		f->verdict = "equal";
+		return EXIT_CODE_OK;
+	}
+	cli_print_where(vr, cli->second);
+	cli_say("different: %s does not compute what %s does", cli->second, label);
+	f->verdict = "different";
+	return EXIT_CODE_CHECK_FAILED;
+}
+
 int cli_mode_compare(const struct cli *cli)
 {
 	struct bnf_model a, b;
 	struct bnf_verify_report vr;
-	struct bnf_verify_options vo = cli->verify;
+	struct cli_compare_facts f;
 	struct bnf_error err;
-	const char *label = bnf_path_label(cli->input, 0);
 	int rc = EXIT_CODE_UNUSABLE;
+	char *text;
 
 	memset(&err, 0, sizeof(err));
 	memset(&vr, 0, sizeof(vr));
+	memset(&a, 0, sizeof(a));
 	memset(&b, 0, sizeof(b));
-	if (bnf_run_read_model(cli->input, cli->ext, &a, &err) != BNF_OK) {
+	memset(&f, 0, sizeof(f));
+	f.reference = cli->input;
+	f.candidate = cli->second;
+	f.verdict = "error";
+	if (bnf_run_read_model(cli->input, cli->ext, &a, &err) != BNF_OK ||
+	    bnf_run_read_model(cli->second, cli->ext, &b, &err) != BNF_OK) {
 		cli_say("%s", err.msg);
-		return EXIT_CODE_UNUSABLE;
-	}
-	if (bnf_run_read_model(cli->second, cli->ext, &b, &err) != BNF_OK) {
-		cli_say("%s", err.msg);
-		goto out;
-	}
-	vo.pair_folds = 1; /* the candidate's nodes that replace chains, as folds */
-	if (bnf_compare_models(a.proto, b.proto, &vo, &vr, &err) != BNF_OK) {
-		if (vr.second_failed) {
-			cli_say("different: %s fails where %s runs: %s", cli->second, label,
-			        err.msg);
-			rc = EXIT_CODE_CHECK_FAILED;
-		} else {
-			cli_say("cannot compare %s and %s: %s", label, cli->second, err.msg);
-		}
-		goto out;
-	}
-	if (!cli->quiet || !vr.pass) {
-		cli_print_output_checks(&vr, label, cli->second);
-		cli_print_fold_checks(&vr, cli->verbose);
-	}
-	if (vr.pass) {
-		if (!cli->quiet)
-			cli_print_equal(&vr, cli->verbose);
-		rc = EXIT_CODE_OK;
+		f.error = err.msg;
 	} else {
-		cli_print_where(&vr, cli->second);
-		cli_say("different: %s does not compute what %s does", cli->second, label);
-		rc = EXIT_CODE_CHECK_FAILED;
+		if (cli->json) {
+			note_model(&a, &f.reference_size, f.reference_sha256);
+			note_model(&b, &f.candidate_size, f.candidate_sha256);
+		}
+		rc = compare_read(cli, &a, &b, &vr, &f, &err);
 	}
-out:
+	f.exit_code = rc;
+	if (cli->json) {
+		text = cli_report_compare_json(&f, BNF_VERSION);
+		if (!text)
+			cli_say("out of memory");
+		if (!text || cli_write_report(cli->json, text) != 0)
+			rc = EXIT_CODE_UNUSABLE;
+		free(text);
+	}
 	bnf_verify_report_free(&vr);
 	bnf_model_release(&a);
 	bnf_model_release(&b);

@@ -405,6 +405,26 @@ char *cli_report_json(const struct cli_facts *f, const char *version)
 	return finish(&j);
 }
 
+char *cli_report_compare_json(const struct cli_compare_facts *f, const char *version)
+{
+	struct bnf_json j;
+
+	memset(&j, 0, sizeof(j));
+	bnf_json_object_begin(&j, NULL);
+	bnf_json_integer(&j, "schema", 1);
+	bnf_json_string(&j, "tool", "bnfold");
+	bnf_json_string(&j, "version", version);
+	bnf_json_string(&j, "mode", "compare");
+	json_file(&j, "reference", f->reference, f->reference_size, f->reference_sha256);
+	json_file(&j, "candidate", f->candidate, f->candidate_size, f->candidate_sha256);
+	bnf_json_string(&j, "verdict", f->verdict);
+	bnf_json_string(&j, "error", f->error);
+	json_check(&j, f->verify);
+	bnf_json_integer(&j, "exit_code", f->exit_code);
+	bnf_json_object_end(&j);
+	return finish(&j);
+}
+
 static const char *const status_names[CLI_MODEL_STATUS_COUNT] = {
     [CLI_MODEL_STATUS_VERIFIED] = "verified",     [CLI_MODEL_STATUS_UNCHANGED] = "unchanged",
     [CLI_MODEL_STATUS_UNVERIFIED] = "unverified", [CLI_MODEL_STATUS_CHECK_FAILED] = "check-failed",

@@ -81,6 +81,21 @@ struct cli_facts {
 	const struct cli_outcome *outcome; /* a many-model entry: status, error, ms */
 };
 
+/* What --compare found, for its JSON report. */
+struct cli_compare_facts {
+	const char *reference, *candidate; /* paths as given */
+	size_t reference_size, candidate_size;
+	char reference_sha256[65], candidate_sha256[65]; /* "" when not read */
+	const char *verdict; /* "equal", "different", "not-comparable" or "error" */
+	const char *error;   /* the reason, or NULL */
+	const struct bnf_verify_report *verify; /* NULL when no comparison was made */
+	int exit_code;
+};
+
+/* The --compare report as JSON text (schema 1, mode "compare"; malloc'd),
+ * or NULL when memory ran out. */
+char *cli_report_compare_json(const struct cli_compare_facts *facts, const char *version);
+
 /* The report as JSON text (malloc'd, freed by the caller), or NULL when
  * memory ran out. */
 char *cli_report_json(const struct cli_facts *facts, const char *version);

@@ -5,14 +5,17 @@ computes there (atol 1e-4, rtol 1e-3 on seeded inputs), and every
 BatchNormalization that stays names its real obstacle.
 """
 
+import json
 import os
 import re
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import pytest
 
 import conftest as C
+import ortutil
 
 REAL = os.path.join(C.FIXTURES, "real")
 ATOL, RTOL = 1e-4, 1e-3
@@ -328,3 +331,56 @@ def test_check_gate_honours_freeze(bnfold):
     assert plain.returncode == 0 and "bn-unfolded" not in plain.stderr, C.describe(plain)
     assert frozen.returncode == 1, C.describe(frozen)
     assert frozen.stderr.count("bn-unfolded") == 2, C.describe(frozen)
+
+
+LAYOUT = ["matmul_transpose_bn", "matmul_reshape_bn", "unsqueeze_bn_squeeze"]
+
+
+@pytest.mark.parametrize("name", LAYOUT)
+def test_layout_folds_are_checked_one_by_one(bnfold, name):
+    """A fold through layout nodes (MatMul -> Transpose/Reshape -> BN,
+    Gemm -> Unsqueeze -> BN -> Squeeze) is cut out and checked on its own
+    like any other, at the rank the graph proves for the layer's input."""
+    p = C.run(bnfold, ["-n", os.path.join(REAL, name + ".onnx"), "--json", "-"])
+    assert p.returncode == 0, C.describe(p)
+    folds = json.loads(p.stdout)["check"]["folds"]
+    assert len(folds) == 2
+    for f in folds:
+        assert f["checked"] and f["note"] is None and f["pass"], f
+    if name.startswith("matmul"):  # x is [N, 5, 12]: rank 3, its 5 kept
+        assert [len(f["input_shape"]) for f in folds] == [3, 3], folds
+        assert [f["input_shape"][-1] for f in folds] == [12, 8], folds
+        assert folds[0]["input_shape"][1] == 5, folds
+
+
+def test_compare_with_layout_folds(bnfold, tmp_path):
+    """--compare of a model with its own layout folds is "equal": the values
+    between the layer and the BN keep their names in both models and mean
+    other things (before and after the BN's scale), so they are not fold
+    pairs. One weight of the folded MatMul moved by 2% (onnxruntime sees the
+    output change) is "different"."""
+    if not ortutil.ensure_ort():
+        pytest.skip("node/npm not available: onnxruntime cannot run")
+    src = os.path.join(REAL, "matmul_transpose_bn.onnx")
+    folded = str(tmp_path / "folded.onnx")
+    assert C.run(bnfold, ["-q", src, "-o", folded]).returncode == 0
+    p = C.run(bnfold, ["--compare", src, folded, "--json", "-"])
+    r = json.loads(p.stdout)
+    assert p.returncode == 0 and r["verdict"] == "equal", C.describe(p)
+    assert all(f["pass"] for f in r["check"]["folds"]), r["check"]["folds"]
+    model = onnx.load(folded)
+    fc1 = next(n for n in model.graph.node if n.name == "fc1")
+    init = next(t for t in model.graph.initializer if t.name == fc1.input[1])
+    w = numpy_helper.to_array(init).copy()
+    w[0, 0] *= 1.02
+    init.CopyFrom(numpy_helper.from_array(w, init.name))
+    wrong = str(tmp_path / "wrong.onnx")
+    onnx.save(model, wrong)
+    x = np.random.default_rng(5).standard_normal((2, 5, 12)).astype(np.float32)
+    ref = ortutil.run_ort(folded, {"x": x})
+    bad = ortutil.run_ort(wrong, {"x": x})
+    assert any(not np.allclose(ref[k], bad[k], rtol=1e-4, atol=1e-6) for k in ref)
+    p = C.run(bnfold, ["--compare", src, wrong, "--json", "-"])
+    r = json.loads(p.stdout)
+    assert p.returncode == 1 and r["verdict"] == "different", C.describe(p)
+    assert [o["name"] for o in r["check"]["outputs"] if not o["pass"]] == ["y"]

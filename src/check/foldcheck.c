@@ -200,8 +200,28 @@ static int chains_identical(const Onnx__ModelProto *x, const Onnx__ModelProto *y
 	return 1;
 }
 
-/* The layer of the folded side: the node producing result, or the MatMul
- * under the Add of a MatMul + Add, or the Mul of a lowered BN. */
+/* The layout nodes a fold leaves between the layer and the BN's output
+ * (fold/layout.c): each reads its data on input 0. */
+static int is_layout(const Onnx__NodeProto *node)
+{
+	return bnf_node_is(node, "Transpose") || bnf_node_is(node, "Squeeze") ||
+	       bnf_node_is(node, "Unsqueeze") || bnf_node_is(node, "Reshape");
+}
+
+/* The layer of the folded side: the node producing result (behind the
+ * layout nodes of a layout fold), or the MatMul under the Add of a MatMul
+ * + Add, or the Mul of a lowered BN. */
+/* The producer of name behind any layout nodes. */
+static Onnx__NodeProto *behind_layout(const struct bnf_graph *gi, const char *name)
+{
+	Onnx__NodeProto *node = bnf_graph_producer(gi, name, NULL);
+	int hops;
+
+	for (hops = 0; node && is_layout(node) && node->n_input && hops < 16; hops++)
+		node = bnf_graph_producer(gi, node->input[0], NULL);
+	return node;
+}
+
 static Onnx__NodeProto *folded_layer(struct bnf_pair_site *sf, int lowered)
 {
 	const struct bnf_graph *gi = &sf->index[sf->depth];
@@ -210,14 +230,43 @@ static Onnx__NodeProto *folded_layer(struct bnf_pair_site *sf, int lowered)
 
 	if (lowered)
 		return node->n_input ? bnf_graph_producer(gi, node->input[0], NULL) : NULL;
-	if (!bnf_node_is(node, "Add"))
+	if (is_layout(node) && node->n_input)
+		node = behind_layout(gi, node->input[0]);
+	if (!node || !bnf_node_is(node, "Add"))
 		return node;
+	/* A MatMul's Add: its bias, or the shift a fold put behind layout
+	 * nodes in the BN's place. */
 	for (k = 0; k < node->n_input && !p; k++) {
-		p = bnf_graph_producer(gi, node->input[k], NULL);
+		p = behind_layout(gi, node->input[k]);
 		if (p && !bnf_node_is(p, "MatMul"))
 			p = NULL;
 	}
 	return p;
+}
+
+/* A MatMul whose input the graph proves of rank r > 2 (a layout fold's
+ * [N, T, C] @ [C, M]) gets that rank: the declared dims where fixed (a
+ * Reshape behind it may depend on them), 3 elsewhere, K last. */
+static int matmul_rank(const struct bnf_graph *gi, const Onnx__NodeProto *layer, int *rank,
+                       int64_t *dims, int *batch_dim)
+{
+	int64_t declared[BNF_MAX_RANK];
+	int r, d, n;
+
+	if (!bnf_node_is(layer, "MatMul") || *rank != 2)
+		return 0;
+	r = bnf_graph_value_rank(gi, layer->input[0]);
+	if (r <= 2)
+		return 0;
+	if (r > BNF_MAX_RANK)
+		return -1;
+	n = bnf_graph_value_shape(gi, layer->input[0], declared, BNF_MAX_RANK);
+	dims[r - 1] = dims[1];
+	for (d = 0; d < r - 1; d++)
+		dims[d] = n == r && declared[d] > 0 ? declared[d] : 3;
+	*rank = r;
+	*batch_dim = -1;
+	return 0;
 }
 
 /* A dilated Conv run as one residue class of itself (chain.h), at the
@@ -260,8 +309,10 @@ static int check_sites(const Onnx__ModelProto *orig, const Onnx__ModelProto *fol
 			snprintf(note, len, "cannot find a valid input shape for the Mul");
 			return BNF_OK;
 		}
-	} else if (!layer || bnf_chain_layer_input_shape(gi, layer, &pm.dtype, &rank, dims,
-	                                                 &batch_dim) != 0) {
+	} else if (!layer ||
+	           bnf_chain_layer_input_shape(gi, layer, &pm.dtype, &rank, dims, &batch_dim) !=
+	               0 ||
+	           matmul_rank(gi, layer, &rank, dims, &batch_dim) != 0) {
 		snprintf(note, len, "cannot find a valid input shape for the layer");
 		return BNF_OK;
 	}

@@ -324,6 +324,46 @@ static const char *layer_result(const struct bnf_graph *gi, const Onnx__NodeProt
 	return out;
 }
 
+/* The only node of g reading name, or NULL. */
+static const Onnx__NodeProto *only_reader(const struct bnf_graph *gi, const char *name)
+{
+	const Onnx__GraphProto *g = gi->g;
+	size_t i, k;
+
+	if (bnf_graph_uses(gi, name) != 1 || bnf_graph_is_output(gi, name))
+		return NULL;
+	for (i = 0; i < g->n_node; i++)
+		for (k = 0; k < g->node[i]->n_input; k++)
+			if (strcmp(g->node[i]->input[k], name) == 0)
+				return g->node[i];
+	return NULL;
+}
+
+/* In the reference, name reaches a BatchNormalization through layout
+ * nodes only (Transpose, Squeeze, Unsqueeze, Reshape), and the candidate
+ * makes that BN's output otherwise: a layout fold, which leaves the values
+ * between the layer and the BN their names with other meanings. */
+static int inside_layout_fold(const struct bnf_graph *ga, const struct bnf_graph *gb,
+                              const char *name)
+{
+	const Onnx__NodeProto *r, *p;
+	int hops;
+
+	for (hops = 0; hops < 16; hops++) {
+		if (!(r = only_reader(ga, name)) || !r->n_output)
+			return 0;
+		if (bnf_node_is(r, "BatchNormalization")) {
+			p = bnf_graph_producer(gb, r->output[0], NULL);
+			return p && !bnf_node_is(p, "BatchNormalization");
+		}
+		if (!bnf_node_is(r, "Transpose") && !bnf_node_is(r, "Squeeze") &&
+		    !bnf_node_is(r, "Unsqueeze") && !bnf_node_is(r, "Reshape"))
+			return 0;
+		name = r->output[0];
+	}
+	return 0;
+}
+
 /* Fill fc's names: the reference's node producing result (a BN, or the
  * last node of its chain) folded into the candidate's layer. */
 static int name_pair(const struct bnf_graph *ga, const struct bnf_graph *gb,
@@ -370,8 +410,10 @@ int bnf_compare_fold_pairs(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 		    layer->n_output < 1)
 			continue;
 		result = layer_result(&gb, layer);
-		/* The reference must compute both ends of the chain itself. */
+		/* The reference must compute both ends of the chain itself; a
+		 * value inside a layout fold is no end of one. */
 		if (!bnf_graph_producer(&ga, result, NULL) ||
+		    inside_layout_fold(&ga, &gb, result) ||
 		    (!bnf_graph_producer(&ga, layer->input[0], NULL) &&
 		     !bnf_strmap_get(&ga.inputs, layer->input[0], NULL)))
 			continue;

@@ -389,16 +389,22 @@ static char *finish(struct bnf_json *j)
 	return copy;
 }
 
+/* The members every schema 1 document starts with. */
+static void json_head(struct bnf_json *j, const char *version, const char *mode)
+{
+	memset(j, 0, sizeof(*j));
+	bnf_json_object_begin(j, NULL);
+	bnf_json_integer(j, "schema", 1);
+	bnf_json_string(j, "tool", "bnfold");
+	bnf_json_string(j, "version", version);
+	bnf_json_string(j, "mode", mode);
+}
+
 char *cli_report_json(const struct cli_facts *f, const char *version)
 {
 	struct bnf_json j;
 
-	memset(&j, 0, sizeof(j));
-	bnf_json_object_begin(&j, NULL);
-	bnf_json_integer(&j, "schema", 1);
-	bnf_json_string(&j, "tool", "bnfold");
-	bnf_json_string(&j, "version", version);
-	bnf_json_string(&j, "mode", f->mode);
+	json_head(&j, version, f->mode);
 	json_model(&j, f);
 	bnf_json_integer(&j, "exit_code", f->exit_code);
 	bnf_json_object_end(&j);
@@ -409,12 +415,7 @@ char *cli_report_compare_json(const struct cli_compare_facts *f, const char *ver
 {
 	struct bnf_json j;
 
-	memset(&j, 0, sizeof(j));
-	bnf_json_object_begin(&j, NULL);
-	bnf_json_integer(&j, "schema", 1);
-	bnf_json_string(&j, "tool", "bnfold");
-	bnf_json_string(&j, "version", version);
-	bnf_json_string(&j, "mode", "compare");
+	json_head(&j, version, "compare");
 	json_file(&j, "reference", f->reference, f->reference_size, f->reference_sha256);
 	json_file(&j, "candidate", f->candidate, f->candidate_size, f->candidate_sha256);
 	bnf_json_string(&j, "verdict", f->verdict);

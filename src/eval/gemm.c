@@ -63,7 +63,10 @@ struct gemm_kind {
 			for (jr = 0; jr < nc; jr += (nr)) {                                        \
 				size_t w = nc - jr < (nr) ? nc - jr : (nr);                        \
 				real *panel = d + jr * kc + p * (nr);                              \
-				memcpy(panel, b + p * ldb + jr, w * sizeof(real));                 \
+				if (w == (nr)) /* a constant size: vector moves, not rep movs */   \
+					memcpy(panel, b + p * ldb + jr, (nr) * sizeof(real));      \
+				else                                                               \
+					memcpy(panel, b + p * ldb + jr, w * sizeof(real));         \
 				for (j = w; j < (nr); j++)                                         \
 					panel[j] = 0;                                              \
 			}                                                                          \

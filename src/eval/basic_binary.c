@@ -7,6 +7,7 @@
  * form of opset 1-6 before it.
  */
 #include "eval/basic_ops.h"
+#include "eval/parallel.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -295,34 +296,52 @@ int bnf_basic_binary_shape(struct bnf_op_ctx *ctx)
 	    ctx, 0, op->flags & BINARY_BOOL_OUT ? BASIC_BOOL : ctx->in[0]->dtype, &shape);
 }
 
+/* Elements lo .. hi - 1 of one binary_f32_direct. */
+struct binary_f32 {
+	double (*f)(double, double);
+	const float *x, *y;
+	float *z;
+};
+
+static void binary_f32_range(void *arg, size_t lo, size_t hi)
+{
+	const struct binary_f32 *j = arg;
+	const float *x = j->x, *y = j->y;
+	float *z = j->z;
+	size_t i;
+
+	if (j->f == add_f)
+		for (i = lo; i < hi; i++)
+			z[i] = x[i] + y[i];
+	else if (j->f == sub_f)
+		for (i = lo; i < hi; i++)
+			z[i] = x[i] - y[i];
+	else if (j->f == mul_f)
+		for (i = lo; i < hi; i++)
+			z[i] = x[i] * y[i];
+	else
+		for (i = lo; i < hi; i++)
+			z[i] = x[i] / y[i];
+}
+
 /* Add, Sub, Mul and Div of two float32 tensors of out's own shape, the
  * hot case of CNNs, straight in float: for these four operations float
- * arithmetic gives exactly the double result rounded once to float.
- * Returns 0 when the case does not apply. */
-static int binary_f32_direct(const struct basic_binary_op *op, const struct bnf_tensor *a,
-                             const struct bnf_tensor *b, struct bnf_tensor *out)
+ * arithmetic gives exactly the double result rounded once to float. Each
+ * element is its own, so ranges run on any thread. Returns 0 when the
+ * case does not apply. */
+static int binary_f32_direct(int threads, const struct basic_binary_op *op,
+                             const struct bnf_tensor *a, const struct bnf_tensor *b,
+                             struct bnf_tensor *out)
 {
-	const float *x = a->data, *y = b->data;
-	float *z = out->data;
-	size_t i, n = out->count;
+	struct binary_f32 j = {op->f, a->data, b->data, out->data};
+	size_t n = out->count;
 
 	if (a->dtype != BASIC_FLOAT || b->dtype != BASIC_FLOAT || out->dtype != BASIC_FLOAT ||
 	    a->count != n || b->count != n)
 		return 0;
-	if (op->f == add_f)
-		for (i = 0; i < n; i++)
-			z[i] = x[i] + y[i];
-	else if (op->f == sub_f)
-		for (i = 0; i < n; i++)
-			z[i] = x[i] - y[i];
-	else if (op->f == mul_f)
-		for (i = 0; i < n; i++)
-			z[i] = x[i] * y[i];
-	else if (op->f == div_f)
-		for (i = 0; i < n; i++)
-			z[i] = x[i] / y[i];
-	else
+	if (op->f != add_f && op->f != sub_f && op->f != mul_f && op->f != div_f)
 		return 0;
+	bnf_parallel_for(threads, n, BNF_PARALLEL_MIN_WORK, binary_f32_range, &j);
 	return 1;
 }
 
@@ -343,7 +362,7 @@ static int run_binary(const struct bnf_op_ctx *ctx, const struct basic_binary_op
 	m.out_lane = lane;
 	m.kernel = binary_kernel;
 	m.params = op;
-	if (binary_f32_direct(op, a, b, out))
+	if (binary_f32_direct(ctx->threads, op, a, b, out))
 		return BNF_OK;
 	if (bnf_basic_map_run(&m) != 0)
 		return bnf_fail(ctx->err, BNF_ERR_INPUT, "integer division by zero");

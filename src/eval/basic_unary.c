@@ -6,6 +6,7 @@
  * through the shared map.
  */
 #include "eval/basic_ops.h"
+#include "eval/parallel.h"
 
 #include <float.h>
 #include <math.h>
@@ -361,6 +362,14 @@ static void relu_f32(const float *x, float *y, size_t n)
 		y[i] = x[i] < 0 ? 0 : x[i];
 }
 
+/* relu_f32 over elements lo .. hi - 1 of ctx's input and output. */
+static void relu_f32_range(void *arg, size_t lo, size_t hi)
+{
+	const struct bnf_op_ctx *ctx = arg;
+
+	relu_f32((const float *)ctx->in[0]->data + lo, (float *)ctx->out[0]->data + lo, hi - lo);
+}
+
 int bnf_basic_unary_compute(struct bnf_op_ctx *ctx)
 {
 	struct unary_job job;
@@ -380,7 +389,8 @@ int bnf_basic_unary_compute(struct bnf_op_ctx *ctx)
 	m.params = &job;
 	if (job.op->f == relu_f && ctx->in[0]->dtype == BASIC_FLOAT &&
 	    ctx->out[0]->dtype == BASIC_FLOAT)
-		relu_f32(ctx->in[0]->data, ctx->out[0]->data, ctx->out[0]->count);
+		bnf_parallel_for(ctx->threads, ctx->out[0]->count, BNF_PARALLEL_MIN_WORK,
+		                 relu_f32_range, ctx);
 	else
 		bnf_basic_map_run(&m);
 	return BNF_OK;

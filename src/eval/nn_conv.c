@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval/nn.h"
+#include "eval/parallel.h"
 #include "util/mem.h"
 
 struct conv_plan {
@@ -365,22 +366,41 @@ BNF_NN_VECTORIZE static void add_to_plane_f32(float *row, size_t n, float v)
 		row[j] += v;
 }
 
-/* Add bias b[channel] to every element of y [batch, channels, size]. */
-static void add_bias(struct bnf_tensor *y, const struct bnf_tensor *b, size_t batch,
-                     size_t channels, size_t size)
-{
-	size_t i, j;
+/* What the planes of one bias add share. */
+struct bias_planes {
+	struct bnf_tensor *y;
+	const struct bnf_tensor *b;
+	size_t channels, size;
+};
 
-	for (i = 0; b && i < batch * channels; i++) {
-		double v = bnf_nn_get(b, i % channels);
-		if (y->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+/* Planes lo .. hi - 1 (plane i holds channel i % channels): each its
+ * own, so they may run on any thread. */
+static void bias_planes_run(void *arg, size_t lo, size_t hi)
+{
+	const struct bias_planes *bp = arg;
+	size_t i, j, size = bp->size;
+
+	for (i = lo; i < hi; i++) {
+		double v = bnf_nn_get(bp->b, i % bp->channels);
+		if (bp->y->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
 			/* float + float rounds like the double sum stored as float. */
-			add_to_plane_f32((float *)y->data + i * size, size, (float)v);
+			add_to_plane_f32((float *)bp->y->data + i * size, size, (float)v);
 			continue;
 		}
 		for (j = 0; j < size; j++)
-			bnf_nn_set(y, i * size + j, bnf_nn_get(y, i * size + j) + v);
+			bnf_nn_set(bp->y, i * size + j, bnf_nn_get(bp->y, i * size + j) + v);
 	}
+}
+
+/* Add bias b[channel] to every element of y [batch, channels, size]. */
+static void add_bias(int threads, struct bnf_tensor *y, const struct bnf_tensor *b, size_t batch,
+                     size_t channels, size_t size)
+{
+	struct bias_planes bp = {y, b, channels, size};
+
+	if (b)
+		bnf_parallel_for(threads, batch * channels, bnf_parallel_grain(size),
+		                 bias_planes_run, &bp);
 }
 
 /* Whether im2col would only copy X: 1x1 kernel, unit strides, no pads. */
@@ -463,7 +483,7 @@ int bnf_nn_conv_compute(struct bnf_op_ctx *ctx)
 				return rc;
 		}
 	}
-	add_bias(y, ctx->n_in > 2 ? ctx->in[2] : NULL, p.batch, p.c_out, p.grid_size);
+	add_bias(ctx->threads, y, ctx->n_in > 2 ? ctx->in[2] : NULL, p.batch, p.c_out, p.grid_size);
 	return BNF_OK;
 }
 
@@ -524,7 +544,8 @@ int bnf_nn_conv_transpose_compute(struct bnf_op_ctx *ctx)
 			window_walk(&p.w, p.c_out / p.group, es, 1, yg, col);
 		}
 	}
-	add_bias(y, ctx->n_in > 2 ? ctx->in[2] : NULL, p.batch, p.c_out, p.image_size);
+	add_bias(ctx->threads, y, ctx->n_in > 2 ? ctx->in[2] : NULL, p.batch, p.c_out,
+	         p.image_size);
 out:
 	free(col);
 	free(wt_t);

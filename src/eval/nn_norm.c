@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval/nn.h"
+#include "eval/parallel.h"
 
 /* How BatchNormalization lays X out: `params` values per input (C, or
  * C * spatial for the per-element form of opsets before 9), each applied
@@ -87,13 +88,41 @@ BNF_NN_VECTORIZE static void bn_plane_f32(const float *x, float *y, size_t n, do
 		y[i] = (float)(((double)x[i] - shift) * scale + b);
 }
 
+/* What the planes of one BatchNormalization share. */
+struct bn_planes {
+	const struct bnf_tensor *x, *bias;
+	struct bnf_tensor *y;
+	const double *scale, *shift;
+	size_t params, inner;
+};
+
+/* Planes lo .. hi - 1 (plane o * params + c holds channel c). */
+static void bn_planes_run(void *arg, size_t lo, size_t hi)
+{
+	const struct bn_planes *bp = arg;
+	size_t pl, i;
+
+	for (pl = lo; pl < hi; pl++) {
+		size_t c = pl % bp->params, at = pl * bp->inner;
+		double b = bnf_nn_get(bp->bias, c);
+		if (bnf_nn_is_f32(bp->x) && bnf_nn_is_f32(bp->y)) {
+			/* The same arithmetic without a dtype switch per element. */
+			bn_plane_f32((const float *)bp->x->data + at, (float *)bp->y->data + at,
+			             bp->inner, bp->shift[c], bp->scale[c], b);
+			continue;
+		}
+		for (i = 0; i < bp->inner; i++, at++)
+			bnf_nn_set(bp->y, at,
+			           (bnf_nn_get(bp->x, at) - bp->shift[c]) * bp->scale[c] + b);
+	}
+}
+
 int bnf_nn_batch_norm_compute(struct bnf_op_ctx *ctx)
 {
-	const struct bnf_tensor *x = ctx->in[0];
-	struct bnf_tensor *y = ctx->out[0];
 	double *scale = NULL, *shift = NULL;
 	struct bn_plan p;
-	size_t o, c, i, at = 0;
+	struct bn_planes bp;
+	size_t c;
 	int rc = bn_plan(ctx, &p);
 
 	if (rc != BNF_OK)
@@ -110,19 +139,16 @@ int bnf_nn_batch_norm_compute(struct bnf_op_ctx *ctx)
 		    bnf_nn_get(ctx->in[1], c) / sqrt(bnf_nn_get(ctx->in[4], c) + (double)p.epsilon);
 		shift[c] = bnf_nn_get(ctx->in[3], c);
 	}
-	for (o = 0; o < p.outer; o++)
-		for (c = 0; c < p.params; c++) {
-			double b = bnf_nn_get(ctx->in[2], c);
-			if (bnf_nn_is_f32(x) && bnf_nn_is_f32(y)) {
-				/* The same arithmetic without a dtype switch per element. */
-				bn_plane_f32((const float *)x->data + at, (float *)y->data + at,
-				             p.inner, shift[c], scale[c], b);
-				at += p.inner;
-				continue;
-			}
-			for (i = 0; i < p.inner; i++, at++)
-				bnf_nn_set(y, at, (bnf_nn_get(x, at) - shift[c]) * scale[c] + b);
-		}
+	bp.x = ctx->in[0];
+	bp.bias = ctx->in[2];
+	bp.y = ctx->out[0];
+	bp.scale = scale;
+	bp.shift = shift;
+	bp.params = p.params;
+	bp.inner = p.inner;
+	/* Each element is its own: planes may run on any thread. */
+	bnf_parallel_for(ctx->threads, p.outer * p.params, bnf_parallel_grain(p.inner),
+	                 bn_planes_run, &bp);
 out:
 	free(scale);
 	free(shift);

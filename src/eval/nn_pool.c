@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval/nn.h"
+#include "eval/parallel.h"
 
 enum pool_kind {
 	POOL_KIND_MAX,
@@ -222,6 +223,25 @@ static void max_plane_2d(const struct pool_plan *p, const float *x, float *y)
 	}
 }
 
+/* What the float32 2-D planes of one pooling share. */
+struct pool_planes {
+	const struct pool_plan *p;
+	void (*plane_fn)(const struct pool_plan *p, const float *x, float *y);
+	const float *x;
+	float *y;
+	size_t image_size, grid_size;
+};
+
+/* Planes lo .. hi - 1: each its own, so they may run on any thread. */
+static void pool_planes_run(void *arg, size_t lo, size_t hi)
+{
+	const struct pool_planes *pp = arg;
+	size_t plane;
+
+	for (plane = lo; plane < hi; plane++)
+		pp->plane_fn(pp->p, pp->x + plane * pp->image_size, pp->y + plane * pp->grid_size);
+}
+
 static int pool_compute(struct bnf_op_ctx *ctx, enum pool_kind kind)
 {
 	const struct bnf_tensor *x = ctx->in[0];
@@ -237,10 +257,12 @@ static int pool_compute(struct bnf_op_ctx *ctx, enum pool_kind kind)
 	image_size = bnf_nn_prod(p.w.image, p.w.n);
 	grid_size = bnf_nn_prod(p.w.grid, p.w.n);
 	if (p.w.n == 2 && !indices && bnf_nn_is_f32(x) && bnf_nn_is_f32(y)) {
-		for (plane = 0; plane < p.planes; plane++)
-			(kind == POOL_KIND_MAX ? max_plane_2d : pool_plane_2d)(
-			    &p, (const float *)x->data + plane * image_size,
-			    (float *)y->data + plane * grid_size);
+		struct pool_planes pp = {
+		    &p,         kind == POOL_KIND_MAX ? max_plane_2d : pool_plane_2d,
+		    x->data,    y->data,
+		    image_size, grid_size};
+		bnf_parallel_for(ctx->threads, p.planes, bnf_parallel_grain(image_size),
+		                 pool_planes_run, &pp);
 		return BNF_OK;
 	}
 	for (plane = 0; plane < p.planes; plane++) {

@@ -6,6 +6,7 @@
  * (nearest), two (linear) or four (cubic) neighbours per axis. Antialias
  * and aspect-ratio policies other than "stretch" (opset 18) are refused.
  */
+#include "eval/parallel.h"
 #include "eval/shape_common.h"
 
 #include <math.h>
@@ -454,16 +455,76 @@ static void resize_element(const struct bnf_tensor *x, struct bnf_tensor *y, siz
 	bnf_shp_set(y, i, sum);
 }
 
+/* What every row of the output shares: the tensors, the taps of each
+ * axis, the input strides, the extrapolation value's bytes. */
+struct resize_rows {
+	const struct bnf_tensor *x;
+	struct bnf_tensor *y;
+	struct resize_tap *first[BNF_MAX_RANK];
+	int64_t xs[BNF_MAX_RANK];
+	int nearest;
+	unsigned char extra[8];
+};
+
+/* Nearest along one output row whose other axes each have one tap at
+ * input offset `base`: copies of whole elements. */
+static void resize_row_nearest(const struct resize_rows *rr, size_t i0, int64_t base)
+{
+	const struct resize_tap *t = rr->first[rr->x->rank - 1];
+	int64_t len = rr->y->dims[rr->x->rank - 1], step = rr->xs[rr->x->rank - 1], j;
+	size_t es = bnf_tensor_elem_size(rr->x->dtype);
+	const char *x = rr->x->data;
+	char *y = (char *)rr->y->data + i0 * es;
+
+	for (j = 0; j < len; j++) {
+		const char *src =
+		    t[j].n ? x + (base + t[j].at[0] * step) * (int64_t)es : (const char *)rr->extra;
+		if (es == sizeof(float))
+			memcpy(y + (size_t)j * sizeof(float), src, sizeof(float));
+		else
+			memcpy(y + (size_t)j * es, src, es);
+	}
+}
+
+/* Output rows lo .. hi - 1 (a row: every index but the last fixed). */
+static void resize_rows_run(void *arg, size_t lo, size_t hi)
+{
+	const struct resize_rows *rr = arg;
+	int rank = rr->x->rank, last = rank - 1, a;
+	size_t len = (size_t)rr->y->dims[last], r, j;
+	struct resize_tap *cur[BNF_MAX_RANK];
+
+	for (r = lo; r < hi; r++) {
+		size_t rest = r;
+		int64_t base = 0;
+		int single = 1;
+		for (a = last - 1; a >= 0; a--) {
+			cur[a] = rr->first[a] + rest % (size_t)rr->y->dims[a];
+			rest /= (size_t)rr->y->dims[a];
+			single = single && cur[a]->n == 1;
+			base += cur[a]->at[0] * rr->xs[a];
+		}
+		if (rr->nearest && single) {
+			resize_row_nearest(rr, r * len, base);
+			continue;
+		}
+		for (j = 0; j < len; j++) {
+			cur[last] = rr->first[last] + j;
+			resize_element(rr->x, rr->y, r * len + j, cur, rr->xs, rr->nearest,
+			               rr->extra);
+		}
+	}
+}
+
 int bnf_shp_resize_compute(struct bnf_op_ctx *ctx)
 {
 	const struct bnf_tensor *x = ctx->in[0];
 	struct bnf_tensor *y = ctx->out[0];
 	struct resize_plan p;
-	struct resize_tap *taps = NULL, *first[BNF_MAX_RANK], *cur[BNF_MAX_RANK];
-	unsigned char extra[8] = {0};
-	struct bnf_tensor extra_t = {x->dtype, 0, {0}, 1, extra};
-	int64_t xs[BNF_MAX_RANK], pos[BNF_MAX_RANK] = {0};
-	size_t total = 0, i;
+	struct resize_tap *taps = NULL;
+	struct resize_rows rr;
+	struct bnf_tensor extra_t = {x->dtype, 0, {0}, 1, rr.extra};
+	size_t total = 0, len;
 	int a;
 
 	if (!y)
@@ -472,6 +533,11 @@ int bnf_shp_resize_compute(struct bnf_op_ctx *ctx)
 		return ctx->err->status;
 	if (y->count == 0)
 		return BNF_OK;
+	if (x->rank == 0) {
+		/* No axis to resize: the one element is the input's. */
+		memcpy(y->data, x->data, bnf_tensor_elem_size(x->dtype));
+		return BNF_OK;
+	}
 	/* Every output dim is at most y->count here, so the tables are small
 	 * next to the output. */
 	for (a = 0; a < x->rank; a++)
@@ -479,24 +545,21 @@ int bnf_shp_resize_compute(struct bnf_op_ctx *ctx)
 	taps = malloc((total ? total : 1) * sizeof(*taps));
 	if (!taps)
 		return bnf_shp_fail(ctx, BNF_ERR_NOMEM, "out of memory");
+	memset(&rr, 0, sizeof(rr));
+	rr.x = x;
+	rr.y = y;
+	rr.nearest = p.mode == RESIZE_MODE_NEAREST;
 	for (total = 0, a = 0; a < x->rank; a++) {
-		first[a] = cur[a] = taps + total;
-		resize_axis(&p, x->rank, a, x->dims[a], first[a]);
+		rr.first[a] = taps + total;
+		resize_axis(&p, x->rank, a, x->dims[a], rr.first[a]);
 		total += (size_t)p.dims[a];
 	}
 	bnf_shp_set(&extra_t, 0, p.extrapolation);
-	bnf_shp_strides(x->rank, x->dims, xs);
-	for (i = 0; i < y->count; i++) {
-		resize_element(x, y, i, cur, xs, p.mode == RESIZE_MODE_NEAREST, extra);
-		for (a = x->rank - 1; a >= 0; a--) {
-			if (++pos[a] < y->dims[a]) {
-				cur[a]++;
-				break;
-			}
-			pos[a] = 0;
-			cur[a] = first[a];
-		}
-	}
+	bnf_shp_strides(x->rank, x->dims, rr.xs);
+	/* Each output element is its own sum: rows may run on any thread. */
+	len = (size_t)y->dims[x->rank - 1];
+	bnf_parallel_for(ctx->threads, y->count / len, bnf_parallel_grain(len), resize_rows_run,
+	                 &rr);
 	free(taps);
 	return BNF_OK;
 }

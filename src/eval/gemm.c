@@ -25,7 +25,13 @@
 #define GEMM_MR        6
 #define GEMM_VEC_BYTES 64
 #define GEMM_MC        240  /* rows of A swept per packed B panel (stay in L2) */
-#define GEMM_NC        3072 /* columns of B packed at once */
+#define GEMM_NC        3072 /* columns of B packed at once (B from a producer) */
+/* A stored B packs with plain copies, so its packed block is worth
+ * keeping in L2 (half of it) between the packing and the multiply: on
+ * 64-row products a 3 MB block went to L3 and back (a fifth slower). A
+ * producer's packing (im2col) pays a setup per row per block, so it
+ * keeps the larger block. */
+#define GEMM_NC_STORED_BYTES ((size_t)512 << 10)
 
 /* Below this many multiply-adds threads cost more than they save. */
 #define GEMM_THREAD_MIN_WORK ((size_t)1 << 18)
@@ -96,10 +102,12 @@ struct gemm_kind {
 		const char *a4 = a3 + ls, *a5 = a4 + ls;                                           \
 		const real *bp = bpv;                                                              \
 		real *c = cv;                                                                      \
-		GEMM_VEC(real) acc[GEMM_MR][2], b0, b1, t;                                         \
+		GEMM_VEC(real) acc[GEMM_MR][2], b0, b1, t, z = {0};                                \
 		real tile[GEMM_MR][(nr)];                                                          \
 		size_t p, i, j;                                                                    \
-		memset(acc, 0, sizeof(acc));                                                       \
+		/* Not memset: GCC makes that a rep stos to the stack on every call. */            \
+		acc[0][0] = acc[0][1] = acc[1][0] = acc[1][1] = acc[2][0] = acc[2][1] = z;         \
+		acc[3][0] = acc[3][1] = acc[4][0] = acc[4][1] = acc[5][0] = acc[5][1] = z;         \
 		for (p = 0; p < kc; p++, bp += (nr)) {                                             \
 			memcpy(&b0, bp, sizeof(b0));                                               \
 			memcpy(&b1, bp + (nr) / 2, sizeof(b1));                                    \
@@ -247,12 +255,25 @@ static void gemm_rows(const struct gemm_job *job, const struct gemm_bufs *bf, si
 	}
 }
 
+/* Columns of B packed at once: a whole number of panels. The cut of the
+ * columns never changes how an element is summed. */
+static size_t gemm_nc(const struct gemm_job *job)
+{
+	size_t nr = job->kind->nr, nc;
+
+	if (job->bsrc)
+		return GEMM_NC;
+	nc = GEMM_NC_STORED_BYTES / (GEMM_KC * job->kind->elem) / nr * nr;
+	return nc ? nc : nr;
+}
+
 /* The sequential blocked multiply over one job. */
 static void gemm_block(struct gemm_job *job)
 {
 	const struct gemm_kind *kd = job->kind;
 	size_t es = kd->elem;
-	size_t nc_max = job->n < GEMM_NC ? round_up(job->n, kd->nr) : GEMM_NC;
+	size_t nc_blk = gemm_nc(job);
+	size_t nc_max = job->n < nc_blk ? round_up(job->n, kd->nr) : nc_blk;
 	size_t m_full = job->m - job->m % GEMM_MR; /* rows in whole micro-panels */
 	struct gemm_bufs bf;
 	size_t jc, pc, ic;
@@ -268,8 +289,8 @@ static void gemm_block(struct gemm_job *job)
 			          job->c, job->ldc, job->accumulate);
 		goto out;
 	}
-	for (jc = 0; jc < job->n; jc += GEMM_NC) {
-		size_t nc = job->n - jc < GEMM_NC ? job->n - jc : GEMM_NC;
+	for (jc = 0; jc < job->n; jc += nc_blk) {
+		size_t nc = job->n - jc < nc_blk ? job->n - jc : nc_blk;
 		for (pc = 0; pc < job->k; pc += GEMM_KC) {
 			size_t kc = job->k - pc < GEMM_KC ? job->k - pc : GEMM_KC;
 			if (job->bsrc)

@@ -58,7 +58,15 @@ static inline void bnf_nn_set(struct bnf_tensor *t, size_t i, double v)
  * them scalar. Vectorizing does not reorder anything (each element is
  * computed alone, in the same operations), and fp-contract stays off so
  * no multiply and add fuse where they did not. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
+/* Also compiled for wider vectors, picked at load time (as gemm_order.h
+ * does; not under AddressSanitizer, whose start-up the ifunc resolver
+ * would precede): a wider lane does the same IEEE operations. */
+#define BNF_NN_VECTORIZE                                                                           \
+	__attribute__((target_clones("avx512f", "avx2", "default"),                                \
+	               optimize("tree-vectorize", "fp-contract=off")))
+#elif defined(__GNUC__) && !defined(__clang__)
 #define BNF_NN_VECTORIZE __attribute__((optimize("tree-vectorize", "fp-contract=off")))
 #else
 #define BNF_NN_VECTORIZE

@@ -8,6 +8,8 @@
  */
 #include "check/run.h"
 
+#include "check/compare.h"
+
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -139,38 +141,6 @@ static int prepare_spill(const struct bnf_run_options *opt, const struct bnf_wri
 	return bnf_external_spill_open(opt->ext, folder, plan->threshold, err);
 }
 
-/* The whole-graph check holds every weight of both models while it runs:
- * refuse it (the reason in err) when their weights alone pass the
- * --check-memory budget, and let the evaluator refuse activations beyond
- * it. *over_budget says memory was the reason. */
-static int compare_within_budget(const struct bnf_run_options *opt, const Onnx__ModelProto *orig,
-                                 const Onnx__ModelProto *folded, struct bnf_verify_report *vr,
-                                 int *over_budget, struct bnf_error *err)
-{
-	struct bnf_verify_options vo = opt->verify;
-	size_t need = bnf_compare_bytes(orig, folded);
-	char a[32], b[32];
-	int rc;
-
-	bnf_format_size((double)need, a, sizeof(a));
-	bnf_format_size((double)opt->check_memory, b, sizeof(b));
-	if (opt->check_memory && need > opt->check_memory) {
-		*over_budget = 1;
-		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-		                "the weights of both models need %s, above the --check-memory "
-		                "budget of %s",
-		                a, b);
-	}
-	if (opt->check_memory && (!vo.max_bytes || vo.max_bytes > opt->check_memory))
-		vo.max_bytes = opt->check_memory;
-	rc = bnf_compare_models(orig, folded, &vo, vr, err);
-	if (rc == BNF_ERR_NOMEM && opt->check_memory) {
-		*over_budget = 1;
-		bnf_error_prefix(err, "above the --check-memory budget of %s", b);
-	}
-	return rc;
-}
-
 /* Between the whole-graph check and the per-fold check: the input's pages
  * the runs read, and the heap they freed (which bnf_mem_init's settings
  * keep for reuse by the next run), go back to the system, so the per-fold
@@ -181,6 +151,111 @@ static void release_whole_graph(struct bnf_run_result *res)
 	malloc_trim(0); /* glibc; bnf_mem_init's mallopt assumes it too */
 }
 
+/* The options of the whole-graph check's evaluations: the --check-memory
+ * budget also bounds the activations of each. */
+static struct bnf_verify_options compare_options(const struct bnf_run_options *opt)
+{
+	struct bnf_verify_options vo = opt->verify;
+
+	if (opt->check_memory && (!vo.max_bytes || vo.max_bytes > opt->check_memory))
+		vo.max_bytes = opt->check_memory;
+	return vo;
+}
+
+/* The reference half of the whole-graph check (compare.h), run before
+ * the fold so that the original's runs never share memory with the
+ * folded weights. It runs on the check's reference tree (orig after a
+ * train-mode conversion, else the one ref_job unpacks, whose aligned
+ * copies of misaligned weights R and A both view); that tree then makes
+ * way for one that copies nothing (the per-fold check's), unpacked on
+ * another core while the model folds. Skipped (cmp left unrun) when the
+ * original's weights alone pass the --check-memory budget, which the
+ * whole check then refuses anyway. Its pages and heap go back after. */
+static void compare_reference_first(const struct bnf_run_options *opt, struct bnf_run_result *res,
+                                    struct bnf_unpack_job *ref_job, const Onnx__ModelProto *orig,
+                                    struct bnf_compare_state *cmp)
+{
+	struct bnf_verify_options vo = compare_options(opt);
+	size_t wa = bnf_model_eval_bytes(res->model.proto);
+	Onnx__ModelProto *ref = NULL;
+	struct bnf_error ignored; /* no tree: the model's own runs instead */
+
+	if (opt->check_memory && (wa > SIZE_MAX / 3 || 3 * wa > opt->check_memory))
+		return;
+	if (!orig && bnf_model_unpack_finish(ref_job, &res->model, opt->input, opt->ext, &ref,
+	                                     &ignored) == BNF_OK)
+		orig = ref;
+	phase(opt, BNF_RUN_PHASE_CHECK, 1);
+	bnf_compare_reference(orig ? orig : res->model.proto, &vo, cmp, &res->verify);
+	phase(opt, BNF_RUN_PHASE_CHECK, 0);
+	if (ref)
+		bnf_model_unpack_cancel(ref_job);
+	release_whole_graph(res);
+	if (ref)
+		bnf_model_unpack_start_views(&res->model, 1, ref_job);
+}
+
+/* The per-fold check, one fold at a time: the original's weights are read
+ * through the file's pages, given back after each fold so that they never
+ * pile up beside the folded weights. Adds to res->verify what one call
+ * over all the folds would. */
+static int verify_each_fold(const Onnx__ModelProto *orig, struct bnf_run_result *res,
+                            const struct bnf_verify_options *vo)
+{
+	const struct bnf_fold_report *all = &res->fold;
+	struct bnf_fold_report one = *all;
+	size_t i, n = all->n_records + all->n_affine;
+	int rc = BNF_OK;
+
+	if (n == 0)
+		return bnf_verify_folds(orig, res->model.proto, all, vo, &res->verify, &res->err);
+	for (i = 0; i < n && rc == BNF_OK; i++) {
+		int affine = i >= all->n_records;
+		one.records = affine ? NULL : &all->records[i];
+		one.n_records = !affine;
+		one.affine = affine ? &all->affine[i - all->n_records] : NULL;
+		one.n_affine = affine;
+		rc = bnf_verify_folds(orig, res->model.proto, &one, vo, &res->verify, &res->err);
+		bnf_model_release_pages(&res->model);
+	}
+	return rc;
+}
+
+/* The whole-graph check holds every weight of both models while it runs:
+ * refuse it (the reason in err) when their weights alone pass the
+ * --check-memory budget, and let the evaluator refuse activations beyond
+ * it. *over_budget says memory was the reason. The reference half runs
+ * now unless it ran before the fold (cmp). */
+static int compare_within_budget(const struct bnf_run_options *opt, const Onnx__ModelProto *orig,
+                                 const Onnx__ModelProto *folded, struct bnf_compare_state *cmp,
+                                 struct bnf_verify_report *vr, int *over_budget,
+                                 struct bnf_error *err)
+{
+	struct bnf_verify_options vo = compare_options(opt);
+	size_t need = bnf_compare_bytes(orig, folded);
+	char a[32], b[32];
+	int rc;
+
+	bnf_format_size((double)need, a, sizeof(a));
+	bnf_format_size((double)opt->check_memory, b, sizeof(b));
+	if (opt->check_memory && need > opt->check_memory) {
+		*over_budget = 1;
+		bnf_verify_report_free(vr);
+		return bnf_fail(err, BNF_ERR_UNSUPPORTED,
+		                "the weights of both models need %s, above the --check-memory "
+		                "budget of %s",
+		                a, b);
+	}
+	if (cmp->stage == BNF_COMPARE_STAGE_NONE)
+		bnf_compare_reference(orig, &vo, cmp, vr);
+	rc = bnf_compare_candidate(orig, folded, cmp, vr, err);
+	if (rc == BNF_ERR_NOMEM && opt->check_memory) {
+		*over_budget = 1;
+		bnf_error_prefix(err, "above the --check-memory budget of %s", b);
+	}
+	return rc;
+}
+
 /* The check of a fold: the whole graph when it can run, and each folded
  * pair in any case. A whole-graph check that cannot run (an operator the
  * evaluator lacks, inputs the model rejects, the memory budget) never
@@ -188,7 +263,7 @@ static void release_whole_graph(struct bnf_run_result *res)
  * stands alone. Returns BNF_OK with res->verified set, or an error when
  * the per-fold check itself cannot run. */
 static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto *orig,
-                      struct bnf_run_result *res)
+                      struct bnf_compare_state *cmp, struct bnf_run_result *res)
 {
 	struct bnf_verify_options per_fold = opt->verify;
 	struct bnf_verify_report *vr = &res->verify;
@@ -196,7 +271,8 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 	int rc, over_budget = 0;
 
 	memset(&why, 0, sizeof(why));
-	rc = compare_within_budget(opt, orig, res->model.proto, vr, &over_budget, &why);
+	rc = compare_within_budget(opt, orig, res->model.proto, cmp, vr, &over_budget, &why);
+	bnf_compare_state_free(cmp);
 	if (rc != BNF_OK) {
 		/* What the comparison learnt stays (the input shapes it tried). */
 		vr->whole_graph = 0;
@@ -233,7 +309,7 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 	/* Memory is short: the evaluations of each fold one at a time. */
 	if (over_budget)
 		per_fold.threads = 1;
-	rc = bnf_verify_folds(orig, res->model.proto, &res->fold, &per_fold, vr, &res->err);
+	rc = verify_each_fold(orig, res, &per_fold);
 	if (rc != BNF_OK) {
 		bnf_error_prefix(&res->err, "check");
 		return rc;
@@ -328,7 +404,8 @@ static int write_output(const struct bnf_run_options *opt, struct bnf_run_result
  * when the check failed and nothing is to be written, or an error. */
 static int fold_and_check(const struct bnf_run_options *opt, struct bnf_run_result *res,
                           const struct bnf_write_plan *plan, struct bnf_unpack_job *ref_job,
-                          Onnx__ModelProto **orig, struct bnf_staged_write *staged, int *early)
+                          Onnx__ModelProto **orig, struct bnf_compare_state *cmp,
+                          struct bnf_staged_write *staged, int *early)
 {
 	struct bnf_fold_options fo;
 	int rc;
@@ -347,6 +424,10 @@ static int fold_and_check(const struct bnf_run_options *opt, struct bnf_run_resu
 	res->fold_ran = 1;
 	res->changed = res->fold.n_changed > 0 || res->train.n_converted > 0;
 	if (res->fold.n_changed == 0 || opt->no_verify) {
+		/* The original's runs were for nothing: no check. */
+		bnf_compare_state_free(cmp);
+		bnf_verify_report_free(&res->verify);
+		memset(&res->verify, 0, sizeof(res->verify));
 		if (res->changed) {
 			bnf_model_unpack_cancel(ref_job);
 			bnf_model_drop_bytes(&res->model);
@@ -365,7 +446,7 @@ static int fold_and_check(const struct bnf_run_options *opt, struct bnf_run_resu
 	*early = opt->output && bnf_external_write_is_plain(res->model.proto, plan, opt->output) &&
 	         bnf_model_write_start(opt->output, res->model.proto, staged, &res->err) == BNF_OK;
 	phase(opt, BNF_RUN_PHASE_CHECK, 1);
-	rc = check_fold(opt, *orig, res);
+	rc = check_fold(opt, *orig, cmp, res);
 	phase(opt, BNF_RUN_PHASE_CHECK, 0);
 	if (rc != BNF_OK)
 		return rc;
@@ -383,20 +464,23 @@ enum bnf_run_verdict bnf_run_fold(const struct bnf_run_options *opt, struct bnf_
 	struct bnf_write_plan plan = opt->plan;
 	struct bnf_unpack_job ref_job;
 	struct bnf_staged_write staged;
+	struct bnf_compare_state cmp;
 	Onnx__ModelProto *orig = NULL;
-	int rc, early = 0;
+	int rc, early = 0, first;
 
 	memset(res, 0, sizeof(*res));
+	memset(&cmp, 0, sizeof(cmp));
 	memset(&ref_job, 0, sizeof(ref_job));
 	memset(&staged, 0, sizeof(staged));
 	if ((rc = read_input(opt, res)) != BNF_OK || (rc = check_input_names(opt, res)) != BNF_OK)
 		goto out;
 	/* The check's reference, the input as it is, is unpacked a second
-	 * time on another core while this tree is folded. Without a check, a
-	 * tree that copied the file's bytes lets the file's pages go. */
-	if (!opt->no_verify && !opt->train_eval)
+	 * time on another core. Without a check, a tree that copied the
+	 * file's bytes lets the file's pages go. */
+	first = !opt->no_verify && bnf_fold_may_change(res->model.proto);
+	if (!opt->no_verify && !opt->train_eval && !first)
 		bnf_model_unpack_start(&res->model, &ref_job);
-	else
+	else if (opt->no_verify || opt->train_eval)
 		bnf_model_release_pages(&res->model);
 	res->in_size = res->model.size + (size_t)bnf_model_external_bytes(res->model.proto);
 	plan.input_external = res->model.n_external;
@@ -404,7 +488,11 @@ enum bnf_run_verdict bnf_run_fold(const struct bnf_run_options *opt, struct bnf_
 		goto out;
 	if (opt->train_eval && (rc = train_to_eval(opt, res, &orig)) != BNF_OK)
 		goto out;
-	rc = fold_and_check(opt, res, &plan, &ref_job, &orig, &staged, &early);
+	/* The original's runs of the check come before the fold, when it
+	 * may fold anything: the folded weights are not made until they end. */
+	if (first)
+		compare_reference_first(opt, res, &ref_job, orig, &cmp);
+	rc = fold_and_check(opt, res, &plan, &ref_job, &orig, &cmp, &staged, &early);
 	if (rc != BNF_OK)
 		goto out;
 	bnf_model_count(res->model.proto, &res->nodes_after, &res->initializers_after);
@@ -419,6 +507,7 @@ enum bnf_run_verdict bnf_run_fold(const struct bnf_run_options *opt, struct bnf_
 	if (opt->lint)
 		rc = lint_model(opt, res, &res->fold, NULL);
 out:
+	bnf_compare_state_free(&cmp);
 	bnf_model_write_abort(&staged);
 	if (orig && orig != ref_job.proto) /* train_to_eval's copy */
 		onnx__model_proto__free_unpacked(orig, &bnf_large_allocator);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check/compare.h"
 #include "check/internal.h"
 #include "check/jobs.h"
 #include "eval/eval.h"
@@ -222,58 +223,85 @@ static int cannot_run(const struct bnf_input_shapes *shapes, int rc, struct bnf_
 	return BNF_ERR_UNSUPPORTED;
 }
 
-/* One sample: R (with_ref), A and B on the same inputs, added to acc. The
- * elements beyond the elementwise limit are counted on sample 0, once the
- * limit is known (keep holds its outputs until then). */
-static int compare_sample(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
-                          const struct bnf_verify_options *opt, int s, int with_ref,
-                          struct output_acc *acc, struct bnf_check_job *keep,
-                          struct bnf_verify_report *rep, struct bnf_error *err)
+/* Add sample outputs to one output's sums: B against A always, and
+ * against R (with A against R) when R ran on the sample (tr not NULL). */
+static void add_output(const struct bnf_verify_options *opt, struct output_acc *acc,
+                       const struct bnf_tensor *tb, const struct bnf_tensor *ta,
+                       const struct bnf_tensor *tr, struct bnf_output_check *o)
 {
+	struct bnf_tolerance tol;
+
+	o->dtype = ta->dtype;
+	bnf_verify_tolerance(opt, ta->dtype, &tol);
+	bnf_err_acc_add(&acc->pair, tb, ta, bnf_verify_fixed_tolerance(opt) ? &tol : NULL);
+	if (tr) {
+		bnf_err_acc_add(&acc->exact, tb, tr, NULL);
+		bnf_err_acc_add(&acc->original, ta, tr, NULL);
+	} else {
+		bnf_err_acc_add(&acc->noref, tb, ta, NULL);
+	}
+}
+
+/* One sample of the reference half: R (when the sample has it, first: it
+ * is the slowest) and A side by side on the sample's inputs; st keeps
+ * their outputs. Any failure is the reference's: the check cannot run. */
+static int reference_sample(const Onnx__ModelProto *a, struct bnf_compare_state *st, int s,
+                            struct bnf_verify_report *rep, struct bnf_error *err)
+{
+	const struct bnf_verify_options *opt = &st->opt;
 	struct bnf_named_tensors in;
-	struct bnf_check_job job[3];
-	size_t n_out = rep->n_outputs, i;
-	int n = 0, rc, r = -1, ia, ib;
+	struct bnf_check_job job[2];
+	int n = 0, rc, r = -1, ia;
 
 	rc = bnf_inputs_make_shaped(&rep->inputs, opt->seed, s, &in, err);
 	if (rc != BNF_OK)
 		return rc == BNF_ERR_UNSUPPORTED ? cannot_run(&rep->inputs, rc, err) : rc;
-	/* The float64 run first: it is the slowest. */
-	if (with_ref)
+	if (s < st->ref_samples)
 		bnf_check_job_init(&job[r = n++], a, &in, 1, opt->max_bytes, opt->ext);
 	bnf_check_job_init(&job[ia = n++], a, &in, 0, opt->max_bytes, opt->ext);
-	bnf_check_job_init(&job[ib = n++], b, &in, 0, opt->max_bytes, opt->ext);
 	rc = bnf_check_jobs_run(job, n, opt->threads, err);
-	/* The reference cannot run at these shapes (err: its first failure). */
-	if (rc != BNF_OK && (job[ia].rc != BNF_OK || (r >= 0 && job[r].rc != BNF_OK)))
-		rc = cannot_run(&rep->inputs, rc, err);
-	else if (rc != BNF_OK && rc != BNF_ERR_NOMEM && job[ib].rc != BNF_OK)
-		rep->second_failed = 1;
 	bnf_named_tensors_free(&in);
-	for (i = 0; rc == BNF_OK && i < n_out; i++) {
-		struct bnf_tensor *ta = job[ia].outs[i], *tb = job[ib].outs[i];
-		struct bnf_tolerance tol;
-		rep->outputs[i].dtype = ta->dtype;
-		bnf_verify_tolerance(opt, ta->dtype, &tol);
-		bnf_err_acc_add(&acc[i].pair, tb, ta,
-		                bnf_verify_fixed_tolerance(opt) ? &tol : NULL);
-		if (r >= 0) {
-			bnf_err_acc_add(&acc[i].exact, tb, job[r].outs[i], NULL);
-			bnf_err_acc_add(&acc[i].original, ta, job[r].outs[i], NULL);
-		} else {
-			bnf_err_acc_add(&acc[i].noref, tb, ta, NULL);
-		}
+	if (rc != BNF_OK) {
+		bnf_check_jobs_free(job, n, st->n_out);
+		return cannot_run(&rep->inputs, rc, err);
 	}
-	if (rc == BNF_OK && s == 0 && r >= 0) {
-		keep[0] = job[r];
-		keep[1] = job[ib];
-		bnf_check_jobs_free(&job[ia], 1, n_out);
-		return BNF_OK;
-	}
-	bnf_check_jobs_free(job, n, n_out);
-	return rc;
+	st->r_outs[s] = r >= 0 ? job[r].outs : NULL;
+	st->a_outs[s] = job[ia].outs;
+	return BNF_OK;
 }
 
+/* One sample of the candidate half: b on the same inputs, added to acc
+ * against the kept outputs. b's outputs of sample 0, when R ran on it,
+ * go to *keep_b: the elements beyond the elementwise limit are counted
+ * once the limit is known. b failing where a ran sets rep->second_failed. */
+static int candidate_sample(const Onnx__ModelProto *b, const struct bnf_compare_state *st, int s,
+                            struct output_acc *acc, struct bnf_tensor ***keep_b,
+                            struct bnf_verify_report *rep, struct bnf_error *err)
+{
+	const struct bnf_verify_options *opt = &st->opt;
+	struct bnf_tensor **tr = st->r_outs[s], **ta = st->a_outs[s];
+	struct bnf_named_tensors in;
+	struct bnf_check_job job;
+	size_t i;
+	int rc;
+
+	rc = bnf_inputs_make_shaped(&rep->inputs, opt->seed, s, &in, err);
+	if (rc != BNF_OK)
+		return rc == BNF_ERR_UNSUPPORTED ? cannot_run(&rep->inputs, rc, err) : rc;
+	bnf_check_job_init(&job, b, &in, 0, opt->max_bytes, opt->ext);
+	rc = bnf_check_jobs_run(&job, 1, opt->threads, err);
+	bnf_named_tensors_free(&in);
+	if (rc != BNF_OK && rc != BNF_ERR_NOMEM)
+		rep->second_failed = 1;
+	for (i = 0; rc == BNF_OK && i < st->n_out; i++)
+		add_output(opt, &acc[i], job.outs[i], ta[i], tr ? tr[i] : NULL, &rep->outputs[i]);
+	if (rc == BNF_OK && s == 0 && tr) {
+		*keep_b = job.outs;
+		job.outs = NULL;
+	}
+	bnf_check_jobs_free(&job, 1, st->n_out);
+	return rc;
+}
 /* The declared shape of input vi accepts shape: same rank, and every
  * fixed dim equal (a declared shape may be absent or leave dims open). */
 static int declared_accepts(const Onnx__ValueInfoProto *vi, const struct bnf_input_shape *shape)
@@ -323,60 +351,87 @@ static int same_inputs(const Onnx__ModelProto *b, const struct bnf_input_shapes 
 	return BNF_OK;
 }
 
-int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
-                       const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
-                       struct bnf_error *err)
+void bnf_compare_state_free(struct bnf_compare_state *st)
 {
-	struct output_acc *acc = NULL;
-	struct bnf_check_job keep[2];
-	struct bnf_input_shapes shapes;
-	size_t n_out = a->graph->n_output, i;
-	int rc, s, ref_samples = bnf_verify_ref_samples(opt);
+	int s;
 
+	for (s = 0; s < st->samples; s++) {
+		if (st->r_outs)
+			bnf_check_outputs_free(st->r_outs[s], st->n_out);
+		if (st->a_outs)
+			bnf_check_outputs_free(st->a_outs[s], st->n_out);
+	}
+	free(st->r_outs);
+	free(st->a_outs);
+	memset(st, 0, sizeof(*st));
+}
+
+/* The reference half stops at stage with rc (its message in st->err). */
+static int reference_failed(struct bnf_compare_state *st, enum bnf_compare_stage stage, int rc)
+{
+	st->stage = stage;
+	st->rc = rc;
+	return rc;
+}
+
+int bnf_compare_reference(const Onnx__ModelProto *a, const struct bnf_verify_options *opt,
+                          struct bnf_compare_state *st, struct bnf_verify_report *rep)
+{
+	struct bnf_error *err = &st->err;
+	int rc, s;
+
+	memset(st, 0, sizeof(*st));
 	memset(rep, 0, sizeof(*rep));
-	memset(keep, 0, sizeof(keep));
-	memset(&shapes, 0, sizeof(shapes));
 	rep->first_failed_fold = -1;
 	rep->weight_ulps = -1;
-	if ((rc = unsupported(a, "first", err)) != BNF_OK ||
-	    (rc = unsupported(b, "second", err)) != BNF_OK)
-		return rc;
-	if (b->graph->n_output != n_out)
-		return bnf_fail(err, BNF_ERR_INPUT, "the models have %zu and %zu outputs", n_out,
-		                b->graph->n_output);
+	st->opt = *opt;
+	st->n_out = a->graph->n_output;
+	st->ref_samples = bnf_verify_ref_samples(opt);
+	if ((rc = unsupported(a, "first", err)) != BNF_OK)
+		return reference_failed(st, BNF_COMPARE_STAGE_OPERATORS, rc);
 	if ((rc = choose_shapes(a, opt, &rep->inputs, err)) != BNF_OK) {
 		if (rc == BNF_ERR_UNSUPPORTED)
 			bnf_error_prefix(err, "check could not run");
-		return rc;
+		return reference_failed(st, BNF_COMPARE_STAGE_SHAPES, rc);
 	}
-	if ((rc = same_inputs(b, &rep->inputs, err)) != BNF_OK) {
-		bnf_input_shapes_free(&rep->inputs);
-		return rc;
-	}
-	acc = calloc(n_out + 1, sizeof(*acc));
-	if (!acc) {
-		bnf_input_shapes_free(&rep->inputs);
-		return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-	}
-	if ((rc = name_outputs(a, rep, err)) != BNF_OK)
-		goto out;
-	for (s = 0; s < opt->samples; s++)
-		if ((rc = compare_sample(a, b, opt, s, s < ref_samples, acc, keep, rep, err)) !=
-		    BNF_OK)
-			goto out;
+	st->samples = opt->samples > 0 ? opt->samples : 0;
+	st->r_outs = calloc((size_t)st->samples + 1, sizeof(*st->r_outs));
+	st->a_outs = calloc((size_t)st->samples + 1, sizeof(*st->a_outs));
+	if (!st->r_outs || !st->a_outs)
+		rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+	else
+		rc = name_outputs(a, rep, err);
+	if (rc != BNF_OK)
+		return reference_failed(st, BNF_COMPARE_STAGE_OUTPUTS, rc);
+	for (s = 0; s < st->samples; s++)
+		if ((rc = reference_sample(a, st, s, rep, err)) != BNF_OK) {
+			st->failed_sample = s;
+			return reference_failed(st, BNF_COMPARE_STAGE_SAMPLES, rc);
+		}
+	st->stage = BNF_COMPARE_STAGE_DONE;
+	return BNF_OK;
+}
+
+/* Every output judged over all samples, and the worst of them in rep.
+ * r0 and b0: R's and b's outputs of sample 0, or NULL. */
+static void judge_outputs(const struct bnf_compare_state *st, const struct output_acc *acc,
+                          struct bnf_tensor *const *r0, struct bnf_tensor *const *b0,
+                          struct bnf_verify_report *rep)
+{
+	size_t i;
+
 	rep->whole_graph = 1;
-	rep->samples = opt->samples;
-	rep->ref_samples = ref_samples;
-	rep->fixed_tolerance = bnf_verify_fixed_tolerance(opt);
+	rep->samples = st->samples;
+	rep->ref_samples = st->ref_samples;
+	rep->fixed_tolerance = bnf_verify_fixed_tolerance(&st->opt);
 	rep->pass = 1;
-	rep->ratio_dtype = n_out ? rep->outputs[0].dtype : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-	for (i = 0; i < n_out; i++) {
+	rep->ratio_dtype = st->n_out ? rep->outputs[0].dtype : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+	for (i = 0; i < st->n_out; i++) {
 		struct bnf_output_check *o = &rep->outputs[i];
-		o->ref_samples = ref_samples;
-		judge_output(opt, &acc[i], o);
-		if (!o->fixed_tolerance && keep[0].outs && !o->verdict.pass)
-			o->n_bad +=
-			    count_beyond(keep[1].outs[i], keep[0].outs[i], o->verdict.limit_max);
+		o->ref_samples = st->ref_samples;
+		judge_output(&st->opt, &acc[i], o);
+		if (!o->fixed_tolerance && r0 && b0 && !o->verdict.pass)
+			o->n_bad += count_beyond(b0[i], r0[i], o->verdict.limit_max);
 		if (!o->pass)
 			rep->pass = 0;
 		if (o->max_abs > rep->max_abs)
@@ -392,26 +447,114 @@ int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 		if (o->verdict.used > rep->used)
 			rep->used = o->verdict.used;
 	}
-	bnf_check_jobs_free(keep, 2, n_out);
-	if (!rep->pass && (rc = bnf_locate_divergence(a, b, opt, rep, err)) != BNF_OK)
+}
+
+/* rep as a comparison that failed before its runs leaves it. */
+static void reset_report(struct bnf_verify_report *rep)
+{
+	bnf_verify_report_free(rep);
+	rep->weight_ulps = -1;
+}
+
+/* rep as a comparison that failed with rc leaves it: which shapes the
+ * check could not run at stays, and which model failed. */
+static void failed_report(struct bnf_verify_report *rep, int rc)
+{
+	struct bnf_input_shapes shapes;
+	int second_failed = rep->second_failed;
+
+	memset(&shapes, 0, sizeof(shapes));
+	if (rc == BNF_ERR_UNSUPPORTED) {
+		shapes = rep->inputs;
+		memset(&rep->inputs, 0, sizeof(rep->inputs));
+	}
+	bnf_verify_report_free(rep);
+	rep->inputs = shapes;
+	rep->second_failed = second_failed;
+}
+
+/* The reference half's failure, reported now. */
+static int reference_failure(const struct bnf_compare_state *st, struct bnf_error *err)
+{
+	if (err)
+		*err = st->err;
+	return st->rc;
+}
+
+/* The checks of b that come before any run, in the order they have
+ * always come among a's: operators, then (once a's input shapes are
+ * known) outputs and inputs. Returns BNF_OK to go on to b's runs, else
+ * the first failure, a's or b's, with rep as it was then left. */
+static int candidate_first(const Onnx__ModelProto *b, const struct bnf_compare_state *st,
+                           struct bnf_verify_report *rep, struct bnf_error *err)
+{
+	int rc;
+
+	if (st->stage == BNF_COMPARE_STAGE_OPERATORS)
+		return reference_failure(st, err);
+	if ((rc = unsupported(b, "second", err)) == BNF_OK && b->graph->n_output != st->n_out)
+		rc = bnf_fail(err, BNF_ERR_INPUT, "the models have %zu and %zu outputs", st->n_out,
+		              b->graph->n_output);
+	if (rc == BNF_OK && st->stage == BNF_COMPARE_STAGE_SHAPES)
+		return reference_failure(st, err);
+	if (rc == BNF_OK)
+		rc = same_inputs(b, &rep->inputs, err);
+	if (rc != BNF_OK)
+		reset_report(rep);
+	else if (st->stage == BNF_COMPARE_STAGE_OUTPUTS)
+		failed_report(rep, rc = reference_failure(st, err));
+	return rc;
+}
+
+int bnf_compare_candidate(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
+                          struct bnf_compare_state *st, struct bnf_verify_report *rep,
+                          struct bnf_error *err)
+{
+	struct output_acc *acc = NULL;
+	struct bnf_tensor **keep_b = NULL;
+	int rc, s;
+
+	if (st->stage == BNF_COMPARE_STAGE_NONE)
+		return bnf_fail(err, BNF_ERR_INPUT, "the reference half of the check did not run");
+	if ((rc = candidate_first(b, st, rep, err)) != BNF_OK)
+		return rc;
+	if (!(acc = calloc(st->n_out + 1, sizeof(*acc)))) {
+		rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
 		goto out;
-	if (opt->pair_folds && (rc = bnf_compare_fold_pairs(a, b, opt, rep, err)) != BNF_OK)
+	}
+	for (s = 0; s < st->samples; s++) {
+		if (st->stage == BNF_COMPARE_STAGE_SAMPLES && s == st->failed_sample) {
+			rc = reference_failure(st, err);
+			goto out;
+		}
+		if ((rc = candidate_sample(b, st, s, acc, &keep_b, rep, err)) != BNF_OK)
+			goto out;
+	}
+	judge_outputs(st, acc, st->samples ? st->r_outs[0] : NULL, keep_b, rep);
+	bnf_check_outputs_free(keep_b, st->n_out);
+	keep_b = NULL;
+	if (!rep->pass && (rc = bnf_locate_divergence(a, b, &st->opt, rep, err)) != BNF_OK)
+		goto out;
+	if (st->opt.pair_folds && (rc = bnf_compare_fold_pairs(a, b, &st->opt, rep, err)) != BNF_OK)
 		goto out;
 	rc = BNF_OK;
 out:
-	bnf_check_jobs_free(keep, 2, n_out);
+	bnf_check_outputs_free(keep_b, st->n_out);
 	free(acc);
-	if (rc != BNF_OK) {
-		/* Which shapes the check could not run at stays in the report,
-		 * and which model failed. */
-		int second_failed = rep->second_failed;
-		if (rc == BNF_ERR_UNSUPPORTED) {
-			shapes = rep->inputs;
-			memset(&rep->inputs, 0, sizeof(rep->inputs));
-		}
-		bnf_verify_report_free(rep);
-		rep->inputs = shapes;
-		rep->second_failed = second_failed;
-	}
+	if (rc != BNF_OK)
+		failed_report(rep, rc);
+	return rc;
+}
+
+int bnf_compare_models(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
+                       const struct bnf_verify_options *opt, struct bnf_verify_report *rep,
+                       struct bnf_error *err)
+{
+	struct bnf_compare_state st;
+	int rc;
+
+	bnf_compare_reference(a, opt, &st, rep);
+	rc = bnf_compare_candidate(a, b, &st, rep, err);
+	bnf_compare_state_free(&st);
 	return rc;
 }

@@ -36,6 +36,7 @@ static const char *const phase_labels[BNF_RUN_PHASE_COUNT] = {
 static void on_phase(void *arg, enum bnf_run_phase phase, int begin)
 {
 	struct phase_clock *pc = arg;
+	double ms;
 
 	if (begin) {
 		pc->start = cli_now_ms();
@@ -44,7 +45,10 @@ static void on_phase(void *arg, enum bnf_run_phase phase, int begin)
 		return;
 	}
 	cli_progress_end();
-	pc->facts->phase_ms[phase] = cli_now_ms() - pc->start;
+	/* A phase may come twice (the check: before and after the fold). */
+	ms = cli_now_ms() - pc->start;
+	pc->facts->phase_ms[phase] =
+	    pc->facts->phase_ms[phase] > 0 ? pc->facts->phase_ms[phase] + ms : ms;
 }
 
 static void facts_init(struct cli_facts *facts, const struct cli *cli, const char *mode)

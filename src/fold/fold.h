@@ -118,4 +118,10 @@ int bnf_fold_model(Onnx__ModelProto *model, const struct bnf_fold_options *opt,
 
 void bnf_fold_report_free(struct bnf_fold_report *rep);
 
+/* 0 when bnf_fold_model certainly leaves model as it is (no
+ * BatchNormalization, no Mul/Add/Sub/Div in a graph with a layer it could
+ * fold into), else 1: a cheap look that lets the check start on the
+ * original before the fold. */
+int bnf_fold_may_change(const Onnx__ModelProto *model);
+
 #endif

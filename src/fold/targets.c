@@ -99,3 +99,35 @@ size_t bnf_fold_target_channels(const struct bnf_fold_target *t, const Onnx__Nod
 	}
 	return 0;
 }
+
+/* A graph (its subgraphs included) that holds a BatchNormalization, or a
+ * Mul/Add/Sub/Div beside a layer that takes an affine map after it. */
+static int graph_may_change(const Onnx__GraphProto *g)
+{
+	int layer = 0, affine = 0;
+	size_t i, k, j;
+
+	for (i = 0; g && i < g->n_node; i++) {
+		const Onnx__NodeProto *node = g->node[i];
+		const struct bnf_fold_target *t = bnf_fold_target_of(node);
+		if (bnf_node_is(node, "BatchNormalization"))
+			return 1;
+		layer |= t && t->affine_after;
+		affine |= bnf_node_is(node, "Mul") || bnf_node_is(node, "Add") ||
+		          bnf_node_is(node, "Sub") || bnf_node_is(node, "Div");
+		for (k = 0; k < node->n_attribute; k++) {
+			const Onnx__AttributeProto *at = node->attribute[k];
+			if (graph_may_change(at->g))
+				return 1;
+			for (j = 0; j < at->n_graphs; j++)
+				if (graph_may_change(at->graphs[j]))
+					return 1;
+		}
+	}
+	return layer && affine;
+}
+
+int bnf_fold_may_change(const Onnx__ModelProto *model)
+{
+	return model && graph_may_change(model->graph);
+}

@@ -196,7 +196,8 @@ struct attach {
 	const struct bnf_skeleton *sk;
 	unsigned char *seen;
 	size_t found;
-	int reference; /* payloads not aligned for their type are copied */
+	int reference; /* buf is registered by another tree already */
+	int copy;      /* payloads not aligned for their type are copied */
 	int bad;
 	struct bnf_copied *copied; /* those copies, when they can be noted */
 	size_t n_copied, cap_copied;
@@ -278,7 +279,7 @@ static int attach_tensor(Onnx__TensorProto *t, void *arg)
 	bnf_free(t->raw_data.data);
 	t->raw_data.len = at->sk->range[k].length;
 	t->raw_data.data = bnf_mem_borrowed_field(at->buf + at->sk->range[k].offset);
-	if (at->reference && (uintptr_t)t->raw_data.data % view_align(t->data_type) != 0) {
+	if (at->copy && (uintptr_t)t->raw_data.data % view_align(t->data_type) != 0) {
 		if (!(t->raw_data.data =
 		          copy_bytes(at->buf + at->sk->range[k].offset, t->raw_data.len)))
 			at->bad = 1; /* no memory: the tree is given up */
@@ -290,10 +291,10 @@ static int attach_tensor(Onnx__TensorProto *t, void *arg)
 }
 
 /* bnf_model_unpack_borrowing; for the check's reference (reference set),
- * buf is already registered by the first tree, and payloads the evaluator
- * could not read in place are copied. */
+ * buf is already registered by the first tree, and with copy set the
+ * payloads the evaluator could not read in place are copied. */
 static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
-                                          size_t min_len, int reference, int *borrowed,
+                                          size_t min_len, int reference, int copy, int *borrowed,
                                           struct bnf_unpack_job *job)
 {
 	struct bnf_skeleton sk;
@@ -303,6 +304,7 @@ static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int fi
 	*borrowed = 0;
 	memset(&at, 0, sizeof(at));
 	at.reference = reference;
+	at.copy = copy;
 	if (bnf_skeleton_build(buf, len, min_len, &sk) == 0 &&
 	    (at.seen = calloc(sk.n, 1)) != NULL &&
 	    (m = onnx__model_proto__unpack(&bnf_large_allocator, sk.len, sk.bytes)) != NULL &&
@@ -338,7 +340,7 @@ static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int fi
 Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
                                              size_t min_len, int *borrowed)
 {
-	return unpack_borrowing(buf, len, file_backed, min_len, 0, borrowed, NULL);
+	return unpack_borrowing(buf, len, file_backed, min_len, 0, 0, borrowed, NULL);
 }
 
 int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
@@ -400,7 +402,7 @@ static void *unpack_main(void *arg)
 
 	if (model->borrowed)
 		job->proto = unpack_borrowing(model->bytes, model->size, model->mapped,
-		                              BNF_BORROW_MIN, 1, &borrowed, job);
+		                              BNF_BORROW_MIN, 1, !job->views, &borrowed, job);
 	else
 		job->proto =
 		    onnx__model_proto__unpack(&bnf_large_allocator, model->size, model->bytes);
@@ -409,8 +411,15 @@ static void *unpack_main(void *arg)
 
 void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job *job)
 {
+	bnf_model_unpack_start_views(model, 0, job);
+}
+
+void bnf_model_unpack_start_views(const struct bnf_model *model, int views,
+                                  struct bnf_unpack_job *job)
+{
 	memset(job, 0, sizeof(*job));
 	job->model = model;
+	job->views = views;
 	if (model->bytes)
 		job->started = bnf_thread_start(&job->thread, unpack_main, job) == 0;
 }

@@ -69,12 +69,21 @@ struct bnf_unpack_job {
 	 * does not suit their type (the evaluator reads only aligned data). */
 	struct bnf_copied *copied;
 	size_t n_copied;
+	int views; /* no copies: misaligned weights are borrowed too */
 };
 
 /* Start unpacking model's bytes on a new thread (or, when no thread can be
  * made, leave it to bnf_model_unpack_finish). The bytes must stay until
  * the job is finished or cancelled. */
 void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job *job);
+
+/* bnf_model_unpack_start, but with views set the new tree copies nothing:
+ * weights misaligned in the file are borrowed like the others, and an
+ * evaluation copies each one only while it reads it (so the tree costs
+ * no memory beyond the file's pages, which can be released and read
+ * again). */
+void bnf_model_unpack_start_views(const struct bnf_model *model, int views,
+                                  struct bnf_unpack_job *job);
 
 /* Wait for the job (or do it now if never started) and register the new
  * tree's external tensors in ext (NULL when it has none). *out stays the

@@ -37,20 +37,22 @@ struct bnf_compare_state {
 	int failed_sample;    /* STAGE_SAMPLES: the sample whose run failed */
 	int samples, ref_samples;
 	size_t n_out;
-	struct bnf_tensor ***r_outs; /* [samples]: R's outputs, NULL past ref_samples */
-	struct bnf_tensor ***a_outs; /* [samples]: A's outputs */
+	struct bnf_tensor ***r_outs; /* [ref_samples]: R's outputs */
+	struct bnf_tensor ***a_outs; /* [ref_samples]: A's outputs */
 };
 
 /* The reference half: check that the evaluator can run a, choose the
  * input shapes (probing a; into rep->inputs), name the outputs, and run
- * R and A side by side on every sample, keeping their outputs in st.
+ * R and A side by side on each sample that has the float64 reference
+ * (the first opt->ref_samples), keeping their outputs in st.
  * rep is zeroed first. opt is copied (its borrowed pointers must outlive
  * st). A failure is kept in st for bnf_compare_candidate, which reports
  * it in its place; it is also returned. */
 int bnf_compare_reference(const Onnx__ModelProto *a, const struct bnf_verify_options *opt,
                           struct bnf_compare_state *st, struct bnf_verify_report *rep);
 
-/* The candidate half: run b on the inputs of every sample and judge it
+/* The candidate half: run b on the inputs of every sample (side by side
+ * with A on the samples without the float64 reference) and judge it
  * as bnf_compare_models does (which it returns exactly: the same report,
  * status and message as if both halves had run together); a is the
  * reference model as the reference half ran it (another tree of the same

@@ -242,22 +242,21 @@ static void add_output(const struct bnf_verify_options *opt, struct output_acc *
 	}
 }
 
-/* One sample of the reference half: R (when the sample has it, first: it
- * is the slowest) and A side by side on the sample's inputs; st keeps
- * their outputs. Any failure is the reference's: the check cannot run. */
+/* One sample of the reference half: R (first: it is the slowest) and A
+ * side by side on the sample's inputs; st keeps their outputs. Any
+ * failure is the reference's: the check cannot run. */
 static int reference_sample(const Onnx__ModelProto *a, struct bnf_compare_state *st, int s,
                             struct bnf_verify_report *rep, struct bnf_error *err)
 {
 	const struct bnf_verify_options *opt = &st->opt;
 	struct bnf_named_tensors in;
 	struct bnf_check_job job[2];
-	int n = 0, rc, r = -1, ia;
+	int n = 0, rc, r, ia;
 
 	rc = bnf_inputs_make_shaped(&rep->inputs, opt->seed, s, &in, err);
 	if (rc != BNF_OK)
 		return rc == BNF_ERR_UNSUPPORTED ? cannot_run(&rep->inputs, rc, err) : rc;
-	if (s < st->ref_samples)
-		bnf_check_job_init(&job[r = n++], a, &in, 1, opt->max_bytes, opt->ext);
+	bnf_check_job_init(&job[r = n++], a, &in, 1, opt->max_bytes, opt->ext);
 	bnf_check_job_init(&job[ia = n++], a, &in, 0, opt->max_bytes, opt->ext);
 	rc = bnf_check_jobs_run(job, n, opt->threads, err);
 	bnf_named_tensors_free(&in);
@@ -265,43 +264,53 @@ static int reference_sample(const Onnx__ModelProto *a, struct bnf_compare_state 
 		bnf_check_jobs_free(job, n, st->n_out);
 		return cannot_run(&rep->inputs, rc, err);
 	}
-	st->r_outs[s] = r >= 0 ? job[r].outs : NULL;
+	st->r_outs[s] = job[r].outs;
 	st->a_outs[s] = job[ia].outs;
 	return BNF_OK;
 }
 
-/* One sample of the candidate half: b on the same inputs, added to acc
- * against the kept outputs. b's outputs of sample 0, when R ran on it,
- * go to *keep_b: the elements beyond the elementwise limit are counted
- * once the limit is known. b failing where a ran sets rep->second_failed. */
-static int candidate_sample(const Onnx__ModelProto *b, const struct bnf_compare_state *st, int s,
-                            struct output_acc *acc, struct bnf_tensor ***keep_b,
-                            struct bnf_verify_report *rep, struct bnf_error *err)
+/* One sample of the candidate half: b on the sample's inputs, against
+ * the kept outputs of a sample with the float64 reference, else side by
+ * side with A (run on a now, as the samples without it always were);
+ * added to acc. b's outputs of sample 0, when R ran on it, go to *keep_b:
+ * the elements beyond the elementwise limit are counted once the limit is
+ * known. b failing where a ran sets rep->second_failed. */
+static int candidate_sample(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
+                            const struct bnf_compare_state *st, int s, struct output_acc *acc,
+                            struct bnf_tensor ***keep_b, struct bnf_verify_report *rep,
+                            struct bnf_error *err)
 {
 	const struct bnf_verify_options *opt = &st->opt;
-	struct bnf_tensor **tr = st->r_outs[s], **ta = st->a_outs[s];
+	int kept = s < st->ref_samples, n = 0, ia = -1, ib, rc;
+	struct bnf_tensor **tr = kept ? st->r_outs[s] : NULL, **ta;
 	struct bnf_named_tensors in;
-	struct bnf_check_job job;
+	struct bnf_check_job job[2];
 	size_t i;
-	int rc;
 
 	rc = bnf_inputs_make_shaped(&rep->inputs, opt->seed, s, &in, err);
 	if (rc != BNF_OK)
 		return rc == BNF_ERR_UNSUPPORTED ? cannot_run(&rep->inputs, rc, err) : rc;
-	bnf_check_job_init(&job, b, &in, 0, opt->max_bytes, opt->ext);
-	rc = bnf_check_jobs_run(&job, 1, opt->threads, err);
+	if (!kept)
+		bnf_check_job_init(&job[ia = n++], a, &in, 0, opt->max_bytes, opt->ext);
+	bnf_check_job_init(&job[ib = n++], b, &in, 0, opt->max_bytes, opt->ext);
+	rc = bnf_check_jobs_run(job, n, opt->threads, err);
 	bnf_named_tensors_free(&in);
-	if (rc != BNF_OK && rc != BNF_ERR_NOMEM)
+	if (rc != BNF_OK && ia >= 0 && job[ia].rc != BNF_OK)
+		rc = cannot_run(&rep->inputs, rc, err);
+	else if (rc != BNF_OK && rc != BNF_ERR_NOMEM && job[ib].rc != BNF_OK)
 		rep->second_failed = 1;
+	ta = kept ? st->a_outs[s] : job[ia].outs;
 	for (i = 0; rc == BNF_OK && i < st->n_out; i++)
-		add_output(opt, &acc[i], job.outs[i], ta[i], tr ? tr[i] : NULL, &rep->outputs[i]);
+		add_output(opt, &acc[i], job[ib].outs[i], ta[i], tr ? tr[i] : NULL,
+		           &rep->outputs[i]);
 	if (rc == BNF_OK && s == 0 && tr) {
-		*keep_b = job.outs;
-		job.outs = NULL;
+		*keep_b = job[ib].outs;
+		job[ib].outs = NULL;
 	}
-	bnf_check_jobs_free(&job, 1, st->n_out);
+	bnf_check_jobs_free(job, n, st->n_out);
 	return rc;
 }
+
 /* The declared shape of input vi accepts shape: same rank, and every
  * fixed dim equal (a declared shape may be absent or leave dims open). */
 static int declared_accepts(const Onnx__ValueInfoProto *vi, const struct bnf_input_shape *shape)
@@ -355,7 +364,7 @@ void bnf_compare_state_free(struct bnf_compare_state *st)
 {
 	int s;
 
-	for (s = 0; s < st->samples; s++) {
+	for (s = 0; s < st->ref_samples; s++) {
 		if (st->r_outs)
 			bnf_check_outputs_free(st->r_outs[s], st->n_out);
 		if (st->a_outs)
@@ -395,15 +404,15 @@ int bnf_compare_reference(const Onnx__ModelProto *a, const struct bnf_verify_opt
 		return reference_failed(st, BNF_COMPARE_STAGE_SHAPES, rc);
 	}
 	st->samples = opt->samples > 0 ? opt->samples : 0;
-	st->r_outs = calloc((size_t)st->samples + 1, sizeof(*st->r_outs));
-	st->a_outs = calloc((size_t)st->samples + 1, sizeof(*st->a_outs));
+	st->r_outs = calloc((size_t)st->ref_samples + 1, sizeof(*st->r_outs));
+	st->a_outs = calloc((size_t)st->ref_samples + 1, sizeof(*st->a_outs));
 	if (!st->r_outs || !st->a_outs)
 		rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
 	else
 		rc = name_outputs(a, rep, err);
 	if (rc != BNF_OK)
 		return reference_failed(st, BNF_COMPARE_STAGE_OUTPUTS, rc);
-	for (s = 0; s < st->samples; s++)
+	for (s = 0; s < st->ref_samples; s++)
 		if ((rc = reference_sample(a, st, s, rep, err)) != BNF_OK) {
 			st->failed_sample = s;
 			return reference_failed(st, BNF_COMPARE_STAGE_SAMPLES, rc);
@@ -527,10 +536,10 @@ int bnf_compare_candidate(const Onnx__ModelProto *a, const Onnx__ModelProto *b,
 			rc = reference_failure(st, err);
 			goto out;
 		}
-		if ((rc = candidate_sample(b, st, s, acc, &keep_b, rep, err)) != BNF_OK)
+		if ((rc = candidate_sample(a, b, st, s, acc, &keep_b, rep, err)) != BNF_OK)
 			goto out;
 	}
-	judge_outputs(st, acc, st->samples ? st->r_outs[0] : NULL, keep_b, rep);
+	judge_outputs(st, acc, st->ref_samples ? st->r_outs[0] : NULL, keep_b, rep);
 	bnf_check_outputs_free(keep_b, st->n_out);
 	keep_b = NULL;
 	if (!rep->pass && (rc = bnf_locate_divergence(a, b, &st->opt, rep, err)) != BNF_OK)

@@ -834,3 +834,43 @@ def test_default_run_inconclusive_at_a_discrete_choice(bnfold, tmp_path):
     if os.environ.get("BNFOLD_BUILD", "build") == "build" and not os.environ.get("BNFOLD"):
         assert inconclusive, describe(p)
     assert one(RE_VERIFIED, p.stderr)["mode"] == ("per fold" if inconclusive else "graph")
+
+
+def test_batchnorm_that_cannot_fold_leaves_no_check(bnfold, tmp_path):
+    """A BatchNormalization makes the original's runs of the check start
+    before the fold (the fold might change the model). When nothing folds
+    after all, those runs leave no trace: no check in the report, and the
+    input written back byte for byte."""
+    x = helper.make_tensor_value_info("x", TP.FLOAT, [1, 3, 4, 4])
+    y = helper.make_tensor_value_info("y", TP.FLOAT, [1, 3, 4, 4])
+    inits = [numpy_helper.from_array(np.full(3, v, np.float32), n)
+             for n, v in (("s", 1.5), ("b", 0.1), ("m", 0.2), ("v", 0.9))]
+    g = helper.make_graph([helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"],
+                                            ["y"], name="bn")], "g", [x], [y], inits)
+    src, out, rep = tmp_path / "m.onnx", tmp_path / "o.onnx", tmp_path / "r.json"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)]), str(src))
+    p = run(bnfold, [str(src), "-o", str(out), "--json", str(rep)])
+    assert p.returncode == 0, describe(p)
+    assert out.read_bytes() == src.read_bytes()
+    report = json.loads(rep.read_text())
+    assert report["summary"]["folded"] == 0 and report["check"] is None, report
+
+
+def test_compare_puts_the_candidates_output_count_before_the_references_shapes(bnfold, tmp_path):
+    """--compare runs the reference's half of the check before the
+    candidate's, but reports failures in the order it always checked them:
+    a candidate with another number of outputs is named even when the
+    reference cannot run at its input shapes."""
+    x = helper.make_tensor_value_info("x", TP.FLOAT, [1, 4, 6])
+    s = numpy_helper.from_array(np.array([5, 5], np.int64), "s")
+    bad = helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])], "g", [x],
+                            [helper.make_tensor_value_info("y", TP.FLOAT, None)], [s])
+    two = helper.make_graph([helper.make_node("Relu", ["x"], ["y"]),
+                             helper.make_node("Relu", ["x"], ["z"])], "g", [x],
+                            [helper.make_tensor_value_info(n, TP.FLOAT, [1, 4, 6])
+                             for n in ("y", "z")])
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    for path, graph in ((a, bad), (b, two)):
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    p = run(bnfold, ["--compare", str(a), str(b)])
+    assert p.returncode == 2 and "the models have 1 and 2 outputs" in p.stderr, describe(p)

@@ -11,6 +11,7 @@
 #include "check/compare.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "util/mem.h"
 #include "util/path.h"
 #include "util/sha256.h"
+#include "util/thread.h"
 
 static void phase(const struct bnf_run_options *opt, enum bnf_run_phase p, int begin)
 {
@@ -207,30 +209,152 @@ static void compare_reference_first(const struct bnf_run_options *opt, struct bn
 		bnf_model_unpack_start_views(&res->model, 1, ref_job);
 }
 
-/* The per-fold check, one fold at a time: the original's weights are read
- * through the file's pages, given back after each fold so that they never
- * pile up beside the folded weights. Adds to res->verify what one call
- * over all the folds would. */
+/* The per-fold check in slices of the folds (at most FOLD_SLICES, each
+ * indexing the graphs once): the original's weights are read through the
+ * file's pages, given back after each slice so that they never pile up
+ * beside the folded weights. Adds to rep what one call over all the folds
+ * would. */
+#define FOLD_SLICES 16
+
 static int verify_each_fold(const Onnx__ModelProto *orig, struct bnf_run_result *res,
-                            const struct bnf_verify_options *vo)
+                            const struct bnf_verify_options *vo, struct bnf_verify_report *rep,
+                            struct bnf_error *err)
 {
 	const struct bnf_fold_report *all = &res->fold;
-	struct bnf_fold_report one = *all;
-	size_t i, n = all->n_records + all->n_affine;
+	struct bnf_fold_report part = *all;
+	size_t i, k, n = all->n_records + all->n_affine, step = (n + FOLD_SLICES - 1) / FOLD_SLICES;
 	int rc = BNF_OK;
 
 	if (n == 0)
-		return bnf_verify_folds(orig, res->model.proto, all, vo, &res->verify, &res->err);
-	for (i = 0; i < n && rc == BNF_OK; i++) {
-		int affine = i >= all->n_records;
-		one.records = affine ? NULL : &all->records[i];
-		one.n_records = !affine;
-		one.affine = affine ? &all->affine[i - all->n_records] : NULL;
-		one.n_affine = affine;
-		rc = bnf_verify_folds(orig, res->model.proto, &one, vo, &res->verify, &res->err);
+		return bnf_verify_folds(orig, res->model.proto, all, vo, rep, err);
+	for (i = 0; i < n && rc == BNF_OK; i += k) {
+		/* A slice of records, or of the affine list, never both. */
+		size_t end = i < all->n_records ? all->n_records : n;
+		k = end - i < step ? end - i : step;
+		part.records = i < all->n_records ? &all->records[i] : NULL;
+		part.n_records = i < all->n_records ? k : 0;
+		part.affine = i < all->n_records ? NULL : &all->affine[i - all->n_records];
+		part.n_affine = i < all->n_records ? 0 : k;
+		rc = bnf_verify_folds(orig, res->model.proto, &part, vo, rep, err);
 		bnf_model_release_pages(&res->model);
 	}
 	return rc;
+}
+
+/* Bytes of the weight of the node of g that produces value, as float32;
+ * SIZE_MAX when there is no such node or weight in g. */
+static size_t weight_bytes(const Onnx__GraphProto *g, const char *value)
+{
+	const Onnx__NodeProto *node = NULL;
+	size_t i, d, n = 4;
+
+	for (i = 0; i < g->n_node && !node; i++)
+		if (g->node[i]->n_output > 0 && g->node[i]->n_input > 1 && g->node[i]->output[0] &&
+		    strcmp(g->node[i]->output[0], value) == 0)
+			node = g->node[i];
+	for (i = 0; node && i < g->n_initializer; i++) {
+		const Onnx__TensorProto *t = g->initializer[i];
+		if (!t->name || !node->input[1] || strcmp(t->name, node->input[1]) != 0)
+			continue;
+		for (d = 0; d < t->n_dims; d++)
+			n = t->dims[d] > 0 && (size_t)t->dims[d] <= SIZE_MAX / n
+			        ? n * (size_t)t->dims[d]
+			        : SIZE_MAX;
+		return n;
+	}
+	return SIZE_MAX;
+}
+
+/* Whether the per-fold check may run beside the folded model's run: the
+ * reference half ran, two cores or more, and each fold's evaluations
+ * (a few times its weight) stay small next to the model, so that both
+ * at once do not raise the run's peak (r3d18's 28 MB convolutions do). */
+static int fold_check_beside(const struct bnf_run_options *opt, const struct bnf_run_result *res,
+                             const struct bnf_compare_state *cmp)
+{
+	size_t i, largest = 0;
+
+	if (cmp->stage != BNF_COMPARE_STAGE_DONE || opt->verify.threads < 2)
+		return 0;
+	for (i = 0; i < res->fold.n_records + res->fold.n_affine; i++) {
+		const struct bnf_bn_record *r = i < res->fold.n_records
+		                                    ? &res->fold.records[i]
+		                                    : &res->fold.affine[i - res->fold.n_records];
+		size_t w;
+		if (r->kind == BNF_FOLD_KIND_NONE)
+			continue;
+		if (r->graph[0] || !r->result)
+			return 0; /* in a subgraph: not looked for */
+		w = weight_bytes(res->model.proto->graph, r->result);
+		if (w > largest)
+			largest = w;
+	}
+	return largest <= res->in_size / 8;
+}
+
+/* The per-fold check run ahead on a thread of its own while the folded
+ * model runs, as it runs after a whole-graph check that passed (computed
+ * exactly only), into a report of its own, taken only if it did pass. */
+struct fold_ahead {
+	const Onnx__ModelProto *orig;
+	struct bnf_run_result *res;
+	struct bnf_verify_options vo;
+	struct bnf_verify_report rep;
+	struct bnf_error err;
+	int rc;
+	pthread_t thread;
+	int started;
+};
+
+static void *fold_ahead_main(void *arg)
+{
+	struct fold_ahead *fa = arg;
+
+	fa->rc = verify_each_fold(fa->orig, fa->res, &fa->vo, &fa->rep, &fa->err);
+	return NULL;
+}
+
+static void fold_ahead_start(struct fold_ahead *fa, const Onnx__ModelProto *orig,
+                             struct bnf_run_result *res, const struct bnf_verify_options *vo)
+{
+	memset(fa, 0, sizeof(*fa));
+	fa->orig = orig;
+	fa->res = res;
+	fa->vo = *vo;
+	fa->rep.whole_graph = 1;
+	fa->rep.pass = 1;
+	fa->rep.first_failed_fold = -1;
+	fa->started = bnf_thread_start(&fa->thread, fold_ahead_main, fa) == 0;
+}
+
+/* Wait for the per-fold check run ahead; when take, its folds go to vr as
+ * a per-fold check run now would have added them (vr has none yet), and
+ * its status is returned (its message in err); else it is dropped and 1
+ * is returned: the per-fold check is still to run. */
+static int fold_ahead_finish(struct fold_ahead *fa, int take, struct bnf_verify_report *vr,
+                             struct bnf_error *err)
+{
+	if (!fa->started)
+		return 1;
+	pthread_join(fa->thread, NULL);
+	fa->started = 0;
+	if (!take) {
+		bnf_verify_report_free(&fa->rep);
+		return 1;
+	}
+	vr->folds = fa->rep.folds;
+	vr->n_folds = fa->rep.n_folds;
+	vr->n_unchecked = fa->rep.n_unchecked;
+	vr->first_failed_fold = fa->rep.first_failed_fold;
+	vr->weight_ulps = fa->rep.weight_ulps;
+	if (!fa->rep.pass)
+		vr->pass = 0;
+	fa->rep.folds = NULL;
+	fa->rep.n_folds = 0;
+	bnf_verify_report_free(&fa->rep);
+	if (fa->rc != BNF_OK)
+		*err = fa->err;
+	return fa->rc;
 }
 
 /* The whole-graph check holds every weight of both models while it runs:
@@ -279,10 +403,22 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 {
 	struct bnf_verify_options per_fold = opt->verify;
 	struct bnf_verify_report *vr = &res->verify;
+	struct fold_ahead ahead;
 	struct bnf_error why;
 	int rc, over_budget = 0;
 
 	memset(&why, 0, sizeof(why));
+	/* The evaluations of each fold one at a time: side by side they held
+	 * the working memory of the largest layer twice (r3d18: +215 MiB
+	 * above the folded weights instead of +140, the peak of the whole
+	 * run), and took no less time, each being small. */
+	per_fold.threads = 1;
+	memset(&ahead, 0, sizeof(ahead));
+	if (fold_check_beside(opt, res, cmp)) {
+		fold_ahead_start(&ahead, orig, res, &per_fold);
+		if (ahead.started)
+			cmp->opt.threads = opt->verify.threads - 1; /* the folded model */
+	}
 	rc = compare_within_budget(opt, orig, res->model.proto, cmp, vr, &over_budget, &why);
 	bnf_compare_state_free(cmp);
 	if (rc != BNF_OK) {
@@ -295,6 +431,7 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 		 * at these inputs, memory) means the check could not run. */
 		res->folded_broke = vr->second_failed;
 		if (rc == BNF_ERR_INPUT && !res->folded_broke && !over_budget) {
+			fold_ahead_finish(&ahead, 0, vr, &res->err);
 			res->err = why;
 			bnf_error_prefix(&res->err, "check");
 			return rc;
@@ -317,13 +454,10 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 		             vr->diverge.node) >= (int)sizeof(vr->fallback))
 			vr->fallback[sizeof(vr->fallback) - 1] = '\0'; /* cut, not lost */
 	}
+	rc = fold_ahead_finish(&ahead, rc == BNF_OK && vr->whole_graph && vr->pass, vr, &res->err);
 	release_whole_graph(res);
-	/* The evaluations of each fold one at a time: side by side they held
-	 * the working memory of the largest layer twice (r3d18: +215 MiB
-	 * above the folded weights instead of +140, the peak of the whole
-	 * run), and took no less time, each being small. */
-	per_fold.threads = 1;
-	rc = verify_each_fold(orig, res, &per_fold);
+	if (rc == 1)
+		rc = verify_each_fold(orig, res, &per_fold, vr, &res->err);
 	if (rc != BNF_OK) {
 		bnf_error_prefix(&res->err, "check");
 		return rc;

@@ -463,7 +463,7 @@ struct resize_rows {
 	struct resize_tap *first[BNF_MAX_RANK];
 	int64_t xs[BNF_MAX_RANK];
 	int nearest;
-	unsigned char extra[8];
+	_Alignas(8) unsigned char extra[8];
 };
 
 /* Nearest along one output row whose other axes each have one tap at
@@ -502,7 +502,8 @@ static void resize_rows_run(void *arg, size_t lo, size_t hi)
 			cur[a] = rr->first[a] + rest % (size_t)rr->y->dims[a];
 			rest /= (size_t)rr->y->dims[a];
 			single = single && cur[a]->n == 1;
-			base += cur[a]->at[0] * rr->xs[a];
+			if (cur[a]->n) /* none: the extrapolation value, no input */
+				base += cur[a]->at[0] * rr->xs[a];
 		}
 		if (rr->nearest && single) {
 			resize_row_nearest(rr, r * len, base);

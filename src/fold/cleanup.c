@@ -50,12 +50,14 @@ static int removable_constant(const struct bnf_graph *gi, const Onnx__NodeProto 
 struct sweep {
 	unsigned char *init; /* per initializer of g */
 	unsigned char *node; /* per node of g */
+	unsigned char *vi;   /* per released value: its value_info goes */
 	int marked;
 };
 
 /* Consider released value i of g against the index gi (built before this
- * sweep: what the sweep marks is still in it). 1 when handled. */
-static int sweep_one(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf_graph *gi,
+ * sweep: what the sweep marks is still in it, and nothing of g is freed
+ * until the sweep ends, as the index points into it). 1 when handled. */
+static int sweep_one(struct fold_ctx *ctx, const struct bnf_graph *gi,
                      const struct bnf_graph *parent, size_t i, struct sweep *sw, int *rc)
 {
 	const char *name = ctx->released[i].name;
@@ -70,7 +72,6 @@ static int sweep_one(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf
 		return 0;
 	if (bnf_strmap_get(&gi->initializer, name, &idx)) {
 		if (!sw->init[idx]) {
-			bnf_graph_remove_input(g, name);
 			sw->init[idx] = 1;
 			sw->marked = 1;
 			ctx->rep->initializers_removed++;
@@ -88,20 +89,22 @@ static int sweep_one(struct fold_ctx *ctx, Onnx__GraphProto *g, const struct bnf
 		sw->marked = 1;
 		ctx->rep->nodes_removed++;
 	} else {
-		bnf_graph_remove_value_info(g, name);
+		sw->vi[i] = 1;
 	}
 	return 1;
 }
 
-/* Drop what a sweep marked, keeping the order of the rest. */
+/* Drop what a sweep marked, keeping the order of the rest (an
+ * initializer leaves the graph inputs with it). */
 static void drop_marked(Onnx__GraphProto *g, const struct sweep *sw)
 {
 	size_t i, kept = 0;
 
 	for (i = 0; i < g->n_initializer; i++)
-		if (sw->init[i])
+		if (sw->init[i]) {
+			bnf_graph_remove_input(g, g->initializer[i]->name);
 			onnx__tensor_proto__free_unpacked(g->initializer[i], &bnf_large_allocator);
-		else
+		} else
 			g->initializer[kept++] = g->initializer[i];
 	g->n_initializer = kept;
 	for (i = kept = 0; i < g->n_node; i++)
@@ -120,6 +123,7 @@ static int sweep_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, struct bnf_gra
 {
 	struct sweep sw;
 	size_t i, n = ctx->n_released;
+	unsigned char *handled;
 	int rc;
 
 	bnf_graph_release(gi);
@@ -127,24 +131,31 @@ static int sweep_graph(struct fold_ctx *ctx, Onnx__GraphProto *g, struct bnf_gra
 		return rc;
 	sw.init = calloc(g->n_initializer + 1, 1);
 	sw.node = calloc(g->n_node + 1, 1);
+	sw.vi = calloc(n + 1, 1);
+	handled = calloc(n + 1, 1);
 	sw.marked = 0;
-	if (!sw.init || !sw.node) {
-		free(sw.init);
-		free(sw.node);
-		return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	if (!sw.init || !sw.node || !sw.vi || !handled)
+		rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+	for (i = 0; i < n && rc == BNF_OK; i++)
+		if (ctx->released[i].g == g && ctx->released[i].name)
+			handled[i] = (unsigned char)sweep_one(ctx, gi, parent, i, &sw, &rc);
+	if (rc == BNF_OK) {
+		drop_marked(g, &sw);
+		for (i = 0; i < n; i++) {
+			if (sw.vi[i])
+				bnf_graph_remove_value_info(g, ctx->released[i].name);
+			/* Handled: forget it so it is not considered again. */
+			if (handled[i]) {
+				free(ctx->released[i].name);
+				ctx->released[i].name = NULL;
+			}
+		}
 	}
-	for (i = 0; i < n && rc == BNF_OK; i++) {
-		if (ctx->released[i].g != g || !ctx->released[i].name ||
-		    !sweep_one(ctx, g, gi, parent, i, &sw, &rc))
-			continue;
-		/* Handled: forget it so it is not considered again. */
-		free(ctx->released[i].name);
-		ctx->released[i].name = NULL;
-	}
-	drop_marked(g, &sw);
 	*again = sw.marked;
 	free(sw.init);
 	free(sw.node);
+	free(sw.vi);
+	free(handled);
 	return rc;
 }
 

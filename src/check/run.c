@@ -209,6 +209,59 @@ static void compare_reference_first(const struct bnf_run_options *opt, struct bn
 		bnf_model_unpack_start_views(&res->model, 1, ref_job);
 }
 
+/* The first failing output, when every failing one failed only for NaN or
+ * infinity that the original has too, at the same places (its finite
+ * values within the error model); else NULL. */
+static const struct bnf_output_check *nonfinite_only(const struct bnf_verify_report *vr)
+{
+	const struct bnf_output_check *first = NULL;
+	size_t i;
+
+	for (i = 0; i < vr->n_outputs; i++) {
+		const struct bnf_output_check *o = &vr->outputs[i];
+		if (o->pass)
+			continue;
+		if (!o->nonfinite_only)
+			return NULL;
+		if (!first)
+			first = o;
+	}
+	return first;
+}
+
+/* A whole-graph check that failed where the outputs tell nothing about
+ * the folds, which are then judged on their own (in stored precision
+ * too): the outputs first differ at a discrete choice made from values
+ * that agree, or the original itself gives NaN or infinity at these
+ * inputs and the folded model gives them at the same places. */
+static void whole_graph_inconclusive(struct bnf_verify_report *vr)
+{
+	const struct bnf_output_check *o;
+	int n;
+
+	if (vr->pass)
+		return;
+	if (vr->diverge.found && vr->diverge.discrete)
+		n = snprintf(vr->fallback, sizeof(vr->fallback),
+		             "the outputs first differ at value '%s' of %s '%s', a discrete choice "
+		             "(inputs that tie to the last bit may choose differently), and agree "
+		             "before it",
+		             vr->diverge.value, vr->diverge.op, vr->diverge.node);
+	else if ((o = nonfinite_only(vr)) != NULL)
+		n = snprintf(vr->fallback, sizeof(vr->fallback),
+		             "the original's output '%s' holds %zu NaN or infinite values at these "
+		             "inputs, the folded model's the same, and the finite values agree",
+		             o->name, o->nan_a);
+	else
+		return;
+	if (n >= (int)sizeof(vr->fallback))
+		vr->fallback[sizeof(vr->fallback) - 1] = '\0'; /* cut, not lost */
+	vr->whole_graph = 0;
+	vr->inconclusive = 1;
+	vr->pass = 1;
+	vr->max_abs = vr->max_rel = vr->exact_abs = vr->ratio = vr->used = 0;
+}
+
 /* The per-fold check in slices of the folds (at most FOLD_SLICES, each
  * indexing the graphs once): the original's weights are read through the
  * file's pages, given back after each slice so that they never pile up
@@ -438,22 +491,8 @@ static int check_fold(const struct bnf_run_options *opt, const Onnx__ModelProto 
 		}
 		vr->pass = !res->folded_broke;
 	}
-	if (rc == BNF_OK && !vr->pass && vr->diverge.found && vr->diverge.discrete) {
-		/* Every value before the choice agreed within the error model:
-		 * the outputs tell nothing about the folds, which are judged
-		 * on their own (in stored precision too). */
-		vr->whole_graph = 0;
-		vr->inconclusive = 1;
-		vr->pass = 1;
-		vr->max_abs = vr->max_rel = vr->exact_abs = vr->ratio = vr->used = 0;
-		if (snprintf(vr->fallback, sizeof(vr->fallback),
-		             "the outputs first differ at value '%s' of %s '%s', a discrete choice "
-		             "(inputs that tie to the last bit may choose differently), and agree "
-		             "before it",
-		             vr->diverge.value, vr->diverge.op,
-		             vr->diverge.node) >= (int)sizeof(vr->fallback))
-			vr->fallback[sizeof(vr->fallback) - 1] = '\0'; /* cut, not lost */
-	}
+	if (rc == BNF_OK)
+		whole_graph_inconclusive(vr);
 	rc = fold_ahead_finish(&ahead, rc == BNF_OK && vr->whole_graph && vr->pass, vr, &res->err);
 	release_whole_graph(res);
 	if (rc == 1)

@@ -156,6 +156,9 @@ static void judge_output(const struct bnf_verify_options *opt, const struct outp
 	o->pass = !acc->pair.shape_mismatch &&
 	          bnf_verify_nonfinite_ok(&acc->pair, opt->allow_nan) &&
 	          (fixed ? acc->pair.n_bad == 0 : o->verdict.pass);
+	o->nonfinite_only = !o->pass && !acc->pair.shape_mismatch && acc->pair.nonfinite_r > 0 &&
+	                    acc->pair.n_unmatched == 0 &&
+	                    (fixed ? acc->pair.n_bad == 0 : o->verdict.pass);
 	if (acc->pair.shape_mismatch)
 		o->n_bad = o->n_elements ? o->n_elements : 1;
 }

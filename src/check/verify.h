@@ -61,6 +61,8 @@ struct bnf_output_check {
 	double original_abs, original_norm; /* the original: max |A-R|, normalised */
 	struct bnf_err_verdict verdict;     /* the error model's (errmodel.h) */
 	int fixed_tolerance;                /* the pass is --atol/--rtol's */
+	int nonfinite_only;                 /* failed only for NaN/inf the original has too, at the
+	                                       same places; its finite values pass */
 };
 
 struct bnf_fold_check {

@@ -178,35 +178,28 @@ static struct bnf_verify_options compare_options(const struct bnf_run_options *o
 
 /* The reference half of the whole-graph check (compare.h), run before
  * the fold so that the original's runs never share memory with the
- * folded weights. It runs on the check's reference tree (orig after a
- * train-mode conversion, else the one ref_job unpacks, whose aligned
- * copies of misaligned weights R and A both view); that tree then makes
- * way for one that copies nothing (the per-fold check's), unpacked on
- * another core while the model folds. Skipped (cmp left unrun) when the
- * original's weights alone pass the --check-memory budget, which the
- * whole check then refuses anyway. Its pages and heap go back after. */
+ * folded weights. It runs on the check's reference tree: *orig after a
+ * train-mode conversion, else the one ref_job unpacks now (it borrows
+ * every weight; *orig is then that tree, which the per-fold check uses
+ * too). Skipped (cmp left unrun) when the original's weights alone pass
+ * the --check-memory budget, which the whole check then refuses anyway.
+ * Its pages and heap go back after. */
 static void compare_reference_first(const struct bnf_run_options *opt, struct bnf_run_result *res,
-                                    struct bnf_unpack_job *ref_job, const Onnx__ModelProto *orig,
+                                    struct bnf_unpack_job *ref_job, Onnx__ModelProto **orig,
                                     struct bnf_compare_state *cmp)
 {
 	struct bnf_verify_options vo = compare_options(opt);
 	size_t wa = bnf_model_eval_bytes(res->model.proto);
-	Onnx__ModelProto *ref = NULL;
 	struct bnf_error ignored; /* no tree: the model's own runs instead */
 
 	if (opt->check_memory && (wa > SIZE_MAX / 3 || 3 * wa > opt->check_memory))
 		return;
-	if (!orig && bnf_model_unpack_finish(ref_job, &res->model, opt->input, opt->ext, &ref,
-	                                     &ignored) == BNF_OK)
-		orig = ref;
+	if (!*orig)
+		bnf_model_unpack_finish(ref_job, &res->model, opt->input, opt->ext, orig, &ignored);
 	phase(opt, BNF_RUN_PHASE_CHECK, 1);
-	bnf_compare_reference(orig ? orig : res->model.proto, &vo, cmp, &res->verify);
+	bnf_compare_reference(*orig ? *orig : res->model.proto, &vo, cmp, &res->verify);
 	phase(opt, BNF_RUN_PHASE_CHECK, 0);
-	if (ref)
-		bnf_model_unpack_cancel(ref_job);
 	release_whole_graph(res);
-	if (ref)
-		bnf_model_unpack_start_views(&res->model, 1, ref_job);
 }
 
 /* The first failing output, when every failing one failed only for NaN or
@@ -624,10 +617,9 @@ static int fold_and_check(const struct bnf_run_options *opt, struct bnf_run_resu
 	if (!*orig && (rc = bnf_model_unpack_finish(ref_job, &res->model, opt->input, opt->ext,
 	                                            orig, &res->err)) != BNF_OK)
 		return rc;
-	bnf_model_unpack_share(ref_job, &res->model);
 	bnf_model_drop_bytes(&res->model);
-	/* The pages the fold and the reference's copies read are not needed
-	 * now; the check reads back those it needs. */
+	/* The pages the fold read are not needed now; the check reads back
+	 * those it needs. */
 	bnf_model_release_pages(&res->model);
 	/* The output goes to its temporary file while the check runs. */
 	*early = opt->output && bnf_external_write_is_plain(res->model.proto, plan, opt->output) &&
@@ -678,7 +670,7 @@ enum bnf_run_verdict bnf_run_fold(const struct bnf_run_options *opt, struct bnf_
 	/* The original's runs of the check come before the fold, when it
 	 * may fold anything: the folded weights are not made until they end. */
 	if (first)
-		compare_reference_first(opt, res, &ref_job, orig, &cmp);
+		compare_reference_first(opt, res, &ref_job, &orig, &cmp);
 	rc = fold_and_check(opt, res, &plan, &ref_job, &orig, &cmp, &staged, &early);
 	if (rc != BNF_OK)
 		goto out;

@@ -196,68 +196,8 @@ struct attach {
 	const struct bnf_skeleton *sk;
 	unsigned char *seen;
 	size_t found;
-	int reference; /* buf is registered by another tree already */
-	int copy;      /* payloads not aligned for their type are copied */
 	int bad;
-	struct bnf_copied *copied; /* those copies, when they can be noted */
-	size_t n_copied, cap_copied;
 };
-
-/* The alignment at which an evaluator can read elements of dtype in place. */
-static uintptr_t view_align(int dtype)
-{
-	switch (dtype) {
-	case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT64:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX64:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__COMPLEX128:
-		return 8;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT32:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32:
-		return 4;
-	case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__INT16:
-	case ONNX__TENSOR_PROTO__DATA_TYPE__UINT16:
-		return 2;
-	default:
-		return 1;
-	}
-}
-
-/* A copy of p's len bytes, whose pages of a file mapping are then given
- * back (bnf_free_sized, p being in registered borrowed bytes; they read
- * back from the file if touched). */
-static uint8_t *copy_bytes(const uint8_t *p, size_t len)
-{
-	uint8_t *q = bnf_malloc_large(len);
-
-	if (q) {
-		memcpy(q, p, len);
-		bnf_free_sized(bnf_mem_borrowed_field(p), len);
-	}
-	return q;
-}
-
-/* Note that t's bytes are a copy of the payload at offset (for
- * bnf_model_unpack_share); one not noted is simply not shared. */
-static void note_copy(struct attach *at, Onnx__TensorProto *t, size_t offset)
-{
-	if (at->n_copied == at->cap_copied) {
-		size_t cap = at->cap_copied ? 2 * at->cap_copied : 16;
-		struct bnf_copied *p = realloc(at->copied, cap * sizeof(*p));
-		if (!p)
-			return;
-		at->copied = p;
-		at->cap_copied = cap;
-	}
-	at->copied[at->n_copied].tensor = t;
-	at->copied[at->n_copied].offset = offset;
-	at->copied[at->n_copied].given = 0;
-	at->n_copied++;
-}
 
 static int attach_tensor(Onnx__TensorProto *t, void *arg)
 {
@@ -279,23 +219,16 @@ static int attach_tensor(Onnx__TensorProto *t, void *arg)
 	bnf_free(t->raw_data.data);
 	t->raw_data.len = at->sk->range[k].length;
 	t->raw_data.data = bnf_mem_borrowed_field(at->buf + at->sk->range[k].offset);
-	if (at->copy && (uintptr_t)t->raw_data.data % view_align(t->data_type) != 0) {
-		if (!(t->raw_data.data =
-		          copy_bytes(at->buf + at->sk->range[k].offset, t->raw_data.len)))
-			at->bad = 1; /* no memory: the tree is given up */
-		else
-			note_copy(at, t, at->sk->range[k].offset);
-	}
 	at->found++;
 	return 0;
 }
 
 /* bnf_model_unpack_borrowing; for the check's reference (reference set),
- * buf is already registered by the first tree, and with copy set the
- * payloads the evaluator could not read in place are copied. */
+ * buf is already registered by the first tree. Every payload is borrowed,
+ * aligned for its type or not: the evaluator reads weights where they lie
+ * and copies any other misaligned input only while an operator reads it. */
 static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
-                                          size_t min_len, int reference, int copy, int *borrowed,
-                                          struct bnf_unpack_job *job)
+                                          size_t min_len, int reference, int *borrowed)
 {
 	struct bnf_skeleton sk;
 	struct attach at;
@@ -303,8 +236,6 @@ static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int fi
 
 	*borrowed = 0;
 	memset(&at, 0, sizeof(at));
-	at.reference = reference;
-	at.copy = copy;
 	if (bnf_skeleton_build(buf, len, min_len, &sk) == 0 &&
 	    (at.seen = calloc(sk.n, 1)) != NULL &&
 	    (m = onnx__model_proto__unpack(&bnf_large_allocator, sk.len, sk.bytes)) != NULL &&
@@ -314,11 +245,6 @@ static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int fi
 		bnf_model_for_each_tensor(m, attach_tensor, &at);
 		if (!at.bad && at.found == sk.n) {
 			*borrowed = 1;
-			if (job) { /* the copies' list goes to the job */
-				job->copied = at.copied;
-				job->n_copied = at.n_copied;
-				at.copied = NULL;
-			}
 		} else {
 			onnx__model_proto__free_unpacked(m, &bnf_large_allocator);
 			m = NULL;
@@ -330,7 +256,6 @@ static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int fi
 		m = NULL;
 	}
 	free(at.seen);
-	free(at.copied);
 	bnf_skeleton_free(&sk);
 	if (!*borrowed)
 		m = onnx__model_proto__unpack(&bnf_large_allocator, len, buf);
@@ -340,7 +265,7 @@ static Onnx__ModelProto *unpack_borrowing(const uint8_t *buf, size_t len, int fi
 Onnx__ModelProto *bnf_model_unpack_borrowing(const uint8_t *buf, size_t len, int file_backed,
                                              size_t min_len, int *borrowed)
 {
-	return unpack_borrowing(buf, len, file_backed, min_len, 0, 0, borrowed, NULL);
+	return unpack_borrowing(buf, len, file_backed, min_len, 0, borrowed);
 }
 
 int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_model *model,
@@ -402,7 +327,7 @@ static void *unpack_main(void *arg)
 
 	if (model->borrowed)
 		job->proto = unpack_borrowing(model->bytes, model->size, model->mapped,
-		                              BNF_BORROW_MIN, 1, !job->views, &borrowed, job);
+		                              BNF_BORROW_MIN, 1, &borrowed);
 	else
 		job->proto =
 		    onnx__model_proto__unpack(&bnf_large_allocator, model->size, model->bytes);
@@ -411,15 +336,8 @@ static void *unpack_main(void *arg)
 
 void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job *job)
 {
-	bnf_model_unpack_start_views(model, 0, job);
-}
-
-void bnf_model_unpack_start_views(const struct bnf_model *model, int views,
-                                  struct bnf_unpack_job *job)
-{
 	memset(job, 0, sizeof(*job));
 	job->model = model;
-	job->views = views;
 	if (model->bytes)
 		job->started = bnf_thread_start(&job->thread, unpack_main, job) == 0;
 }
@@ -455,62 +373,10 @@ int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *
 	return rc;
 }
 
-static int cmp_copied(const void *a, const void *b)
-{
-	const struct bnf_copied *x = a, *y = b;
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-struct share {
-	struct bnf_unpack_job *job;
-	const uint8_t *bytes;
-	size_t size;
-};
-
-/* t, when it still borrows a payload the reference copied, takes the copy. */
-static int share_tensor(Onnx__TensorProto *t, void *arg)
-{
-	struct share *sh = arg;
-	struct bnf_copied key, *c;
-	uintptr_t a = (uintptr_t)t->raw_data.data, start = (uintptr_t)sh->bytes;
-
-	if (!t->has_raw_data || a < start || a >= start + sh->size)
-		return 0;
-	key.offset = a - start;
-	c = bsearch(&key, sh->job->copied, sh->job->n_copied, sizeof(key), cmp_copied);
-	if (c && !c->given && c->tensor->raw_data.len == t->raw_data.len) {
-		t->raw_data.data = c->tensor->raw_data.data;
-		c->given = 1;
-	}
-	return 0;
-}
-
-void bnf_model_unpack_share(struct bnf_unpack_job *job, struct bnf_model *model)
-{
-	struct share sh;
-
-	if (!job->proto || !job->n_copied || !model->proto || !model->borrowed)
-		return;
-	qsort(job->copied, job->n_copied, sizeof(*job->copied), cmp_copied);
-	sh.job = job;
-	sh.bytes = model->bytes;
-	sh.size = model->size;
-	bnf_model_for_each_tensor(model->proto, share_tensor, &sh);
-}
-
 void bnf_model_unpack_cancel(struct bnf_unpack_job *job)
 {
-	size_t i;
-
 	if (job->started)
 		pthread_join(job->thread, NULL);
-	/* Copies given to the first tree are its to free. */
-	for (i = 0; i < job->n_copied; i++)
-		if (job->copied[i].given) {
-			job->copied[i].tensor->raw_data.data = NULL;
-			job->copied[i].tensor->raw_data.len = 0;
-		}
-	free(job->copied);
 	if (job->proto)
 		onnx__model_proto__free_unpacked(job->proto, &bnf_large_allocator);
 	memset(job, 0, sizeof(*job));

@@ -54,36 +54,17 @@ int bnf_model_read_ext(const char *path, struct bnf_external *ext, struct bnf_mo
 /* A second, independent unpacking of the bytes a model was read from (the
  * check's reference), which may run on a thread of its own while the first
  * tree is folded. */
-struct bnf_copied {
-	Onnx__TensorProto *tensor; /* of the reference */
-	size_t offset;             /* of the payload copied, in the model's bytes */
-	int given;                 /* the copy now belongs to the first tree */
-};
-
 struct bnf_unpack_job {
 	const struct bnf_model *model;
 	Onnx__ModelProto *proto;
 	pthread_t thread;
 	int started; /* a thread is running or awaits its join */
-	/* The reference's own copies of weights whose place in the bytes
-	 * does not suit their type (the evaluator reads only aligned data). */
-	struct bnf_copied *copied;
-	size_t n_copied;
-	int views; /* no copies: misaligned weights are borrowed too */
 };
 
 /* Start unpacking model's bytes on a new thread (or, when no thread can be
  * made, leave it to bnf_model_unpack_finish). The bytes must stay until
  * the job is finished or cancelled. */
 void bnf_model_unpack_start(const struct bnf_model *model, struct bnf_unpack_job *job);
-
-/* bnf_model_unpack_start, but with views set the new tree copies nothing:
- * weights misaligned in the file are borrowed like the others, and an
- * evaluation copies each one only while it reads it (so the tree costs
- * no memory beyond the file's pages, which can be released and read
- * again). */
-void bnf_model_unpack_start_views(const struct bnf_model *model, int views,
-                                  struct bnf_unpack_job *job);
 
 /* Wait for the job (or do it now if never started) and register the new
  * tree's external tensors in ext (NULL when it has none). *out stays the
@@ -93,15 +74,6 @@ void bnf_model_unpack_start_views(const struct bnf_model *model, int views,
 int bnf_model_unpack_finish(struct bnf_unpack_job *job, const struct bnf_model *model,
                             const char *path, struct bnf_external *ext, Onnx__ModelProto **out,
                             struct bnf_error *err);
-
-/* After bnf_model_unpack_finish, once model's tree is folded: each of its
- * tensors that still borrows a weight the reference holds a copy of (a
- * weight the fold left alone, misaligned in the file) takes that aligned
- * copy, so the check's runs of both models view one buffer instead of
- * each copying the weight again. The copy then belongs to model's tree
- * (bnf_model_unpack_cancel leaves it); the reference keeps pointing at
- * it, so it must be cancelled first, as always. */
-void bnf_model_unpack_share(struct bnf_unpack_job *job, struct bnf_model *model);
 
 /* Wait for a started job and free what it made (the tree
  * bnf_model_unpack_finish gave out too); a zeroed job is allowed. */

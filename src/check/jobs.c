@@ -61,8 +61,7 @@ static void *worker(void *arg)
 
 int bnf_check_jobs_run(struct bnf_check_job *jobs, int n, int threads, struct bnf_error *err)
 {
-	pthread_t tid[BNF_CHECK_JOBS_MAX];
-	int started[BNF_CHECK_JOBS_MAX] = {0}, conc, i;
+	int conc, i;
 	struct queue q;
 
 	if (n > BNF_CHECK_JOBS_MAX)
@@ -77,12 +76,7 @@ int bnf_check_jobs_run(struct bnf_check_job *jobs, int n, int threads, struct bn
 	q.n = n;
 	q.next = 0;
 	pthread_mutex_init(&q.lock, NULL);
-	for (i = 1; i < conc; i++)
-		started[i] = bnf_thread_start(&tid[i], worker, &q) == 0;
-	worker(&q);
-	for (i = 1; i < conc; i++)
-		if (started[i])
-			pthread_join(tid[i], NULL);
+	bnf_thread_team(conc, worker, &q);
 	pthread_mutex_destroy(&q.lock);
 	for (i = 0; i < n; i++)
 		if (jobs[i].rc != BNF_OK) {

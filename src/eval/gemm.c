@@ -6,7 +6,6 @@
  * summed in the same order, k block after k block, whatever the thread
  * count or the cut, so results are bit-reproducible.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,11 +368,9 @@ static int gemm_run(int threads, const struct gemm_job *op)
 	const struct gemm_kind *kd = op->kind;
 	struct gemm_job jobs[GEMM_MAX_CHUNKS];
 	struct gemm_queue q;
-	pthread_t tid[BNF_MAX_THREADS];
-	int started[BNF_MAX_THREADS];
 	size_t m = op->m, n = op->n, k = op->k, es = kd->elem, parts, unit, len, tiles, i;
 	size_t a_es = op->a_float ? sizeof(float) : es;
-	int by_cols, t;
+	int by_cols;
 
 	if (m == 0 || n == 0)
 		return 0;
@@ -420,13 +417,7 @@ static int gemm_run(int threads, const struct gemm_job *op)
 	atomic_init(&q.next, 0);
 	if ((size_t)threads > parts)
 		threads = (int)parts;
-	for (t = 1; t < threads; t++)
-		started[t] = bnf_thread_start(&tid[t], gemm_worker, &q) == 0;
-	/* This thread works too, and finishes whatever no thread could take. */
-	gemm_worker(&q);
-	for (t = 1; t < threads; t++)
-		if (started[t])
-			pthread_join(tid[t], NULL);
+	bnf_thread_team(threads, gemm_worker, &q);
 	for (i = 0; i < parts; i++)
 		if (jobs[i].failed)
 			return -1;

@@ -3,7 +3,6 @@
  * come free (parallel.h). Where a range runs never changes what it
  * computes.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 
 #include "eval/parallel.h"
@@ -43,10 +42,7 @@ void bnf_parallel_for(int threads, size_t n, size_t grain,
                       void (*fn)(void *arg, size_t lo, size_t hi), void *arg)
 {
 	struct parallel_queue q;
-	pthread_t tid[BNF_MAX_THREADS];
-	int started[BNF_MAX_THREADS];
 	size_t most = n / (grain ? grain : 1);
-	int t;
 
 	if (n == 0)
 		return;
@@ -65,11 +61,5 @@ void bnf_parallel_for(int threads, size_t n, size_t grain,
 	if ((size_t)threads > q.chunks)
 		threads = (int)q.chunks;
 	atomic_init(&q.next, 0);
-	for (t = 1; t < threads; t++)
-		started[t] = bnf_thread_start(&tid[t], parallel_worker, &q) == 0;
-	/* This thread works too, and finishes whatever no thread could take. */
-	parallel_worker(&q);
-	for (t = 1; t < threads; t++)
-		if (started[t])
-			pthread_join(tid[t], NULL);
+	bnf_thread_team(threads, parallel_worker, &q);
 }

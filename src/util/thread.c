@@ -20,3 +20,18 @@ int bnf_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }
+
+void bnf_thread_team(int threads, void *(*fn)(void *), void *arg)
+{
+	pthread_t tid[BNF_MAX_THREADS];
+	int started[BNF_MAX_THREADS], t;
+
+	if (threads > BNF_MAX_THREADS)
+		threads = BNF_MAX_THREADS;
+	for (t = 1; t < threads; t++)
+		started[t] = bnf_thread_start(&tid[t], fn, arg) == 0;
+	fn(arg);
+	for (t = 1; t < threads; t++)
+		if (started[t])
+			pthread_join(tid[t], NULL);
+}

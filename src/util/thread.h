@@ -17,4 +17,10 @@
  * Returns 0 or pthread_create's error. */
 int bnf_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 
+/* fn(arg) on `threads` threads at once (at most BNF_MAX_THREADS): this one
+ * and threads - 1 started by bnf_thread_start, or fewer when one cannot be
+ * started. fn takes its work from a queue in arg, so this thread finishes
+ * whatever no other took. Returns once every one has returned. */
+void bnf_thread_team(int threads, void *(*fn)(void *), void *arg);
+
 #endif

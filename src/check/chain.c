@@ -63,59 +63,6 @@ int bnf_chain_append(void ***arr, size_t *n, void *item)
 	return 0;
 }
 
-Onnx__ValueInfoProto *bnf_chain_value_info(const char *name, int dtype, int rank,
-                                           const int64_t *dims)
-{
-	Onnx__ValueInfoProto *vi = calloc(1, sizeof(*vi));
-	Onnx__TypeProto *tp = calloc(1, sizeof(*tp));
-	Onnx__TypeProto__Tensor *tt = calloc(1, sizeof(*tt));
-	Onnx__TensorShapeProto *sh = calloc(1, sizeof(*sh));
-	int i;
-
-	if (!vi || !tp || !tt || !sh)
-		goto fail;
-	onnx__value_info_proto__init(vi);
-	onnx__type_proto__init(tp);
-	onnx__type_proto__tensor__init(tt);
-	onnx__tensor_shape_proto__init(sh);
-	vi->type = tp;
-	tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-	tp->tensor_type = tt;
-	tt->has_elem_type = 1;
-	tt->elem_type = dtype;
-	if (rank >= 0) {
-		tt->shape = sh;
-		sh = NULL;
-		tt->shape->dim = calloc((size_t)rank + 1, sizeof(*tt->shape->dim));
-		if (!tt->shape->dim)
-			goto fail_tree;
-		for (i = 0; i < rank; i++) {
-			Onnx__TensorShapeProto__Dimension *d = calloc(1, sizeof(*d));
-			if (!d)
-				goto fail_tree;
-			onnx__tensor_shape_proto__dimension__init(d);
-			d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-			d->dim_value = dims[i];
-			tt->shape->dim[tt->shape->n_dim++] = d;
-		}
-	}
-	free(sh);
-	vi->name = strdup(name);
-	if (!vi->name)
-		goto fail_tree;
-	return vi;
-fail_tree:
-	free(sh);
-	onnx__value_info_proto__free_unpacked(vi, &bnf_large_allocator);
-	return NULL;
-fail:
-	free(vi);
-	free(tp);
-	free(tt);
-	free(sh);
-	return NULL;
-}
-
 /* Index g as index[depth] of the site. Returns 1, or 0 (released). */
 static int index_graph(Onnx__GraphProto *g, int opset, struct bnf_pair_site *site, int depth)
 {
@@ -349,8 +296,8 @@ Onnx__ModelProto *bnf_chain_model(const Onnx__ModelProto *src, struct bnf_pair_s
 		}
 	}
 	{
-		Onnx__ValueInfoProto *in = bnf_chain_value_info(data, dtype, rank, dims);
-		Onnx__ValueInfoProto *out = bnf_chain_value_info(output, dtype, -1, NULL);
+		Onnx__ValueInfoProto *in = bnf_graph_value_info(data, dtype, rank, dims);
+		Onnx__ValueInfoProto *out = bnf_graph_value_info(output, dtype, -1, NULL);
 		if (!in || bnf_chain_append((void ***)&g->input, &g->n_input, in)) {
 			if (in)
 				onnx__value_info_proto__free_unpacked(in, &bnf_large_allocator);
@@ -576,7 +523,7 @@ int bnf_chain_squares(const Onnx__ModelProto *chain, const struct bnf_external *
 			for (d = 0; d < sh->n_dim; d++)
 				dims[d] = sh->dim[d]->dim_value;
 		}
-		copy = bnf_chain_value_info(vi->name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rank,
+		copy = bnf_graph_value_info(vi->name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, rank,
 		                            dims);
 		if (!copy || bnf_chain_append(is_in ? (void ***)&g->input : (void ***)&g->output,
 		                              is_in ? &g->n_input : &g->n_output, copy)) {

@@ -105,12 +105,9 @@ void bnf_chain_squares_free(Onnx__ModelProto *m);
 
 /* Protobuf helpers: a deep copy of any message (pack and unpack; NULL
  * when out of memory), two messages packing to the same bytes (0 also
- * when out of memory), appending to a repeated field (0 or -1), and a
- * ValueInfoProto of a tensor (rank < 0: no shape). */
+ * when out of memory), appending to a repeated field (0 or -1). */
 void *bnf_chain_copy_message(const void *msg, const ProtobufCMessageDescriptor *desc);
 int bnf_chain_same_message(const void *x, const void *y); /* same packed bytes */
 int bnf_chain_append(void ***arr, size_t *n, void *item);
-Onnx__ValueInfoProto *bnf_chain_value_info(const char *name, int dtype, int rank,
-                                           const int64_t *dims);
 
 #endif

@@ -409,25 +409,18 @@ void bnf_graph_remove_input(Onnx__GraphProto *g, const char *name)
 	g->n_input = j;
 }
 
-int bnf_graph_append_input_for(Onnx__GraphProto *g, const Onnx__TensorProto *t)
+Onnx__ValueInfoProto *bnf_graph_value_info(const char *name, int dtype, int rank,
+                                           const int64_t *dims)
 {
 	Onnx__ValueInfoProto *vi = calloc(1, sizeof(*vi));
 	Onnx__TypeProto *tp = calloc(1, sizeof(*tp));
 	Onnx__TypeProto__Tensor *tt = calloc(1, sizeof(*tt));
 	Onnx__TensorShapeProto *sh = calloc(1, sizeof(*sh));
-	Onnx__ValueInfoProto **p = NULL;
-	size_t i;
+	int i;
 
-	if (vi)
-		onnx__value_info_proto__init(vi);
-	if (!vi || !tp || !tt || !sh) {
-		free(tp);
-		free(tt);
-		free(sh);
-		free(vi);
-		return -1;
-	}
-	/* From here on vi owns every part, freed as one tree on failure. */
+	if (!vi || !tp || !tt || !sh)
+		goto fail;
+	onnx__value_info_proto__init(vi);
 	onnx__type_proto__init(tp);
 	onnx__type_proto__tensor__init(tt);
 	onnx__tensor_shape_proto__init(sh);
@@ -435,30 +428,56 @@ int bnf_graph_append_input_for(Onnx__GraphProto *g, const Onnx__TensorProto *t)
 	tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
 	tp->tensor_type = tt;
 	tt->has_elem_type = 1;
-	tt->elem_type = t->data_type;
-	tt->shape = sh;
-	vi->name = strdup(t->name);
-	sh->dim = calloc(t->n_dims + 1, sizeof(*sh->dim));
-	if (!vi->name || !sh->dim)
-		goto fail;
-	for (i = 0; i < t->n_dims; i++) {
-		Onnx__TensorShapeProto__Dimension *d = calloc(1, sizeof(*d));
-		if (!d)
-			goto fail;
-		onnx__tensor_shape_proto__dimension__init(d);
-		d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-		d->dim_value = t->dims[i];
-		sh->dim[sh->n_dim++] = d;
+	tt->elem_type = dtype;
+	if (rank >= 0) {
+		tt->shape = sh;
+		sh = NULL;
+		tt->shape->dim = calloc((size_t)rank + 1, sizeof(*tt->shape->dim));
+		if (!tt->shape->dim)
+			goto fail_tree;
+		for (i = 0; i < rank; i++) {
+			Onnx__TensorShapeProto__Dimension *d = calloc(1, sizeof(*d));
+			if (!d)
+				goto fail_tree;
+			onnx__tensor_shape_proto__dimension__init(d);
+			d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+			d->dim_value = dims[i];
+			tt->shape->dim[tt->shape->n_dim++] = d;
+		}
 	}
+	free(sh);
+	vi->name = strdup(name);
+	if (!vi->name)
+		goto fail_tree;
+	return vi;
+fail_tree:
+	free(sh);
+	onnx__value_info_proto__free_unpacked(vi, &bnf_large_allocator);
+	return NULL;
+fail:
+	free(vi);
+	free(tp);
+	free(tt);
+	free(sh);
+	return NULL;
+}
+
+int bnf_graph_append_input_for(Onnx__GraphProto *g, const Onnx__TensorProto *t)
+{
+	Onnx__ValueInfoProto *vi =
+	    bnf_graph_value_info(t->name, t->data_type, (int)t->n_dims, t->dims);
+	Onnx__ValueInfoProto **p;
+
+	if (!vi)
+		return -1;
 	p = realloc(g->input, (g->n_input + 1) * sizeof(*p));
-	if (!p)
-		goto fail;
+	if (!p) {
+		onnx__value_info_proto__free_unpacked(vi, &bnf_large_allocator);
+		return -1;
+	}
 	g->input = p;
 	g->input[g->n_input++] = vi;
 	return 0;
-fail:
-	onnx__value_info_proto__free_unpacked(vi, &bnf_large_allocator);
-	return -1;
 }
 
 struct walk_step {

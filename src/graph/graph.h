@@ -151,6 +151,11 @@ void bnf_graph_remove_value_info(Onnx__GraphProto *g, const char *name);
 /* Drop the graph input called name (an initializer that is gone). */
 void bnf_graph_remove_input(Onnx__GraphProto *g, const char *name);
 
+/* A new ValueInfoProto: a tensor named name of element type dtype and
+ * fixed dims (rank < 0: no shape). NULL when out of memory. */
+Onnx__ValueInfoProto *bnf_graph_value_info(const char *name, int dtype, int rank,
+                                           const int64_t *dims);
+
 /* List initializer t among the graph inputs, with its element type and
  * dims (IR version < 4 wants every initializer there). Returns 0 or -1 on
  * allocation failure. */
